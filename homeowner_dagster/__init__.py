@@ -1,0 +1,1 @@
+"""Homeowner lead pipeline: Cole X Dates pulls to Email Bison evergreen campaigns, on Dagster."""

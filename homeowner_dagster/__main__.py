@@ -1,0 +1,5 @@
+import sys
+
+from homeowner_dagster.cli import main
+
+sys.exit(main())

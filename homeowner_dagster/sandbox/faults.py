@@ -1,0 +1,85 @@
+"""Faults switched on per test or per demo run: one small, thread-safe registry.
+
+Every sandbox service asks `faults.take(service, name)` at the point where the real service
+would misbehave. A fault fires `times` times (None: until switched off), so a test can make the
+first call fail and the retry succeed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+# The faults each service knows. Tests and `homeowner sandbox` switch them by these names.
+KNOWN_FAULTS: dict[str, tuple[str, ...]] = {
+    "cole": (
+        "wrong_password",  # every login is refused as if the password were wrong
+        "session_expired",  # the session ends: the next page is the login page
+        "mfa",  # a TOTP step after the password
+        "captcha",  # an interstitial captcha page instead of the next page
+        "slow_page",  # pages take `delay` seconds (default 3)
+        "missing_selector",  # the search form's layout changed: a selector disappears
+        "http_500",
+        "http_429",  # with Retry-After: `retry_after` seconds (default 1)
+        "dropped_download",  # the CSV download closes halfway through
+    ),
+    "debounce": ("http_429", "http_500", "slow_page", "dropped_download"),
+    "bison": ("http_429", "http_500", "slow_page", "dropped_connection"),
+    "clay": ("http_429", "http_500", "slow_page"),
+    "slack": ("http_429", "http_500"),
+    "storage": ("http_500",),
+}
+
+
+@dataclass
+class _Fault:
+    params: dict[str, Any]
+    remaining: int | None
+
+
+@dataclass
+class Faults:
+    """The switchboard. `on("bison", "http_429", times=1, retry_after=1)`."""
+
+    _active: dict[tuple[str, str], _Fault] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    fired: list[tuple[str, str]] = field(default_factory=list)
+
+    def on(self, service: str, name: str, times: int | None = None, **params: Any) -> None:
+        if name not in KNOWN_FAULTS.get(service, ()):
+            raise ValueError(f"unknown fault {service}/{name}; known: {KNOWN_FAULTS.get(service)}")
+        with self._lock:
+            self._active[(service, name)] = _Fault(dict(params), times)
+
+    def off(self, service: str | None = None, name: str | None = None) -> None:
+        with self._lock:
+            for key in list(self._active):
+                if (service is None or key[0] == service) and (name is None or key[1] == name):
+                    del self._active[key]
+
+    def peek(self, service: str, name: str) -> dict[str, Any] | None:
+        """The fault's parameters if it is on, without using it up."""
+        with self._lock:
+            fault = self._active.get((service, name))
+            return dict(fault.params) if fault else None
+
+    def take(self, service: str, name: str) -> dict[str, Any] | None:
+        """The fault's parameters if it fires now (using one of its `times`), else None."""
+        with self._lock:
+            fault = self._active.get((service, name))
+            if fault is None:
+                return None
+            if fault.remaining is not None:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    del self._active[(service, name)]
+            self.fired.append((service, name))
+            return dict(fault.params)
+
+    def active(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"service": s, "name": n, "remaining": f.remaining, **f.params}
+                for (s, n), f in self._active.items()
+            ]
