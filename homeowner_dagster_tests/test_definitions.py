@@ -1,0 +1,116 @@
+"""The Definitions load, the CLI validates them, dagster.yaml is a valid Postgres instance, and the
+time x dynamic multi-partition IO path with the window -> month mapping works on this dagster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetIn,
+    DagsterInstance,
+    Definitions,
+    InputContext,
+    IOManager,
+    OutputContext,
+    asset,
+    instance_for_test,
+    materialize,
+)
+
+from homeowner_dagster import db, settings
+from homeowner_dagster.definitions import defs
+from homeowner_dagster.partitions import (
+    client_month_key,
+    client_month_partitions,
+    client_partitions,
+    client_window_key,
+    client_window_partitions,
+    window_to_month,
+)
+
+
+def test_definitions_load() -> None:
+    Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert repo.get_sensor_def("client_registry_sensor")
+
+
+def test_dagster_cli_validates_the_workspace(database_url: str, tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env[settings.DAGSTER_STORAGE_URL_ENV] = db.dagster_storage_url(database_url)
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=settings.project_root(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_dagster_yaml_is_a_postgres_instance_with_cole_login_limits(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copyfile(settings.project_root() / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(database_url))
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        limits = {
+            limit["key"]: limit["limit"]
+            for limit in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        }
+        assert limits["cole-login-NJ"] == 1 and limits["cole-login-TX"] == 1
+        assert instance.run_retries_enabled
+        assert instance.run_monitoring_enabled
+    finally:
+        instance.dispose()
+
+
+class _MemoryIO(IOManager):
+    """Stores each partition's output under its key, so the test can see what each run read."""
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str], object] = {}
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        self.store[(context.asset_key.to_user_string(), context.asset_partition_key)] = obj
+
+    def load_input(self, context: InputContext) -> object:
+        keys = context.asset_partition_keys
+        return [self.store[(context.asset_key.to_user_string(), k)] for k in keys]
+
+
+def test_client_window_reads_its_client_month_through_the_mapping() -> None:
+    @asset(partitions_def=client_month_partitions)
+    def monthly(context) -> str:  # noqa: ANN001
+        return f"leads of {context.partition_key}"
+
+    @asset(partitions_def=client_window_partitions, ins={"monthly": AssetIn(partition_mapping=window_to_month)})
+    def weekly(context, monthly: list[str]) -> str:  # noqa: ANN001
+        return f"{context.partition_key} <- {monthly}"
+
+    io = _MemoryIO()
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(client_partitions.name, ["acme", "lone-star"])
+        for client in ("acme", "lone-star"):
+            result = materialize(
+                [monthly], instance=instance, resources={"io_manager": io},
+                partition_key=client_month_key(client, "2027-01"),
+            )
+            assert result.success
+        result = materialize(
+            [monthly, weekly], instance=instance, resources={"io_manager": io},
+            partition_key=client_window_key("lone-star", "2027-01-22"),
+            selection=[weekly],
+        )
+        assert result.success
+    assert io.store[("weekly", "lone-star|2027-01-22")] == "lone-star|2027-01-22 <- ['leads of lone-star|2027-01']"
