@@ -1,0 +1,213 @@
+"""The fake outside world: Cole X Dates, DeBounce, Email Bison, Clay, Slack and Supabase Storage.
+
+`Sandbox` starts every service on its own loopback port with one shared `Faults` switchboard and
+keeps each service's state in memory for inspection, so tests assert on outcomes (lists in a
+workspace, messages in a channel) rather than on calls. Usable as a context manager:
+
+    with Sandbox() as sandbox:
+        os.environ.update(sandbox.env())
+        ...
+
+The service modules are imported lazily (they import the small helpers below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.server import RunningServer, serve
+
+ErrorBody = Callable[[int, str], Response]
+
+
+async def service_fault(faults: Faults, service: str, error: ErrorBody) -> Response | None:
+    """Apply the service's slow/429/500 faults, in that order; a response means "answer this"."""
+    slow = faults.take(service, "slow_page")
+    if slow is not None:
+        await asyncio.sleep(float(slow.get("delay", 3)))
+    limited = faults.take(service, "http_429")
+    if limited is not None:
+        response = error(429, "Too Many Requests")
+        response.headers["Retry-After"] = str(limited.get("retry_after", 1))
+        return response
+    if faults.take(service, "http_500") is not None:
+        return error(500, "Server Error")
+    return None
+
+
+def dropped_response(body: bytes, media_type: str) -> Response:
+    """Announce the whole body, send half of it, then drop the connection."""
+
+    async def halves() -> Any:
+        yield body[: len(body) // 2]
+        raise ConnectionAbortedError("sandbox dropped the connection on purpose")
+
+    return StreamingResponse(
+        halves(), media_type=media_type, headers={"content-length": str(len(body))}
+    )
+
+
+def slug(name: str) -> str:
+    """`Lone Star Agency` -> `LONE_STAR_AGENCY`, for environment variable names."""
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+# Demo Bison workspaces: (workspace name, campaigns). Tests add their own with add_workspace.
+DEMO_WORKSPACES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Acme Insurance", ("Evergreen, Last Upload: January 1st-7th", "Renewal reminders")),
+    ("Lone Star Agency", ("Evergreen, Last Upload: January 22nd-31st",)),
+)
+
+
+class Sandbox:
+    """Every outside service on loopback, with one fault switchboard and inspectable state."""
+
+    def __init__(self, seed: int = 7) -> None:
+        from homeowner_dagster.sandbox.bison import BisonState
+        from homeowner_dagster.sandbox.clay import ClayState
+        from homeowner_dagster.sandbox.debounce import DebounceState
+        from homeowner_dagster.sandbox.slack import SlackState
+        from homeowner_dagster.sandbox.storage import StorageState
+
+        self.seed = seed
+        self.faults = Faults()
+        self.urls: dict[str, str] = {}
+        self._servers: list[RunningServer] = []
+        self.debounce = DebounceState(api_key=f"sandbox-debounce-{seed}", seed=seed)
+        self.storage = StorageState(service_key=f"sandbox-service-role-{seed}")
+        self.storage.create_bucket("homeowner-artifacts", public=False)
+        self.bison = BisonState()
+        for workspace, campaigns in DEMO_WORKSPACES:
+            self.bison.add_workspace(workspace, f"sandbox-bison-{slug(workspace).lower()}-{seed}")
+            for title in campaigns:
+                self.bison.add_campaign(workspace, title)
+        self.clay = ClayState(
+            api_key=f"sandbox-clay-{seed}", seed=seed, code_for=self.debounce.code_for
+        )
+        self.clay_table_id, self.clay_webhook_id = self.clay.add_table(
+            "Homeowner leads", token=f"sandbox-clay-webhook-{seed}"
+        )
+        self.slack = SlackState(token=f"xoxb-sandbox-{seed}")
+        self.cole: Any = None
+        self._cole_module: Any = None
+        try:
+            self._cole_module = importlib.import_module("homeowner_dagster.sandbox.cole_site")
+        except ModuleNotFoundError:
+            self._cole_module = None
+        if self._cole_module is not None:
+            try:
+                self.cole = self._cole_module.ColeSiteState(seed=seed)
+            except TypeError:
+                self.cole = self._cole_module.ColeSiteState()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Serve every service; returns once all accept connections (well under 2 s)."""
+        if self._servers:
+            return self
+        from homeowner_dagster.sandbox import bison, clay, debounce, slack, storage
+
+        apps: list[tuple[str, Any]] = [
+            ("debounce", debounce.build_debounce_app(self.debounce, self.faults)),
+            ("bison", bison.build_bison_app(self.bison, self.faults)),
+            ("clay", clay.build_clay_app(self.clay, self.faults)),
+            ("slack", slack.build_slack_app(self.slack, self.faults)),
+            ("storage", storage.build_storage_app(self.storage, self.faults)),
+        ]
+        if self.cole is not None:
+            apps.insert(0, ("cole", self._cole_module.build_cole_app(self.cole, self.faults)))
+        try:
+            for name, app in apps:
+                running = serve(name, app)
+                self._servers.append(running)
+                self.urls[name] = running.url
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for running in reversed(self._servers):
+            running.stop()
+        self._servers.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[Sandbox]:
+        """`yield from Sandbox()` in a pytest fixture starts it and stops it afterwards."""
+        with self:
+            yield self
+
+    # -- what connectors need ----------------------------------------------------------------
+
+    @property
+    def bison_tokens(self) -> dict[str, str]:
+        """Environment variable name -> token, one per Bison workspace."""
+        return {
+            f"BISON_TOKEN_{slug(name)}": workspace.token
+            for name, workspace in self.bison.workspaces.items()
+        }
+
+    def cole_credentials(self) -> dict[str, str]:
+        """COLE_<STATE>_USERNAME / _PASSWORD (/ _TOTP_SECRET) for the states the Cole site knows."""
+        if self.cole is None:
+            return {}
+        env_method = getattr(self.cole, "env", None)
+        if callable(env_method):
+            return {k: str(v) for k, v in env_method().items()}
+        logins = getattr(self.cole, "logins", None) or getattr(self.cole, "credentials", None) or {}
+        env: dict[str, str] = {}
+        for state, login in dict(logins).items():
+            username = getattr(login, "username", None) or login[0]
+            password = getattr(login, "password", None) or login[1]
+            env[f"COLE_{state.upper()}_USERNAME"] = str(username)
+            env[f"COLE_{state.upper()}_PASSWORD"] = str(password)
+            totp = getattr(login, "totp_secret", None)
+            if totp:
+                env[f"COLE_{state.upper()}_TOTP_SECRET"] = str(totp)
+        return env
+
+    def env(self) -> dict[str, str]:
+        """Every environment variable the resources need to talk to this sandbox."""
+        if not self.urls:
+            raise RuntimeError("start the sandbox before asking for its environment")
+        env = {
+            "DEBOUNCE_API_KEY": self.debounce.api_key,
+            "DEBOUNCE_API_URL": self.urls["debounce"],
+            "DEBOUNCE_BULK_URL": self.urls["debounce"],
+            "BISON_INSTANCE_URL": self.urls["bison"],
+            "CLAY_WEBHOOK_URL": f"{self.urls['clay']}/v3/sources/webhook/{self.clay_webhook_id}",
+            "CLAY_WEBHOOK_TOKEN": self.clay.webhooks[self.clay_webhook_id].token,
+            "CLAY_API_KEY": self.clay.api_key,
+            "CLAY_API_URL": self.urls["clay"],
+            "CLAY_TABLE_ID": self.clay_table_id,
+            "SLACK_BOT_TOKEN": self.slack.token,
+            "SLACK_API_URL": f"{self.urls['slack']}/api/",
+            "SUPABASE_URL": self.urls["storage"],
+            "SUPABASE_SERVICE_ROLE_KEY": self.storage.service_key,
+            **self.bison_tokens,
+        }
+        if "cole" in self.urls:
+            env["COLE_URL"] = self.urls["cole"]
+            env.update(self.cole_credentials())
+        return env
+
+
+def start_time_seconds(seed: int = 7) -> float:
+    """How long a full start takes (the benchmark and `homeowner sandbox` report it)."""
+    began = time.perf_counter()
+    with Sandbox(seed):
+        return time.perf_counter() - began

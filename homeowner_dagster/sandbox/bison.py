@@ -1,0 +1,393 @@
+"""Email Bison stand-in: one instance, several workspaces, one Bearer token per workspace.
+
+Routes (all under `/api`): custom variables, `POST /leads/bulk/csv` (multipart: `name`, `csv`,
+`existing_lead_behavior`, `columnsToMap[field][]`) creating a lead list, lead lists, campaigns with
+`?search=`, `GET /campaigns/{id}`, `POST /campaigns/{id}/leads/attach-lead-list`,
+`PATCH /campaigns/{id}/update` (booleans left out of the body become false, as on the real one).
+Lists are Laravel pages of 15 (`data`, `links`, `meta`); errors are
+`{"data": {"success": false, "message": ...}}`; another workspace's token gets 403.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from homeowner_dagster.sandbox import dropped_response, service_fault
+from homeowner_dagster.sandbox.faults import Faults
+
+PAGE_SIZE = 15
+CSV_ROW_LIMIT = 50_000
+STANDARD_FIELDS = ("email", "first_name", "last_name", "title", "company", "notes")
+REQUIRED_MAPPINGS = ("email", "first_name", "last_name")
+# Campaign settings the update endpoint takes; booleans omitted from a PATCH become false.
+CAMPAIGN_BOOLEANS = (
+    "plain_text",
+    "open_tracking",
+    "reputation_building",
+    "can_unsubscribe",
+    "include_auto_replies_in_stats",
+)
+CAMPAIGN_VALUES = (
+    "name",
+    "max_emails_per_day",
+    "max_new_leads_per_day",
+    "sequence_prioritization",
+    "unsubscribe_text",
+)
+_MAPPING_KEY = re.compile(r"^columnsToMap\[([^\]]+)\]\[\]$")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+@dataclass
+class Workspace:
+    workspace_id: int
+    name: str
+    token: str
+    custom_variables: dict[str, int] = field(default_factory=dict)
+    leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # email -> lead
+    lead_lists: dict[int, dict[str, Any]] = field(default_factory=dict)
+    campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class BisonState:
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    requests: int = 0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- set-up helpers for tests and the demo ------------------------------------------------
+
+    def add_workspace(self, name: str, token: str) -> Workspace:
+        workspace = Workspace(next(self._ids), name, token)
+        self.workspaces[name] = workspace
+        return workspace
+
+    def add_campaign(self, workspace: str, title: str, **settings: Any) -> dict[str, Any]:
+        """A campaign with the real defaults unless `settings` says otherwise."""
+        campaign_id = next(self._ids)
+        campaign = {
+            "id": campaign_id,
+            "uuid": str(uuid.uuid4()),
+            "name": title,
+            "type": "outbound",
+            "status": "active",
+            "max_emails_per_day": 1000,
+            "max_new_leads_per_day": 1000,
+            "plain_text": False,
+            "open_tracking": True,
+            "reputation_building": True,
+            "can_unsubscribe": True,
+            "include_auto_replies_in_stats": True,
+            "sequence_prioritization": "followups",
+            "unsubscribe_text": "Unsubscribe",
+            "total_leads": 0,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "lead_list_ids": [],
+        }
+        campaign.update(settings)
+        self.workspaces[workspace].campaigns[campaign_id] = campaign
+        return campaign
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def lead_lists(self, workspace: str) -> dict[str, int]:
+        """List name -> lead count (a name appears once per list, so duplicates show)."""
+        lists = self.workspaces[workspace].lead_lists.values()
+        return {f"{lst['name']}#{lst['id']}": len(lst["lead_emails"]) for lst in lists}
+
+    def list_names(self, workspace: str) -> list[str]:
+        return [lst["name"] for lst in self.workspaces[workspace].lead_lists.values()]
+
+    def list_leads(self, workspace: str, name: str) -> list[dict[str, Any]]:
+        ws = self.workspaces[workspace]
+        for lst in ws.lead_lists.values():
+            if lst["name"] == name:
+                return [ws.leads[email] for email in lst["lead_emails"]]
+        raise KeyError(name)
+
+    def campaign_titles(self, workspace: str) -> list[str]:
+        return [c["name"] for c in self.workspaces[workspace].campaigns.values()]
+
+    def campaign(self, workspace: str, title: str) -> dict[str, Any]:
+        return next(c for c in self.workspaces[workspace].campaigns.values() if c["name"] == title)
+
+    def attached_lists(self, workspace: str, campaign_id: int) -> list[str]:
+        ws = self.workspaces[workspace]
+        return [ws.lead_lists[i]["name"] for i in ws.campaigns[campaign_id]["lead_list_ids"]]
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"data": {"success": False, "message": message}}, status)
+
+
+def _list_view(lead_list: dict[str, Any]) -> dict[str, Any]:
+    view = {k: v for k, v in lead_list.items() if k != "lead_emails"}
+    view["leads_count"] = len(lead_list["lead_emails"])
+    return view
+
+
+def _campaign_view(campaign: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in campaign.items() if k != "lead_list_ids"}
+
+
+def _page(request: Request, items: list[dict[str, Any]]) -> Response:
+    try:
+        page = max(int(request.query_params.get("page", 1)), 1)
+    except ValueError:
+        page = 1
+    last_page = max((len(items) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    chunk = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    path = str(request.url.replace(query=""))
+
+    def link(number: int) -> str:
+        return f"{path}?page={number}"
+
+    return JSONResponse(
+        {
+            "data": chunk,
+            "links": {
+                "first": link(1),
+                "last": link(last_page),
+                "prev": link(page - 1) if page > 1 else None,
+                "next": link(page + 1) if page < last_page else None,
+            },
+            "meta": {
+                "current_page": page,
+                "from": (page - 1) * PAGE_SIZE + 1 if chunk else None,
+                "last_page": last_page,
+                "path": path,
+                "per_page": PAGE_SIZE,
+                "to": (page - 1) * PAGE_SIZE + len(chunk) if chunk else None,
+                "total": len(items),
+            },
+        }
+    )
+
+
+def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
+    def workspace_of(request: Request) -> Workspace | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return next((w for w in state.workspaces.values() if w.token == token), None)
+
+    async def guard(request: Request) -> Workspace | Response:
+        state.requests += 1
+        if (fault := await service_fault(faults, "bison", _error)) is not None:
+            return fault
+        workspace = workspace_of(request)
+        if workspace is None:
+            return JSONResponse({"message": "Unauthenticated."}, 401)
+        return workspace
+
+    def owned(workspace: Workspace, kind: str, object_id: Any) -> dict[str, Any] | Response:
+        try:
+            key = int(object_id)
+        except (TypeError, ValueError):
+            return _error(422, f"The {kind} id is invalid.")
+        mine = workspace.campaigns if kind == "campaign" else workspace.lead_lists
+        if key in mine:
+            return mine[key]
+        for other in state.workspaces.values():
+            if key in (other.campaigns if kind == "campaign" else other.lead_lists):
+                return _error(403, "This action is unauthorized.")
+        return _error(404, f"The {kind} was not found.")
+
+    def maybe_drop(payload: dict[str, Any]) -> Response:
+        """The answer, or (fault `dropped_connection`) half of it and a closed connection."""
+        if faults.take("bison", "dropped_connection") is not None:
+            return dropped_response(json.dumps(payload).encode(), "application/json")
+        return JSONResponse(payload)
+
+    async def custom_variables(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        if request.method == "GET":
+            items = [{"id": i, "name": n} for n, i in workspace.custom_variables.items()]
+            return JSONResponse({"data": items})
+        body = await request.json()
+        name = str(body.get("name") or "").strip()
+        if not name:
+            return _error(422, "The name field is required.")
+        if name in workspace.custom_variables:
+            return _error(422, "The name has already been taken.")
+        workspace.custom_variables[name] = next(state._ids)
+        return maybe_drop({"data": {"id": workspace.custom_variables[name], "name": name}})
+
+    async def bulk_csv(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        form = await request.form()
+        name = str(form.get("name") or "").strip()
+        upload = form.get("csv")
+        if not name:
+            return _error(422, "The name field is required.")
+        if not isinstance(upload, UploadFile):
+            return _error(422, "The csv field is required.")
+        mapping: dict[str, str] = {}
+        for key, value in form.multi_items():
+            match = _MAPPING_KEY.match(key)
+            if match:
+                mapping[match.group(1)] = str(value)
+        for required in REQUIRED_MAPPINGS:
+            if required not in mapping:
+                return _error(422, f"The columnsToMap.{required} field is required.")
+        for target in mapping:
+            if target not in STANDARD_FIELDS and target not in workspace.custom_variables:
+                return _error(
+                    422, f"The custom variable '{target}' does not exist in this workspace."
+                )
+        behaviour = str(form.get("existing_lead_behavior") or "put")
+        if behaviour not in ("put", "patch", "skip"):
+            return _error(422, "The selected existing lead behavior is invalid.")
+        text = (await upload.read()).decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if len(rows) > CSV_ROW_LIMIT:
+            return _error(422, f"A CSV may hold at most {CSV_ROW_LIMIT} leads.")
+        missing = [header for header in mapping.values() if rows and header not in rows[0]]
+        if missing:
+            return _error(422, f"The CSV has no column named {missing[0]}.")
+        with state._lock:
+            list_id = next(state._ids)
+            emails: list[str] = []
+            for row in rows:
+                email = (row.get(mapping["email"]) or "").strip().lower()
+                if not email:
+                    continue
+                values = {target: row.get(header, "") for target, header in mapping.items()}
+                standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
+                custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
+                lead = workspace.leads.get(email)
+                if lead is None:
+                    lead = {"id": next(state._ids), "email": email, "custom_variables": {}}
+                    workspace.leads[email] = lead
+                    lead.update(standard)
+                    lead["custom_variables"].update(custom)
+                elif behaviour == "put":
+                    lead.update(standard)
+                    lead["custom_variables"] = custom
+                elif behaviour == "patch":
+                    lead.update({k: v for k, v in standard.items() if v})
+                    lead["custom_variables"].update({k: v for k, v in custom.items() if v})
+                lead["email"] = email
+                if email not in emails:
+                    emails.append(email)
+            lead_list = {
+                "id": list_id,
+                "name": name,
+                "created_at": _now(),
+                "updated_at": _now(),
+                "lead_emails": emails,
+            }
+            workspace.lead_lists[list_id] = lead_list
+        return maybe_drop({"data": _list_view(lead_list)})
+
+    async def lead_lists(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        return _page(request, [_list_view(lst) for lst in workspace.lead_lists.values()])
+
+    async def lead_list(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "lead list", request.path_params["list_id"])
+        if isinstance(found, Response):
+            return found
+        return JSONResponse({"data": _list_view(found)})
+
+    async def campaigns(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        search = request.query_params.get("search", "").lower()
+        found = [
+            _campaign_view(c) for c in workspace.campaigns.values() if search in c["name"].lower()
+        ]
+        return _page(request, found)
+
+    async def campaign(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "campaign", request.path_params["campaign_id"])
+        if isinstance(found, Response):
+            return found
+        return JSONResponse({"data": _campaign_view(found)})
+
+    async def attach_lead_list(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "campaign", request.path_params["campaign_id"])
+        if isinstance(found, Response):
+            return found
+        body = await request.json()
+        lead_list = owned(workspace, "lead list", body.get("lead_list_id"))
+        if isinstance(lead_list, Response):
+            return lead_list
+        if lead_list["id"] not in found["lead_list_ids"]:
+            found["lead_list_ids"].append(lead_list["id"])
+            found["total_leads"] += len(lead_list["lead_emails"])
+        return maybe_drop(
+            {
+                "data": {
+                    "success": True,
+                    "message": "Leads are being attached to the campaign. This may take a few minutes.",
+                }
+            }
+        )
+
+    async def update(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "campaign", request.path_params["campaign_id"])
+        if isinstance(found, Response):
+            return found
+        body = await request.json()
+        for key in CAMPAIGN_VALUES:
+            if key in body and body[key] is not None:
+                found[key] = body[key]
+        for key in CAMPAIGN_BOOLEANS:
+            found[key] = bool(body.get(key, False))  # the real endpoint's behaviour
+        found["updated_at"] = _now()
+        return JSONResponse({"data": _campaign_view(found)})
+
+    return Starlette(
+        routes=[
+            Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
+            Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
+            Route("/api/lead-lists", lead_lists, methods=["GET"]),
+            Route("/api/lead-lists/{list_id}", lead_list, methods=["GET"]),
+            Route("/api/campaigns", campaigns, methods=["GET"]),
+            Route("/api/campaigns/{campaign_id}", campaign, methods=["GET"]),
+            Route(
+                "/api/campaigns/{campaign_id}/leads/attach-lead-list",
+                attach_lead_list,
+                methods=["POST"],
+            ),
+            Route("/api/campaigns/{campaign_id}/update", update, methods=["PATCH"]),
+        ]
+    )
