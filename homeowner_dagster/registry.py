@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from psycopg import sql
 
 from homeowner_dagster import db
 from homeowner_dagster.leads.territories import TerritoryError, ZipSheet, zip_conflicts
@@ -26,6 +27,8 @@ CLIENT_COLUMNS = [
     "slack_channel",
     "active",
 ]
+
+_CLIENT_SELECT = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,15 @@ class Client:
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
     """Insert or update every client of the frame (by slug) in one transaction."""
     cols = CLIENT_COLUMNS
-    updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "slug")
-    stmt = (
-        f"insert into clients ({', '.join(cols)}) values ({', '.join(['%s'] * len(cols))}) "  # noqa: S608 - fixed column names
-        f"on conflict (slug) do update set {updates}, updated_at = now()"
+    stmt = sql.SQL(
+        "insert into clients ({cols}) values ({vals}) on conflict (slug) do update set {updates}, "
+        "updated_at = now()"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c != "slug"
+        ),
     )
     with db.transaction(url) as conn:
         with conn.cursor() as cur:
@@ -71,16 +79,18 @@ def _plain(value: Any) -> Any:
 
 
 def load_clients(url: str | None = None, active_only: bool = True) -> list[Client]:
-    where = "where active" if active_only else ""
+    stmt = sql.SQL("select {cols} from clients where active or not %s order by slug").format(
+        cols=_CLIENT_SELECT
+    )
     with db.connect(url) as conn:
-        frame = db.read_frame(conn, f"select {', '.join(CLIENT_COLUMNS)} from clients {where} order by slug")  # noqa: S608
+        frame = db.read_frame(conn, stmt, [active_only])
     return [_client(r) for r in frame.to_dict("records")]
 
 
 def get_client(slug: str, url: str | None = None) -> Client:
     with db.connect(url) as conn:
         frame = db.read_frame(
-            conn, f"select {', '.join(CLIENT_COLUMNS)} from clients where slug = %s", [slug]  # noqa: S608
+            conn, sql.SQL("select {cols} from clients where slug = %s").format(cols=_CLIENT_SELECT), [slug]
         )
     if frame.empty:
         raise LookupError(f"no client with slug {slug!r}")

@@ -1,0 +1,34 @@
+"""PT3 totals: where a client stands against its package for a renewal month."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from homeowner_dagster.leads.territories import minimum_for, target_for
+
+
+@dataclass(frozen=True)
+class GapStatus:
+    """`gap` is target minus cleaned: positive means short of target, negative a surplus."""
+
+    cleaned: int
+    target: int
+    minimum_to_proceed: int
+    gap: int
+    status: str  # under | met | over
+    meets_minimum: bool
+
+    @property
+    def surplus(self) -> int:
+        return max(0, -self.gap)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self) | {"surplus": self.surplus}
+
+
+def gap_status(cleaned: int, package_tier: int, target_override: int | None = None) -> GapStatus:
+    target = target_for(package_tier, target_override)
+    gap = target - cleaned
+    status = "under" if gap > 0 else ("met" if gap == 0 else "over")
+    minimum = minimum_for(package_tier, target_override)
+    return GapStatus(cleaned, target, minimum, gap, status, cleaned >= minimum)

@@ -1,0 +1,367 @@
+"""Reads and writes of the pipeline's tables, one function per question the assets ask.
+
+Every write of a partition happens in one transaction (delete + COPY), so a re-run replaces the
+partition and a crash leaves the previous rows. All SQL is parameterized.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+from psycopg import sql
+
+from homeowner_dagster import db
+from homeowner_dagster.leads.calendar import RenewalWindow, add_months, month_key
+from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
+
+SOURCE_KEYS = {"source_export", "source_row"}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# PT1: raw leads
+
+
+def territory(dsn: str, client: str, month: date) -> pd.DataFrame:
+    """The client's ZIPs for the month, with last month's raw count when known (for chunking)."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select z.zip, z.state, prev.raw_count as last_count "
+            "from client_zipcodes z left join client_zipcodes prev "
+            "  on prev.zip = z.zip and prev.month = %s "
+            "where z.client_slug = %s and z.month = %s order by z.state, z.zip",
+            [month_key(add_months(month, -1)), client, month_key(month)],
+        )
+
+
+def write_raw_leads(
+    dsn: str, client: str, month: date, raw: pd.DataFrame, zip_counts: dict[str, int]
+) -> int:
+    """Replace the client's raw rows for the month and stamp its ZIPs as pulled."""
+    data_columns = [c for c in raw.columns if c not in SOURCE_KEYS]
+    records = raw[data_columns].to_dict("records")
+    frame = pd.DataFrame(
+        {
+            "source_export": raw["source_export"].to_numpy(),
+            "source_row": raw["source_row"].astype(int).to_numpy(),
+            "record": [json.dumps(r, ensure_ascii=False) for r in records],
+        }
+    )
+    pulled_at = now()
+    with db.transaction(dsn) as conn:
+        written = db.replace_partition(
+            conn,
+            "raw_leads",
+            {"client_slug": client, "month": month_key(month)},
+            frame.assign(pulled_at=pulled_at),
+        )
+        with conn.cursor() as cur:
+            for zip_code, count in zip_counts.items():
+                cur.execute(
+                    "update client_zipcodes set raw_count = %s, pulled_at = %s "
+                    "where client_slug = %s and month = %s and zip = %s",
+                    [int(count), pulled_at, client, month_key(month), zip_code],
+                )
+    return written
+
+
+def read_raw_leads(dsn: str, client: str, month: date) -> pd.DataFrame:
+    """The raw rows as downloaded: original columns (strings) plus source_export/source_row."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select source_export, source_row, record from raw_leads "
+            "where client_slug = %s and month = %s order by source_export, source_row",
+            [client, month_key(month)],
+        ).fetchall()
+    if not rows:
+        return pd.DataFrame(columns=["source_export", "source_row"])
+    frame = pd.DataFrame.from_records([r[2] for r in rows]).fillna("").astype(str)
+    frame["source_export"] = [r[0] for r in rows]
+    frame["source_row"] = [r[1] for r in rows]
+    return frame
+
+
+# PT2: cleaned and rejected leads
+
+
+def dedupe_keys_held_elsewhere(dsn: str, client: str, month: date) -> set[str]:
+    """Keys of leads another client already holds this month (excluding leads routed from us)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select dedupe_key from cleaned_leads where month = %s and client_slug <> %s "
+            "and coalesce(routed_from, '') <> %s",
+            [month_key(month), client, client],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _cleaned_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame[CLEANED_COLUMNS + SOURCE_COLUMNS].copy()
+    for col in ("purchase_date", "renewal_date", "renewal_window"):
+        out[col] = pd.to_datetime(out[col]).dt.date
+    out["purchase_day"] = out["purchase_day"].astype(int)
+    out["source_row"] = out["source_row"].astype(int)
+    return out
+
+
+def _rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
+    data_columns = [
+        c for c in rejected.columns
+        if c not in SOURCE_KEYS and c != "reason" and not c.startswith("reason_")
+    ]
+    records = rejected[data_columns].fillna("").astype(str).to_dict("records")
+    zips = rejected.get("reason_zip", pd.Series(None, index=rejected.index))
+    values = rejected.get("reason_home_value", pd.Series(None, index=rejected.index))
+    return pd.DataFrame(
+        {
+            "source_export": rejected["source_export"].to_numpy(),
+            "source_row": rejected["source_row"].astype(int).to_numpy(),
+            "reason": rejected["reason"].to_numpy(),
+            "zip": zips.to_numpy(),
+            "home_value": pd.to_numeric(values, errors="coerce").to_numpy(),
+            "record": [json.dumps(r, ensure_ascii=False) for r in records],
+        }
+    )
+
+
+def write_cleaned_leads(
+    dsn: str,
+    client: str,
+    month: date,
+    cleaned: pd.DataFrame,
+    rejected: pd.DataFrame,
+    routed: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Replace the month's cleaned and rejected leads of the client, and leads it routed out."""
+    m = month_key(month)
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "delete from cleaned_leads where month = %s and routed_from = %s", [m, client]
+        )
+        # The client's own leads only: leads other clients routed to it stay.
+        conn.execute(
+            "delete from cleaned_leads where client_slug = %s and month = %s and routed_from is null",
+            [client, m],
+        )
+        own = _cleaned_rows(cleaned).assign(client_slug=client, month=m)
+        db.copy_rows(conn, "cleaned_leads", own, list(own.columns))
+        db.replace_partition(
+            conn, "rejected_leads", {"client_slug": client, "month": m}, _rejected_rows(rejected)
+        )
+        for destination, frame in (routed or {}).items():
+            rows = _cleaned_rows(frame).assign(client_slug=destination, month=m, routed_from=client)
+            db.copy_rows(conn, "cleaned_leads", rows, list(rows.columns))
+        per_zip = cleaned.groupby("zip").size()
+        conn.execute(
+            "update client_zipcodes set cleaned_count = 0 where client_slug = %s and month = %s",
+            [client, m],
+        )
+        with conn.cursor() as cur:
+            for zip_code, count in per_zip.items():
+                cur.execute(
+                    "update client_zipcodes set cleaned_count = %s "
+                    "where client_slug = %s and month = %s and zip = %s",
+                    [int(count), client, m, zip_code],
+                )
+
+
+# PT3: totals and gap
+
+
+def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
+    m = month_key(month)
+    with db.connect(dsn) as conn:
+        raw = conn.execute(
+            "select count(*) from raw_leads where client_slug = %s and month = %s", [client, m]
+        ).fetchone()[0]
+        cleaned = conn.execute(
+            "select count(*) filter (where routed_from is null), count(*) filter (where routed_from is not null) "
+            "from cleaned_leads where client_slug = %s and month = %s",
+            [client, m],
+        ).fetchone()
+        rejected = conn.execute(
+            "select count(*) from rejected_leads where client_slug = %s and month = %s", [client, m]
+        ).fetchone()[0]
+        routed_out = conn.execute(
+            "select count(*) from cleaned_leads where routed_from = %s and month = %s", [client, m]
+        ).fetchone()[0]
+    return {
+        "raw": int(raw),
+        "cleaned": int(cleaned[0]) + int(cleaned[1]),
+        "own_cleaned": int(cleaned[0]),
+        "routed_in": int(cleaned[1]),
+        "rejected": int(rejected),
+        "routed_out": int(routed_out),
+    }
+
+
+def write_monthly_totals(dsn: str, row: dict[str, Any]) -> None:
+    cols = list(row)
+    with db.transaction(dsn) as conn:
+        db.replace_partition(
+            conn,
+            "monthly_cleaned_leads",
+            {"client_slug": row["client_slug"], "month": row["month"]},
+            pd.DataFrame([row])[cols].drop(columns=["client_slug", "month"]).assign(updated_at=now()),
+        )
+
+
+def write_gap_report(dsn: str, row: dict[str, Any]) -> None:
+    with db.transaction(dsn) as conn:
+        db.replace_partition(
+            conn,
+            "gap_reports",
+            {"client_slug": row["client_slug"], "month": row["month"]},
+            pd.DataFrame([row]).drop(columns=["client_slug", "month"]).assign(created_at=now()),
+        )
+
+
+def hnw_rules_for(dsn: str, client: str) -> list[dict[str, Any]]:
+    """High-net-worth routing rules that apply to this source client."""
+    with db.connect(dsn) as conn:
+        frame = db.read_frame(
+            conn,
+            "select destination_client, source_states, threshold from hnw_routing_rules "
+            "where %s = any(source_clients) and destination_client <> %s order by destination_client",
+            [client, client],
+        )
+    return frame.to_dict("records")
+
+
+def rejected_counts(dsn: str, client: str, month: date) -> pd.DataFrame:
+    """Rejected rows by reason, ZIP and home value: the filter-relaxation arithmetic needs them."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select reason, zip, home_value from rejected_leads where client_slug = %s and month = %s",
+            [client, month_key(month)],
+        )
+
+
+# PT4-PT5: the Bison ledger
+
+
+def window_leads(dsn: str, client: str, window: RenewalWindow) -> pd.DataFrame:
+    """The client's cleaned leads renewing in the window (surplus excluded), oldest source first."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select * from cleaned_leads where client_slug = %s and month = %s "
+            "and renewal_window = %s and not surplus order by source_export, source_row, dedupe_key",
+            [client, month_key(window.month), window.start],
+        )
+
+
+def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] | None:
+    with db.connect(dsn) as conn:
+        frame = db.read_frame(
+            conn,
+            "select * from client_lead_batches where client_slug = %s and window_start = %s",
+            [client, window.start],
+        )
+    return frame.iloc[0].to_dict() if not frame.empty else None
+
+
+def record_upload(
+    dsn: str,
+    client: str,
+    window: RenewalWindow,
+    list_id: str,
+    lead_count: int,
+    dedupe_keys: Iterable[str],
+) -> None:
+    """The ledger row and the leads it holds, in one transaction (a lead goes out once a month)."""
+    m = month_key(window.month)
+    keys = pd.DataFrame({"dedupe_key": list(dedupe_keys)})
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "insert into client_lead_batches (client_slug, window_start, window_end, month, list_name, "
+            "bison_list_id, lead_count, uploaded_at, status) values (%s, %s, %s, %s, %s, %s, %s, %s, 'uploaded') "
+            "on conflict (client_slug, window_start) do update set bison_list_id = excluded.bison_list_id, "
+            "lead_count = excluded.lead_count, list_name = excluded.list_name, "
+            "uploaded_at = coalesce(client_lead_batches.uploaded_at, excluded.uploaded_at), "
+            "status = case when client_lead_batches.status = 'attached' then 'attached' else 'uploaded' end",
+            [client, window.start, window.end, m, window.list_name, list_id, lead_count, now()],
+        )
+        db.replace_partition(
+            conn,
+            "client_lead_batch_leads",
+            {"client_slug": client, "window_start": window.start, "month": m},
+            keys,
+        )
+
+
+def record_evergreen(
+    dsn: str,
+    client: str,
+    window: RenewalWindow,
+    campaign_id: str,
+    title_before: str,
+    title_after: str,
+    status: str,
+) -> None:
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "update client_lead_batches set campaign_id = %s, campaign_title_before = %s, "
+            "campaign_title_after = %s, status = %s, "
+            "attached_at = case when %s = 'attached' then coalesce(attached_at, now()) else attached_at end "
+            "where client_slug = %s and window_start = %s",
+            [campaign_id, title_before, title_after, status, status, client, window.start],
+        )
+
+
+def uploaded_windows(dsn: str, client: str) -> set[date]:
+    """Windows whose Bison list is recorded as uploaded (or further)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select window_start from client_lead_batches where client_slug = %s "
+            "and status in ('uploaded', 'attached', 'skipped')",
+            [client],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def months_with_cleaned_leads(dsn: str, client: str) -> set[str]:
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select month from monthly_cleaned_leads where client_slug = %s", [client]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+# The dashboard's run mirror
+
+
+def record_run(dsn: str, row: dict[str, Any]) -> None:
+    """Upsert one run into `agent_runs` (what the predecessor dashboard shows)."""
+    cols = list(row)
+    stmt = sql.SQL(
+        "insert into agent_runs ({cols}, updated_at) values ({vals}, now()) "
+        "on conflict (run_id) do update set {updates}, updated_at = now()"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c != "run_id"
+        ),
+    )
+    with db.transaction(dsn) as conn:
+        conn.execute(stmt, [row[c] for c in cols])
+
+
+def record_error(dsn: str, row: dict[str, Any]) -> None:
+    """Append one error to `agent_errors`."""
+    cols = list(row)
+    stmt = sql.SQL("insert into agent_errors ({cols}) values ({vals})").format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+    )
+    with db.transaction(dsn) as conn:
+        conn.execute(stmt, [row[c] for c in cols])
