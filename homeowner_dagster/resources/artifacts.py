@@ -36,9 +36,11 @@ class ArtifactStoreResource(ConfigurableResource):
         if not self.supabase_url or not self.supabase_key:
             raise ValueError("artifact store `supabase` needs supabase_url and supabase_key")
         client = create_client(self.supabase_url, self.supabase_key)
-        return client.storage.from_(self.bucket)
+        return client.storage, client.storage.from_(self.bucket)
 
-    def put_bytes(self, data: bytes, key: str, content_type: str = "application/octet-stream") -> str:
+    def put_bytes(
+        self, data: bytes, key: str, content_type: str = "application/octet-stream"
+    ) -> str:
         """Store `data` under `key` (a relative path) and return a link to it."""
         key = key.lstrip("/")
         if self.backend == "local":
@@ -47,8 +49,18 @@ class ArtifactStoreResource(ConfigurableResource):
             target.write_bytes(data)
             return target.resolve().as_uri()
         if self.backend == "supabase":
-            bucket = self._supabase_bucket()
-            bucket.upload(key, data, {"content-type": content_type, "upsert": "true"})
+            from storage3.exceptions import StorageApiError
+
+            storage, bucket = self._supabase_bucket()
+            options = {"content-type": content_type, "upsert": "true"}
+            try:
+                bucket.upload(key, data, options)
+            except StorageApiError as exc:
+                if "bucket not found" not in str(exc).lower():
+                    raise
+                # First artifact in a new project: create the bucket, private (links are signed).
+                storage.create_bucket(self.bucket, options={"public": False})
+                bucket.upload(key, data, options)
             signed = bucket.create_signed_url(key, self.signed_url_seconds)
             return signed.get("signedURL") or signed.get("signedUrl") or ""
         raise ValueError(f"unknown artifact backend {self.backend!r}")

@@ -48,6 +48,8 @@ class StorageState:
             "name": bucket_id,
             "owner": "",
             "public": public,
+            "file_size_limit": None,
+            "allowed_mime_types": None,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }

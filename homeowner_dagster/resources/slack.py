@@ -1,0 +1,138 @@
+"""Slack: the team's channel messages, built by pure functions and posted through dagster-slack.
+
+Messages carry client names, months, windows, counts and links, never a lead's personal data:
+the builders take only those, so a lead cannot slip in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from dagster_slack import SlackResource
+from pydantic import Field
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class HomeownerSlackResource(SlackResource):
+    """dagster-slack's resource with a configurable API base URL and retries on 429/5xx."""
+
+    base_url: str = Field(
+        default=SLACK_API_URL, description="Slack Web API base; the sandbox in tests"
+    )
+    max_retries: int = 3
+
+    def get_client(self) -> WebClient:
+        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        return WebClient(
+            token=self.token,
+            base_url=base,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=self.max_retries),
+                RateLimitErrorRetryHandler(max_retry_count=self.max_retries),
+                ServerErrorRetryHandler(max_retry_count=self.max_retries),
+            ],
+        )
+
+    def post(self, channel: str, text: str) -> str:
+        """Post `text` to `channel`; returns the message's timestamp (its id in Slack)."""
+        response = self.get_client().chat_postMessage(
+            channel=channel, text=text, unfurl_links=False, unfurl_media=False
+        )
+        return str(response["ts"])
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def raw_pull_complete(
+    client: str, month: str, records: int, exports: int, zips: int | None = None
+) -> str:
+    lines = [
+        f"✅ Raw Pull Complete: {client}",
+        f"Renewal month: {month}",
+        f"Records pulled: {_n(records)}",
+        f"Exports: {exports}",
+    ]
+    if zips is not None:
+        lines.append(f"ZIPs pulled: {zips}")
+    return "\n".join(lines)
+
+
+def data_refinement_complete(
+    client: str, month: str, refined: int, rejected_by_reason: Mapping[str, int]
+) -> str:
+    lines = [
+        f"✅ Data Refinement Complete: {client}",
+        f"Renewal month: {month}",
+        f"Refined leads: {_n(refined)}",
+    ]
+    rejected = {reason: count for reason, count in rejected_by_reason.items() if count}
+    if rejected:
+        lines.append(f"Rejected: {_n(sum(rejected.values()))}")
+        lines += [
+            f"• {reason.replace('_', ' ')}: {_n(count)}"
+            for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1])
+        ]
+    return "\n".join(lines)
+
+
+def refined_data_uploaded(client: str, windows: Sequence[tuple[str, int]], total: int) -> str:
+    lines = [f"✅ Refined Data Uploaded: {client}"]
+    lines += [f"• {list_name}: {_n(count)} leads" for list_name, count in windows]
+    lines.append(f"Total: {_n(total)} leads")
+    return "\n".join(lines)
+
+
+def evergreen_uploads_completed(client: str, window_title: str, count: int) -> str:
+    return f"Evergreen uploads completed: {client}\nCampaign now: {window_title}\nLeads attached: {_n(count)}"
+
+
+def gap_analysis(
+    client: str,
+    month: str,
+    cleaned: int,
+    target: int,
+    gap: int,
+    status: str,
+    suggestions_summary: str = "",
+) -> str:
+    verdict = {"under": "under target", "met": "target met", "over": "over target"}.get(
+        status, status
+    )
+    lines = [
+        f"📊 Gap Analysis: {client}",
+        f"Renewal month: {month}",
+        f"Cleaned: {_n(cleaned)} / target {_n(target)} ({verdict})",
+        f"Gap: {gap:+,}" if gap else "Gap: 0",
+    ]
+    if suggestions_summary:
+        lines.append(f"Suggestions: {suggestions_summary}")
+    return "\n".join(lines)
+
+
+def failure_alert(
+    job: str,
+    client: str | None,
+    partition: str | None,
+    error_type: str,
+    run_url: str,
+    screenshot_url: str | None = None,
+    trace_url: str | None = None,
+) -> str:
+    lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
+    if partition:
+        lines.append(f"Partition: {partition}")
+    lines.append(f"Run: <{run_url}|open in Dagster>")
+    if screenshot_url:
+        lines.append(f"Screenshot: <{screenshot_url}|open>")
+    if trace_url:
+        lines.append(f"Trace: <{trace_url}|open>")
+    return "\n".join(lines)

@@ -1,0 +1,361 @@
+"""Every sandbox service through plain clients (httpx, slack_sdk, supabase), every fault included."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from storage3.exceptions import StorageApiError
+from supabase import create_client
+
+from homeowner_dagster.sandbox import Sandbox
+from homeowner_dagster.sandbox.faults import KNOWN_FAULTS
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    yield from Sandbox(seed=11)
+
+
+@pytest.fixture(autouse=True)
+def _faults_off(sandbox: Sandbox) -> Iterator[None]:
+    yield
+    sandbox.faults.off()
+
+
+def test_whole_sandbox_starts_in_under_two_seconds() -> None:
+    began = time.perf_counter()
+    with Sandbox(seed=3) as fresh:
+        elapsed = time.perf_counter() - began
+        assert {"debounce", "bison", "clay", "slack", "storage"} <= fresh.urls.keys()
+        env = fresh.env()
+    assert elapsed < 2.0
+    assert env["DEBOUNCE_API_KEY"] and env["SUPABASE_SERVICE_ROLE_KEY"] and env["SLACK_BOT_TOKEN"]
+    assert "BISON_TOKEN_ACME_INSURANCE" in env and "CLAY_WEBHOOK_URL" in env
+
+
+# -- DeBounce ------------------------------------------------------------------------------------
+
+
+def _debounce(sandbox: Sandbox, email: str, key: str | None = None) -> httpx.Response:
+    return httpx.get(
+        f"{sandbox.urls['debounce']}/v1/",
+        params={"api": key or sandbox.debounce.api_key, "email": email},
+    )
+
+
+def test_debounce_single_answers_string_values_deterministically(sandbox: Sandbox) -> None:
+    before = sandbox.debounce.balance
+    first = _debounce(sandbox, "Pat.Owner@example.com").json()
+    again = _debounce(sandbox, "pat.owner@example.com").json()
+    assert first["success"] == "1" and isinstance(first["debounce"]["code"], str)
+    assert first["debounce"]["code"] == again["debounce"]["code"]
+    assert _debounce(sandbox, "not-an-email").json()["debounce"]["code"] == "1"
+    assert _debounce(sandbox, "info@agency.com").json()["debounce"]["result"] == "Risky"
+    assert sandbox.debounce.balance == before - 4
+    assert _debounce(sandbox, "x@example.com", key="wrong").status_code == 401
+    codes = [sandbox.debounce.code_for(f"owner{i}@example.com") for i in range(2000)]
+    assert 0.65 < codes.count(5) / len(codes) < 0.85
+    assert {2, 3, 4, 6, 7, 8} <= set(codes)
+
+
+def test_debounce_refuses_a_sixth_concurrent_call(sandbox: Sandbox) -> None:
+    sandbox.debounce.latency = 0.3
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(
+                pool.map(lambda i: _debounce(sandbox, f"c{i}@example.com").status_code, range(10))
+            )
+    finally:
+        sandbox.debounce.latency = 0.005
+    assert statuses.count(200) >= 5 and statuses.count(429) >= 1
+    assert sandbox.debounce.max_in_flight_seen <= 5
+
+
+def test_debounce_bulk_fetches_the_list_from_a_signed_storage_url(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    bucket = create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_ROLE_KEY"]).storage.from_(
+        "homeowner-artifacts"
+    )
+    bucket.upload(
+        "lists/bulk.csv", b"email\na@example.com\nb@example.com\n", {"content-type": "text/csv"}
+    )
+    signed = bucket.create_signed_url("lists/bulk.csv", 600)["signedURL"]
+    base, key = sandbox.urls["debounce"], sandbox.debounce.api_key
+    list_id = httpx.get(f"{base}/v1/upload/", params={"url": signed, "api": key}).json()[
+        "debounce"
+    ]["list_id"]
+    first = httpx.get(f"{base}/v1/status/", params={"list_id": list_id, "api": key}).json()[
+        "debounce"
+    ]
+    second = httpx.get(f"{base}/v1/status/", params={"list_id": list_id, "api": key}).json()[
+        "debounce"
+    ]
+    assert first["status"] == "processing" and second["status"] == "completed"
+    result = httpx.get(second["download_link"]).text.splitlines()
+    assert result[0].startswith("Email,Debounce Code") and len(result) == 3
+
+
+@pytest.mark.parametrize("fault", KNOWN_FAULTS["debounce"])
+def test_debounce_faults(sandbox: Sandbox, fault: str) -> None:
+    sandbox.faults.on("debounce", fault, times=1, retry_after=2, delay=0.3)
+    if fault == "dropped_download":
+        from homeowner_dagster.sandbox.debounce import BulkList
+
+        sandbox.debounce.lists["77"] = BulkList("77", [f"d{i}@example.com" for i in range(200)])
+        url = f"{sandbox.urls['debounce']}/v1/download/77/"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url, params={"api": sandbox.debounce.api_key})
+        assert (
+            len(httpx.get(url, params={"api": sandbox.debounce.api_key}).text.splitlines()) == 201
+        )
+        return
+    began = time.perf_counter()
+    response = _debounce(sandbox, "fault@example.com")
+    if fault == "http_429":
+        assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+    elif fault == "http_500":
+        assert response.status_code == 500 and response.json()["success"] == "0"
+    else:
+        assert response.status_code == 200 and time.perf_counter() - began >= 0.3
+    assert _debounce(sandbox, "fault@example.com").status_code == 200
+
+
+# -- Email Bison ---------------------------------------------------------------------------------
+
+
+def _bison(sandbox: Sandbox, workspace: str) -> httpx.Client:
+    token = sandbox.bison.workspaces[workspace].token
+    return httpx.Client(
+        base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
+    sandbox.bison.add_workspace("Bulk Test", "tok-bulk")
+    campaign = sandbox.bison.add_campaign(
+        "Bulk Test", "Evergreen, Last Upload: March 1st-7th", max_emails_per_day=250
+    )
+    with _bison(sandbox, "Bulk Test") as client:
+        csv_body = (
+            b"first,last,mail,zip\nAnn,Lee,ann@example.com,07001\nBo,Ray,bo@example.com,07002\n"
+        )
+        form = {
+            "name": "(March 1st - 7th renewals)",
+            "existing_lead_behavior": "put",
+            "columnsToMap[first_name][]": "first",
+            "columnsToMap[last_name][]": "last",
+            "columnsToMap[email][]": "mail",
+            "columnsToMap[zip][]": "zip",
+        }
+        refused = client.post(
+            "/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", csv_body, "text/csv")}
+        )
+        assert refused.status_code == 422 and refused.json()["data"]["success"] is False
+        assert "zip" in refused.json()["data"]["message"]
+        assert client.post("/api/custom-variables", json={"name": "zip"}).status_code == 200
+        created = client.post(
+            "/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", csv_body, "text/csv")}
+        )
+        list_id = created.json()["data"]["id"]
+        assert created.json()["data"]["leads_count"] == 2
+        for i in range(16):
+            client.post(
+                "/api/leads/bulk/csv",
+                data={**form, "name": f"extra {i}"},
+                files={"csv": ("l.csv", csv_body, "text/csv")},
+            )
+        page1 = client.get("/api/lead-lists").json()
+        page2 = client.get("/api/lead-lists", params={"page": 2}).json()
+        assert (
+            len(page1["data"]) == 15 and page1["meta"]["last_page"] == 2 and page1["links"]["next"]
+        )
+        assert len(page2["data"]) == 2 and page2["links"]["next"] is None
+        found = client.get("/api/campaigns", params={"search": "evergreen"}).json()["data"]
+        assert [c["id"] for c in found] == [campaign["id"]]
+        attach = client.post(
+            f"/api/campaigns/{campaign['id']}/leads/attach-lead-list",
+            json={"lead_list_id": list_id},
+        )
+        assert attach.status_code == 200
+        updated = client.patch(
+            f"/api/campaigns/{campaign['id']}/update", json={"name": "Renamed"}
+        ).json()["data"]
+    assert updated["name"] == "Renamed" and updated["max_emails_per_day"] == 250
+    assert (
+        updated["open_tracking"] is False and updated["can_unsubscribe"] is False
+    )  # omitted -> false
+    assert sandbox.bison.attached_lists("Bulk Test", campaign["id"]) == [
+        "(March 1st - 7th renewals)"
+    ]
+    assert sandbox.bison.list_leads("Bulk Test", "(March 1st - 7th renewals)")[0][
+        "custom_variables"
+    ] == {"zip": "07001"}
+
+
+def test_bison_refuses_another_workspaces_token(sandbox: Sandbox) -> None:
+    theirs = sandbox.bison.campaign("Lone Star Agency", "Evergreen, Last Upload: January 22nd-31st")
+    with _bison(sandbox, "Acme Insurance") as client:
+        denied = client.get(f"/api/campaigns/{theirs['id']}")
+        assert denied.status_code == 403
+        assert denied.json() == {
+            "data": {"success": False, "message": "This action is unauthorized."}
+        }
+    assert (
+        httpx.get(
+            f"{sandbox.urls['bison']}/api/campaigns", headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
+
+
+@pytest.mark.parametrize("fault", KNOWN_FAULTS["bison"])
+def test_bison_faults(sandbox: Sandbox, fault: str) -> None:
+    sandbox.faults.on("bison", fault, times=1, retry_after=1, delay=0.3)
+    with _bison(sandbox, "Acme Insurance") as client:
+        began = time.perf_counter()
+        if fault == "dropped_connection":
+            with pytest.raises(httpx.TransportError):
+                client.post("/api/custom-variables", json={"name": "dropped_var"})
+            assert (
+                "dropped_var" in sandbox.bison.workspaces["Acme Insurance"].custom_variables
+            )  # done, answer lost
+            return
+        response = client.get("/api/campaigns")
+        if fault == "http_429":
+            assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+            assert response.json()["data"]["success"] is False
+        elif fault == "http_500":
+            assert response.status_code == 500
+        else:
+            assert response.status_code == 200 and time.perf_counter() - began >= 0.3
+        assert client.get("/api/campaigns").status_code == 200
+
+
+# -- Clay ----------------------------------------------------------------------------------------
+
+
+def test_clay_webhook_read_api_and_enrichment(sandbox: Sandbox) -> None:
+    table_id, hook = sandbox.clay.add_table("t", token="hook-token")
+    url = f"{sandbox.urls['clay']}/v3/sources/webhook/{hook}"
+    assert httpx.post(url, json={"email": "a@example.com"}).status_code == 401
+    rows = [{"email": f"p{i}@example.com"} for i in range(250)]
+    for start in range(0, 250, 100):
+        assert (
+            httpx.post(
+                url, json=rows[start : start + 100], headers={"x-clay-webhook-auth": "hook-token"}
+            ).status_code
+            == 200
+        )
+    read = f"{sandbox.urls['clay']}/api/v1/tables/{table_id}/rows"
+    assert httpx.get(read).status_code == 401
+    seen, cursor, pages = [], None, 0
+    while True:
+        body = httpx.get(
+            read,
+            params={"limit": 500, **({"cursor": cursor} if cursor else {})},
+            headers={"clay-api-key": sandbox.clay.api_key},
+        ).json()
+        pages += 1
+        assert len(body["data"]) <= 100
+        seen += body["data"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert pages == 3 and len(seen) == 250
+    time.sleep(sandbox.clay.enrich_delay)
+    fields = sandbox.clay.rows(table_id)[0]["fields"]
+    assert fields["debounce_code"] == str(sandbox.debounce.code_for("p0@example.com"))
+
+
+def test_clay_webhook_refuses_past_its_limit(sandbox: Sandbox) -> None:
+    _, hook = sandbox.clay.add_table("small", token="t2")
+    sandbox.clay.webhook_limit = 5
+    try:
+        url = f"{sandbox.urls['clay']}/v3/sources/webhook/{hook}"
+        ok = httpx.post(url, json=[{"email": "a@x.com"}] * 5, headers={"x-clay-webhook-auth": "t2"})
+        refused = httpx.post(url, json={"email": "b@x.com"}, headers={"x-clay-webhook-auth": "t2"})
+    finally:
+        sandbox.clay.webhook_limit = 50_000
+    assert ok.status_code == 200 and refused.status_code == 403 and "limit" in refused.text
+
+
+@pytest.mark.parametrize("fault", KNOWN_FAULTS["clay"])
+def test_clay_faults(sandbox: Sandbox, fault: str) -> None:
+    sandbox.faults.on("clay", fault, times=1, retry_after=1, delay=0.3)
+    read = f"{sandbox.urls['clay']}/api/v1/tables/{sandbox.clay_table_id}/rows"
+    headers = {"clay-api-key": sandbox.clay.api_key}
+    began = time.perf_counter()
+    response = httpx.get(read, headers=headers)
+    expected = {"http_429": 429, "http_500": 500, "slow_page": 200}[fault]
+    assert response.status_code == expected
+    if fault == "slow_page":
+        assert time.perf_counter() - began >= 0.3
+    assert httpx.get(read, headers=headers).status_code == 200
+
+
+# -- Slack ---------------------------------------------------------------------------------------
+
+
+def _slack(sandbox: Sandbox, token: str | None = None) -> WebClient:
+    return WebClient(token=token or sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/")
+
+
+def test_slack_auth_test_and_post_message(sandbox: Sandbox) -> None:
+    client = _slack(sandbox)
+    assert client.auth_test()["bot_id"] == "B0SANDBOX"
+    ts = client.chat_postMessage(channel="#homeowner-ops", text="✅ Raw Pull Complete")["ts"]
+    assert ts and sandbox.slack.messages_in("homeowner-ops")[-1] == "✅ Raw Pull Complete"
+    with pytest.raises(SlackApiError) as refused:
+        _slack(sandbox, "xoxb-wrong").auth_test()
+    assert refused.value.response["error"] == "invalid_auth"
+
+
+@pytest.mark.parametrize("fault", KNOWN_FAULTS["slack"])
+def test_slack_faults(sandbox: Sandbox, fault: str) -> None:
+    sandbox.faults.on("slack", fault, times=1, retry_after=1)
+    with pytest.raises(SlackApiError) as failed:
+        _slack(sandbox).chat_postMessage(channel="#x", text="hello")
+    assert failed.value.response.status_code == (429 if fault == "http_429" else 500)
+    if fault == "http_429":
+        assert failed.value.response.headers["Retry-After"] in ("1", ["1"])
+    assert _slack(sandbox).chat_postMessage(channel="#x", text="hello")["ok"]
+
+
+# -- Supabase Storage ----------------------------------------------------------------------------
+
+
+def test_storage_upload_sign_and_download_with_the_supabase_client(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    storage = create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_ROLE_KEY"]).storage
+    bucket = storage.from_("homeowner-artifacts")
+    bucket.upload("runs/r1/screenshot.png", b"\x89PNG...", {"content-type": "image/png"})
+    with pytest.raises(StorageApiError):  # no upsert: the object exists
+        bucket.upload("runs/r1/screenshot.png", b"again", {"content-type": "image/png"})
+    signed = bucket.create_signed_url("runs/r1/screenshot.png", 60)["signedURL"]
+    assert httpx.get(signed).content == b"\x89PNG..."
+    assert httpx.get(signed.replace("token=", "token=x")).status_code == 400
+    assert bucket.download("runs/r1/screenshot.png") == b"\x89PNG..."
+    assert storage.get_bucket("homeowner-artifacts").public is False
+    with pytest.raises(StorageApiError):
+        create_client(env["SUPABASE_URL"], "wrong-key").storage.from_(
+            "homeowner-artifacts"
+        ).download("runs/r1/screenshot.png")
+    assert "runs/r1/screenshot.png" in sandbox.storage.keys("homeowner-artifacts")
+
+
+def test_storage_fault_http_500(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    bucket = create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_ROLE_KEY"]).storage.from_(
+        "homeowner-artifacts"
+    )
+    sandbox.faults.on("storage", "http_500", times=1)
+    with pytest.raises(StorageApiError):
+        bucket.upload("f.txt", b"x", {"content-type": "text/plain"})
+    bucket.upload("f.txt", b"x", {"content-type": "text/plain"})
+    assert sandbox.storage.read("homeowner-artifacts", "f.txt") == b"x"
