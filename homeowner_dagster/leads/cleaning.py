@@ -1,0 +1,357 @@
+"""SOP part 2 (formatting) as vectorized rules on a raw Cole export.
+
+Every raw row ends in exactly one place: `cleaned` (a lead to email), `rejected` (its original
+values and the first reason it failed, in REJECTION_REASONS order) or `hnw` (a lead above the
+client's maximum home value in a state routed to the high-net-worth client). Rules work on whole
+columns (pandas .str methods, regex, numpy); columns with few distinct values (names, cities,
+dates, home values) are computed once per distinct value and spread back with their codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from operator import methodcaller
+
+import numpy as np
+import pandas as pd
+
+from homeowner_dagster.leads.calendar import readable_dates, renewal_dates, window_starts
+from homeowner_dagster.leads.cole_csv import match_headers
+from homeowner_dagster.leads.columns import (
+    CLEANED_COLUMNS,
+    PIPELINE_REJECTION_REASONS,
+    REJECTION_REASONS,
+    SOURCE_COLUMNS,
+)
+
+ALL_REASONS: list[str] = REJECTION_REASONS + PIPELINE_REJECTION_REASONS
+OUTPUT_COLUMNS: list[str] = CLEANED_COLUMNS + SOURCE_COLUMNS
+
+# Head_Household values that mean "not the head of household" (compared lower-cased, trimmed).
+NOT_HEAD_OF_HOUSEHOLD = ("", "n", "no", "0", "false")
+# A first name naming two people ("John & Mary", "John and Mary", "Smith, John") is a joint owner.
+JOINT_OWNER = r"&|,| and "
+
+US_STATES: dict[str, str] = {
+    "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA",
+    "colorado": "CO", "connecticut": "CT", "delaware": "DE", "district of columbia": "DC",
+    "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID", "illinois": "IL",
+    "indiana": "IN", "iowa": "IA", "kansas": "KS", "kentucky": "KY", "louisiana": "LA",
+    "maine": "ME", "maryland": "MD", "massachusetts": "MA", "michigan": "MI", "minnesota": "MN",
+    "mississippi": "MS", "missouri": "MO", "montana": "MT", "nebraska": "NE", "nevada": "NV",
+    "new hampshire": "NH", "new jersey": "NJ", "new mexico": "NM", "new york": "NY",
+    "north carolina": "NC", "north dakota": "ND", "ohio": "OH", "oklahoma": "OK", "oregon": "OR",
+    "pennsylvania": "PA", "rhode island": "RI", "south carolina": "SC", "south dakota": "SD",
+    "tennessee": "TN", "texas": "TX", "utah": "UT", "vermont": "VT", "virginia": "VA",
+    "washington": "WA", "west virginia": "WV", "wisconsin": "WI", "wyoming": "WY",
+}  # fmt: skip
+
+# The local part starts with a letter, digit or underscore (so no written CSV ever needs a
+# formula guard on an email), no two dots in a row; the domain has labels and a letter TLD.
+EMAIL_PATTERN = (
+    r"[a-z0-9_](?:\.?[a-z0-9_%+'\-])*"
+    r"@(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+[a-z]{2,}"
+)
+ZIP_PATTERN = r"(?P<short>\d{3,5})|(?P<plus4>\d{5})-?\d{4}"
+US_DATE_PATTERN = r"(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4})"
+ISO_DATE_PATTERN = r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
+MONEY_PATTERN = r"\d{1,15}(?:\.\d+)?"
+
+
+@dataclass
+class CleaningResult:
+    """Where each raw row went, with the raw frame kept so any later rejection keeps originals."""
+
+    cleaned: pd.DataFrame
+    rejected: pd.DataFrame
+    hnw: pd.DataFrame
+    raw: pd.DataFrame = field(repr=False)
+
+    def reject(self, mask: pd.Series, reason: str) -> CleaningResult:
+        """Move cleaned leads matching `mask` (indexed like `cleaned`) to `rejected` with `reason`.
+
+        Used by later stages (email verification, leads other clients hold); originals come back
+        from the raw frame, so the rejected file always shows what Cole sent.
+        """
+        if reason not in ALL_REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}; one of {ALL_REASONS}")
+        mask = mask.reindex(self.cleaned.index, fill_value=False).astype(bool)
+        moved = self.cleaned.index[mask.to_numpy()]
+        if len(moved) == 0:
+            return self
+        newly = self.raw.loc[moved].copy()
+        newly["reason"] = reason
+        rejected = pd.concat([self.rejected, newly]).sort_index(kind="stable")
+        return replace(self, cleaned=self.cleaned.loc[~mask.to_numpy()], rejected=rejected)
+
+    def summary(self) -> dict:
+        """Counts for summary.json, Slack and the asset metadata."""
+        counts = self.rejected["reason"].value_counts()
+        by_reason = {r: int(counts.get(r, 0)) for r in ALL_REASONS}
+        by_reason.update({str(r): int(n) for r, n in counts.items() if r not in by_reason})
+        return {
+            "input_rows": len(self.raw),
+            "cleaned_rows": len(self.cleaned),
+            "rejected_rows": len(self.rejected),
+            "hnw_rows": len(self.hnw),
+            "by_reason": by_reason,
+        }
+
+
+def _per_value(series: pd.Series, rule: Callable[[pd.Series], pd.Series | pd.DataFrame]):
+    """Apply a column rule once per distinct value: names, cities and dates repeat a lot."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    result = rule(pd.Series(uniques))
+    if isinstance(result, pd.DataFrame):
+        out = result.iloc[codes]
+        out.index = series.index
+        return out
+    return pd.Series(result.to_numpy()[codes], index=series.index, dtype=result.dtype)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Raw cells as Python str, missing as ""."""
+    if series.dtype == object and not series.isna().any():
+        return series
+    return series.where(series.notna(), "").astype(str).astype(object)
+
+
+def _tidy(series: pd.Series) -> pd.Series:
+    """Whitespace and line breaks collapsed, ends trimmed, a formula guard (`'=`) taken off."""
+    out = series.str.replace(r"\s+", " ", regex=True).str.strip()
+    return out.str.replace(r"^'(?=[=+\-@])", "", regex=True)
+
+
+def tidy_names(series: pd.Series) -> pd.Series:
+    """`o'brien` -> `O'Brien`, `mary-jane` -> `Mary-Jane`, `JOSÉ` -> `José`."""
+    return _per_value(series, lambda s: _tidy(s).str.title())
+
+
+def tidy_addresses(series: pd.Series) -> pd.Series:
+    """`9 5TH AVE` -> `9 5th Ave`: title case, ordinals after a digit kept lower."""
+    out = _tidy(series).str.title()
+    has_ordinal = out.str.contains(r"\d(?:St|Nd|Rd|Th)\b", regex=True)
+    if has_ordinal.any():
+        fixed = out[has_ordinal]
+        for suffix in ("St", "Nd", "Rd", "Th"):
+            fixed = fixed.str.replace(rf"(?<=\d){suffix}\b", suffix.lower(), regex=True)
+        out = out.copy()
+        out[has_ordinal] = fixed
+    return out
+
+
+def tidy_cities(series: pd.Series) -> pd.Series:
+    return _per_value(series, tidy_addresses)
+
+
+def tidy_states(series: pd.Series) -> pd.Series:
+    """Two-letter upper case; a spelled-out state name becomes its code."""
+
+    def rule(s: pd.Series) -> pd.Series:
+        text = _tidy(s)
+        code = text.str.lower().map(US_STATES)
+        return code.where(code.notna(), text.str.upper()).astype(object)
+
+    return _per_value(series, rule)
+
+
+def tidy_zips(series: pd.Series) -> pd.Series:
+    """5 digits, zero-padded (`7034` -> `07034`), ZIP+4 cut to 5; "" when it is no ZIP."""
+
+    def rule(s: pd.Series) -> pd.Series:
+        parts = s.str.strip().str.extract(rf"^(?:{ZIP_PATTERN})$")
+        digits = parts["short"].fillna(parts["plus4"])
+        return digits.str.zfill(5).fillna("").astype(object)
+
+    return _per_value(series, rule)
+
+
+def tidy_emails(series: pd.Series) -> pd.Series:
+    return series.str.strip().str.lower()
+
+
+def valid_emails(emails: pd.Series) -> pd.Series:
+    return emails.str.fullmatch(EMAIL_PATTERN, na=False).astype(bool)
+
+
+def tidy_phones(series: pd.Series) -> pd.Series:
+    """10 digits, a leading country code 1 dropped; anything else becomes ""."""
+    digits = series.str.replace(r"\D", "", regex=True)
+    digits = digits.where(~((digits.str.len() == 11) & digits.str.startswith("1")), digits.str[1:])
+    return digits.where(digits.str.len() == 10, "").astype(object)
+
+
+def parse_dates(series: pd.Series) -> pd.Series:
+    """M/D/YYYY, MM/DD/YYYY, MM-DD-YYYY or YYYY-MM-DD -> datetime64; anything else NaT."""
+
+    def rule(s: pd.Series) -> pd.Series:
+        text = s.str.strip()
+        us = text.str.extract(rf"^{US_DATE_PATTERN}$")
+        iso = text.str.extract(rf"^{ISO_DATE_PATTERN}$")
+        parts = pd.DataFrame(
+            {k: us[k].fillna(iso[k]) for k in ("y", "m", "d")}
+        ).apply(pd.to_numeric, errors="coerce")  # three columns, not rows
+        parts.columns = ["year", "month", "day"]
+        ok = parts.notna().all(axis=1)
+        out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+        if ok.any():
+            out[ok] = pd.to_datetime(parts[ok].astype("int64"), errors="coerce")
+        return out
+
+    return _per_value(series, rule)
+
+
+def parse_home_values(series: pd.Series) -> pd.Series:
+    """`$1,250,000.00`, `900,001`, `450000` -> float; empty or unreadable -> NaN."""
+
+    def rule(s: pd.Series) -> pd.Series:
+        text = s.str.replace(r"[\s$,]", "", regex=True)
+        readable = text.str.fullmatch(MONEY_PATTERN, na=False)
+        return pd.to_numeric(text.where(readable, None), errors="coerce").astype("float64")
+
+    return _per_value(series, rule)
+
+
+def normalised_address(address: pd.Series) -> pd.Series:
+    """The address as the dedupe key sees it: lower case, `.` and `,` gone, whitespace collapsed."""
+    out = address.str.lower().str.replace(r"[.,]", "", regex=True)
+    return out.str.replace(r"\s+", " ", regex=True).str.strip()
+
+
+def dedupe_key(email: pd.Series, address: pd.Series) -> pd.Series:
+    """sha256 hex of `email|address` (lower-cased email, normalised address): one homeowner.
+
+    The hashing is hashlib per value through C-level map (no Python frame per row); pandas and
+    numpy have no vectorized sha256.
+    """
+    text = email.str.strip().str.lower() + "|" + normalised_address(address)
+    digests = map(methodcaller("hexdigest"), map(hashlib.sha256, map(str.encode, text)))
+    return pd.Series(list(digests), index=email.index, dtype=object)
+
+
+def clean_leads(
+    raw: pd.DataFrame,
+    month: date,
+    *,
+    max_home_value: float = 900000,
+    hnw_states: Iterable[str] = (),
+    head_of_household_required: bool = True,
+    known_dedupe_keys: Iterable[str] = (),
+) -> CleaningResult:
+    """Apply every PT2 rule to a raw export for renewal month `month`.
+
+    `known_dedupe_keys` are leads already held (earlier files of the batch, other clients):
+    rows with those keys are `duplicate`.
+    """
+    raw = raw.reset_index(drop=True)
+    headers = match_headers(raw.columns)
+    n = len(raw)
+
+    def column(name: str) -> pd.Series:
+        if name in headers:
+            return _text(raw[headers[name]])
+        return pd.Series("", index=raw.index, dtype=object)
+
+    zips = tidy_zips(column("zip"))
+    emails = tidy_emails(column("email"))
+    purchase = parse_dates(column("purchase_date"))
+    home_value = parse_home_values(column("home_value"))
+    first_name = tidy_names(column("first_name"))
+
+    bad_zip = (zips == "").to_numpy()
+    bad_email = ~valid_emails(emails).to_numpy()
+    bad_date = purchase.isna().to_numpy()
+    outside = ~bad_date & (purchase.dt.month != month.month).to_numpy()
+    no_value = home_value.isna().to_numpy()
+    not_head = _not_head_of_household(raw, headers, first_name, head_of_household_required)
+    above_max = (home_value > float(max_home_value)).to_numpy()
+
+    earlier = bad_zip | bad_email | bad_date | outside | no_value | not_head
+    states = tidy_states(column("state"))
+    routed = {s.strip().upper() for s in hnw_states if s and s.strip()}
+    to_hnw = above_max & states.isin(routed).to_numpy() if routed else np.zeros(n, dtype=bool)
+    above_max &= ~to_hnw
+    survivors = ~earlier & ~above_max  # cleaned or HNW, unless a duplicate
+
+    addresses = tidy_addresses(column("address").loc[survivors])
+    keys = dedupe_key(emails.loc[survivors], addresses)
+    known = set(known_dedupe_keys)
+    duplicate = np.zeros(n, dtype=bool)
+    duplicate[survivors] = (keys.duplicated(keep="first") | keys.isin(known)).to_numpy()
+
+    reason = np.select(
+        [bad_zip, bad_email, bad_date, outside, no_value, not_head, above_max, duplicate],
+        REJECTION_REASONS,
+        default="",
+    )
+    rejected_mask = reason != ""
+    rejected = raw.loc[rejected_mask].copy()
+    rejected["reason"] = reason[rejected_mask]
+
+    keep = survivors & ~duplicate
+    kept = raw.index[keep]
+    dates = purchase.loc[kept]
+    renewal = renewal_dates(dates, month.year) if len(dates) else dates
+    leads = pd.DataFrame(
+        {
+            "first_name": first_name.loc[kept],
+            "last_name": tidy_names(column("last_name").loc[kept]),
+            "email": emails.loc[kept],
+            "phone": tidy_phones(column("phone").loc[kept]),
+            "address": addresses.loc[kept],
+            "city": tidy_cities(column("city").loc[kept]),
+            "state": states.loc[kept],
+            "zip": zips.loc[kept],
+            "date_of_birth": _tidy_birth_dates(column("date_of_birth").loc[kept]),
+            "home_value": home_value.loc[kept].astype("float64"),
+            "purchase_date": dates,
+            "purchase_day": dates.dt.day.astype("int64"),
+            "readable_purchase_date": _per_value(dates, readable_dates).astype(object),
+            "renewal_date": renewal.astype("datetime64[ns]"),
+            "renewal_window": window_starts(renewal).astype("datetime64[ns]") if len(renewal)
+            else renewal.astype("datetime64[ns]"),
+            "dedupe_key": keys.loc[kept],
+            "source_export": raw.loc[kept, "source_export"].astype(str).astype(object)
+            if "source_export" in raw else "",
+            "source_row": raw.loc[kept, "source_row"].astype("int64")
+            if "source_row" in raw else (kept + 1).astype("int64"),
+        },
+        index=kept,
+    )[OUTPUT_COLUMNS]
+    hnw_mask = pd.Series(to_hnw, index=raw.index).loc[kept].to_numpy()
+    return CleaningResult(
+        cleaned=leads.loc[~hnw_mask], rejected=rejected, hnw=leads.loc[hnw_mask], raw=raw
+    )
+
+
+def _not_head_of_household(
+    raw: pd.DataFrame, headers: dict[str, str], first_name: pd.Series, required: bool
+) -> np.ndarray:
+    """Head_Household says no; without that column, a joint-owner first name.
+
+    A file this project cleaned (it has `dedupe_key`) was already checked, so its names are not
+    judged again: cleaning it twice changes nothing.
+    """
+    if not required:
+        return np.zeros(len(raw), dtype=bool)
+    if "head_of_household" in headers:
+        values = _text(raw[headers["head_of_household"]])
+        return _per_value(
+            values, lambda s: s.str.strip().str.lower().isin(NOT_HEAD_OF_HOUSEHOLD)
+        ).to_numpy(dtype=bool)
+    if "dedupe_key" in raw.columns:
+        return np.zeros(len(raw), dtype=bool)
+    return _per_value(
+        first_name, lambda s: s.str.contains(JOINT_OWNER, case=False, regex=True)
+    ).to_numpy(dtype=bool)
+
+
+def _tidy_birth_dates(series: pd.Series) -> pd.Series:
+    """ISO date when it reads as one of the accepted date forms, else the trimmed text."""
+    parsed = parse_dates(series)
+    text = _tidy(series)
+    iso = _per_value(parsed, lambda s: s.dt.strftime("%Y-%m-%d")).astype(object)
+    return iso.where(parsed.notna(), text).astype(object)
