@@ -1,0 +1,78 @@
+"""Slack messages: the builders' wording, and posting through dagster-slack to the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.slack import HomeownerSlackResource
+from homeowner_dagster.sandbox import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    yield from Sandbox(seed=19)
+
+
+def test_post_lands_in_the_channel_and_survives_429_and_500(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"])
+    sandbox.faults.on("slack", "http_429", times=1, retry_after=0)
+    sandbox.faults.on("slack", "http_500", times=1)
+    text = messages.evergreen_uploads_completed(
+        "Acme Insurance", "Evergreen, Last Upload: March 1st-7th", 3120
+    )
+    ts = slack.post("#acme-fulfilment", text)
+    assert ts and sandbox.slack.messages_in("acme-fulfilment") == [text]
+    assert slack.get_client().auth_test()["ok"]
+
+
+def test_builders_keep_the_teams_wording_and_no_lead_data() -> None:
+    texts = [
+        messages.raw_pull_complete("Acme Insurance", "2027-03", 18_400, 3, zips=42),
+        messages.data_refinement_complete(
+            "Acme Insurance",
+            "2027-03",
+            15_200,
+            {"not_head_of_household": 2100, "invalid_email": 900, "duplicate": 0},
+        ),
+        messages.refined_data_uploaded(
+            "Acme Insurance",
+            [("(March 1st - 7th renewals)", 3800), ("(March 8th - 14th renewals)", 3700)],
+            7500,
+        ),
+        messages.evergreen_uploads_completed(
+            "Acme Insurance", "Evergreen, Last Upload: March 8th-14th", 3700
+        ),
+        messages.gap_analysis(
+            "Acme Insurance",
+            "2027-03",
+            12_000,
+            15_000,
+            -3000,
+            "under",
+            "move 4 ZIPs from Lone Star Agency",
+        ),
+        messages.failure_alert(
+            "monthly_pull",
+            "Acme Insurance",
+            "acme|2027-03",
+            "CaptchaBlocked",
+            "http://dagster/runs/1",
+            "http://s/shot.png",
+            "http://s/trace.zip",
+        ),
+    ]
+    assert texts[0].startswith("✅ Raw Pull Complete") and "18,400" in texts[0]
+    assert (
+        texts[1].startswith("✅ Data Refinement Complete")
+        and "not head of household: 2,100" in texts[1]
+    )
+    assert "duplicate" not in texts[1]
+    assert texts[2].startswith("✅ Refined Data Uploaded") and "Total: 7,500" in texts[2]
+    assert texts[3].startswith("Evergreen uploads completed")
+    assert texts[4].startswith("📊 Gap Analysis") and "Gap: -3,000" in texts[4]
+    assert "CaptchaBlocked" in texts[5] and "trace.zip" in texts[5]
+    assert not any("@" in t for t in texts)
