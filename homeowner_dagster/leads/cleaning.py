@@ -122,7 +122,11 @@ def _text(series: pd.Series) -> pd.Series:
 def _tidy(series: pd.Series) -> pd.Series:
     """Whitespace and line breaks collapsed, ends trimmed, a formula guard (`'=`) taken off."""
     out = series.str.replace(r"\s+", " ", regex=True).str.strip()
-    return out.str.replace(r"^'(?=[=+\-@])", "", regex=True)
+    guarded = out.str.startswith("'")
+    if guarded.any():
+        out = out.copy()
+        out[guarded] = out[guarded].str.replace(r"^'(?=[=+\-@])", "", regex=True)
+    return out
 
 
 def tidy_names(series: pd.Series) -> pd.Series:
@@ -163,8 +167,8 @@ def tidy_zips(series: pd.Series) -> pd.Series:
 
     def rule(s: pd.Series) -> pd.Series:
         parts = s.str.strip().str.extract(rf"^(?:{ZIP_PATTERN})$")
-        digits = parts["short"].fillna(parts["plus4"])
-        return digits.str.zfill(5).fillna("").astype(object)
+        digits = parts["short"].combine_first(parts["plus4"]).fillna("").astype(str).astype(object)
+        return digits.where(digits == "", digits.str.zfill(5))
 
     return _per_value(series, rule)
 
@@ -192,7 +196,7 @@ def parse_dates(series: pd.Series) -> pd.Series:
         us = text.str.extract(rf"^{US_DATE_PATTERN}$")
         iso = text.str.extract(rf"^{ISO_DATE_PATTERN}$")
         parts = pd.DataFrame(
-            {k: us[k].fillna(iso[k]) for k in ("y", "m", "d")}
+            {k: us[k].combine_first(iso[k]) for k in ("y", "m", "d")}
         ).apply(pd.to_numeric, errors="coerce")  # three columns, not rows
         parts.columns = ["year", "month", "day"]
         ok = parts.notna().all(axis=1)

@@ -52,7 +52,7 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "first_name", "last_name", "address", "zip", "email", "purchase_date", "home_value",
 )  # fmt: skip
 
-_FORMULA_START = re.compile(r"^[=+\-@]")
+_FORMULA_CHARS = ("=", "+", "-", "@")
 
 
 def normalise_header(name: object) -> str:
@@ -167,7 +167,7 @@ def neutralise_formula(series: pd.Series) -> pd.Series:
     if series.dtype != object and not isinstance(series.dtype, pd.StringDtype):
         return series
     text = series.astype(object)
-    starts = text.str.match(_FORMULA_START, na=False)
+    starts = text.str.startswith(_FORMULA_CHARS, na=False)
     if not starts.any():
         return series
     out = text.copy()
