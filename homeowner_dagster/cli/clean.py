@@ -125,6 +125,8 @@ def _stack_rejected(frames: list[pd.DataFrame]) -> pd.DataFrame:
         columns += [c for c in frame.columns if c not in columns]
     tail = ["source_export", "source_row", "reason"]
     columns = [c for c in columns if c not in tail] + tail
+    if len(frames) == 1:  # one export: nothing to align
+        return frames[0].reset_index(drop=True)[columns]
     stacked = pd.concat(frames, ignore_index=True).reindex(columns=columns)
     text = [c for c in columns if c != "source_row"]
     stacked[text] = stacked[text].fillna("")
