@@ -75,16 +75,21 @@ def split_zip(
     cap: int = EXPORT_CAP,
     first_day: int = FIRST_DAY,
     last_day: int = LAST_DAY,
+    total: int | None = None,
 ) -> list[ExportChunk]:
     """Consecutive purchase-day ranges of one ZIP, each the longest that fits the cap.
 
     Greedy longest-prefix is optimal for splitting a sequence into capped pieces; bisection
-    keeps the count queries to about log2(31) per piece.
+    keeps the count queries to about log2(31) per piece. `total` (the ZIP's count over
+    first_day..last_day, when already known) saves one query.
     """
     chunks: list[ExportChunk] = []
     start = first_day
     while start <= last_day:
-        whole = count_days(zip_code, start, last_day)
+        if start == first_day and total is not None:
+            whole = total
+        else:
+            whole = count_days(zip_code, start, last_day)
         if whole <= cap:
             if whole > 0:
                 chunks.append(ExportChunk((zip_code,), whole, (start, last_day)))
@@ -124,7 +129,7 @@ def plan_exports(
     chunks: list[ExportChunk] = []
     for zip_code in over:
         assert count_days is not None
-        chunks.extend(split_zip(zip_code, count_days, cap))
+        chunks.extend(split_zip(zip_code, count_days, cap, total=counts[zip_code]))
     chunks.extend(pack_zips({z: c for z, c in counts.items() if c <= cap}, cap))
     return chunks
 

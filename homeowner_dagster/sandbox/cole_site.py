@@ -400,7 +400,8 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
         params = faults.peek("cole", "session_expired")
         if params is not None:
             after = int(params.get("after_downloads", 0))
-            if state.downloads_completed >= after and faults.take("cole", "session_expired"):
+            due = state.downloads_completed >= after  # `after_downloads`: expire mid-pull
+            if due and faults.take("cole", "session_expired") is not None:
                 token = request.cookies.get(SESSION_COOKIE, "")
                 with state.lock:
                     state.sessions.pop(token, None)

@@ -166,6 +166,8 @@ def zip_size(zip_code: str, month: date) -> int:
     rng = _rng("size", zip_code, _month_key(month))
     if zip_code in HUGE_ZIPS:
         return HUGE_ZIPS[zip_code] + int(rng.integers(0, 400))
+    if rng.random() < 0.1:  # rural ZIPs: tens of homeowners
+        return int(np.exp(rng.uniform(np.log(12.0), np.log(120.0))))
     size = float(np.exp(rng.normal(np.log(1_000.0), 0.8)))
     return int(min(max(size, 12.0), 6_000.0))
 
