@@ -214,6 +214,13 @@ class ColePages:
         except PlaywrightError:
             pass
 
+    def reset(self) -> None:
+        """Stop whatever the page is still loading (after a timeout) before trying again."""
+        try:
+            self.page.goto("about:blank", timeout=self.timeout_ms)
+        except PlaywrightError:
+            pass
+
     def leave_login(self) -> None:
         """Navigate off a login or MFA page before anything is recorded."""
         url = self.page.url

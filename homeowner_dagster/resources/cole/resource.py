@@ -322,6 +322,7 @@ class _ColeSession:
                     wait = self.resource.backoff_seconds * 2 ** (attempt - 1)
                 self.say(f"{what}: {type(error).__name__}, retry {attempt} in {wait:.1f}s")
                 time.sleep(wait)
+                self.pages.reset()
 
     def capture(self, error: ColeError) -> None:
         """Screenshot and trace of the failure into the artifact store; links on the error."""
