@@ -52,7 +52,7 @@ PROPERTY_COLUMNS: list[str] = [
     "Phone",
     "Email",
     "Sale Date",
-    "Property Value",
+    "Estimated Home Value",
     "Head of Household",
     "Estimated Income",
     "Birth Date",
