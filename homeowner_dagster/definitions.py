@@ -1,18 +1,86 @@
-"""The one Definitions object: assets, checks, jobs, schedules, sensors and resources."""
+"""The one Definitions object: assets, jobs, schedules, sensors and the resources they use.
+
+Resources are chosen here, in one place, from the environment: secrets through `EnvVar`
+(read when a run starts, never stored), endpoints from `*_URL` variables that default to the
+real services. `homeowner dev --sandbox`, `homeowner demo` and the tests set those variables
+to the sandbox before loading this module.
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions
+import os
 
+from dagster import Definitions, EnvVar, load_assets_from_modules
+
+from homeowner_dagster.assets import monthly_pull, weekly_upload
+from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
+from homeowner_dagster.resources.artifacts import ArtifactStoreResource
+from homeowner_dagster.resources.bison import BisonResource
+from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.database import PostgresResource
-from homeowner_dagster.sensors import client_registry_sensor
+from homeowner_dagster.resources.email_verification import EmailVerificationResource
+from homeowner_dagster.resources.slack import SLACK_API_URL, HomeownerSlackResource
+from homeowner_dagster.schedules import monthly_pull_schedule, weekly_upload_schedule
+from homeowner_dagster.sensors import (
+    agent_runs_success_sensor,
+    client_registry_sensor,
+    run_failure_alert_sensor,
+)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
 
 
 def build_resources() -> dict[str, object]:
-    return {"database": PostgresResource()}
+    """Connectors for this deployment (production, `dev --sandbox`, tests), from the environment."""
+    backend = _env("HOMEOWNER_ARTIFACTS_BACKEND", "local")
+    artifacts = ArtifactStoreResource(
+        backend=backend,
+        local_dir=_env("HOMEOWNER_ARTIFACTS_DIR"),
+        supabase_url=_env("SUPABASE_URL") if backend == "supabase" else None,
+        supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY") if backend == "supabase" else None,
+    )
+    bulk_artifacts = (
+        ArtifactStoreResource(
+            backend="supabase",
+            supabase_url=_env("SUPABASE_URL"),
+            supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY"),
+        )
+        if _env("SUPABASE_URL")
+        else None
+    )
+    verification_defaults = EmailVerificationResource.model_fields
+    return {
+        "database": PostgresResource(),
+        "artifacts": artifacts,
+        "cole": ColeResource(
+            base_url=_env("COLE_URL", ColeResource.model_fields["base_url"].default),
+            headless=_env("HOMEOWNER_HEADED") is None,
+            artifacts=artifacts,
+        ),
+        "email_verification": EmailVerificationResource(
+            backend=_env("HOMEOWNER_EMAIL_BACKEND", "debounce"),
+            api_key=EnvVar("DEBOUNCE_API_KEY"),
+            api_url=_env("DEBOUNCE_API_URL", verification_defaults["api_url"].default),
+            bulk_url=_env("DEBOUNCE_BULK_URL", verification_defaults["bulk_url"].default),
+            artifacts=bulk_artifacts,
+        ),
+        "bison": BisonResource(),
+        "slack": HomeownerSlackResource(
+            token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
+        ),
+    }
 
 
-defs = Definitions(
-    sensors=[client_registry_sensor],
-    resources=build_resources(),
-)
+def build_definitions() -> Definitions:
+    return Definitions(
+        assets=load_assets_from_modules([monthly_pull, weekly_upload]),
+        jobs=[monthly_pull_job, weekly_upload_job],
+        schedules=[monthly_pull_schedule, weekly_upload_schedule],
+        sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from dagster import SensorEvaluationContext, SensorResult, SkipReason, sensor
+import os
 
-from homeowner_dagster import db
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    RunFailureSensorContext,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
+
+from homeowner_dagster import db, store
 from homeowner_dagster.partitions import client_partitions
+from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
+from homeowner_dagster.resources.slack import HomeownerSlackResource
+from homeowner_dagster.run_errors import RunErrorInfo, failure_info
 
 
 def registry_partition_requests(existing: list[str], active: list[str], known: list[str]) -> tuple[list[str], list[str]]:
@@ -35,3 +51,70 @@ def client_registry_sensor(context: SensorEvaluationContext, database: PostgresR
     if to_delete:
         requests.append(client_partitions.build_delete_request(to_delete))
     return SensorResult(dynamic_partitions_requests=requests)
+
+
+# Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.
+
+def _run_url(run_id: str) -> str:
+    base = os.environ.get("HOMEOWNER_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
+    return f"{base}/runs/{run_id}"
+
+
+def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | None = None) -> None:
+    """Write a run's outcome (and its error, if any) where the predecessor dashboard reads it."""
+    partition = run.tags.get("dagster/partition")
+    client = run.tags.get("client") or (partition.split("|")[0] if partition and "|" in partition else None)
+    store.record_run(
+        dsn,
+        {
+            "run_id": run.run_id,
+            "job_name": run.job_name,
+            "client_slug": client,
+            "partition_key": partition,
+            "status": status,
+            "finished_at": store.now(),
+            "run_url": _run_url(run.run_id),
+            "trace_url": error.trace_url if error else None,
+            "error_count": 1 if error else 0,
+        },
+    )
+    if error:
+        store.record_error(
+            dsn,
+            {
+                "run_id": run.run_id,
+                "client_slug": client,
+                "step": error.step,
+                "error_type": error.error_type,
+                "message": error.message[:2000],
+                "screenshot_url": error.screenshot_url,
+                "trace_url": error.trace_url,
+            },
+        )
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitor_all_code_locations=False, minimum_interval_seconds=30)
+def agent_runs_success_sensor(context: RunStatusSensorContext, database: PostgresResource) -> None:
+    mirror_run(database.dsn(), context.dagster_run, "success")
+
+
+@run_failure_sensor(minimum_interval_seconds=30)
+def run_failure_alert_sensor(
+    context: RunFailureSensorContext, database: PostgresResource, slack: HomeownerSlackResource
+) -> None:
+    """Alert the team in Slack with the run link, the error type and the screenshot/trace links."""
+    error = failure_info(context)
+    run = context.dagster_run
+    mirror_run(database.dsn(), run, "failure", error)
+    slack.post(
+        os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
+        messages.failure_alert(
+            run.job_name,
+            run.tags.get("client", "?"),
+            run.tags.get("dagster/partition", "?"),
+            error.error_type,
+            _run_url(run.run_id),
+            error.screenshot_url,
+            error.trace_url,
+        ),
+    )

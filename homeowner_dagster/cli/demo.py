@@ -1,9 +1,33 @@
-"""`homeowner demo` (placeholder until its issue lands)."""
+"""`homeowner demo`: the main job on the embedded default, against the sandbox."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
+from datetime import date
+
+from homeowner_dagster.cli import CommandError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: ARG001
-    """Nothing yet."""
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run the monthly and weekly pipeline for three demo clients on the sandbox"
+    )
+    p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from homeowner_dagster.demo import run_demo
+
+    began = time.perf_counter()
+    try:
+        summary = run_demo(today=args.today)
+    except Exception as exc:  # one line for the user; the run's own logs hold the details
+        raise CommandError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    table = summary.pop("table")
+    print(f"renewal month {summary['month']}, {time.perf_counter() - began:.0f} s")
+    print(table.to_string(index=False))
+    print(json.dumps({"clients": summary["clients"]}))
+    return 0

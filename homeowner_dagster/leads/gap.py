@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import pandas as pd
+
+from homeowner_dagster.leads.cleaning import parse_home_values, tidy_zips
+from homeowner_dagster.leads.cole_csv import match_headers
 from homeowner_dagster.leads.territories import minimum_for, target_for
 
 
@@ -32,3 +36,25 @@ def gap_status(cleaned: int, package_tier: int, target_override: int | None = No
     status = "under" if gap > 0 else ("met" if gap == 0 else "over")
     minimum = minimum_for(package_tier, target_override)
     return GapStatus(cleaned, target, minimum, gap, status, cleaned >= minimum)
+
+
+def rejected_facts(rejected: pd.DataFrame) -> pd.DataFrame:
+    """ZIP and home value of each rejected row, read from its original Cole columns.
+
+    The filter-relaxation suggestions count exactly these (home value above the cap, not head of
+    household), so they are kept beside each rejected row.
+    """
+    headers = match_headers(rejected.columns) if len(rejected.columns) else {}
+
+    def column(name: str) -> pd.Series:
+        if name in headers:
+            return rejected[headers[name]].fillna("").astype(str)
+        return pd.Series("", index=rejected.index, dtype=object)
+
+    return pd.DataFrame(
+        {
+            "zip": tidy_zips(column("zip")).replace("", None),
+            "home_value": parse_home_values(column("home_value")),
+        },
+        index=rejected.index,
+    )

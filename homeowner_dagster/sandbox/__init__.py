@@ -165,17 +165,10 @@ class Sandbox:
         """COLE_<STATE>_USERNAME / _PASSWORD (/ _TOTP_SECRET) for the states the Cole site knows."""
         if self.cole is None:
             return {}
-        env_method = getattr(self.cole, "env", None)
-        if callable(env_method):
-            return {k: str(v) for k, v in env_method().items()}
-        logins = getattr(self.cole, "logins", None) or getattr(self.cole, "credentials", None) or {}
         env: dict[str, str] = {}
-        for state, login in dict(logins).items():
-            username = getattr(login, "username", None) or login[0]
-            password = getattr(login, "password", None) or login[1]
+        for state, (username, password, totp) in dict(self.cole.credentials).items():
             env[f"COLE_{state.upper()}_USERNAME"] = str(username)
             env[f"COLE_{state.upper()}_PASSWORD"] = str(password)
-            totp = getattr(login, "totp_secret", None)
             if totp:
                 env[f"COLE_{state.upper()}_TOTP_SECRET"] = str(totp)
         return env

@@ -1,0 +1,1 @@
+"""PT1-PT5 as partitioned assets: thin wiring between the rules in `leads/` and the resources."""

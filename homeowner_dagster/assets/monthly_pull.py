@@ -1,0 +1,272 @@
+"""Group `monthly_pull` (PT1-PT3), partitioned by client x renewal month."""
+
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from homeowner_dagster import registry, store
+from homeowner_dagster.leads.calendar import month_key
+from homeowner_dagster.leads.cleaning import clean_leads
+from homeowner_dagster.leads.cole_csv import read_cole_csv
+from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.partitions import client_month_partitions, split_client_month
+from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.cole import ColeError, ColeResource
+from homeowner_dagster.resources.database import PostgresResource
+from homeowner_dagster.resources.email_verification import EmailVerificationResource
+from homeowner_dagster.resources.slack import HomeownerSlackResource
+from homeowner_dagster.run_errors import failure_for
+
+GROUP = "monthly_pull"
+# Transient failures (timeouts, 429s, dropped downloads) are retried inside the resources; a
+# step-level retry covers what is left, with backoff so a struggling site gets a rest.
+EXTERNAL_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def channel_for(client: registry.Client) -> str:
+    """The client's Slack channel, or the team's operations channel."""
+    return client.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "(none)"
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_month_partitions,
+    retry_policy=EXTERNAL_RETRY,
+    kinds={"playwright", "postgres"},
+    description="PT1: the client's approved ZIPs pulled from Cole X Dates, one login per licensed state.",
+)
+def raw_leads(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+    cole: ColeResource,
+    slack: HomeownerSlackResource,
+) -> MaterializeResult:
+    slug, month = split_client_month(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    territory = store.territory(dsn, slug, month)
+    if territory.empty:
+        raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
+    unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
+    if unlicensed:
+        raise ValueError(f"{slug} has ZIPs in {', '.join(unlicensed)}, where it holds no licence")
+
+    frames: list[pd.DataFrame] = []
+    zip_counts: dict[str, int] = {}
+    exports_used = lower_bound = 0
+    with tempfile.TemporaryDirectory(prefix="cole-") as folder:
+        for state, zips in territory.groupby("state"):
+            known = {
+                z: int(c) for z, c in zip(zips["zip"], zips["last_count"], strict=True) if pd.notna(c)
+            }
+            context.log.info(f"{slug}: pulling {len(zips)} ZIP(s) in {state} for {month_key(month)}")
+            try:
+                pull = cole.pull(
+                    state,
+                    list(zips["zip"]),
+                    month,
+                    known_counts=known or None,
+                    download_dir=Path(folder) / state,
+                    progress=context.log.info,
+                )
+            except ColeError as exc:
+                raise failure_for(exc, f"Cole pull {state}") from exc
+            for export in pull.exports:
+                frames.append(read_cole_csv(Path(export.path), source_export=export.name))
+            zip_counts.update(pull.zip_counts)
+            exports_used += pull.exports_used
+            lower_bound += pull.lower_bound
+        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["source_export", "source_row"])
+        rows = store.write_raw_leads(dsn, slug, month, raw, zip_counts)
+
+    per_zip = pd.DataFrame(sorted(zip_counts.items()), columns=["zip", "records"])
+    slack.post(
+        channel_for(client),
+        messages.raw_pull_complete(client.name, month_key(month), rows, exports_used, len(territory)),
+    )
+    return MaterializeResult(
+        metadata={
+            "rows": rows,
+            "zips": len(territory),
+            "exports_used": exports_used,
+            "exports_lower_bound": lower_bound,
+            "per_zip": MetadataValue.md(_markdown_table(per_zip)),
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_month_partitions,
+    deps=[raw_leads],
+    retry_policy=EXTERNAL_RETRY,
+    kinds={"pandas", "postgres"},
+    description="PT2: cleaning rules, safe-to-send email verification, duplicates across clients.",
+)
+def cleaned_leads(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+    email_verification: EmailVerificationResource,
+    slack: HomeownerSlackResource,
+) -> MaterializeResult:
+    slug, month = split_client_month(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    raw = store.read_raw_leads(dsn, slug, month)
+    rules = store.hnw_rules_for(dsn, slug)
+    hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
+    result = clean_leads(
+        raw,
+        month,
+        max_home_value=client.max_home_value,
+        hnw_states=hnw_states,
+        head_of_household_required=client.head_of_household_required,
+        known_dedupe_keys=store.dedupe_keys_held_elsewhere(dsn, slug, month),
+    )
+    emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
+    context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
+    verdicts, stats = email_verification.verify_cached(dsn, emails)
+    safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
+    result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
+    hnw_safe = result.hnw["email"].isin(safe)
+    unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe.to_numpy()]].assign(reason="email_not_safe_to_send")
+    rejected = pd.concat([result.rejected, unsafe_hnw]).sort_index(kind="stable")
+    routed: dict[str, pd.DataFrame] = {}
+    hnw = result.hnw[hnw_safe.to_numpy()]
+    if not hnw.empty:
+        routed[rules[0]["destination_client"]] = hnw
+    rejected = rejected.join(rejected_facts(rejected).add_prefix("reason_"))
+    store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
+
+    by_reason = rejected["reason"].value_counts().sort_index()
+    slack.post(
+        channel_for(client),
+        messages.data_refinement_complete(
+            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()}
+        ),
+    )
+    return MaterializeResult(
+        metadata={
+            "raw": len(raw),
+            "cleaned": len(result.cleaned),
+            "rejected": len(rejected),
+            "routed": sum(len(f) for f in routed.values()),
+            "by_reason": MetadataValue.md(
+                _markdown_table(by_reason.rename_axis("reason").reset_index(name="rows"))
+            ),
+            "emails_verified": stats.verified,
+            "emails_from_cache": stats.cached,
+            "verification_credits_used": stats.credits_used,
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_month_partitions,
+    deps=[cleaned_leads],
+    kinds={"postgres"},
+    description="PT3 totals: raw, cleaned, rejected and routed counts against the package target.",
+)
+def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
+    slug, month = split_client_month(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    counts = store.month_counts(dsn, slug, month)
+    status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
+    store.write_monthly_totals(
+        dsn,
+        {
+            "client_slug": slug,
+            "month": month_key(month),
+            "client_name": client.name,
+            "workspace_name": client.workspace_name,
+            "raw_count": counts["raw"],
+            "cleaned_count": counts["cleaned"],
+            "rejected_count": counts["rejected"],
+            "routed_count": counts["routed_out"],
+            "target_count": status.target,
+            "gap": status.gap,
+        },
+    )
+    return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_month_partitions,
+    deps=[monthly_cleaned_leads],
+    kinds={"postgres", "slack"},
+    description="PT3 gap report: under / met / over target, the minimum to proceed, and suggestions.",
+)
+def gap_report(
+    context: AssetExecutionContext, database: PostgresResource, slack: HomeownerSlackResource
+) -> MaterializeResult:
+    slug, month = split_client_month(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    counts = store.month_counts(dsn, slug, month)
+    status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
+    suggestions: list[dict[str, object]] = []
+    table = pd.DataFrame(
+        [
+            ("cleaned", counts["cleaned"]),
+            ("target", status.target),
+            ("gap", status.gap),
+            ("status", status.status),
+            ("minimum to proceed", status.minimum_to_proceed),
+            ("meets minimum", "yes" if status.meets_minimum else "no"),
+        ],
+        columns=["measure", "value"],
+    )
+    markdown = _markdown_table(table)
+    store.write_gap_report(
+        dsn,
+        {
+            "client_slug": slug,
+            "month": month_key(month),
+            "status": status.status,
+            "cleaned_count": status.cleaned,
+            "target_count": status.target,
+            "gap": status.gap,
+            "minimum_to_proceed": status.minimum_to_proceed,
+            "meets_minimum": status.meets_minimum,
+            "suggestions": suggestions,
+            "report_markdown": markdown,
+        },
+    )
+    slack.post(
+        channel_for(client),
+        messages.gap_analysis(
+            client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
+        ),
+    )
+    return MaterializeResult(
+        metadata={
+            "status": status.status,
+            "gap": status.gap,
+            "meets_minimum": status.meets_minimum,
+            "report": MetadataValue.md(markdown),
+        }
+    )

@@ -1,0 +1,155 @@
+"""Group `weekly_upload` (PT4-PT5), partitioned by client x renewal window.
+
+Exactly once: the Bison list is looked up by its name before any upload, so a re-run (or a run
+after a crash between upload and ledger) finds the list instead of uploading it again; the
+Evergreen campaign is only moved forward, never back.
+"""
+
+
+import os
+
+import pandas as pd
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    RetryPolicy,
+    asset,
+)
+
+from homeowner_dagster import registry, store
+from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
+from homeowner_dagster.leads.calendar import parse_evergreen_title
+from homeowner_dagster.partitions import (
+    client_window_partitions,
+    split_client_window,
+    window_to_month,
+)
+from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.bison import BisonResource
+from homeowner_dagster.resources.database import PostgresResource
+from homeowner_dagster.resources.slack import HomeownerSlackResource
+
+GROUP = "weekly_upload"
+
+
+def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN201
+    """The client's Bison workspace: its own instance URL, or the agency's (BISON_INSTANCE_URL)."""
+    instance = client.bison_instance_url or os.environ.get("BISON_INSTANCE_URL")
+    if not instance or not client.bison_token_env:
+        raise ValueError(
+            f"{client.slug}: set its Bison instance URL (or BISON_INSTANCE_URL) and token variable"
+        )
+    return bison.workspace(instance, client.bison_token_env)
+BISON_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_window_partitions,
+    deps=[AssetDep(cleaned_leads, partition_mapping=window_to_month)],
+    retry_policy=BISON_RETRY,
+    kinds={"postgres"},
+    description="PT4: the window's cleaned leads as one Email Bison lead list, e.g. "
+    "'(February 1st - 7th renewals)', recorded in the client_lead_batches ledger.",
+)
+def bison_lead_lists(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+    bison: BisonResource,
+    slack: HomeownerSlackResource,
+) -> MaterializeResult:
+    slug, window = split_client_window(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    workspace = bison_workspace(bison, client)
+    # Bison keeps one lead per address: an owner of two homes renewing in the same window gets
+    # one email, and the ledger records exactly the leads the list holds.
+    leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
+    existing = workspace.find_lead_list(window.list_name)
+    if existing is not None:
+        list_id, created = str(existing["id"]), False
+        context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
+    else:
+        context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
+        list_id, created = workspace.upload_lead_list(window.list_name, leads)
+        list_id = str(list_id)
+    in_bison = workspace.lead_list_count(list_id)
+    store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
+    if created:
+        slack.post(
+            channel_for(client),
+            messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison),
+        )
+    return MaterializeResult(
+        metadata={
+            "list_name": window.list_name,
+            "bison_list_id": list_id,
+            "leads_in_window": len(leads),
+            "leads_in_bison": in_bison,
+            "new_upload": created,
+            "uploaded_now": len(leads) if created else 0,
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    partitions_def=client_window_partitions,
+    deps=[bison_lead_lists],
+    retry_policy=BISON_RETRY,
+    kinds={"postgres", "slack"},
+    description="PT5: the window's list attached to the client's Evergreen campaign, title moved "
+    "on to 'Evergreen, Last Upload: February 1–7'.",
+)
+def evergreen_campaign(
+    context: AssetExecutionContext,
+    database: PostgresResource,
+    bison: BisonResource,
+    slack: HomeownerSlackResource,
+) -> MaterializeResult:
+    slug, window = split_client_window(context.partition_key)
+    dsn = database.dsn()
+    client = registry.get_client(slug, dsn)
+    ledger = store.ledger_row(dsn, slug, window)
+    if ledger is None or not ledger.get("bison_list_id"):
+        raise RuntimeError(f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first")
+    workspace = bison_workspace(bison, client)
+    campaign = workspace.find_evergreen_campaign()
+    title = str(campaign["name"])
+    try:
+        current = parse_evergreen_title(title).window(window.start)
+    except ValueError:
+        current = None
+    if current is not None and current >= window:
+        done_by_us = pd.notna(ledger.get("attached_at"))
+        note = f"{slug}: campaign already says {title!r}; nothing attached"
+        if done_by_us:
+            context.log.info(note + " (this window was attached by an earlier run)")
+        else:
+            context.log.warning(note + " (someone moved it by hand to this window or later)")
+        status = "attached" if done_by_us else "skipped"
+        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, status)
+        return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
+    already_attached = pd.notna(ledger.get("attached_at"))
+    if not already_attached:
+        workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
+        # Recorded before the rename: a crash in between re-runs the rename only.
+        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
+    workspace.rename_campaign(campaign["id"], window.evergreen_title)
+    store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
+    slack.post(
+        channel_for(client),
+        messages.evergreen_uploads_completed(client.name, window.evergreen_title, int(ledger["lead_count"])),
+    )
+    return MaterializeResult(
+        metadata={
+            "campaign_id": str(campaign["id"]),
+            "title_before": title,
+            "title_after": window.evergreen_title,
+            "attached": True,
+            "leads": int(ledger["lead_count"]),
+        }
+    )

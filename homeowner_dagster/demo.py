@@ -1,0 +1,254 @@
+"""`homeowner demo`: three demo clients through the whole pipeline on the sandbox.
+
+Runs through Dagster itself (jobs executed against the project's instance on the embedded
+PostgreSQL), so `homeowner dev --sandbox` shows the runs afterwards. The sandbox's Email Bison
+state is kept in `.homeowner/sandbox/` between invocations, so a second demo finds its lists and
+uploads nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from homeowner_dagster import db, migrate, registry, settings
+from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
+from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
+
+DEMO_CLIENTS_YAML = """
+clients:
+  - slug: garden-state
+    name: Garden State Insurance
+    workspace: Garden State Insurance
+    bison_token_env: BISON_TOKEN_GARDEN_STATE_INSURANCE
+    package_tier: 100
+    licensed_states: [NJ]
+    slack_channel: "#garden-state"
+  - slug: lone-star
+    name: Lone Star Agency
+    workspace: Lone Star Agency
+    bison_token_env: BISON_TOKEN_LONE_STAR_AGENCY
+    package_tier: 200
+    licensed_states: [TX]
+    slack_channel: "#lone-star"
+  - slug: sunshine
+    name: Sunshine Coverage
+    workspace: Sunshine Coverage
+    bison_token_env: BISON_TOKEN_SUNSHINE_COVERAGE
+    package_tier: 100
+    licensed_states: [FL]
+    slack_channel: "#sunshine"
+"""
+
+# ZIPs per demo client: (state, how many ordinary ZIPs). Small enough for a few minutes' run.
+DEMO_TERRITORIES: dict[str, tuple[str, int]] = {
+    "garden-state": ("NJ", 10),
+    "lone-star": ("TX", 10),
+    "sunshine": ("FL", 8),
+}
+
+
+# Runs log to the instance (the UI shows every line); the terminal gets warnings only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class StageClock:
+    """Wall time per stage, for the demo's closing table and the benchmark."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, took: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + took
+
+
+def demo_month(today: date) -> date:
+    """The renewal month the 15th of this month pulls (M+2)."""
+    return add_months(today.replace(day=1), 2)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def load_demo_registry(dsn: str, month: date) -> None:
+    """Demo clients and their ZIP territories (idempotent)."""
+    from homeowner_dagster.sandbox.generator import demo_zips
+
+    registry.upsert_clients(parse_clients(DEMO_CLIENTS_YAML, "demo.yaml"), dsn)
+    lines = ["Zipcode,Territory,Color"]
+    for slug, (state, count) in DEMO_TERRITORIES.items():
+        lines += [f"{z},{slug}," for z in demo_zips(state, count)]
+    sheet = parse_zip_sheet("\n".join(lines) + "\n")
+    registry.import_zips(sheet, month_key(month), dsn)
+
+
+def bison_snapshot(bison: object) -> dict[str, object]:
+    """The sandbox Bison's workspaces, lists and campaigns as JSON (kept between demos)."""
+    return {
+        "workspaces": [
+            {
+                "workspace_id": ws.workspace_id,
+                "name": ws.name,
+                "token": ws.token,
+                "custom_variables": ws.custom_variables,
+                "leads": ws.leads,
+                "lead_lists": list(ws.lead_lists.values()),
+                "campaigns": list(ws.campaigns.values()),
+            }
+            for ws in bison.workspaces.values()  # type: ignore[attr-defined]
+        ]
+    }
+
+
+def bison_restore(bison: object, data: dict[str, object]) -> None:
+    """Put a snapshot back, so lists uploaded by an earlier demo are found by name."""
+    import itertools
+
+    from homeowner_dagster.sandbox.bison import Workspace
+
+    highest = 0
+    for item in data.get("workspaces", []):  # type: ignore[union-attr]
+        ws = Workspace(item["workspace_id"], item["name"], item["token"])
+        ws.custom_variables = dict(item["custom_variables"])
+        ws.leads = dict(item["leads"])
+        ws.lead_lists = {int(lst["id"]): lst for lst in item["lead_lists"]}
+        ws.campaigns = {int(c["id"]): c for c in item["campaigns"]}
+        bison.workspaces[ws.name] = ws  # type: ignore[attr-defined]
+        ids = [ws.workspace_id, *ws.lead_lists, *ws.campaigns, *(int(lead["id"]) for lead in ws.leads.values())]
+        highest = max([highest, *ids])
+    bison._ids = itertools.count(highest + 1)  # type: ignore[attr-defined]
+
+
+def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
+    """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
+    bison = sandbox.bison  # type: ignore[attr-defined]
+    if state_file.exists():
+        bison_restore(bison, json.loads(state_file.read_text()))
+    previous = windows_of_month(add_months(month, -1))[-1]
+    for client in parse_clients(DEMO_CLIENTS_YAML, "demo.yaml").itertuples():
+        if client.workspace_name not in bison.workspaces:
+            token = f"sandbox-bison-{client.slug}-demo"
+            bison.add_workspace(client.workspace_name, token)
+            bison.add_campaign(client.workspace_name, previous.evergreen_title)
+
+
+def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) -> dict[str, object]:
+    """The whole pipeline for the demo clients; returns the closing summary."""
+    from dagster import DagsterInstance
+
+    from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
+    from homeowner_dagster.sandbox import Sandbox
+
+    clock = StageClock()
+    today = today or date.today()
+    month = demo_month(today)
+    home = settings.home_dir()
+    sandbox_dir = home / "sandbox"
+    sandbox_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    dsn = db.database_url()
+    migrate.migrate(dsn)
+    clock.add("database setup", time.perf_counter() - started)
+
+    with Sandbox() as sandbox:
+        state_file = sandbox_dir / "bison.json"
+        prepare_bison(sandbox, state_file, month)
+        os.environ.update(sandbox.env())
+        os.environ.setdefault("HOMEOWNER_ARTIFACTS_DIR", str(home / "artifacts"))
+        load_demo_registry(dsn, month)
+        clients = [c.slug for c in registry.load_clients(dsn)]
+        dagster_home = home / "dagster"
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(settings.project_root() / "dagster.yaml", dagster_home / "dagster.yaml")
+        os.environ[settings.DAGSTER_STORAGE_URL_ENV] = db.dagster_storage_url(dsn)
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+
+        from homeowner_dagster.definitions import defs
+
+        instance = DagsterInstance.get()
+        try:
+            existing = set(instance.get_dynamic_partitions(client_partitions.name))
+            missing = [c for c in clients if c not in existing]
+            if missing:
+                instance.add_dynamic_partitions(client_partitions.name, missing)
+            monthly = defs.resolve_job_def("monthly_pull")
+            weekly = defs.resolve_job_def("weekly_upload")
+            new_uploads = {c: 0 for c in clients}
+            for slug in clients:
+                progress(f"[monthly] {slug} {month_key(month)}: Cole pull, cleaning, totals, gap report")
+                began = time.perf_counter()
+                result = monthly.execute_in_process(
+                    instance=instance,
+                    partition_key=client_month_key(slug, month),
+                    run_config=QUIET,
+                    raise_on_error=True,
+                )
+                clock.add("monthly pipeline", time.perf_counter() - began)
+                _record(dsn, result)
+            for window in windows_of_month(month):
+                for slug in clients:
+                    progress(f"[weekly] {slug} {window.list_name}: Bison list, Evergreen campaign")
+                    began = time.perf_counter()
+                    result = weekly.execute_in_process(
+                        instance=instance,
+                        partition_key=client_window_key(slug, window),
+                        run_config=QUIET,
+                        raise_on_error=True,
+                    )
+                    clock.add("weekly uploads", time.perf_counter() - began)
+                    _record(dsn, result)
+                    for event in result.get_asset_materialization_events():
+                        mat = event.event_specific_data.materialization
+                        value = mat.metadata.get("uploaded_now")
+                        if value is not None:
+                            new_uploads[slug] += int(value.value)
+        finally:
+            instance.dispose()
+            state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
+    summary = _summary(dsn, month, clients, new_uploads)
+    summary["stage_seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
+    return summary
+
+
+def _record(dsn: str, result: object) -> None:
+    from homeowner_dagster.sensors import mirror_run
+
+    run = result.dagster_run  # type: ignore[attr-defined]
+    mirror_run(dsn, run, "success" if result.success else "failure")  # type: ignore[attr-defined]
+
+
+def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, int]) -> dict[str, object]:
+    m = month_key(month)
+    with db.connect(dsn) as conn:
+        totals = db.read_frame(
+            conn,
+            "select c.slug, coalesce(t.raw_count, 0) as raw, coalesce(t.cleaned_count, 0) as cleaned, "
+            "coalesce(t.target_count, 0) as target, coalesce(t.gap, 0) as gap, "
+            "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded "
+            "from clients c left join monthly_cleaned_leads t on t.client_slug = c.slug and t.month = %s "
+            "where c.slug = any(%s) order by c.slug",
+            [m, m, clients],
+        )
+    rows = [
+        {
+            "client": r.slug,
+            "raw": int(r.raw),
+            "cleaned": int(r.cleaned),
+            "uploaded": int(r.uploaded),
+            "new_uploads": int(new_uploads.get(r.slug, 0)),
+        }
+        for r in totals.itertuples()
+    ]
+    table = pd.DataFrame(rows).assign(target=list(totals["target"]), gap=list(totals["gap"]))
+    return {"month": m, "clients": rows, "table": table}

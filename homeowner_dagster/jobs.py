@@ -1,0 +1,21 @@
+"""The two jobs the schedules run: the monthly pull (PT1-PT3) and the weekly upload (PT4-PT5)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+from homeowner_dagster.partitions import client_month_partitions, client_window_partitions
+
+monthly_pull_job = define_asset_job(
+    "monthly_pull",
+    selection=AssetSelection.groups("monthly_pull"),
+    partitions_def=client_month_partitions,
+    description="PT1-PT3 for one client and renewal month: Cole pull, cleaning, totals, gap report.",
+)
+
+weekly_upload_job = define_asset_job(
+    "weekly_upload",
+    selection=AssetSelection.groups("weekly_upload"),
+    partitions_def=client_window_partitions,
+    description="PT4-PT5 for one client and renewal window: Bison list, Evergreen campaign.",
+)
