@@ -269,6 +269,17 @@ def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] |
     return frame.iloc[0].to_dict() if not frame.empty else None
 
 
+def keys_uploaded_elsewhere(dsn: str, client: str, window: RenewalWindow, keys: Iterable[str]) -> int:
+    """How many of these leads already went out this month in another window or client's list."""
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select count(*) from client_lead_batch_leads where month = %s and dedupe_key = any(%s) "
+            "and not (client_slug = %s and window_start = %s)",
+            [month_key(window.month), list(keys), client, window.start],
+        ).fetchone()
+    return int(row[0])
+
+
 def record_upload(
     dsn: str,
     client: str,

@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from homeowner_dagster import registry, store
+from homeowner_dagster.assets import checks
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
@@ -54,6 +55,7 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     partitions_def=client_month_partitions,
     retry_policy=EXTERNAL_RETRY,
     kinds={"playwright", "postgres"},
+    check_specs=checks.specs("raw_leads", "raw_schema"),
     description="PT1: the client's approved ZIPs pulled from Cole X Dates, one login per licensed state.",
 )
 def raw_leads(
@@ -98,6 +100,7 @@ def raw_leads(
             exports_used += pull.exports_used
             lower_bound += pull.lower_bound
         raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["source_export", "source_row"])
+        check_results = checks.enforce([checks.raw_schema(raw)])
         rows = store.write_raw_leads(dsn, slug, month, raw, zip_counts)
 
     per_zip = pd.DataFrame(sorted(zip_counts.items()), columns=["zip", "records"])
@@ -106,6 +109,7 @@ def raw_leads(
         messages.raw_pull_complete(client.name, month_key(month), rows, exports_used, len(territory)),
     )
     return MaterializeResult(
+        check_results=check_results,
         metadata={
             "rows": rows,
             "zips": len(territory),
@@ -122,6 +126,7 @@ def raw_leads(
     deps=[raw_leads],
     retry_policy=EXTERNAL_RETRY,
     kinds={"pandas", "postgres"},
+    check_specs=checks.specs("cleaned_leads", "cleaned_schema", "rows_conserved"),
     description="PT2: cleaning rules, safe-to-send email verification, duplicates across clients.",
 )
 def cleaned_leads(
@@ -157,6 +162,13 @@ def cleaned_leads(
     if not hnw.empty:
         routed[rules[0]["destination_client"]] = hnw
     rejected = rejected.join(rejected_facts(rejected).add_prefix("reason_"))
+    routed_rows = sum(len(f) for f in routed.values())
+    check_results = checks.enforce(
+        [
+            checks.cleaned_schema(result.cleaned, rejected),
+            checks.rows_conserved(len(raw), len(result.cleaned), len(rejected), routed_rows),
+        ]
+    )
     store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
 
     by_reason = rejected["reason"].value_counts().sort_index()
@@ -167,11 +179,12 @@ def cleaned_leads(
         ),
     )
     return MaterializeResult(
+        check_results=check_results,
         metadata={
             "raw": len(raw),
             "cleaned": len(result.cleaned),
             "rejected": len(rejected),
-            "routed": sum(len(f) for f in routed.values()),
+            "routed": routed_rows,
             "by_reason": MetadataValue.md(
                 _markdown_table(by_reason.rename_axis("reason").reset_index(name="rows"))
             ),

@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from homeowner_dagster import registry, store
+from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.leads.calendar import parse_evergreen_title
 from homeowner_dagster.partitions import (
@@ -52,6 +53,7 @@ BISON_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, 
     deps=[AssetDep(cleaned_leads, partition_mapping=window_to_month)],
     retry_policy=BISON_RETRY,
     kinds={"postgres"},
+    check_specs=checks.specs("bison_lead_lists", "no_lead_uploaded_twice", "bison_count_matches_ledger"),
     description="PT4: the window's cleaned leads as one Email Bison lead list, e.g. "
     "'(February 1st - 7th renewals)', recorded in the client_lead_batches ledger.",
 )
@@ -68,6 +70,8 @@ def bison_lead_lists(
     # Bison keeps one lead per address: an owner of two homes renewing in the same window gets
     # one email, and the ledger records exactly the leads the list holds.
     leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
+    clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
+    check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
     existing = workspace.find_lead_list(window.list_name)
     if existing is not None:
         list_id, created = str(existing["id"]), False
@@ -77,13 +81,16 @@ def bison_lead_lists(
         list_id, created = workspace.upload_lead_list(window.list_name, leads)
         list_id = str(list_id)
     in_bison = workspace.lead_list_count(list_id)
+    # The ledger is written first: whatever the count says, the list exists and must be known.
     store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
+    check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
     if created:
         slack.post(
             channel_for(client),
             messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison),
         )
     return MaterializeResult(
+        check_results=check_results,
         metadata={
             "list_name": window.list_name,
             "bison_list_id": list_id,
