@@ -137,8 +137,8 @@ def evergreen_campaign(
             context.log.info(note + " (this window was attached by an earlier run)")
         else:
             context.log.warning(note + " (someone moved it by hand to this window or later)")
-        status = "attached" if done_by_us else "skipped"
-        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, status)
+        if not done_by_us:
+            store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "skipped")
         return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
     already_attached = pd.notna(ledger.get("attached_at"))
     if not already_attached:

@@ -1,0 +1,121 @@
+"""Fixtures for end-to-end runs: the sandbox, two demo clients, a Postgres-backed Dagster instance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, Definitions, instance_for_test
+
+from homeowner_dagster import db, registry
+from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
+from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
+from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
+from homeowner_dagster.sandbox import Sandbox
+
+MONTH = date(2027, 1, 1)
+CLIENTS_YAML = """
+clients:
+  - slug: garden-state
+    name: Garden State Insurance
+    workspace: Garden State Insurance
+    bison_token_env: BISON_TOKEN_GARDEN_STATE_INSURANCE
+    package_tier: 100
+    licensed_states: [NJ]
+    slack_channel: "#garden-state"
+  - slug: sunshine
+    name: Sunshine Coverage
+    workspace: Sunshine Coverage
+    bison_token_env: BISON_TOKEN_SUNSHINE_COVERAGE
+    package_tier: 100
+    licensed_states: [FL]
+    slack_channel: "#sunshine"
+"""
+TERRITORY = {"garden-state": ["07030", "07302", "07001"], "sunshine": ["33101", "33125", "32801"]}
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+@dataclass
+class Pipeline:
+    """Runs the project's own jobs against the sandbox, recording runs in a Postgres instance."""
+
+    sandbox: Sandbox
+    dsn: str
+    instance: DagsterInstance
+    defs: Definitions
+
+    def monthly(self, client: str, month: date = MONTH, raise_on_error: bool = True):  # noqa: ANN201
+        job = self.defs.resolve_job_def("monthly_pull")
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=client_month_key(client, month),
+            run_config=QUIET,
+            raise_on_error=raise_on_error,
+        )
+
+    def weekly(self, client: str, window_start: date, raise_on_error: bool = True):  # noqa: ANN201
+        job = self.defs.resolve_job_def("weekly_upload")
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=client_window_key(client, window_start),
+            run_config=QUIET,
+            raise_on_error=raise_on_error,
+        )
+
+    def whole_month(self, clients: list[str], month: date = MONTH) -> None:
+        for client in clients:
+            self.monthly(client, month)
+        for window in windows_of_month(month):
+            for client in clients:
+                self.weekly(client, window.start)
+
+
+def load_clients(dsn: str, month: date = MONTH) -> None:
+    registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), dsn)
+    lines = ["Zipcode,Territory,Color"] + [f"{z},{c}," for c, zips in TERRITORY.items() for z in zips]
+    registry.import_zips(parse_zip_sheet("\n".join(lines) + "\n"), month_key(month), dsn)
+
+
+def reset_outside_world(sandbox: Sandbox) -> None:
+    """Fresh Bison workspaces (Evergreen campaign on last month's last window) and empty Slack."""
+    previous = windows_of_month(add_months(MONTH, -1))[-1]
+    for client in parse_clients(CLIENTS_YAML, "clients.yaml").itertuples():
+        sandbox.bison.add_workspace(client.workspace_name, f"token-{client.slug}")
+        sandbox.bison.add_campaign(client.workspace_name, previous.evergreen_title, max_emails_per_day=333)
+        sandbox.bison.add_campaign(client.workspace_name, "Spring newsletter")
+    sandbox.slack.messages.clear()
+    sandbox.faults.off()
+
+
+@pytest.fixture(scope="module")
+def pipeline_sandbox() -> Iterator[Sandbox]:
+    sandbox = Sandbox(seed=11)
+    reset_outside_world(sandbox)
+    with sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Pipeline]:
+    reset_outside_world(pipeline_sandbox)
+    for key, value in pipeline_sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    pipeline_sandbox.faults.off()
+    from homeowner_dagster.definitions import build_definitions
+
+    defs = build_definitions()
+    load_clients(database_url)
+    storage = {"storage": {"postgres": {"postgres_url": db.dagster_storage_url(database_url)}}}
+    with instance_for_test(overrides=storage) as instance:
+        instance.add_dynamic_partitions(client_partitions.name, list(TERRITORY))
+        yield Pipeline(pipeline_sandbox, database_url, instance, defs)
+    pipeline_sandbox.faults.off()
+    assert os.environ.get("DEBOUNCE_API_KEY")
