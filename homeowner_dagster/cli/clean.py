@@ -88,7 +88,7 @@ def clean_files(
     seen_keys: set[str] = set()
     for path in files:
         try:
-            raw = read_cole_csv(Path(path), source_export=Path(path).name)
+            raw = read_cole_csv(Path(path), source_export=Path(path).name, arrow=True)
             result = clean_leads(
                 raw,
                 renewal_month,

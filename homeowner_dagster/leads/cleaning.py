@@ -4,11 +4,18 @@ Every raw row ends in exactly one place: `cleaned` (a lead to email), `rejected`
 values and the first reason it failed, in REJECTION_REASONS order) or `hnw` (a lead above the
 client's maximum home value in a state routed to the high-net-worth client). Rules work on whole
 columns (pandas .str methods, regex, numpy); columns with few distinct values (names, cities,
-dates, home values) are computed once per distinct value and spread back with their codes.
+states, ZIPs, dates) are computed once per distinct value and spread back with their codes.
+
+Text is Arrow-backed (pandas "string[pyarrow]"), so .str methods run as pyarrow kernels and RE2
+regexes. Those agree with Python's str methods and `re` on ASCII text when the patterns avoid
+`\s` (spelled out as WHITESPACE below) and look-around; rules whose results could differ beyond
+ASCII (case mapping, Unicode digits) run Python's way on the rare non-ASCII values
+(`_ascii_in_arrow`), so the results are exactly those of plain Python strings.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -17,9 +24,11 @@ from operator import methodcaller
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from homeowner_dagster.leads.calendar import readable_dates, renewal_dates, window_starts
-from homeowner_dagster.leads.cole_csv import match_headers
+from homeowner_dagster.leads.cole_csv import TEXT, match_headers
 from homeowner_dagster.leads.columns import (
     CLEANED_COLUMNS,
     PIPELINE_REJECTION_REASONS,
@@ -59,6 +68,16 @@ ZIP_PATTERN = r"(?P<short>\d{3,5})|(?P<plus4>\d{5})-?\d{4}"
 US_DATE_PATTERN = r"(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4})"
 ISO_DATE_PATTERN = r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
 MONEY_PATTERN = r"\d{1,15}(?:\.\d+)?"
+
+# What Python's str.strip() and re's \s take for whitespace (every c with c.isspace()), spelled out
+# so that a pattern means the same to RE2 (whose \s is narrower) as to Python's re.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# What re.sub(r"\s+", " ", text) changes: runs of two or more, and any single whitespace but " ".
+SPACE_RUNS = f"[{WHITESPACE}]{{2,}}|[{WHITESPACE.replace(' ', '')}]"
+MONEY_NOISE = f"[{WHITESPACE}$,]"
 
 
 @dataclass
@@ -102,48 +121,85 @@ class CleaningResult:
 
 
 def _per_value(series: pd.Series, rule: Callable[[pd.Series], pd.Series | pd.DataFrame]):
-    """Apply a column rule once per distinct value: names, cities and dates repeat a lot."""
+    """Apply a column rule once per distinct value: names, cities and dates repeat a lot.
+
+    The rule sees the distinct values as Python str (object dtype); text results spread back
+    Arrow-backed.
+    """
     codes, uniques = pd.factorize(series, use_na_sentinel=False)
-    result = rule(pd.Series(uniques))
+    values = pd.Series(uniques)
+    result = rule(values.astype(object) if values.dtype == TEXT else values)
     if isinstance(result, pd.DataFrame):
         out = result.iloc[codes]
         out.index = series.index
         return out
-    return pd.Series(result.to_numpy()[codes], index=series.index, dtype=result.dtype)
+    if result.dtype == object or isinstance(result.dtype, pd.StringDtype):
+        result = result.astype(TEXT)
+    return pd.Series(result.array.take(codes), index=series.index)
 
 
 def _text(series: pd.Series) -> pd.Series:
-    """Raw cells as Python str, missing as ""."""
-    if series.dtype == object and not series.isna().any():
+    """Raw cells as Arrow-backed text (str() of any non-text cell), missing as ""."""
+    if series.dtype != TEXT:
+        series = series.astype(TEXT)
+    return series.fillna("") if series.hasnans else series
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    """The Arrow array behind Arrow-backed text, in one piece."""
+    data = pa.array(series)
+    return data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
+
+
+def _ascii_in_arrow(rule: Callable[[pd.Series], pd.Series]) -> Callable[[pd.Series], pd.Series]:
+    """Run a text rule on Arrow-backed text, and again Python's way (object dtype) for values
+    beyond ASCII, where pyarrow's case mapping and RE2's \\d, \\b may differ from Python's."""
+
+    @functools.wraps(rule)
+    def run(series: pd.Series) -> pd.Series:
+        text = _text(series)
+        out = rule(text)
+        other = ~pc.string_is_ascii(_arrow(text)).to_numpy(zero_copy_only=False)
+        if other.any():
+            out = out.copy()
+            out[other] = rule(text[other].astype(object)).to_numpy()
+        return out
+
+    return run
+
+
+def _replace(series: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    """`series.str.replace(pattern, replacement, regex=True)`; for Arrow-backed text, RE2 replaces
+    only where the pattern occurs (its replace is slow even where nothing matches), and also when
+    the replacement refers to a group (`\\1`), which pandas would hand to Python's re."""
+    if series.dtype != TEXT:
+        return series.str.replace(pattern, replacement, regex=True)
+    text = _arrow(series)
+    found = pc.match_substring_regex(text, pattern)
+    if not pc.any(found).as_py():
         return series
-    return series.where(series.notna(), "").astype(str).astype(object)
+    replaced = pc.replace_substring_regex(text.filter(found), pattern, replacement)
+    out = pc.replace_with_mask(text, found, replaced)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=series.index)
 
 
 def _tidy(series: pd.Series) -> pd.Series:
     """Whitespace and line breaks collapsed, ends trimmed, a formula guard (`'=`) taken off."""
-    out = series.str.replace(r"\s+", " ", regex=True).str.strip()
-    guarded = out.str.startswith("'")
-    if guarded.any():
-        out = out.copy()
-        out[guarded] = out[guarded].str.replace(r"^'(?=[=+\-@])", "", regex=True)
-    return out
+    out = _replace(series, SPACE_RUNS, " ").str.strip(WHITESPACE)
+    return _replace(out, r"^'([=+\-@])", r"\1")
 
 
 def tidy_names(series: pd.Series) -> pd.Series:
     """`o'brien` -> `O'Brien`, `mary-jane` -> `Mary-Jane`, `JOSÉ` -> `José`."""
-    return _per_value(series, lambda s: _tidy(s).str.title())
+    return _per_value(series, _ascii_in_arrow(lambda s: _tidy(s).str.title()))
 
 
+@_ascii_in_arrow
 def tidy_addresses(series: pd.Series) -> pd.Series:
     """`9 5TH AVE` -> `9 5th Ave`: title case, ordinals after a digit kept lower."""
     out = _tidy(series).str.title()
-    has_ordinal = out.str.contains(r"\d(?:St|Nd|Rd|Th)\b", regex=True)
-    if has_ordinal.any():
-        fixed = out[has_ordinal]
-        for suffix in ("St", "Nd", "Rd", "Th"):
-            fixed = fixed.str.replace(rf"(?<=\d){suffix}\b", suffix.lower(), regex=True)
-        out = out.copy()
-        out[has_ordinal] = fixed
+    for suffix in ("St", "Nd", "Rd", "Th"):
+        out = _replace(out, rf"(\d){suffix}\b", rf"\1{suffix.lower()}")
     return out
 
 
@@ -173,19 +229,21 @@ def tidy_zips(series: pd.Series) -> pd.Series:
     return _per_value(series, rule)
 
 
+@_ascii_in_arrow
 def tidy_emails(series: pd.Series) -> pd.Series:
-    return series.str.strip().str.lower()
+    return series.str.strip(WHITESPACE).str.lower()
 
 
 def valid_emails(emails: pd.Series) -> pd.Series:
     return emails.str.fullmatch(EMAIL_PATTERN, na=False).astype(bool)
 
 
+@_ascii_in_arrow
 def tidy_phones(series: pd.Series) -> pd.Series:
     """10 digits, a leading country code 1 dropped; anything else becomes ""."""
     digits = series.str.replace(r"\D", "", regex=True)
     digits = digits.where(~((digits.str.len() == 11) & digits.str.startswith("1")), digits.str[1:])
-    return digits.where(digits.str.len() == 10, "").astype(object)
+    return digits.where(digits.str.len() == 10, "")
 
 
 def parse_dates(series: pd.Series) -> pd.Series:
@@ -209,31 +267,39 @@ def parse_dates(series: pd.Series) -> pd.Series:
 
 
 def parse_home_values(series: pd.Series) -> pd.Series:
-    """`$1,250,000.00`, `900,001`, `450000` -> float; empty or unreadable -> NaN."""
+    """`$1,250,000.00`, `900,001`, `450000` -> float; empty or unreadable -> NaN.
 
-    def rule(s: pd.Series) -> pd.Series:
-        text = s.str.replace(r"[\s$,]", "", regex=True)
-        readable = text.str.fullmatch(MONEY_PATTERN, na=False)
-        return pd.to_numeric(text.where(readable, None), errors="coerce").astype("float64")
+    Up to 16 characters (at most 15 digits) Arrow's cast gives the very float pandas' parser
+    does; longer numbers keep pandas' parser, as the two can differ in the last bit there.
+    """
+    text = _text(series).str.replace(MONEY_NOISE, "", regex=True)
+    readable = text.str.fullmatch(MONEY_PATTERN, na=False).to_numpy(dtype=bool)
+    short = readable & (text.str.len() <= 16).to_numpy(dtype=bool)
+    values = np.full(len(text), np.nan)
+    values[short] = pc.cast(_arrow(text[short]), pa.float64()).to_numpy()
+    long = readable & ~short
+    if long.any():
+        values[long] = pd.to_numeric(text[long].astype(object), errors="coerce")
+    return pd.Series(values, index=series.index)
 
-    return _per_value(series, rule)
 
-
+@_ascii_in_arrow
 def normalised_address(address: pd.Series) -> pd.Series:
     """The address as the dedupe key sees it: lower case, `.` and `,` gone, whitespace collapsed."""
-    out = address.str.lower().str.replace(r"[.,]", "", regex=True)
-    return out.str.replace(r"\s+", " ", regex=True).str.strip()
+    out = _replace(address.str.lower(), r"[.,]", "")
+    return _replace(out, SPACE_RUNS, " ").str.strip(WHITESPACE)
 
 
 def dedupe_key(email: pd.Series, address: pd.Series) -> pd.Series:
     """sha256 hex of `email|address` (lower-cased email, normalised address): one homeowner.
 
-    The hashing is hashlib per value through C-level map (no Python frame per row); pandas and
-    numpy have no vectorized sha256.
+    The hashing is hashlib per value through C-level map (no Python frame per row); pandas,
+    numpy and pyarrow have no vectorized sha256.
     """
-    text = email.str.strip().str.lower() + "|" + normalised_address(address)
-    digests = map(methodcaller("hexdigest"), map(hashlib.sha256, map(str.encode, text)))
-    return pd.Series(list(digests), index=email.index, dtype=object)
+    text = tidy_emails(email) + "|" + normalised_address(address)
+    data = pc.cast(_arrow(text), pa.large_binary()).to_pylist()
+    digests = map(methodcaller("hexdigest"), map(hashlib.sha256, data))
+    return pd.Series(pd.array(pa.array(digests, pa.large_string()), dtype=TEXT), index=email.index)
 
 
 def clean_leads(
@@ -257,7 +323,7 @@ def clean_leads(
     def column(name: str) -> pd.Series:
         if name in headers:
             return _text(raw[headers[name]])
-        return pd.Series("", index=raw.index, dtype=object)
+        return pd.Series("", index=raw.index, dtype=TEXT)
 
     zips = tidy_zips(column("zip"))
     emails = tidy_emails(column("email"))
@@ -265,8 +331,8 @@ def clean_leads(
     home_value = parse_home_values(column("home_value"))
     first_name = tidy_names(column("first_name"))
 
-    bad_zip = (zips == "").to_numpy()
-    bad_email = ~valid_emails(emails).to_numpy()
+    bad_zip = (zips == "").to_numpy(dtype=bool)
+    bad_email = ~valid_emails(emails).to_numpy(dtype=bool)
     bad_date = purchase.isna().to_numpy()
     outside = ~bad_date & (purchase.dt.month != month.month).to_numpy()
     no_value = home_value.isna().to_numpy()
@@ -276,7 +342,9 @@ def clean_leads(
     earlier = bad_zip | bad_email | bad_date | outside | no_value | not_head
     states = tidy_states(column("state"))
     routed = {s.strip().upper() for s in hnw_states if s and s.strip()}
-    to_hnw = above_max & states.isin(routed).to_numpy() if routed else np.zeros(n, dtype=bool)
+    to_hnw = np.zeros(n, dtype=bool)
+    if routed:
+        to_hnw = above_max & states.isin(routed).to_numpy(dtype=bool)
     above_max &= ~to_hnw
     survivors = ~earlier & ~above_max  # cleaned or HNW, unless a duplicate
 
@@ -284,16 +352,14 @@ def clean_leads(
     keys = dedupe_key(emails.loc[survivors], addresses)
     known = set(known_dedupe_keys)
     duplicate = np.zeros(n, dtype=bool)
-    duplicate[survivors] = (keys.duplicated(keep="first") | keys.isin(known)).to_numpy()
+    duplicate[survivors] = (keys.duplicated(keep="first") | keys.isin(known)).to_numpy(dtype=bool)
 
-    reason = np.select(
-        [bad_zip, bad_email, bad_date, outside, no_value, not_head, above_max, duplicate],
-        REJECTION_REASONS,
-        default="",
-    )
-    rejected_mask = reason != ""
+    failed = [bad_zip, bad_email, bad_date, outside, no_value, not_head, above_max, duplicate]
+    first_failed = np.select(failed, list(range(1, len(failed) + 1)), default=0)  # 0: none
+    rejected_mask = first_failed > 0
     rejected = raw.loc[rejected_mask].copy()
-    rejected["reason"] = reason[rejected_mask]
+    reasons = pd.array(REJECTION_REASONS, dtype=TEXT)
+    rejected["reason"] = reasons.take(first_failed[rejected_mask] - 1)
 
     keep = survivors & ~duplicate
     kept = raw.index[keep]
@@ -313,7 +379,7 @@ def clean_leads(
             "home_value": home_value.loc[kept].astype("float64"),
             "purchase_date": dates,
             "purchase_day": dates.dt.day.astype("int64"),
-            "readable_purchase_date": _per_value(dates, readable_dates).astype(object),
+            "readable_purchase_date": _per_value(dates, readable_dates),
             "renewal_date": renewal.astype("datetime64[ns]"),
             "renewal_window": window_starts(renewal).astype("datetime64[ns]") if len(renewal)
             else renewal.astype("datetime64[ns]"),
@@ -357,5 +423,5 @@ def _tidy_birth_dates(series: pd.Series) -> pd.Series:
     """ISO date when it reads as one of the accepted date forms, else the trimmed text."""
     parsed = parse_dates(series)
     text = _tidy(series)
-    iso = _per_value(parsed, lambda s: s.dt.strftime("%Y-%m-%d")).astype(object)
-    return iso.where(parsed.notna(), text).astype(object)
+    iso = _per_value(parsed, lambda s: s.dt.strftime("%Y-%m-%d"))
+    return iso.where(parsed.notna(), text)
