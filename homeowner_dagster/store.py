@@ -7,7 +7,8 @@ partition and a crash leaves the previous rows. All SQL is parameterized.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -257,6 +258,22 @@ def window_leads(dsn: str, client: str, window: RenewalWindow) -> pd.DataFrame:
             "and renewal_window = %s and not surplus order by source_export, source_row, dedupe_key",
             [client, month_key(window.month), window.start],
         )
+
+
+@contextmanager
+def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[None]:
+    """One uploader per client and window at a time, across processes and machines.
+
+    Two runs for the same window (a retry racing a manual re-run) would both find no list by
+    name and both upload; a session-level advisory lock makes the second wait, then find it.
+    """
+    key = f"bison-upload|{client}|{window.key}"
+    with db.connect(dsn, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", [key])
+        try:
+            yield
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", [key])
 
 
 def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] | None:

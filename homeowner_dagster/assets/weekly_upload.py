@@ -70,20 +70,21 @@ def bison_lead_lists(
     # Bison keeps one lead per address: an owner of two homes renewing in the same window gets
     # one email, and the ledger records exactly the leads the list holds.
     leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
-    clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
-    check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
-    existing = workspace.find_lead_list(window.list_name)
-    if existing is not None:
-        list_id, created = str(existing["id"]), False
-        context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
-    else:
-        context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
-        list_id, created = workspace.upload_lead_list(window.list_name, leads)
-        list_id = str(list_id)
-    in_bison = workspace.lead_list_count(list_id)
-    # The ledger is written first: whatever the count says, the list exists and must be known.
-    store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
-    check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
+    with store.upload_lock(dsn, slug, window):
+        clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
+        check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
+        existing = workspace.find_lead_list(window.list_name)
+        if existing is not None:
+            list_id, created = str(existing["id"]), False
+            context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
+        else:
+            context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
+            list_id, created = workspace.upload_lead_list(window.list_name, leads)
+            list_id = str(list_id)
+        in_bison = workspace.lead_list_count(list_id)
+        # The ledger is written first: whatever the count says, the list exists and must be known.
+        store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
+        check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
     if created:
         slack.post(
             channel_for(client),
@@ -124,29 +125,30 @@ def evergreen_campaign(
     if ledger is None or not ledger.get("bison_list_id"):
         raise RuntimeError(f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first")
     workspace = bison_workspace(bison, client)
-    campaign = workspace.find_evergreen_campaign()
-    title = str(campaign["name"])
-    try:
-        current = parse_evergreen_title(title).window(window.start)
-    except ValueError:
-        current = None
-    if current is not None and current >= window:
-        done_by_us = pd.notna(ledger.get("attached_at"))
-        note = f"{slug}: campaign already says {title!r}; nothing attached"
-        if done_by_us:
-            context.log.info(note + " (this window was attached by an earlier run)")
-        else:
-            context.log.warning(note + " (someone moved it by hand to this window or later)")
-        if not done_by_us:
-            store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "skipped")
-        return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
-    already_attached = pd.notna(ledger.get("attached_at"))
-    if not already_attached:
-        workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
-        # Recorded before the rename: a crash in between re-runs the rename only.
-        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
-    workspace.rename_campaign(campaign["id"], window.evergreen_title)
-    store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
+    with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time
+        campaign = workspace.find_evergreen_campaign()
+        title = str(campaign["name"])
+        try:
+            current = parse_evergreen_title(title).window(window.start)
+        except ValueError:
+            current = None
+        if current is not None and current >= window:
+            done_by_us = pd.notna(ledger.get("attached_at"))
+            note = f"{slug}: campaign already says {title!r}; nothing attached"
+            if done_by_us:
+                context.log.info(note + " (this window was attached by an earlier run)")
+            else:
+                context.log.warning(note + " (someone moved it by hand to this window or later)")
+            if not done_by_us:
+                store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "skipped")
+            return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
+        already_attached = pd.notna(ledger.get("attached_at"))
+        if not already_attached:
+            workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
+            # Recorded before the rename: a crash in between re-runs the rename only.
+            store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
+        workspace.rename_campaign(campaign["id"], window.evergreen_title)
+        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
     slack.post(
         channel_for(client),
         messages.evergreen_uploads_completed(client.name, window.evergreen_title, int(ledger["lead_count"])),

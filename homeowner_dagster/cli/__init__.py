@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "homeowner_dagster.cli.clean",
     "homeowner_dagster.cli.sandbox",
     "homeowner_dagster.cli.demo",
+    "homeowner_dagster.cli.check",
 )
 
 
