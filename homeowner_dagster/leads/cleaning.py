@@ -64,7 +64,8 @@ EMAIL_PATTERN = (
     r"[a-z0-9_](?:\.?[a-z0-9_%+'\-])*"
     r"@(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+[a-z]{2,}"
 )
-ZIP_PATTERN = r"(?P<short>\d{3,5})|(?P<plus4>\d{5})-?\d{4}"
+SHORT_ZIP_PATTERN = r"\d{3,5}"  # zero-padded to 5
+ZIP_PLUS4_PATTERN = r"\d{5}-?\d{4}"  # cut to 5
 US_DATE_PATTERN = r"(?P<m>\d{1,2})(?P<sep>[/-])(?P<d>\d{1,2})(?P=sep)(?P<y>\d{4})"
 ISO_DATE_PATTERN = r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
 MONEY_PATTERN = r"\d{1,15}(?:\.\d+)?"
@@ -221,10 +222,12 @@ def tidy_states(series: pd.Series) -> pd.Series:
 def tidy_zips(series: pd.Series) -> pd.Series:
     """5 digits, zero-padded (`7034` -> `07034`), ZIP+4 cut to 5; "" when it is no ZIP."""
 
+    @_ascii_in_arrow
     def rule(s: pd.Series) -> pd.Series:
-        parts = s.str.strip().str.extract(rf"^(?:{ZIP_PATTERN})$")
-        digits = parts["short"].combine_first(parts["plus4"]).fillna("").astype(str).astype(object)
-        return digits.where(digits == "", digits.str.zfill(5))
+        text = s.str.strip(WHITESPACE)
+        plus4 = text.str[:5].where(text.str.fullmatch(ZIP_PLUS4_PATTERN), "")
+        short = text.str.fullmatch(SHORT_ZIP_PATTERN)
+        return text.str.pad(5, side="left", fillchar="0").where(short, plus4)
 
     return _per_value(series, rule)
 
@@ -241,9 +244,8 @@ def valid_emails(emails: pd.Series) -> pd.Series:
 @_ascii_in_arrow
 def tidy_phones(series: pd.Series) -> pd.Series:
     """10 digits, a leading country code 1 dropped; anything else becomes ""."""
-    digits = series.str.replace(r"\D", "", regex=True)
-    digits = digits.where(~((digits.str.len() == 11) & digits.str.startswith("1")), digits.str[1:])
-    return digits.where(digits.str.len() == 10, "")
+    digits = series.str.replace(r"\D+", "", regex=True)
+    return digits.str[-10:].where(digits.str.fullmatch(r"1?\d{10}"), "")
 
 
 def parse_dates(series: pd.Series) -> pd.Series:
@@ -297,9 +299,9 @@ def dedupe_key(email: pd.Series, address: pd.Series) -> pd.Series:
     numpy and pyarrow have no vectorized sha256.
     """
     text = tidy_emails(email) + "|" + normalised_address(address)
-    data = pc.cast(_arrow(text), pa.large_binary()).to_pylist()
+    data = pc.cast(_arrow(text), pa.large_binary()).to_numpy(zero_copy_only=False)  # UTF-8 bytes
     digests = map(methodcaller("hexdigest"), map(hashlib.sha256, data))
-    return pd.Series(pd.array(pa.array(digests, pa.large_string()), dtype=TEXT), index=email.index)
+    return pd.Series(list(digests), index=email.index, dtype=object)
 
 
 def clean_leads(
@@ -361,37 +363,38 @@ def clean_leads(
     reasons = pd.array(REJECTION_REASONS, dtype=TEXT)
     rejected["reason"] = reasons.take(first_failed[rejected_mask] - 1)
 
-    keep = survivors & ~duplicate
+    keep = survivors & ~duplicate  # boolean masks below: no index lookups
     kept = raw.index[keep]
-    dates = purchase.loc[kept]
+    fresh = keep[survivors]  # survivors that are not duplicates
+    dates = purchase[keep]
     renewal = renewal_dates(dates, month.year) if len(dates) else dates
     leads = pd.DataFrame(
         {
-            "first_name": first_name.loc[kept],
-            "last_name": tidy_names(column("last_name").loc[kept]),
-            "email": emails.loc[kept],
-            "phone": tidy_phones(column("phone").loc[kept]),
-            "address": addresses.loc[kept],
-            "city": tidy_cities(column("city").loc[kept]),
-            "state": states.loc[kept],
-            "zip": zips.loc[kept],
-            "date_of_birth": _tidy_birth_dates(column("date_of_birth").loc[kept]),
-            "home_value": home_value.loc[kept].astype("float64"),
+            "first_name": first_name[keep],
+            "last_name": tidy_names(column("last_name")[keep]),
+            "email": emails[keep],
+            "phone": tidy_phones(column("phone")[keep]),
+            "address": addresses[fresh],
+            "city": tidy_cities(column("city")[keep]),
+            "state": states[keep],
+            "zip": zips[keep],
+            "date_of_birth": _tidy_birth_dates(column("date_of_birth")[keep]),
+            "home_value": home_value[keep].astype("float64"),
             "purchase_date": dates,
             "purchase_day": dates.dt.day.astype("int64"),
             "readable_purchase_date": _per_value(dates, readable_dates),
             "renewal_date": renewal.astype("datetime64[ns]"),
             "renewal_window": window_starts(renewal).astype("datetime64[ns]") if len(renewal)
             else renewal.astype("datetime64[ns]"),
-            "dedupe_key": keys.loc[kept],
-            "source_export": raw.loc[kept, "source_export"].astype(str).astype(object)
+            "dedupe_key": keys[fresh],
+            "source_export": raw["source_export"][keep].astype(str).astype(object)
             if "source_export" in raw else "",
-            "source_row": raw.loc[kept, "source_row"].astype("int64")
+            "source_row": raw["source_row"][keep].astype("int64")
             if "source_row" in raw else (kept + 1).astype("int64"),
         },
         index=kept,
     )[OUTPUT_COLUMNS]
-    hnw_mask = pd.Series(to_hnw, index=raw.index).loc[kept].to_numpy()
+    hnw_mask = to_hnw[keep]
     return CleaningResult(
         cleaned=leads.loc[~hnw_mask], rejected=rejected, hnw=leads.loc[hnw_mask], raw=raw
     )
