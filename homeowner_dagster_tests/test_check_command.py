@@ -1,0 +1,190 @@
+"""`homeowner check`: names what is missing, never prints a value, exits 1 when anything is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from homeowner_dagster import registry
+from homeowner_dagster.cli import main
+from homeowner_dagster.leads.territories import parse_clients
+
+CLIENTS_YAML = """
+clients:
+  - slug: acme-nj
+    name: Acme Insurance NJ
+    bison_token_env: BISON_TOKEN_ACME_NJ
+    package_tier: 100
+    licensed_states: [NJ, TX]
+  - slug: sunny
+    name: Sunny Coverage
+    bison_token_env: BISON_TOKEN_SUNNY
+    bison_instance_url: https://sunny.bison.example
+    package_tier: 100
+    licensed_states: [FL]
+  - slug: gone
+    name: Former Client
+    bison_token_env: BISON_TOKEN_GONE
+    package_tier: 100
+    licensed_states: [OK]
+    active: false
+"""
+
+# Every variable the active clients above need, each set to a distinctive secret.
+SECRETS = {
+    "COLE_NJ_USERNAME": "user-nj-5d1c9e",
+    "COLE_NJ_PASSWORD": "S3cret-Cole-NJ-7f3a",
+    "COLE_TX_USERNAME": "user-tx-8b2e41",
+    "COLE_TX_PASSWORD": "S3cret-Cole-TX-91bd",
+    "COLE_FL_USERNAME": "user-fl-c0ffee",
+    "COLE_FL_PASSWORD": "S3cret-Cole-FL-2a77",
+    "BISON_TOKEN_ACME_NJ": "S3cret-Bison-acme-e4f1",
+    "BISON_TOKEN_SUNNY": "S3cret-Bison-sunny-6c0d",
+    "BISON_INSTANCE_URL": "https://agency.bison.example/S3cret-path-33aa",
+    "DEBOUNCE_API_KEY": "S3cret-Debounce-0b9a",
+    "SLACK_BOT_TOKEN": "xoxb-S3cret-Slack-4e2c",
+    "SUPABASE_URL": "https://S3cret-project-ref.supabase.co",
+    "SUPABASE_SERVICE_ROLE_KEY": "S3cret-Supabase-service-71f0",
+    "CLAY_WEBHOOK_URL": "https://api.clay.com/v3/sources/webhook/S3cret-hook-5e5e",
+    "CLAY_API_KEY": "S3cret-Clay-api-9090",
+    "CLAY_TABLE_ID": "t_S3cret-table-1212",
+}
+OPTIONAL = ("HOMEOWNER_EMAIL_BACKEND", "HOMEOWNER_ARTIFACTS_BACKEND", "COLE_OK_USERNAME",
+            "COLE_OK_PASSWORD", "BISON_TOKEN_GONE")  # fmt: skip
+
+
+@pytest.fixture
+def ready(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), database_url)
+    for name in OPTIONAL:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    if not Path(os.environ.get("HOMEOWNER_CHROMIUM") or "/usr/bin/chromium").exists():
+        pytest.skip("no Chromium on this machine")
+    return database_url
+
+
+def _check(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["check"])
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    for name, value in SECRETS.items():
+        assert value not in output, f"the value of {name} was printed"
+    assert os.environ["HOMEOWNER_DATABASE_URL"] not in output
+    return code, output
+
+
+def _status(output: str, item: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(item + " "):
+            return line[len(item) :].split()[0]
+    raise AssertionError(f"{item} not in the report:\n{output}")
+
+
+def test_everything_set_exits_zero_and_prints_no_value(
+    ready: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, output = _check(capsys)
+    assert code == 0, output
+    for name in ("COLE_NJ_PASSWORD", "COLE_TX_USERNAME", "COLE_FL_PASSWORD", "BISON_TOKEN_ACME_NJ",
+                 "BISON_TOKEN_SUNNY", "BISON_INSTANCE_URL", "DEBOUNCE_API_KEY", "SLACK_BOT_TOKEN"):  # fmt: skip
+        assert _status(output, name) == "ok"
+    assert _status(output, "database reachable") == "ok"
+    assert _status(output, "database migrated") == "ok"
+    assert _status(output, "chromium starts") == "ok"
+    # An inactive client's state and token are not asked for; Supabase/Clay only when chosen.
+    for name in (
+        "COLE_OK_PASSWORD",
+        "BISON_TOKEN_GONE",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "CLAY_API_KEY",
+    ):
+        assert name not in output
+
+
+def test_missing_variables_are_named_and_exit_one(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLE_TX_PASSWORD")
+    monkeypatch.setenv("BISON_TOKEN_SUNNY", "  ")  # blank counts as missing
+    monkeypatch.delenv("SLACK_BOT_TOKEN")
+    code, output = _check(capsys)
+    assert code == 1
+    assert _status(output, "COLE_TX_PASSWORD") == "missing"
+    assert _status(output, "BISON_TOKEN_SUNNY") == "missing"
+    assert _status(output, "SLACK_BOT_TOKEN") == "missing"
+    assert _status(output, "COLE_TX_USERNAME") == "ok"
+    assert "3 item(s) missing" in output
+
+
+def test_agency_bison_url_needed_only_by_clients_without_their_own(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BISON_INSTANCE_URL")
+    code, output = _check(capsys)
+    assert code == 1
+    line = next(x for x in output.splitlines() if x.startswith("BISON_INSTANCE_URL "))
+    assert "missing" in line and "acme-nj" in line and "sunny" not in line
+
+
+def test_backends_add_their_variables(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOMEOWNER_EMAIL_BACKEND", "clay")
+    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_BACKEND", "supabase")
+    monkeypatch.delenv("DEBOUNCE_API_KEY")
+    monkeypatch.delenv("CLAY_API_KEY")
+    monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY")
+    code, output = _check(capsys)
+    assert code == 1
+    assert "DEBOUNCE_API_KEY" not in output
+    assert _status(output, "CLAY_API_KEY") == "missing"
+    assert _status(output, "CLAY_WEBHOOK_URL") == "ok"
+    assert _status(output, "SUPABASE_SERVICE_ROLE_KEY") == "missing"
+    assert _status(output, "SUPABASE_URL") == "ok"
+
+
+def test_client_without_token_variable_is_reported(
+    ready: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.upsert_clients(
+        parse_clients(
+            "- slug: bare\n  name: Bare\n  package_tier: 100\n  licensed_states: NJ\n", "c.yaml"
+        ),
+        ready,
+    )
+    code, output = _check(capsys)
+    assert code == 1
+    assert _status(output, "bare: Bison token variable") == "missing"
+
+
+def test_unmigrated_database_is_missing(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOMEOWNER_CHROMIUM", "/nonexistent/chromium")
+    code, output = _check(capsys)
+    assert code == 1
+    assert _status(output, "database reachable") == "ok"
+    assert _status(output, "database migrated") == "missing"
+    assert _status(output, "per-client variables") == "missing"
+    assert _status(output, "chromium starts") == "missing"
+    assert _status(output, "SLACK_BOT_TOKEN") == "ok"
+
+
+def test_unreachable_database_prints_no_url_or_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "S3cret-Db-Password-a1b2"
+    url = f"postgresql://owner:{password}@127.0.0.1:1/nowhere?connect_timeout=2"
+    monkeypatch.setenv("HOMEOWNER_DATABASE_URL", url)
+    monkeypatch.setenv("HOMEOWNER_CHROMIUM", "/nonexistent/chromium")
+    code = main(["check"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert password not in captured.out + captured.err
+    assert _status(captured.out, "database reachable") == "missing"
