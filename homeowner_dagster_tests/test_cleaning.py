@@ -11,10 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from homeowner_dagster.leads.cleaning import (
+    WHITESPACE,
     clean_leads,
     dedupe_key,
+    normalised_address,
     parse_home_values,
     tidy_addresses,
+    tidy_emails,
     tidy_names,
     tidy_phones,
     tidy_zips,
@@ -286,3 +289,29 @@ def test_rows_are_conserved_and_cleaning_twice_changes_nothing(records, routing,
     pd.testing.assert_frame_equal(
         second.cleaned.reset_index(drop=True), first.cleaned.reset_index(drop=True), check_dtype=False
     )
+
+
+def test_whitespace_is_what_python_strips():
+    import sys
+
+    assert set(WHITESPACE) == {c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()}
+
+
+ASCII_RULES = [tidy_addresses, tidy_emails, tidy_phones, normalised_address]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("aZs tT1 9\t\n\x0b\x1c,.'=-+@()&$nNdDrRhH")), max_size=14), min_size=1, max_size=20))
+def test_arrow_and_python_agree_on_ascii(values):
+    for rule in ASCII_RULES:
+        in_arrow = rule.__wrapped__(pd.Series(values, dtype="string[pyarrow]"))
+        in_python = rule.__wrapped__(pd.Series(values, dtype=object))
+        assert in_arrow.astype(object).tolist() == in_python.tolist(), rule.__name__
+
+
+def test_text_beyond_ascii_takes_pythons_way():
+    values = pd.Series(["İSTANBUL CAD", "STRAßE 5TH", "ΣΟΦΟΣ", "١٢٣ main", "plain st", "x\u2003 y"])
+    for rule in ASCII_RULES:
+        expected = rule.__wrapped__(values.astype(object)).tolist()
+        assert rule(values).astype(object).tolist() == expected, rule.__name__
+    assert tidy_names(pd.Series(["ßen", "İ"])).tolist() == ["ßen".title(), "İ".title()]  # "Ssen"

@@ -114,3 +114,57 @@ def test_formula_injection_is_neutralised(tmp_path):
     path = tmp_path / "people.csv"
     write_people_csv(pd.DataFrame({"name": ["=HYPERLINK(1)", "Ann"], "n": [1, 2]}), path)
     assert path.read_text(encoding="utf-8") == "name,n\n'=HYPERLINK(1),1\nAnn,2\n"
+
+
+def test_arrow_text_holds_the_same_values(tmp_path):
+    text = SOP_HEADER + '\n"JOSÉ","Smith, Jr","9 5TH AVE\nApt 2",Newark,NJ,07034,,j@x.com,2/3/2020,"$1,250,000.00",Y,,\n'
+    data = text.encode("cp1252")
+    plain = read_cole_csv(data, "win.csv")
+    arrow = read_cole_csv(data, "win.csv", arrow=True)
+    assert (plain.dtypes[:13].astype(str) == "object").all()
+    assert (arrow.dtypes[:13] == "string[pyarrow]").all()
+    pd.testing.assert_frame_equal(arrow.astype(object), plain.astype(object))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a,b,c,d,e,12345,,a@b.com,1/1/2020,1,Y\n",  # short row: pyarrow refuses, pandas fills
+        "a,b,c,d,e,12345,,a@b.com,1/1/2020,1,Y,,\n   \n",  # line of blanks: pandas skips it
+    ],
+)
+def test_files_pyarrow_refuses_read_as_pandas_reads_them(body):
+    data = (SOP_HEADER + "\n" + body).encode()
+    for arrow in (False, True):
+        frame = read_cole_csv(data, "x.csv", arrow=arrow)
+        assert len(frame) == 1 and frame.loc[0, "Zip"] == "12345" and frame.loc[0, "Date_of_Birth"] == ""
+
+
+def test_people_csv_quotes_like_the_csv_module_and_formats_numbers_and_dates(tmp_path):
+    path = tmp_path / "people.csv"
+    frame = pd.DataFrame(
+        {
+            "text": ["a,b", 'say "hi"', "two\nlines", "bare\rreturn", None, "-5"],
+            "value": [450000.0, 1250000.5, 0.1 + 0.2, float("nan"), 1e16, -5.0],
+            "day": pd.to_datetime(["2027-02-03", None, "2027-02-28", None, None, None]),
+            "n": [1, 2, 3, 4, 5, 6],
+        }
+    )
+    write_people_csv(frame, path)
+    assert path.read_bytes().decode("utf-8") == (
+        "text,value,day,n\n"
+        '"a,b",450000,2027-02-03,1\n'
+        '"say ""hi""",1250000.5,,2\n'
+        '"two\nlines",0.3,2027-02-28,3\n'
+        '"bare\rreturn",,,4\n'
+        ",1e+16,,5\n"
+        "'-5,-5,,6\n"
+    )
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert back["text"].tolist() == ["a,b", 'say "hi"', "two\nlines", "bare\rreturn", "", "'-5"]
+
+
+def test_people_csv_with_one_column_quotes_empty_cells(tmp_path):
+    path = tmp_path / "one.csv"
+    write_people_csv(pd.DataFrame({"email": ["a@x.com", ""]}, dtype="string[pyarrow]"), path)
+    assert path.read_text(encoding="utf-8") == 'email\na@x.com\n""\n'
