@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -112,14 +113,17 @@ def _records_from_text(text: str, filename: str) -> list[dict[str, object]]:
     if filename.lower().endswith((".yaml", ".yml")):
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise TerritoryError([f"{filename}: not valid YAML ({exc.__class__.__name__})"]) from exc
+        except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise TerritoryError([f"{filename}: not valid YAML ({exc.__class__.__name__})"]) from None
         if isinstance(data, dict):
             data = data.get("clients", data)
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise TerritoryError([f"{filename}: expected a list of clients"])
         return data
-    rows = list(csv.DictReader(io.StringIO(text)))
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise TerritoryError([f"{filename}: not readable CSV ({exc})"]) from None
     return [dict(r) for r in rows]
 
 
@@ -158,29 +162,34 @@ def parse_clients(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
                 raise ValueError(f"licensed states must be two-letter codes (got {bad or 'none'})")
             override = row["target_override"]
             override_value = int(str(override).strip()) if str(override or "").strip() else None
+            if override_value is not None and not 0 < override_value < 2**31:
+                raise ValueError(f"target override must be a positive number of leads (got {override!r})")
             max_value = row["max_home_value"]
             token_env = str(row["bison_token_env"] or "").strip() or None
             if token_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", token_env):
                 raise ValueError("bison token env must name an environment variable (A-Z, 0-9, _)")
-            out.append(
-                {
-                    "slug": slug,
-                    "name": name,
-                    "workspace_name": str(row["workspace_name"] or name).strip(),
-                    "bison_instance_url": str(row["bison_instance_url"] or "").strip() or None,
-                    "bison_token_env": token_env,
-                    "package_tier": tier,
-                    "target_override": override_value,
-                    "licensed_states": states,
-                    "max_home_value": float(str(max_value).replace(",", "").replace("$", ""))
-                    if str(max_value or "").strip()
-                    else float(DEFAULT_MAX_HOME_VALUE),
-                    "head_of_household_required": _truthy(row["head_of_household_required"], True),
-                    "sample_surplus": _truthy(row["sample_surplus"], False),
-                    "slack_channel": str(row["slack_channel"] or "").strip() or None,
-                    "active": _truthy(row["active"], True),
-                }
-            )
+            record = {
+                "slug": slug,
+                "name": name,
+                "workspace_name": str(row["workspace_name"] or name).strip(),
+                "bison_instance_url": str(row["bison_instance_url"] or "").strip() or None,
+                "bison_token_env": token_env,
+                "package_tier": tier,
+                "target_override": override_value,
+                "licensed_states": states,
+                "max_home_value": float(str(max_value).replace(",", "").replace("$", ""))
+                if str(max_value or "").strip()
+                else float(DEFAULT_MAX_HOME_VALUE),
+                "head_of_household_required": _truthy(row["head_of_household_required"], True),
+                "sample_surplus": _truthy(row["sample_surplus"], False),
+                "slack_channel": str(row["slack_channel"] or "").strip() or None,
+                "active": _truthy(row["active"], True),
+            }
+            if not (math.isfinite(record["max_home_value"]) and record["max_home_value"] > 0):
+                raise ValueError(f"max home value must be a positive amount (got {max_value!r})")
+            if any(isinstance(v, str) and "\x00" in v for v in record.values()):
+                raise ValueError("a value holds a NUL character")
+            out.append(record)
         except (ValueError, TypeError) as exc:
             problems.append(f"{where}: {exc}")
     if problems:
@@ -236,6 +245,9 @@ def parse_zip_sheet(text: str) -> ZipSheet:
             raw_zip = cells[zip_col].strip() if zip_col < len(cells) else ""
             client_ref = cells[client_col].strip() if client_col < len(cells) else ""
             color = cells[color_col].strip() if color_col is not None and color_col < len(cells) else ""
+            if "\x00" in client_ref + color:
+                problems.append(f"line {line_no}: a cell holds a NUL character")
+                continue
             zip_code = normalise_zip(raw_zip)
             if zip_code is None:
                 problems.append(f"line {line_no}: {raw_zip[:20]!r} is not a ZIP code")
@@ -275,3 +287,4 @@ def zip_conflicts(assignments: pd.DataFrame, held: pd.DataFrame) -> list[str]:
                 f"line {row.line}: ZIP {row.zip} already belongs to {row.client_slug_held} this month"
             )
     return problems
+
