@@ -70,6 +70,32 @@ def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
     return len(clients)
 
 
+def upsert_hnw_rules(rules: pd.DataFrame, url: str | None = None) -> int:
+    """Insert or replace high-net-worth routing rules (by name); every client named must exist."""
+    if rules.empty:
+        return 0
+    with db.transaction(url) as conn:
+        known = {r[0] for r in conn.execute("select slug from clients").fetchall()}
+        problems = [
+            f"hnw rule {r.name!r}: unknown client {slug!r}"
+            for r in rules.itertuples()
+            for slug in [r.destination_client, *r.source_clients]
+            if slug not in known
+        ]
+        if problems:
+            raise TerritoryError(problems)
+        with conn.cursor() as cur:
+            for r in rules.itertuples():
+                cur.execute(
+                    "insert into hnw_routing_rules (name, destination_client, source_states, source_clients, threshold) "
+                    "values (%s, %s, %s, %s, %s) on conflict (name) do update set "
+                    "destination_client = excluded.destination_client, source_states = excluded.source_states, "
+                    "source_clients = excluded.source_clients, threshold = excluded.threshold",
+                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold],
+                )
+    return len(rules)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None

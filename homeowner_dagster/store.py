@@ -236,6 +236,68 @@ def hnw_rules_for(dsn: str, client: str) -> list[dict[str, Any]]:
     return frame.to_dict("records")
 
 
+def month_assignments(dsn: str, month: date) -> pd.DataFrame:
+    """Every client's ZIPs this month with the cleaned leads each yielded: [zip, state, client_slug, cleaned_count]."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select zip, state, client_slug, coalesce(cleaned_count, 0) as cleaned_count "
+            "from client_zipcodes where month = %s",
+            [month_key(month)],
+        )
+
+
+def month_totals(dsn: str, month: date) -> pd.DataFrame:
+    """Each client's cleaned total and target this month: [client_slug, cleaned, target]."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select client_slug, cleaned_count as cleaned, target_count as target "
+            "from monthly_cleaned_leads where month = %s",
+            [month_key(month)],
+        )
+
+
+def zip_history(dsn: str, zips: list[str], before: date) -> dict[str, float]:
+    """Cleaned leads each ZIP yielded in its latest earlier month (any client)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct on (zip) zip, cleaned_count from client_zipcodes "
+            "where zip = any(%s) and month < %s and cleaned_count is not null "
+            "order by zip, month desc",
+            [zips, month_key(before)],
+        ).fetchall()
+    return {z: float(c) for z, c in rows}
+
+
+def cleaned_for_sampling(dsn: str, client: str, month: date) -> pd.DataFrame:
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select dedupe_key, zip from cleaned_leads where client_slug = %s and month = %s "
+            "order by dedupe_key",
+            [client, month_key(month)],
+        )
+
+
+def mark_surplus(dsn: str, client: str, month: date, surplus_keys: list[str]) -> None:
+    """Flag the leads held back as surplus (kept, not uploaded, not deleted)."""
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "update cleaned_leads set surplus = (dedupe_key = any(%s)) "
+            "where client_slug = %s and month = %s",
+            [surplus_keys, client, month_key(month)],
+        )
+
+
+def is_hnw_destination(dsn: str, client: str) -> bool:
+    """A high-net-worth client may hold no ZIPs: its leads come from routing."""
+    with db.connect(dsn) as conn:
+        return conn.execute(
+            "select exists(select 1 from hnw_routing_rules where destination_client = %s)", [client]
+        ).fetchone()[0]
+
+
 def rejected_counts(dsn: str, client: str, month: date) -> pd.DataFrame:
     """Rejected rows by reason, ZIP and home value: the filter-relaxation arithmetic needs them."""
     with db.connect(dsn) as conn:

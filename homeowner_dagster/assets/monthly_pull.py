@@ -3,12 +3,15 @@
 
 import os
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     Backoff,
+    Config,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -18,9 +21,11 @@ from dagster import (
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
+from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import gap_status, rejected_facts
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
@@ -31,6 +36,7 @@ from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.run_errors import failure_for
 
 GROUP = "monthly_pull"
+DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
 # Transient failures (timeouts, 429s, dropped downloads) are retried inside the resources; a
 # step-level retry covers what is left, with backoff so a struggling site gets a rest.
 EXTERNAL_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -39,6 +45,12 @@ EXTERNAL_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIA
 def channel_for(client: registry.Client) -> str:
     """The client's Slack channel, or the team's operations channel."""
     return client.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+
+
+def _no_leads() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="datetime64[ns]" if c in DATE_COLUMNS else object) for c in CLEANED_COLUMNS + SOURCE_COLUMNS}
+    ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -68,7 +80,7 @@ def raw_leads(
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
     territory = store.territory(dsn, slug, month)
-    if territory.empty:
+    if territory.empty and not store.is_hnw_destination(dsn, slug):
         raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
     unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
     if unlicensed:
@@ -139,6 +151,16 @@ def cleaned_leads(
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
     raw = store.read_raw_leads(dsn, slug, month)
+    if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
+        store.write_cleaned_leads(dsn, slug, month, _no_leads(), raw.assign(reason=""))
+        context.log.info(f"{slug}: nothing pulled for {month_key(month)}; only routed leads, if any")
+        return MaterializeResult(
+            check_results=[
+                AssetCheckResult(check_name="cleaned_schema", passed=True, metadata={"rows": 0}),
+                checks.rows_conserved(0, 0, 0, 0),
+            ],
+            metadata={"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0},
+        )
     rules = store.hnw_rules_for(dsn, slug)
     hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
     result = clean_leads(
@@ -226,34 +248,95 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
     return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
 
 
+class GapReportConfig(Config):
+    """How far the gap report looks: radius around the territory, Cole count queries allowed."""
+
+    radius_miles: float = 25.0
+    max_candidates: int = 30
+    allow_cole_count_queries: bool = False
+
+
+def _expected_yields(
+    context: AssetExecutionContext,
+    config: GapReportConfig,
+    cole: ColeResource,
+    dsn: str,
+    client: registry.Client,
+    month: date,
+    assignments: pd.DataFrame,
+    counts: dict[str, int],
+) -> tuple[dict[str, float], str]:
+    """Expected cleaned leads per nearby free ZIP: history when any, else a Cole count query
+    times this month's cleaned/raw ratio of the client."""
+    candidates = gap_solver.adjacent_candidates(
+        client.slug, client.licensed_states, assignments, config.radius_miles, config.max_candidates
+    )
+    zips = list(candidates["zip"])
+    history = store.zip_history(dsn, zips, month)
+    if history or not config.allow_cole_count_queries or not zips:
+        return history, "ZIP history (cleaned leads in the latest earlier month)"
+    ratio = counts["own_cleaned"] / counts["raw"] if counts["raw"] else 0.0
+    yields: dict[str, float] = {}
+    for state, group in candidates.groupby("state"):
+        context.log.info(f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}")
+        try:
+            found = cole.count_each(state, list(group["zip"]), month)
+        except ColeError as exc:
+            context.log.warning(f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped")
+            continue
+        yields.update({z: n * ratio for z, n in found.items()})
+    return yields, f"Cole count query x this month's cleaned/raw ratio ({ratio:.1%})"
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
     deps=[monthly_cleaned_leads],
     kinds={"postgres", "slack"},
-    description="PT3 gap report: under / met / over target, the minimum to proceed, and suggestions.",
+    description="PT3 gap report: under / met / over target, the minimum to proceed, and counted "
+    "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
 )
 def gap_report(
-    context: AssetExecutionContext, database: PostgresResource, slack: HomeownerSlackResource
+    context: AssetExecutionContext,
+    config: GapReportConfig,
+    database: PostgresResource,
+    cole: ColeResource,
+    slack: HomeownerSlackResource,
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
-    suggestions: list[dict[str, object]] = []
-    table = pd.DataFrame(
-        [
-            ("cleaned", counts["cleaned"]),
-            ("target", status.target),
-            ("gap", status.gap),
-            ("status", status.status),
-            ("minimum to proceed", status.minimum_to_proceed),
-            ("meets minimum", "yes" if status.meets_minimum else "no"),
-        ],
-        columns=["measure", "value"],
+    assignments = store.month_assignments(dsn, month)
+    yields: dict[str, float] = {}
+    basis = None
+    if status.status == "under":
+        yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
+    rejected = store.rejected_counts(dsn, slug, month)
+    suggestions = gap_solver.suggest(
+        slug,
+        status,
+        client.licensed_states,
+        assignments,
+        store.month_totals(dsn, month),
+        rejected,
+        yields,
+        client.max_home_value,
+        client.head_of_household_required,
+        config.radius_miles,
+        max_candidates=config.max_candidates,
+        yield_basis=basis,
+        sample_surplus=client.sample_surplus,
     )
-    markdown = _markdown_table(table)
+    surplus_held = 0
+    if status.status == "over" and client.sample_surplus:
+        cleaned = store.cleaned_for_sampling(dsn, slug, month)
+        surplus = gap_solver.surplus_sample(cleaned, status.target)
+        keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
+        store.mark_surplus(dsn, slug, month, keys)
+        surplus_held = len(keys)
+    markdown = gap_solver.markdown_report(status, suggestions)
     store.write_gap_report(
         dsn,
         {
@@ -265,7 +348,7 @@ def gap_report(
             "gap": status.gap,
             "minimum_to_proceed": status.minimum_to_proceed,
             "meets_minimum": status.meets_minimum,
-            "suggestions": suggestions,
+            "suggestions": [sg.as_dict() for sg in suggestions],
             "report_markdown": markdown,
         },
     )
@@ -273,6 +356,7 @@ def gap_report(
         channel_for(client),
         messages.gap_analysis(
             client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
+            gap_solver.slack_summary(suggestions),
         ),
     )
     return MaterializeResult(
@@ -280,6 +364,8 @@ def gap_report(
             "status": status.status,
             "gap": status.gap,
             "meets_minimum": status.meets_minimum,
+            "suggestions": len(suggestions),
+            "surplus_held_back": surplus_held,
             "report": MetadataValue.md(markdown),
         }
     )

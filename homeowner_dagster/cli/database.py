@@ -12,7 +12,12 @@ from pathlib import Path
 from homeowner_dagster import db, migrate, registry, settings
 from homeowner_dagster.cli import CommandError
 from homeowner_dagster.leads.calendar import month_key, parse_month
-from homeowner_dagster.leads.territories import TerritoryError, parse_clients, parse_zip_sheet
+from homeowner_dagster.leads.territories import (
+    TerritoryError,
+    parse_clients,
+    parse_hnw_rules,
+    parse_zip_sheet,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,10 +112,24 @@ def run_clients_import(args: argparse.Namespace) -> int:
     text = _read(args.file)
     try:
         clients = parse_clients(text, args.file.name)
+        rules = parse_hnw_rules(text, args.file.name)
     except TerritoryError as exc:
         raise _report(exc, "client import") from None
-    registry.upsert_clients(clients, _ready_database())
+    url = _ready_database()
+    known = set(clients["slug"]) | {c.slug for c in registry.load_clients(url, active_only=False)}
+    unknown = [
+        f"hnw rule {r.name!r}: unknown client {slug!r}"
+        for r in rules.itertuples()
+        for slug in [r.destination_client, *r.source_clients]
+        if slug not in known
+    ]
+    if unknown:
+        raise _report(TerritoryError(unknown), "client import")
+    registry.upsert_clients(clients, url)
+    routed = registry.upsert_hnw_rules(rules, url)
     print(f"{len(clients)} client(s) imported: {', '.join(clients['slug'])}")
+    if routed:
+        print(f"{routed} high-net-worth routing rule(s) imported")
     return 0
 
 

@@ -447,6 +447,28 @@ def suggest_adjacent(
     )
 
 
+def adjacent_candidates(
+    client: str,
+    states: Iterable[str],
+    assignments: pd.DataFrame,
+    radius_miles: float = 25.0,
+    max_candidates: int = 200,
+) -> pd.DataFrame:
+    """The `max_candidates` nearest free ZIPs within the radius: [zip, state, miles].
+
+    The caller asks Cole for all of their counts in one session, then passes the yields to
+    `suggest` as a mapping (one login instead of one per ZIP).
+    """
+    licensed = _norm_states(states)
+    territory = _locate(assignments.loc[assignments["client_slug"] == client, "zip"].astype(str))
+    free = _free_zips(licensed, assignments) if licensed else pd.DataFrame()
+    if territory.empty or free.empty:
+        return pd.DataFrame(columns=["zip", "state", "miles"])
+    free = free.assign(miles=_nearest_miles(free, territory))
+    near = free[free["miles"] <= radius_miles].sort_values(["miles", "zip"]).head(max_candidates)
+    return near[["zip", "state", "miles"]].reset_index(drop=True)
+
+
 # Filter relaxation
 
 

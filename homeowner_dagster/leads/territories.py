@@ -288,3 +288,48 @@ def zip_conflicts(assignments: pd.DataFrame, held: pd.DataFrame) -> list[str]:
             )
     return problems
 
+
+# High-net-worth routing rules (the `hnw_routing:` section of a client YAML file)
+
+
+def parse_hnw_rules(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
+    """Rules moving homes above `threshold` in `source_states` of `source_clients` to `destination`."""
+    columns = ["name", "destination_client", "source_states", "source_clients", "threshold"]
+    if not filename.lower().endswith((".yaml", ".yml")):
+        return pd.DataFrame(columns=columns)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TerritoryError([f"{filename}: not valid YAML ({exc.__class__.__name__})"]) from exc
+    rules = data.get("hnw_routing", []) if isinstance(data, dict) else []
+    problems: list[str] = []
+    out: list[dict[str, object]] = []
+    for number, rule in enumerate(rules or [], start=1):
+        where = f"hnw rule {number}"
+        try:
+            if not isinstance(rule, dict):
+                raise ValueError("must be a mapping")
+            name = str(rule.get("name") or f"hnw-{number}").strip()
+            destination = str(rule.get("destination") or rule.get("destination_client") or "").strip().lower()
+            if not SLUG_RE.match(destination):
+                raise ValueError("destination must be a client slug")
+            states = rule.get("source_states") or []
+            states = [states] if isinstance(states, str) else states
+            states = sorted({str(s).strip().upper() for s in states})
+            if not states or not all(STATE_RE.match(s) for s in states):
+                raise ValueError("source_states must be two-letter codes")
+            sources = rule.get("source_clients") or []
+            sources = [sources] if isinstance(sources, str) else sources
+            sources = sorted({str(s).strip().lower() for s in sources})
+            if not sources or destination in sources:
+                raise ValueError("source_clients must name clients other than the destination")
+            threshold = float(str(rule.get("threshold", DEFAULT_MAX_HOME_VALUE)).replace(",", "").replace("$", ""))
+            out.append(
+                {"name": name, "destination_client": destination, "source_states": states,
+                 "source_clients": sources, "threshold": threshold}
+            )
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        raise TerritoryError(problems)
+    return pd.DataFrame(out, columns=columns)

@@ -242,6 +242,19 @@ class ColeResource(ConfigurableResource):
                 "count", lambda: s.count(list(dict.fromkeys(zips)), filters or ColeFilters())
             )
 
+    def count_each(
+        self, state: str, zips: list[str], month: date, filters: ColeFilters | None = None
+    ) -> dict[str, int]:
+        """Records per ZIP, one search each, in one login (gap analysis' expected yields)."""
+        out: dict[str, int] = {}
+        with self._session(state, month, None) as s:
+            s.login()
+            for zip_code in dict.fromkeys(zips):
+                out[zip_code] = s.step(
+                    f"count {zip_code}", lambda z=zip_code: s.count([z], filters or ColeFilters())
+                )
+        return out
+
 
 @dataclass
 class _ColeSession:
