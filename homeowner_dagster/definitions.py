@@ -16,6 +16,7 @@ from homeowner_dagster.assets import monthly_pull, weekly_upload
 from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
+from homeowner_dagster.resources.clay import ClayResource
 from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
@@ -51,6 +52,18 @@ def build_resources() -> dict[str, object]:
         else None
     )
     verification_defaults = EmailVerificationResource.model_fields
+    email_backend = _env("HOMEOWNER_EMAIL_BACKEND", "debounce")
+    clay = (
+        ClayResource(
+            webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
+            webhook_token=EnvVar("CLAY_WEBHOOK_TOKEN"),
+            api_key=EnvVar("CLAY_API_KEY"),
+            api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
+            table_id=_env("CLAY_TABLE_ID"),
+        )
+        if email_backend == "clay"
+        else None
+    )
     return {
         "database": PostgresResource(),
         "artifacts": artifacts,
@@ -60,8 +73,9 @@ def build_resources() -> dict[str, object]:
             artifacts=artifacts,
         ),
         "email_verification": EmailVerificationResource(
-            backend=_env("HOMEOWNER_EMAIL_BACKEND", "debounce"),
-            api_key=EnvVar("DEBOUNCE_API_KEY"),
+            backend=email_backend,
+            api_key=EnvVar("DEBOUNCE_API_KEY") if email_backend == "debounce" else None,
+            clay=clay,
             api_url=_env("DEBOUNCE_API_URL", verification_defaults["api_url"].default),
             bulk_url=_env("DEBOUNCE_BULK_URL", verification_defaults["bulk_url"].default),
             artifacts=bulk_artifacts,

@@ -36,13 +36,24 @@ def _text(value: object) -> str | None:
     return str(getattr(value, "value", getattr(value, "url", value)))
 
 
+_WRAPPERS = {"RetryRequestedFromPolicy", "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _root_error(error):  # noqa: ANN001, ANN202 - SerializableErrorInfo
+    """Dagster wraps the user's exception (retries, step errors): name the user's own error."""
+    while error is not None and error.cls_name in _WRAPPERS and error.cause is not None:
+        error = error.cause
+    return error
+
+
 def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
     """The first failed step's error type, message and links (from Failure metadata)."""
     for event in context.get_step_failure_events():
         data = event.step_failure_data
         metadata = dict(data.user_failure_data.metadata) if data.user_failure_data else {}
-        error_type = _text(metadata.get("error_type")) or (data.error.cls_name if data.error else "Error")
-        message = data.error.message.strip() if data.error else "step failed"
+        root = _root_error(data.error)
+        error_type = _text(metadata.get("error_type")) or (root.cls_name if root else "Error")
+        message = root.message.strip() if root else "step failed"
         return RunErrorInfo(
             step=event.step_key,
             error_type=str(error_type),

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
@@ -54,6 +60,7 @@ def windows_to_upload(monday: date, uploaded: set[date], pulled_months: set[str]
     job=monthly_pull_job,
     cron_schedule="0 9 15 * *",
     execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="PT1-PT3 on the 15th: one run per active client for renewal month M+2.",
 )
 def monthly_pull_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
@@ -76,6 +83,7 @@ def monthly_pull_schedule(context: ScheduleEvaluationContext, database: Postgres
     job=weekly_upload_job,
     cron_schedule="0 9 * * 1",
     execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
     description="PT4-PT5 on Mondays: each active client's due window, plus any late window.",
 )
 def weekly_upload_schedule(context: ScheduleEvaluationContext, database: PostgresResource):

@@ -7,6 +7,7 @@ import os
 from dagster import (
     DagsterRun,
     DagsterRunStatus,
+    DefaultSensorStatus,
     RunFailureSensorContext,
     RunStatusSensorContext,
     SensorEvaluationContext,
@@ -35,7 +36,7 @@ def registry_partition_requests(existing: list[str], active: list[str], known: l
     return to_add, to_delete
 
 
-@sensor(minimum_interval_seconds=60, description="Adds a `client` partition for each active client.")
+@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING, description="Adds a `client` partition for each active client.")
 def client_registry_sensor(context: SensorEvaluationContext, database: PostgresResource):
     with db.connect(database.dsn()) as conn:
         rows = conn.execute("select slug, active from clients").fetchall()
@@ -93,12 +94,14 @@ def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | Non
         )
 
 
-@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitor_all_code_locations=False, minimum_interval_seconds=30)
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING
+)
 def agent_runs_success_sensor(context: RunStatusSensorContext, database: PostgresResource) -> None:
     mirror_run(database.dsn(), context.dagster_run, "success")
 
 
-@run_failure_sensor(minimum_interval_seconds=30)
+@run_failure_sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
 def run_failure_alert_sensor(
     context: RunFailureSensorContext, database: PostgresResource, slack: HomeownerSlackResource
 ) -> None:
