@@ -1,0 +1,282 @@
+"""No secret and no homeowner's personal data leaks into what people and tools read.
+
+The demo pipeline runs on the sandbox with distinctive secret values (Cole passwords, Bison
+tokens, the DeBounce key, the Slack token, the Supabase service key, a database password), once
+with a Cole failure (captcha: screenshot and trace are kept) and then a whole month for both
+clients. Every Python log record, every Dagster event (message and serialized metadata), every
+run's config and tags, every asset materialization's metadata, every Slack message, every file
+under the artifacts folder (traces unzipped, every member), every object in the sandbox's
+storage and the agent_runs / agent_errors rows are searched for the secrets: none may appear.
+Slack messages, materialization metadata and log lines must carry counts, not homeowners'
+emails, last names or street addresses.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import DagsterEventType, build_run_status_sensor_context
+from dagster._serdes import serialize_value
+
+from homeowner_dagster_tests import pipeline_fixtures
+from homeowner_dagster_tests.pipeline_fixtures import TERRITORY, Pipeline
+
+pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
+pipeline = pipeline_fixtures.pipeline
+
+# Letters, digits and dashes only, so URL- or JSON-encoding cannot hide them from the search.
+COLE = {
+    "NJ": ("agency-nj-5d1c9e", "S3cret-Cole-NJ-7f3a"),
+    "FL": ("agency-fl-c0ffee", "S3cret-Cole-FL-2a77"),
+}
+BISON = {
+    "Garden State Insurance": ("BISON_TOKEN_GARDEN_STATE_INSURANCE", "S3cret-Bison-garden-e4f1"),
+    "Sunshine Coverage": ("BISON_TOKEN_SUNSHINE_COVERAGE", "S3cret-Bison-sunshine-6c0d"),
+}
+DEBOUNCE_KEY = "S3cret-Debounce-0b9a44"
+SLACK_TOKEN = "xoxb-S3cret-Slack-4e2c91"
+SUPABASE_KEY = "S3cret-Supabase-service-71f0"
+DB_PASSWORD = "S3cret-Db-Password-a1b2"
+
+
+def secrets() -> dict[str, str]:
+    found = {f"COLE_{s}_PASSWORD": p for s, (_, p) in COLE.items()}
+    found |= {env: token for env, token in BISON.values()}
+    found |= {
+        "DEBOUNCE_API_KEY": DEBOUNCE_KEY,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SUPABASE_SERVICE_ROLE_KEY": SUPABASE_KEY,
+        "database password": DB_PASSWORD,
+    }
+    return found
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = f"{record.name} {record.levelname} {record.getMessage()}"
+        except Exception:  # a broken format string still shows its parts
+            line = f"{record.name} {record.msg!r} {record.args!r}"
+        if record.exc_info and record.exc_info[1] is not None:
+            line += f" {record.exc_info[1]!r}"
+        self.lines.append(line)
+
+
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+@contextmanager
+def collecting_logs() -> Iterator[Collect]:
+    """Every record of every logger at DEBUG into a Collect handler, for the block's duration.
+
+    pytest's own capture handlers keep seeing only warnings and above: some libraries log
+    records whose format fails (httpx's `%d` given a str), which pytest turns into errors.
+    """
+    handler = Collect()
+    root = logging.getLogger()
+    quiet = _BelowWarning()
+    others = list(root.handlers)
+    for other in others:
+        other.addFilter(quiet)
+    loggers = [root, logging.getLogger("dagster"), logging.getLogger("homeowner_dagster")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        for other in others:
+            other.removeFilter(quiet)
+
+
+@pytest.fixture
+def secret_pipeline(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
+    """The pipeline fixture with every credential replaced by a known, distinctive value."""
+    sandbox = pipeline.sandbox
+    saved_cole = dict(sandbox.cole.credentials)
+    for state, (username, password) in COLE.items():
+        sandbox.cole.credentials[state] = (username, password, None)
+        monkeypatch.setenv(f"COLE_{state}_USERNAME", username)
+        monkeypatch.setenv(f"COLE_{state}_PASSWORD", password)
+    for workspace, (env, token) in BISON.items():
+        sandbox.bison.workspaces[workspace].token = token
+        monkeypatch.setenv(env, token)
+    monkeypatch.setattr(sandbox.debounce, "api_key", DEBOUNCE_KEY)
+    monkeypatch.setenv("DEBOUNCE_API_KEY", DEBOUNCE_KEY)
+    monkeypatch.setattr(sandbox.slack, "token", SLACK_TOKEN)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
+    monkeypatch.setattr(sandbox.storage, "service_key", SUPABASE_KEY)
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SUPABASE_KEY)
+    # The test server trusts local connections, so a password in the URL is carried everywhere
+    # the URL goes and checked nowhere: exactly what must not be logged.
+    url = re.sub(
+        r"^postgresql://([^:@/]*):?[^@/]*@", rf"postgresql://\1:{DB_PASSWORD}@", pipeline.dsn
+    )
+    assert DB_PASSWORD in url
+    monkeypatch.setenv("HOMEOWNER_DATABASE_URL", url)
+    yield pipeline
+    sandbox.cole.credentials.clear()
+    sandbox.cole.credentials.update(saved_cole)
+
+
+def run_failure_sensor(pipe: Pipeline, result) -> None:  # noqa: ANN001
+    from homeowner_dagster.sensors import run_failure_alert_sensor
+
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+    resources = pipe.defs.resources
+    context = build_run_status_sensor_context(
+        sensor_name=run_failure_alert_sensor.name,
+        dagster_instance=pipe.instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure,
+        resources={"database": resources["database"], "slack": resources["slack"]},
+    ).for_run_failure()
+    run_failure_alert_sensor(context)
+
+
+def artifact_texts(folder: Path) -> Iterator[tuple[str, bytes]]:
+    """Every file under `folder`; zip archives (Playwright traces) member by member."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        yield str(path.relative_to(folder)), data
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            yield from _zip_members(str(path.relative_to(folder)), data)
+
+
+def _zip_members(name: str, data: bytes) -> Iterator[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.namelist():
+            content = archive.read(member)
+            yield f"{name}!{member}", content
+            if zipfile.is_zipfile(io.BytesIO(content)):
+                yield from _zip_members(f"{name}!{member}", content)
+
+
+def event_records(pipe: Pipeline) -> tuple[list[str], list[str]]:
+    """(every serialized event and run record, every materialization's metadata as text)."""
+    records: list[str] = []
+    metadata: list[str] = []
+    for run in pipe.instance.get_runs():
+        records.append(serialize_value(run))
+        for entry in pipe.instance.all_logs(run.run_id):
+            records.append(entry.user_message or "")
+            records.append(serialize_value(entry))
+            event = entry.dagster_event
+            if event is not None and event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = event.step_materialization_data.materialization
+                metadata.append(serialize_value(materialization.metadata))
+                metadata.append(
+                    json.dumps({k: str(v.value) for k, v in materialization.metadata.items()})
+                )
+    return records, metadata
+
+
+def database_texts(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select * from agent_runs").fetchall()
+        rows += conn.execute("select * from agent_errors").fetchall()
+    return [repr(r) for r in rows]
+
+
+def homeowners(dsn: str) -> tuple[set[str], set[str], set[str]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("select email, last_name, address from cleaned_leads").fetchall()
+    emails = {r[0] for r in rows if r[0]}
+    last_names = {r[1] for r in rows if r[1] and len(r[1]) >= 3}
+    addresses = {r[2] for r in rows if r[2]}
+    return emails, last_names, addresses
+
+
+def pii_in(
+    text: str, emails: set[str], names_re: re.Pattern[str], addresses: set[str]
+) -> list[str]:
+    found = [e for e in emails if e in text]
+    found += [a for a in addresses if a in text]
+    found += [m.group(0) for m in names_re.finditer(text)]
+    return found
+
+
+@pytest.mark.slow
+def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
+    secret_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipe, sandbox = secret_pipeline, secret_pipeline.sandbox
+    clients = list(TERRITORY)
+
+    with collecting_logs() as python_logs:
+        # A Cole failure first: the screenshot and trace of the failed page are kept, alerted.
+        sandbox.faults.on("cole", "captcha")
+        failed = pipe.monthly(clients[0], raise_on_error=False)
+        assert not failed.success
+        run_failure_sensor(pipe, failed)
+        sandbox.faults.off()
+        pipe.whole_month(clients)
+
+    artifacts = list(artifact_texts(tmp_path / "artifacts"))
+    names = [n for n, _ in artifacts]
+    assert any(n.endswith(".png") for n in names), names
+    assert any(n.endswith(".zip") for n in names) and any("!" in n for n in names), names
+    records, metadata = event_records(pipe)
+    assert metadata, "no materialization recorded"
+    slack = [json.dumps(m, ensure_ascii=False) for m in sandbox.slack.messages]
+    assert any("CaptchaBlocked" in m for m in slack)
+    storage = [(f"{b}/{p}", o.data) for (b, p), o in sandbox.storage.objects.items()]
+
+    texts: list[tuple[str, str]] = [("python log", line) for line in python_logs.lines]
+    texts += [("dagster event", r) for r in records]
+    texts += [("slack", m) for m in slack]
+    texts += [("database", r) for r in database_texts(pipe.dsn)]
+    blobs: list[tuple[str, bytes]] = artifacts + storage
+    assert len(python_logs.lines) > 10 and len(records) > 100
+
+    # The search reaches into each kind of record: known non-secret text is found in each.
+    cole_host = sandbox.urls["cole"].split("//", 1)[1].encode()
+    assert any(cole_host in data for name, data in artifacts if "!" in name), "trace not searched"
+    assert any("garden-state" in line for line in python_logs.lines)
+    assert any("garden-state|2027-01" in r for r in records)
+    assert any("Garden State Insurance" in m for m in slack)
+    print(
+        f"searched {len(python_logs.lines)} log lines, {len(records)} event/run records, "
+        f"{len(metadata)} metadata texts, {len(slack)} Slack messages, "
+        f"{len(artifacts)} artifact files and trace members, {len(storage)} stored objects"
+    )
+
+    leaks = []
+    for name, secret in secrets().items():
+        needle = secret.encode()
+        leaks += [f"{name} in {where}: {text[:200]!r}" for where, text in texts if secret in text]
+        leaks += [f"{name} in file {where}" for where, data in blobs if needle in data]
+    assert leaks == [], "\n".join(leaks)
+
+    emails, last_names, addresses = homeowners(pipe.dsn)
+    assert len(emails) > 100 and len(addresses) > 100
+    names_re = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(last_names))) + r")\b")
+    exposed = []
+    for where, items in (
+        ("slack", slack),
+        ("metadata", metadata),
+        ("python log", python_logs.lines),
+    ):
+        for text in items:
+            for hit in pii_in(text, emails, names_re, addresses):
+                exposed.append(f"{where}: {hit!r} in {text[:160]!r}")
+    assert exposed == [], "\n".join(exposed[:20])
