@@ -21,6 +21,7 @@ from dagster import (
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
@@ -78,6 +79,7 @@ def raw_leads(
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
+    watch = Stopwatch()
     client = registry.get_client(slug, dsn)
     territory = store.territory(dsn, slug, month)
     if territory.empty and not store.is_hnw_destination(dsn, slug):
@@ -96,24 +98,27 @@ def raw_leads(
             }
             context.log.info(f"{slug}: pulling {len(zips)} ZIP(s) in {state} for {month_key(month)}")
             try:
-                pull = cole.pull(
-                    state,
-                    list(zips["zip"]),
-                    month,
-                    known_counts=known or None,
-                    download_dir=Path(folder) / state,
-                    progress=context.log.info,
-                )
+                with watch.stage("browser"):
+                    pull = cole.pull(
+                        state,
+                        list(zips["zip"]),
+                        month,
+                        known_counts=known or None,
+                        download_dir=Path(folder) / state,
+                        progress=context.log.info,
+                    )
             except ColeError as exc:
                 raise failure_for(exc, f"Cole pull {state}") from exc
-            for export in pull.exports:
-                frames.append(read_cole_csv(Path(export.path), source_export=export.name))
+            with watch.stage("cleaning"):
+                for export in pull.exports:
+                    frames.append(read_cole_csv(Path(export.path), source_export=export.name))
             zip_counts.update(pull.zip_counts)
             exports_used += pull.exports_used
             lower_bound += pull.lower_bound
         raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["source_export", "source_row"])
         check_results = checks.enforce([checks.raw_schema(raw)])
-        rows = store.write_raw_leads(dsn, slug, month, raw, zip_counts)
+        with watch.stage("database"):
+            rows = store.write_raw_leads(dsn, slug, month, raw, zip_counts)
 
     per_zip = pd.DataFrame(sorted(zip_counts.items()), columns=["zip", "records"])
     slack.post(
@@ -128,6 +133,7 @@ def raw_leads(
             "exports_used": exports_used,
             "exports_lower_bound": lower_bound,
             "per_zip": MetadataValue.md(_markdown_table(per_zip)),
+            **watch.metadata(),
         }
     )
 
@@ -149,8 +155,10 @@ def cleaned_leads(
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
+    watch = Stopwatch()
     client = registry.get_client(slug, dsn)
-    raw = store.read_raw_leads(dsn, slug, month)
+    with watch.stage("database"):
+        raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
         store.write_cleaned_leads(dsn, slug, month, _no_leads(), raw.assign(reason=""))
         context.log.info(f"{slug}: nothing pulled for {month_key(month)}; only routed leads, if any")
@@ -163,17 +171,21 @@ def cleaned_leads(
         )
     rules = store.hnw_rules_for(dsn, slug)
     hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
-    result = clean_leads(
-        raw,
-        month,
-        max_home_value=client.max_home_value,
-        hnw_states=hnw_states,
-        head_of_household_required=client.head_of_household_required,
-        known_dedupe_keys=store.dedupe_keys_held_elsewhere(dsn, slug, month),
-    )
+    with watch.stage("database"):
+        held_elsewhere = store.dedupe_keys_held_elsewhere(dsn, slug, month)
+    with watch.stage("cleaning"):
+        result = clean_leads(
+            raw,
+            month,
+            max_home_value=client.max_home_value,
+            hnw_states=hnw_states,
+            head_of_household_required=client.head_of_household_required,
+            known_dedupe_keys=held_elsewhere,
+        )
     emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
     context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
-    verdicts, stats = email_verification.verify_cached(dsn, emails)
+    with watch.stage("api"):
+        verdicts, stats = email_verification.verify_cached(dsn, emails)
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
     hnw_safe = result.hnw["email"].isin(safe)
@@ -191,7 +203,8 @@ def cleaned_leads(
             checks.rows_conserved(len(raw), len(result.cleaned), len(rejected), routed_rows),
         ]
     )
-    store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
+    with watch.stage("database"):
+        store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
 
     by_reason = rejected["reason"].value_counts().sort_index()
     slack.post(
@@ -213,6 +226,7 @@ def cleaned_leads(
             "emails_verified": stats.verified,
             "emails_from_cache": stats.cached,
             "verification_credits_used": stats.credits_used,
+            **watch.metadata(),
         }
     )
 
@@ -311,8 +325,10 @@ def gap_report(
     assignments = store.month_assignments(dsn, month)
     yields: dict[str, float] = {}
     basis = None
+    watch = Stopwatch()
     if status.status == "under":
-        yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
+        with watch.stage("browser"):
+            yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
     suggestions = gap_solver.suggest(
         slug,
@@ -367,5 +383,6 @@ def gap_report(
             "suggestions": len(suggestions),
             "surplus_held_back": surplus_held,
             "report": MetadataValue.md(markdown),
+            **watch.metadata(),
         }
     )

@@ -22,6 +22,7 @@ from dagster import (
 from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
+from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads.calendar import parse_evergreen_title
 from homeowner_dagster.partitions import (
     client_window_partitions,
@@ -69,19 +70,24 @@ def bison_lead_lists(
     workspace = bison_workspace(bison, client)
     # Bison keeps one lead per address: an owner of two homes renewing in the same window gets
     # one email, and the ledger records exactly the leads the list holds.
-    leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
+    watch = Stopwatch()
+    with watch.stage("database"):
+        leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
     with store.upload_lock(dsn, slug, window):
         clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
         check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
-        existing = workspace.find_lead_list(window.list_name)
+        with watch.stage("api"):
+            existing = workspace.find_lead_list(window.list_name)
         if existing is not None:
             list_id, created = str(existing["id"]), False
             context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
         else:
             context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
-            list_id, created = workspace.upload_lead_list(window.list_name, leads)
+            with watch.stage("api"):
+                list_id, created = workspace.upload_lead_list(window.list_name, leads)
             list_id = str(list_id)
-        in_bison = workspace.lead_list_count(list_id)
+        with watch.stage("api"):
+            in_bison = workspace.lead_list_count(list_id)
         # The ledger is written first: whatever the count says, the list exists and must be known.
         store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
         check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
@@ -99,6 +105,7 @@ def bison_lead_lists(
             "leads_in_bison": in_bison,
             "new_upload": created,
             "uploaded_now": len(leads) if created else 0,
+            **watch.metadata(),
         }
     )
 
@@ -125,8 +132,10 @@ def evergreen_campaign(
     if ledger is None or not ledger.get("bison_list_id"):
         raise RuntimeError(f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first")
     workspace = bison_workspace(bison, client)
+    watch = Stopwatch()
     with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time
-        campaign = workspace.find_evergreen_campaign()
+        with watch.stage("api"):
+            campaign = workspace.find_evergreen_campaign()
         title = str(campaign["name"])
         try:
             current = parse_evergreen_title(title).window(window.start)
@@ -144,10 +153,12 @@ def evergreen_campaign(
             return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
         already_attached = pd.notna(ledger.get("attached_at"))
         if not already_attached:
-            workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
+            with watch.stage("api"):
+                workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
             # Recorded before the rename: a crash in between re-runs the rename only.
             store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
-        workspace.rename_campaign(campaign["id"], window.evergreen_title)
+        with watch.stage("api"):
+            workspace.rename_campaign(campaign["id"], window.evergreen_title)
         store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
     slack.post(
         channel_for(client),
@@ -160,5 +171,6 @@ def evergreen_campaign(
             "title_after": window.evergreen_title,
             "attached": True,
             "leads": int(ledger["lead_count"]),
+            **watch.metadata(),
         }
     )
