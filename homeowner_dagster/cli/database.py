@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
@@ -189,9 +191,13 @@ def run_dev(args: argparse.Namespace) -> int:
     env = dagster_environment(url)
     sandbox = None
     if args.sandbox:
+        from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
         from homeowner_dagster.sandbox import Sandbox
 
         sandbox = Sandbox()
+        state_file = settings.home_dir() / "sandbox" / "bison.json"
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
         sandbox.start()
         env.update(sandbox.env())
         print("sandbox services:")
@@ -204,4 +210,5 @@ def run_dev(args: argparse.Namespace) -> int:
         return subprocess.call(cmd, env=env, cwd=settings.project_root())
     finally:
         if sandbox is not None:
+            state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
             sandbox.stop()
