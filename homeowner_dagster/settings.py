@@ -12,6 +12,18 @@ DAGSTER_STORAGE_URL_ENV = "HOMEOWNER_DAGSTER_STORAGE_URL"
 CHROMIUM_ENV = "HOMEOWNER_CHROMIUM"
 
 
+# Headless Chromium on a closed network: without the background-networking flags it keeps
+# trying to reach Google's hosts.
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 def project_root() -> Path:
     """The repository folder (holds `migrations/`, `dagster.yaml`)."""
     return Path(__file__).resolve().parent.parent

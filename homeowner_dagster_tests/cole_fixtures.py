@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from homeowner_dagster import settings
 from homeowner_dagster.sandbox.cole_site import ColeSiteState, build_cole_app
 from homeowner_dagster.sandbox.faults import Faults
 from homeowner_dagster.sandbox.server import RunningServer, serve
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(settings.CHROMIUM_ARGS)
 # Test accounts: New Jersey without MFA, Texas with a TOTP secret.
 TEST_CREDENTIALS: dict[str, tuple[str, str, str | None]] = {
     "NJ": ("agency-nj", "Nj-Secret-Pw-4821", None),

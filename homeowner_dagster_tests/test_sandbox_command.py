@@ -13,11 +13,6 @@ from playwright.sync_api import sync_playwright
 
 from homeowner_dagster import settings
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
 
 def test_homeowner_sandbox_prints_logins_that_work_in_a_browser() -> None:
     process = subprocess.Popen(
@@ -36,7 +31,7 @@ def test_homeowner_sandbox_prints_logins_that_work_in_a_browser() -> None:
         username, password = env["COLE_NJ_USERNAME"], env["COLE_NJ_PASSWORD"]
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=list(settings.CHROMIUM_ARGS))
             page = browser.new_page()
             page.goto(f"{cole_url}/login?state=NJ")
             page.fill("#username", username)

@@ -15,14 +15,7 @@ from pathlib import Path
 
 from homeowner_dagster import settings
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+CHROMIUM_ARGS = settings.CHROMIUM_ARGS
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 
 

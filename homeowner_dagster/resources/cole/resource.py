@@ -42,14 +42,7 @@ from homeowner_dagster.resources.cole.pages import ColePages, SearchForm
 
 # The real address is not known to this project: a guess, to be set per deployment.
 DEFAULT_BASE_URL = "https://www.colexdates.com"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(settings.CHROMIUM_ARGS)
 T = TypeVar("T")
 
 
