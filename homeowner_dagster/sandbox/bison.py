@@ -10,6 +10,7 @@ Lists are Laravel pages of 15 (`data`, `links`, `meta`); errors are
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import itertools
@@ -211,6 +212,12 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 return _error(403, "This action is unauthorized.")
         return _error(404, f"The {kind} was not found.")
 
+    async def hold(name: str) -> None:
+        """Crash point `name` (see HOLD_FAULTS): wait `delay` seconds before going on."""
+        params = faults.take("bison", name)
+        if params is not None:
+            await asyncio.sleep(float(params.get("delay", 30)))
+
     def maybe_drop(payload: dict[str, Any]) -> Response:
         """The answer, or (fault `dropped_connection`) half of it and a closed connection."""
         if faults.take("bison", "dropped_connection") is not None:
@@ -300,6 +307,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 "lead_emails": emails,
             }
             workspace.lead_lists[list_id] = lead_list
+        await hold("slow_after_create")
         return maybe_drop({"data": _list_view(lead_list)})
 
     async def lead_lists(request: Request) -> Response:
@@ -350,6 +358,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
+        await hold("slow_after_attach")
         return maybe_drop(
             {
                 "data": {
@@ -367,6 +376,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if isinstance(found, Response):
             return found
         body = await request.json()
+        await hold("slow_before_update")
         for key in CAMPAIGN_VALUES:
             if key in body and body[key] is not None:
                 found[key] = body[key]

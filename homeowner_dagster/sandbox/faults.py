@@ -31,6 +31,22 @@ KNOWN_FAULTS: dict[str, tuple[str, ...]] = {
     "storage": ("http_500",),
 }
 
+# Crash points: the service does the work, then holds its answer `delay` seconds (default 30),
+# so a test can kill the caller at a known point (the object exists, the caller does not know).
+# Kept apart from KNOWN_FAULTS, whose entries every service test replays as ordinary faults.
+HOLD_FAULTS: dict[str, tuple[str, ...]] = {
+    "bison": (
+        "slow_after_create",  # POST /leads/bulk/csv: the list is created, the answer waits
+        "slow_after_attach",  # POST /campaigns/{id}/leads/attach-lead-list: attached, answer waits
+        "slow_before_update",  # PATCH /campaigns/{id}/update: waits, then renames
+    ),
+}
+
+
+def known(service: str) -> tuple[str, ...]:
+    """Every fault name a service understands (ordinary faults and crash points)."""
+    return KNOWN_FAULTS.get(service, ()) + HOLD_FAULTS.get(service, ())
+
 
 @dataclass
 class _Fault:
@@ -47,8 +63,8 @@ class Faults:
     fired: list[tuple[str, str]] = field(default_factory=list)
 
     def on(self, service: str, name: str, times: int | None = None, **params: Any) -> None:
-        if name not in KNOWN_FAULTS.get(service, ()):
-            raise ValueError(f"unknown fault {service}/{name}; known: {KNOWN_FAULTS.get(service)}")
+        if name not in known(service):
+            raise ValueError(f"unknown fault {service}/{name}; known: {known(service)}")
         with self._lock:
             self._active[(service, name)] = _Fault(dict(params), times)
 
