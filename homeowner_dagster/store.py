@@ -377,7 +377,8 @@ def record_upload(
             "on conflict (client_slug, window_start) do update set bison_list_id = excluded.bison_list_id, "
             "lead_count = excluded.lead_count, list_name = excluded.list_name, "
             "uploaded_at = coalesce(client_lead_batches.uploaded_at, excluded.uploaded_at), "
-            "status = case when client_lead_batches.status = 'attached' then 'attached' else 'uploaded' end",
+            "status = case when client_lead_batches.status in ('attached', 'skipped') "
+            "then client_lead_batches.status else 'uploaded' end",
             [client, window.start, window.end, m, window.list_name, list_id, lead_count, now()],
         )
         db.replace_partition(

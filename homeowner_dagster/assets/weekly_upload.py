@@ -128,12 +128,15 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
-    ledger = store.ledger_row(dsn, slug, window)
-    if ledger is None or not ledger.get("bison_list_id"):
-        raise RuntimeError(f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first")
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
     with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time
+        # Read under the lock: a run that waited must see what the run before it recorded.
+        ledger = store.ledger_row(dsn, slug, window)
+        if ledger is None or not ledger.get("bison_list_id"):
+            raise RuntimeError(
+                f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first"
+            )
         with watch.stage("api"):
             campaign = workspace.find_evergreen_campaign()
         title = str(campaign["name"])
