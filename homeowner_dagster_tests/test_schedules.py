@@ -21,7 +21,11 @@ from homeowner_dagster.leads.calendar import RenewalWindow
 from homeowner_dagster.leads.territories import parse_clients
 from homeowner_dagster.partitions import client_partitions
 from homeowner_dagster.resources.database import PostgresResource
-from homeowner_dagster.schedules import monthly_pull_schedule, weekly_upload_schedule, windows_to_upload
+from homeowner_dagster.schedules import (
+    monthly_pull_schedule,
+    weekly_upload_schedule,
+    windows_to_upload,
+)
 from homeowner_dagster.sensors import client_registry_sensor
 
 CHICAGO = ZoneInfo("America/Chicago")

@@ -74,6 +74,9 @@ def bison_lead_lists(
     with watch.stage("database"):
         leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
     with store.upload_lock(dsn, slug, window):
+        # Announced once: when this window first reaches the ledger (also after a crash that
+        # lost the ledger row but left the list in Bison).
+        first_record = store.ledger_row(dsn, slug, window) is None
         clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
         check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
         with watch.stage("api"):
@@ -91,7 +94,7 @@ def bison_lead_lists(
         # The ledger is written first: whatever the count says, the list exists and must be known.
         store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
         check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
-    if created:
+    if first_record:
         slack.post(
             channel_for(client),
             messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison),

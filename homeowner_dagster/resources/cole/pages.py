@@ -194,6 +194,10 @@ class ColePages:
                 if self._present(Sel.login_error)
                 else "still on the login page"
             )
+            if "session has expired" in message.lower():
+                # Sent back to the login page by an expiry right after logging in: not a bad
+                # password, so it must not stop the run as one.
+                raise SessionExpired(f"Cole's {state} session expired while logging in")
             raise AuthFailed(f"Cole refused the {state} login: {message}")
         return self._present(Sel.mfa_form)
 

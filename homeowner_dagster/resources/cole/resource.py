@@ -312,12 +312,22 @@ class _ColeSession:
         while True:
             try:
                 return action()
-            except SessionExpired:
-                if not relogin or self.relogins >= self.resource.max_relogins:
+            except SessionExpired as error:
+                if relogin:
+                    if self.relogins >= self.resource.max_relogins:
+                        raise
+                    self.relogins += 1
+                    self.say(f"{what}: session expired, logging in again")
+                    self.login()
+                    continue
+                # Expired during the login itself: try the login again like any transient error.
+                attempt += 1
+                if attempt >= self.resource.max_attempts:
                     raise
-                self.relogins += 1
-                self.say(f"{what}: session expired, logging in again")
-                self.login()
+                self.retries += 1
+                self.say(f"{what}: {type(error).__name__}, retry {attempt}")
+                time.sleep(self.resource.backoff_seconds)
+                self.pages.reset()
             except ColeError as error:
                 attempt += 1
                 if not error.transient or attempt >= self.resource.max_attempts:
