@@ -150,3 +150,21 @@ def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(pipe
     sandbox.faults.off()
     assert pipeline.monthly("garden-state").success
     assert scalar(dsn, "select count(*) from raw_leads") > 0
+
+
+def test_a_late_window_is_flagged_in_slack(pipeline: Pipeline) -> None:
+    """A run the weekly schedule tags late (its Monday passed) says so before uploading."""
+    pipeline.monthly("sunshine")
+    job = pipeline.defs.resolve_job_def("weekly_upload")
+    from homeowner_dagster.partitions import client_window_key
+
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        partition_key=client_window_key("sunshine", MONTH.replace(day=8)),
+        run_config=pipeline_fixtures.QUIET,
+        tags={"late": "true"},
+    )
+    assert result.success
+    texts = pipeline.sandbox.slack.messages_in("#sunshine")
+    late = [t for t in texts if t.startswith("⚠️ Late upload")]
+    assert late == ["⚠️ Late upload: Sunshine Coverage\nWindow: (January 8th - 14th renewals) was due on Monday 2026-12-07; uploading it now"]

@@ -94,6 +94,8 @@ def bison_lead_lists(
         # The ledger is written first: whatever the count says, the list exists and must be known.
         store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
         check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
+    if first_record and context.run.tags.get("late") == "true":
+        slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
     if first_record:
         slack.post(
             channel_for(client),

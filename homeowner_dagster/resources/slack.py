@@ -95,6 +95,14 @@ def evergreen_uploads_completed(client: str, window_title: str, count: int) -> s
     return f"Evergreen uploads completed: {client}\nCampaign now: {window_title}\nLeads attached: {_n(count)}"
 
 
+def late_window(client: str, list_name: str, due_monday: str) -> str:
+    """A window the schedule found never uploaded although its Monday has passed."""
+    return (
+        f"⚠️ Late upload: {client}\nWindow: {list_name} was due on Monday {due_monday}; "
+        "uploading it now"
+    )
+
+
 def gap_analysis(
     client: str,
     month: str,
