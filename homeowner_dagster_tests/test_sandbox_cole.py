@@ -138,15 +138,12 @@ def test_generator_repeats_owners_across_zips() -> None:
     assert shared_somewhere > 0
 
 
-def test_generator_sizes_and_speed() -> None:
+def test_generator_sizes() -> None:
     zips = generator.demo_zips("TX", 80)
     sizes = [generator.zip_size(z, MONTH) for z in zips]
     assert min(sizes) < 100 and max(sizes) > 2_000
-    generator.rows_for("77494", date(2031, 7, 1))  # warm the ZIP index
-    started = time.perf_counter()
-    frame = generator.rows_for("77494", date(2031, 8, 1))  # uncached: > 10,000 rows
-    elapsed = time.perf_counter() - started
-    assert len(frame) > 10_000 and elapsed < 0.5
+    frame = generator.rows_for("77494", date(2031, 8, 1))  # a ZIP over the export cap on its own
+    assert len(frame) > 10_000  # speed: bench/bench_cole_pull.py
     picked = generator.pick_zips("TX", MONTH, 60, 80_000)
     total = sum(generator.zip_size(z, MONTH) for z in picked)
     assert len(set(picked)) == 60 and 76_000 < total < 84_000
@@ -285,10 +282,10 @@ def test_slow_page_fault(cole, page) -> None:
     cole.faults.on("cole", "slow_page", times=1, delay=1.2)
     started = time.perf_counter()
     page.goto(cole.url + "/login?state=NJ")
-    assert time.perf_counter() - started >= 1.2
-    started = time.perf_counter()
+    assert time.perf_counter() - started >= 1.2  # the fault's delay happened
     page.goto(cole.url + "/login?state=NJ")
-    assert time.perf_counter() - started < 1.0
+    assert cole.faults.peek("cole", "slow_page") is None  # used up after one page
+    assert cole.faults.fired.count(("cole", "slow_page")) == 1
 
 
 def test_missing_selector_fault_renames_the_zip_field(cole, page) -> None:

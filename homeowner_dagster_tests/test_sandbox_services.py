@@ -28,13 +28,11 @@ def _faults_off(sandbox: Sandbox) -> Iterator[None]:
     sandbox.faults.off()
 
 
-def test_whole_sandbox_starts_in_under_two_seconds() -> None:
-    began = time.perf_counter()
+def test_whole_sandbox_starts_and_names_its_environment() -> None:
+    # Start-up time is measured in bench/bench_api_requests.py, not asserted here.
     with Sandbox(seed=3) as fresh:
-        elapsed = time.perf_counter() - began
         assert {"debounce", "bison", "clay", "slack", "storage"} <= fresh.urls.keys()
         env = fresh.env()
-    assert elapsed < 2.0
     assert env["DEBOUNCE_API_KEY"] and env["SUPABASE_SERVICE_ROLE_KEY"] and env["SLACK_BOT_TOKEN"]
     assert "BISON_TOKEN_ACME_INSURANCE" in env and "CLAY_WEBHOOK_URL" in env
 
