@@ -122,6 +122,23 @@ def replace_partition(
     return copy_rows(conn, table, frame, list(columns or frame.columns))
 
 
+def upsert(conn: psycopg.Connection, table: str, row: Mapping[str, Any], key: str) -> None:
+    """Insert `row`, or update every other column of the row with the same `key`."""
+    cols = list(row)
+    stmt = sql.SQL(
+        "insert into {table} ({cols}) values ({vals}) on conflict ({key}) do update set {updates}"
+    ).format(
+        table=sql.Identifier(table),
+        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        key=sql.Identifier(key),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c != key
+        ),
+    )
+    conn.execute(stmt, list(row.values()))
+
+
 def read_frame(
     conn: psycopg.Connection, query: sql.Composable | str, params: Sequence[Any] | Mapping[str, Any] = ()
 ) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -52,21 +53,10 @@ class Client:
 
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
     """Insert or update every client of the frame (by slug) in one transaction."""
-    cols = CLIENT_COLUMNS
-    stmt = sql.SQL(
-        "insert into clients ({cols}) values ({vals}) on conflict (slug) do update set {updates}, "
-        "updated_at = now()"
-    ).format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c != "slug"
-        ),
-    )
     with db.transaction(url) as conn:
-        with conn.cursor() as cur:
-            for record in clients[cols].to_dict("records"):
-                cur.execute(stmt, [_plain(record[c]) for c in cols])
+        for record in clients[CLIENT_COLUMNS].to_dict("records"):
+            row = {c: _plain(record[c]) for c in CLIENT_COLUMNS}
+            db.upsert(conn, "clients", {**row, "updated_at": datetime.now(UTC)}, key="slug")
     return len(clients)
 
 

@@ -432,19 +432,8 @@ def months_with_cleaned_leads(dsn: str, client: str) -> set[str]:
 
 def record_run(dsn: str, row: dict[str, Any]) -> None:
     """Upsert one run into `agent_runs` (what the predecessor dashboard shows)."""
-    cols = list(row)
-    stmt = sql.SQL(
-        "insert into agent_runs ({cols}, updated_at) values ({vals}, now()) "
-        "on conflict (run_id) do update set {updates}, updated_at = now()"
-    ).format(
-        cols=sql.SQL(", ").join(map(sql.Identifier, cols)),
-        vals=sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-        updates=sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in cols if c != "run_id"
-        ),
-    )
     with db.transaction(dsn) as conn:
-        conn.execute(stmt, [row[c] for c in cols])
+        db.upsert(conn, "agent_runs", {**row, "updated_at": now()}, key="run_id")
 
 
 def record_error(dsn: str, row: dict[str, Any]) -> None:

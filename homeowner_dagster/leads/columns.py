@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+# The 13 fields the SOP ticks on Cole X Dates' search form, in the order its CSV shows them.
+COLE_SOP_FIELDS: tuple[str, ...] = (
+    "First_Name",
+    "Last_Name",
+    "Address_1",
+    "City",
+    "State",
+    "Zip",
+    "Cell Phone Number",
+    "Email_Address",
+    "Purchase_Date",
+    "Home_Value",
+    "Head_Household",
+    "Income",
+    "Date_of_Birth",
+)
+
 # A cleaned lead, as stored in `cleaned_leads` and uploaded to Email Bison.
 CLEANED_COLUMNS: list[str] = [
     "first_name",

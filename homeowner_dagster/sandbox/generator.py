@@ -25,22 +25,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from homeowner_dagster.leads.columns import COLE_SOP_FIELDS
+
 # Cole's SOP export: the 13 fields the team ticks, in the order the CSV shows them.
-SOP_COLUMNS: list[str] = [
-    "First_Name",
-    "Last_Name",
-    "Address_1",
-    "City",
-    "State",
-    "Zip",
-    "Cell Phone Number",
-    "Email_Address",
-    "Purchase_Date",
-    "Home_Value",
-    "Head_Household",
-    "Income",
-    "Date_of_Birth",
-]
+SOP_COLUMNS: list[str] = list(COLE_SOP_FIELDS)
 # The other header shape Cole uses for property-style lists (a guess, see sandbox/README.md).
 PROPERTY_COLUMNS: list[str] = [
     "Owner First Name",

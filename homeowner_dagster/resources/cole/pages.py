@@ -20,6 +20,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from homeowner_dagster.leads.columns import COLE_SOP_FIELDS
 from homeowner_dagster.resources.cole.errors import (
     AuthFailed,
     CaptchaBlocked,
@@ -36,21 +37,7 @@ from homeowner_dagster.resources.cole.errors import (
 )
 
 # The 13 fields the SOP ticks, by the site's field keys.
-SOP_FIELDS: tuple[str, ...] = (
-    "First_Name",
-    "Last_Name",
-    "Address_1",
-    "City",
-    "State",
-    "Zip",
-    "Cell Phone Number",
-    "Email_Address",
-    "Purchase_Date",
-    "Home_Value",
-    "Head_Household",
-    "Income",
-    "Date_of_Birth",
-)
+SOP_FIELDS: tuple[str, ...] = COLE_SOP_FIELDS
 LIST_TYPE = "Emailing"
 
 
