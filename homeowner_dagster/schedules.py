@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from dagster import (
     DefaultScheduleStatus,
@@ -14,14 +14,7 @@ from dagster import (
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
-from homeowner_dagster.leads.calendar import (
-    LEAD_DAYS_MAX,
-    RenewalWindow,
-    add_months,
-    due_window,
-    month_key,
-    windows_starting_between,
-)
+from homeowner_dagster.leads.calendar import month_key, renewal_month_pulled_on, windows_to_upload
 from homeowner_dagster.partitions import (
     TIMEZONE,
     client_month_key,
@@ -33,27 +26,6 @@ from homeowner_dagster.resources.database import PostgresResource
 
 def _tick_date(context: ScheduleEvaluationContext) -> date:
     return context.scheduled_execution_time.date()
-
-
-def renewal_month_pulled_on(day: date) -> date:
-    """On the 15th of M the team pulls renewal month M+2."""
-    return add_months(day.replace(day=1), 2)
-
-
-def windows_to_upload(monday: date, uploaded: set[date], pulled_months: set[str]) -> list[tuple[RenewalWindow, bool]]:
-    """The due window, plus any window starting within the next 34 days never uploaded (late)."""
-    due = due_window(monday)
-    out: list[tuple[RenewalWindow, bool]] = []
-    if due is not None:
-        out.append((due, False))
-    for window in windows_starting_between(monday, monday + timedelta(days=LEAD_DAYS_MAX)):
-        if window == due or window.start in uploaded or window.start < monday:
-            continue
-        if due is not None and window > due:
-            continue  # not due yet
-        if month_key(window.month) in pulled_months:
-            out.append((window, True))
-    return sorted(out, key=lambda item: item[0])
 
 
 @schedule(

@@ -134,3 +134,12 @@ def test_parse_month() -> None:
     for bad in ["2027-13", "Feb 2027", "", "2027/02"]:
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(bad)
+
+
+def test_a_window_list_holds_one_lead_per_address() -> None:
+    from homeowner_dagster.leads.calendar import window_list_leads
+
+    leads = pd.DataFrame(
+        {"email": ["a@x.com", "b@x.com", "a@x.com"], "address": ["1 Main St", "2 Oak Ave", "9 Elm St"]}
+    )
+    assert list(window_list_leads(leads)["address"]) == ["1 Main St", "2 Oak Ave"]

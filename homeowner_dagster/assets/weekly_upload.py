@@ -23,7 +23,7 @@ from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.assets.stopwatch import Stopwatch
-from homeowner_dagster.leads.calendar import parse_evergreen_title
+from homeowner_dagster.leads.calendar import parse_evergreen_title, window_list_leads
 from homeowner_dagster.partitions import (
     client_window_partitions,
     split_client_window,
@@ -68,11 +68,9 @@ def bison_lead_lists(
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
     workspace = bison_workspace(bison, client)
-    # Bison keeps one lead per address: an owner of two homes renewing in the same window gets
-    # one email, and the ledger records exactly the leads the list holds.
     watch = Stopwatch()
     with watch.stage("database"):
-        leads = store.window_leads(dsn, slug, window).drop_duplicates(subset=["email"], keep="first")
+        leads = window_list_leads(store.window_leads(dsn, slug, window))
     with store.upload_lock(dsn, slug, window):
         # Announced once: when this window first reaches the ledger (also after a crash that
         # lost the ledger row but left the list in Bison).

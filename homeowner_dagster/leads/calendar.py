@@ -142,6 +142,36 @@ def windows_starting_between(first: date, last: date) -> list[RenewalWindow]:
     return out
 
 
+def renewal_month_pulled_on(day: date) -> date:
+    """On the 15th of M the team pulls renewal month M+2."""
+    return add_months(day.replace(day=1), 2)
+
+
+def windows_to_upload(monday: date, uploaded: set[date], pulled_months: set[str]) -> list[tuple[RenewalWindow, bool]]:
+    """The due window, plus any window starting within the next 34 days never uploaded (late)."""
+    due = due_window(monday)
+    out: list[tuple[RenewalWindow, bool]] = []
+    if due is not None:
+        out.append((due, False))
+    for window in windows_starting_between(monday, monday + timedelta(days=LEAD_DAYS_MAX)):
+        if window == due or window.start in uploaded or window.start < monday:
+            continue
+        if due is not None and window > due:
+            continue  # not due yet
+        if month_key(window.month) in pulled_months:
+            out.append((window, True))
+    return sorted(out, key=lambda item: item[0])
+
+
+def window_list_leads(leads: pd.DataFrame) -> pd.DataFrame:
+    """The leads of one window's Bison list: one per email address (first by source order).
+
+    Bison keeps one lead per address, so an owner of two homes renewing in the same window gets
+    one email, and the ledger records exactly the leads the list holds.
+    """
+    return leads.drop_duplicates(subset=["email"], keep="first")
+
+
 EVERGREEN_PREFIX = "Evergreen, Last Upload:"
 _TITLE_RE = re.compile(
     r"^\s*evergreen\s*,\s*last\s+upload\s*:\s*([a-z]+)\.?\s+(\d{1,2})\s*[\u2013\u2014-]\s*(\d{1,2})\s*$",
