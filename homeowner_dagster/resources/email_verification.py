@@ -25,22 +25,12 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from homeowner_dagster import db
+from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS, SAFE_TO_SEND_CODE
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
 from homeowner_dagster.resources.clay import ClayResource
 
 VERIFICATION_COLUMNS = ["email", "code", "result", "safe_to_send", "provider", "verified_at"]
-SAFE_TO_SEND_CODE = 5
-RESULTS = {
-    1: "Invalid",
-    2: "Invalid",
-    3: "Invalid",
-    4: "Risky",
-    5: "Safe to Send",
-    6: "Invalid",
-    7: "Unknown",
-    8: "Risky",
-}
 _API_KEY_IN_URL = re.compile(r"(api=)[^&\s'\"]+")
 
 
@@ -87,7 +77,7 @@ def _row(email: str, code: int, result: str | None, provider: str, at: datetime)
     return {
         "email": email,
         "code": code,
-        "result": result or RESULTS.get(code, "Unknown"),
+        "result": result or DEBOUNCE_RESULTS.get(code, "Unknown"),
         "safe_to_send": code == SAFE_TO_SEND_CODE,
         "provider": provider,
         "verified_at": at,

@@ -23,21 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS
 from homeowner_dagster.sandbox import service_fault
 from homeowner_dagster.sandbox.faults import Faults
 
 WEBHOOK_LIMIT = 50_000
 PAGE_LIMIT = 100
-RESULTS = {
-    1: "Invalid",
-    2: "Invalid",
-    3: "Invalid",
-    4: "Risky",
-    5: "Safe to Send",
-    6: "Invalid",
-    7: "Unknown",
-    8: "Risky",
-}
 
 
 @dataclass
@@ -90,7 +81,7 @@ class ClayState:
         if email and time.monotonic() - row.arrived >= self.enrich_delay:
             code = self.code_for(email)
             fields["debounce_code"] = str(code)
-            fields["debounce_result"] = RESULTS[code]
+            fields["debounce_result"] = DEBOUNCE_RESULTS[code]
         else:
             fields.setdefault("debounce_code", None)
             fields.setdefault("debounce_result", None)
