@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from dagster import Failure
 from psycopg import sql
 
 from homeowner_dagster import db
@@ -51,8 +54,123 @@ class Client:
     active: bool
 
 
+# Where a client's Bison token may go. A client file is data, not configuration: it may only
+# name a variable of the BISON_TOKEN_ family and an https instance the operator allowed.
+BISON_TOKEN_ENV_RE = re.compile(r"BISON_TOKEN_[A-Z0-9][A-Z0-9_]*")
+ALLOWED_HOSTS_ENV = "BISON_ALLOWED_HOSTS"
+# Set by the sandbox (Sandbox.env()) to the origins of its own loopback servers. Only loopback
+# origins in it count, and only with their exact port: set in production it cannot open a route
+# to any other machine.
+SANDBOX_ORIGINS_ENV = "HOMEOWNER_SANDBOX_ORIGINS"
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(url).hostname or "").lower()
+
+
+def allowed_bison_hosts(environ: dict[str, str] | None = None) -> set[str]:
+    """BISON_ALLOWED_HOSTS (comma-separated), else the host of BISON_INSTANCE_URL."""
+    env = os.environ if environ is None else environ
+    listed = {h.strip().lower() for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
+    if listed:
+        return listed
+    default = (env.get("BISON_INSTANCE_URL") or "").strip()
+    return {_host(default)} if default and _host(default) else set()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def sandbox_origins(environ: dict[str, str] | None = None) -> set[str]:
+    """The sandbox's own loopback origins (scheme://host:port), when the sandbox set them."""
+    from urllib.parse import urlsplit
+
+    env = os.environ if environ is None else environ
+    origins = set()
+    for item in (env.get(SANDBOX_ORIGINS_ENV) or "").split(","):
+        parts = urlsplit(item.strip())
+        if parts.scheme == "http" and parts.port and _is_loopback(parts.hostname or ""):
+            origins.add(f"http://{parts.hostname}:{parts.port}")
+    return origins
+
+
+def bison_destination_problem(
+    instance_url: str | None, token_env: str | None, environ: dict[str, str] | None = None
+) -> str | None:
+    """Why a Bison token must not be sent to this instance, or None when it may.
+
+    `instance_url` is the URL that will be called (the client's own, else BISON_INSTANCE_URL).
+    """
+    from urllib.parse import urlsplit
+
+    if token_env is not None and not BISON_TOKEN_ENV_RE.fullmatch(token_env):
+        return (
+            f"bison token variable {token_env!r} must be named BISON_TOKEN_<SUFFIX> "
+            "(A-Z, 0-9, _); no other variable is sent to Bison"
+        )
+    if not instance_url:
+        return None
+    try:
+        parts = urlsplit(instance_url)
+        port = parts.port
+    except ValueError:
+        return f"bison instance {instance_url!r} is not a URL"
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "http" and port and f"http://{host}:{port}" in sandbox_origins(environ):
+        return None  # the sandbox's own loopback server, set by the sandbox
+    if parts.scheme != "https" or not host:
+        return f"bison instance {instance_url!r} must be an https:// URL"
+    allowed = allowed_bison_hosts(environ)
+    if host not in allowed:
+        return (
+            f"bison instance host {host!r} is not in {ALLOWED_HOSTS_ENV} "
+            f"({', '.join(sorted(allowed)) or 'unset, and BISON_INSTANCE_URL unset'}); "
+            "the operator adds it there"
+        )
+    return None
+
+
+def bison_destination_problems(clients: pd.DataFrame, environ: dict[str, str] | None = None) -> list[str]:
+    """One line per client row whose token variable or Bison instance is refused."""
+    problems = []
+    for number, row in enumerate(clients.to_dict("records"), start=1):
+        # A row without its own instance uses the operator's BISON_INSTANCE_URL, checked at run time.
+        own = _plain(row.get("bison_instance_url")) or None
+        problem = bison_destination_problem(own, _plain(row.get("bison_token_env")) or None, environ)
+        if problem:
+            problems.append(f"client {number} ({row.get('slug')}): {problem}")
+    return problems
+
+
+def ensure_bison_destination_allowed(client: Client) -> None:
+    """Run-time twin of the import check: a row edited in the table since is refused too."""
+    instance = client.bison_instance_url or os.environ.get("BISON_INSTANCE_URL")
+    problem = bison_destination_problem(instance, client.bison_token_env)
+    if problem:
+        raise Failure(
+            description=f"{client.slug}: {problem}; fix the client file and run "
+            "`homeowner clients import FILE`",
+            allow_retries=False,
+        )
+
+
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
-    """Insert or update every client of the frame (by slug) in one transaction."""
+    """Insert or update every client of the frame (by slug) in one transaction.
+
+    Refused whole (TerritoryError, one line per client) when a row would send its Bison token
+    to a variable outside BISON_TOKEN_* or to an instance the operator did not allow.
+    """
+    problems = bison_destination_problems(clients)
+    if problems:
+        raise TerritoryError(problems)
     with db.transaction(url) as conn:
         for record in clients[CLIENT_COLUMNS].to_dict("records"):
             row = {c: _plain(record[c]) for c in CLIENT_COLUMNS}

@@ -56,6 +56,7 @@ OPTIONAL = ("HOMEOWNER_EMAIL_BACKEND", "HOMEOWNER_ARTIFACTS_BACKEND", "COLE_OK_U
 
 @pytest.fixture
 def ready(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("BISON_ALLOWED_HOSTS", "agency.bison.example,sunny.bison.example")
     registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), database_url)
     for name in OPTIONAL:
         monkeypatch.delenv(name, raising=False)

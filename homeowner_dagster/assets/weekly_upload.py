@@ -39,6 +39,7 @@ GROUP = "weekly_upload"
 
 def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN201
     """The client's Bison workspace: its own instance URL, or the agency's (BISON_INSTANCE_URL)."""
+    registry.ensure_bison_destination_allowed(client)  # issue 13: token only to allowed hosts
     instance = client.bison_instance_url or os.environ.get("BISON_INSTANCE_URL")
     if not instance or not client.bison_token_env:
         raise ValueError(

@@ -127,7 +127,10 @@ def run_clients_import(args: argparse.Namespace) -> int:
     ]
     if unknown:
         raise _report(TerritoryError(unknown), "client import")
-    registry.upsert_clients(clients, url)
+    try:
+        registry.upsert_clients(clients, url)
+    except TerritoryError as exc:
+        raise _report(exc, "client import") from None
     routed = registry.upsert_hnw_rules(rules, url)
     print(f"{len(clients)} client(s) imported: {', '.join(clients['slug'])}")
     if routed:
