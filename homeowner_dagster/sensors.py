@@ -105,19 +105,37 @@ def agent_runs_success_sensor(context: RunStatusSensorContext, database: Postgre
 def run_failure_alert_sensor(
     context: RunFailureSensorContext, database: PostgresResource, slack: HomeownerSlackResource
 ) -> None:
-    """Alert the team in Slack with the run link, the error type and the screenshot/trace links."""
+    """Alert the team in Slack with the run link, the error type and the screenshot/trace links.
+
+    The alert goes first and the mirror after, each on its own: a database outage (a likely
+    cause of the failure) must not silence the alert, a Slack outage must not lose the mirror.
+    A failed alert fails the tick (Dagster evaluates the run again, the mirror is an upsert);
+    a failed mirror alone is logged, so the alert is not posted twice.
+    """
     error = failure_info(context)
     run = context.dagster_run
-    mirror_run(database.dsn(), run, "failure", error)
-    slack.post(
-        os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
-        messages.failure_alert(
-            run.job_name,
-            run.tags.get("client", "?"),
-            run.tags.get("dagster/partition", "?"),
-            error.error_type,
-            _run_url(run.run_id),
-            error.screenshot_url,
-            error.trace_url,
-        ),
-    )
+    alert_error: Exception | None = None
+    try:
+        slack.post(
+            os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
+            messages.failure_alert(
+                run.job_name,
+                run.tags.get("client", "?"),
+                run.tags.get("dagster/partition", "?"),
+                error.error_type,
+                _run_url(run.run_id),
+                error.screenshot_url,
+                error.trace_url,
+            ),
+        )
+    except Exception as exc:  # noqa: BLE001 - the mirror is still written, then re-raised
+        alert_error = exc
+    try:
+        mirror_run(database.dsn(), run, "failure", error)
+    except Exception as exc:  # noqa: BLE001 - the alert already went out
+        context.log.error(
+            f"run {run.run_id}: agent_runs/agent_errors not written ({type(exc).__name__}); "
+            + ("the alert failed too" if alert_error else "the failure alert was posted")
+        )
+    if alert_error is not None:
+        raise alert_error

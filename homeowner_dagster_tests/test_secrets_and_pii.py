@@ -6,18 +6,23 @@ with a Cole failure (captcha: screenshot and trace are kept) and then a whole mo
 clients. Every Python log record, every Dagster event (message and serialized metadata), every
 run's config and tags, every asset materialization's metadata, every Slack message, every file
 under the artifacts folder (traces unzipped, every member), every object in the sandbox's
-storage and the agent_runs / agent_errors rows are searched for the secrets: none may appear.
-Slack messages, materialization metadata and log lines must carry counts, not homeowners'
-emails, last names or street addresses.
+storage, the agent_runs / agent_errors rows, what the processes wrote to stdout/stderr and every
+file under the Dagster instance's folder (its log files) are searched for the secrets: none may
+appear, raw, percent-encoded or base64-encoded. Slack messages, materialization metadata, log
+lines and stderr must carry counts, not homeowners' emails (in any of those three forms), last
+names or street addresses.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 import logging
 import re
 import zipfile
+from urllib.parse import unquote_plus
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,12 +69,15 @@ class Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
+        self.unformattable: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = f"{record.name} {record.levelname} {record.getMessage()}"
-        except Exception:  # a broken format string still shows its parts
+        except Exception:  # a broken format string still shows its parts (and is a defect:
+            # logging then prints the raw arguments to stderr)
             line = f"{record.name} {record.msg!r} {record.args!r}"
+            self.unformattable.append(line)
         if record.exc_info and record.exc_info[1] is not None:
             line += f" {record.exc_info[1]!r}"
         self.lines.append(line)
@@ -84,8 +92,7 @@ class _BelowWarning(logging.Filter):
 def collecting_logs() -> Iterator[Collect]:
     """Every record of every logger at DEBUG into a Collect handler, for the block's duration.
 
-    pytest's own capture handlers keep seeing only warnings and above: some libraries log
-    records whose format fails (httpx's `%d` given a str), which pytest turns into errors.
+    pytest's own capture handlers keep seeing only warnings and above, as in normal operation.
     """
     handler = Collect()
     root = logging.getLogger()
@@ -190,6 +197,39 @@ def event_records(pipe: Pipeline) -> tuple[list[str], list[str]]:
     return records, metadata
 
 
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{12,}")  # padding left off: re-added per alignment
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def decoded_views(data: str | bytes) -> list[str]:
+    """The text as is, percent-decoded, and every base64 run in it decoded (each alignment), so
+    a search of these views finds raw, percent-encoded and base64-encoded needles alike."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    text = raw.decode("latin-1")
+    views = [text, unquote_plus(text)]
+    for run in _BASE64_RUN.findall(raw):
+        run = run.replace(b"-", b"+").replace(b"_", b"/")
+        for start in range(4):
+            chunk = run[start:]
+            if len(chunk) % 4 == 1:
+                chunk = chunk[:-1]
+            chunk += b"=" * (-len(chunk) % 4)
+            if len(chunk) >= 12:
+                try:
+                    views.append(base64.b64decode(chunk).decode("latin-1"))
+                except (binascii.Error, ValueError):
+                    pass
+    return views
+
+
+def encoded_forms(secret: str) -> list[str]:
+    """The forms a planted value would take: raw, percent-encoded, base64 (how the views above
+    are checked to reach them)."""
+    from urllib.parse import quote
+
+    return [secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode()]
+
+
 def database_texts(dsn: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("select * from agent_runs").fetchall()
@@ -200,7 +240,10 @@ def database_texts(dsn: str) -> list[str]:
 def homeowners(dsn: str) -> tuple[set[str], set[str], set[str]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("select email, last_name, address from cleaned_leads").fetchall()
-    emails = {r[0] for r in rows if r[0]}
+        raw = conn.execute("select record::text from raw_leads").fetchall()
+    # Every address Cole gave us, also those rejected (DeBounce saw them too).
+    emails = {r[0].lower() for r in rows if r[0]}
+    emails |= {e.lower() for (record,) in raw for e in EMAIL_RE.findall(record)}
     last_names = {r[1] for r in rows if r[1] and len(r[1]) >= 3}
     addresses = {r[2] for r in rows if r[2]}
     return emails, last_names, addresses
@@ -209,7 +252,7 @@ def homeowners(dsn: str) -> tuple[set[str], set[str], set[str]]:
 def pii_in(
     text: str, emails: set[str], names_re: re.Pattern[str], addresses: set[str]
 ) -> list[str]:
-    found = [e for e in emails if e in text]
+    found = sorted({e for view in decoded_views(text) for e in EMAIL_RE.findall(view) if e.lower() in emails})
     found += [a for a in addresses if a in text]
     found += [m.group(0) for m in names_re.finditer(text)]
     return found
@@ -217,10 +260,14 @@ def pii_in(
 
 @pytest.mark.slow
 def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
-    secret_pipeline: Pipeline, tmp_path: Path
+    secret_pipeline: Pipeline, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     pipe, sandbox = secret_pipeline, secret_pipeline.sandbox
     clients = list(TERRITORY)
+    # The views reach each encoded form of a planted value.
+    for form in encoded_forms("jane.doe@example.com") + encoded_forms("pad" + DB_PASSWORD):
+        assert any("jane.doe@example.com" in v or DB_PASSWORD in v for v in decoded_views(f"x {form}.")), form
+    capfd.readouterr()
 
     with collecting_logs() as python_logs:
         # A Cole failure first: the screenshot and trace of the failed page are kept, alerted.
@@ -230,6 +277,8 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         run_failure_sensor(pipe, failed)
         sandbox.faults.off()
         pipe.whole_month(clients)
+    captured = capfd.readouterr()
+    assert python_logs.unformattable == [], python_logs.unformattable[:3]
 
     artifacts = list(artifact_texts(tmp_path / "artifacts"))
     names = [n for n, _ in artifacts]
@@ -245,7 +294,12 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     texts += [("dagster event", r) for r in records]
     texts += [("slack", m) for m in slack]
     texts += [("database", r) for r in database_texts(pipe.dsn)]
-    blobs: list[tuple[str, bytes]] = artifacts + storage
+    stderr = [("stderr", captured.err), ("stdout", captured.out)]
+    texts += stderr
+    log_files = [
+        (f"instance file {p}", p.read_bytes()) for p in Path(pipe.instance.root_directory).rglob("*") if p.is_file()
+    ]
+    blobs: list[tuple[str, bytes]] = artifacts + storage + log_files
     assert len(python_logs.lines) > 10 and len(records) > 100
 
     # The search reaches into each kind of record: known non-secret text is found in each.
@@ -261,10 +315,10 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     )
 
     leaks = []
+    views = [(where, decoded_views(text), text) for where, text in texts]
+    views += [(f"file {where}", decoded_views(data), "") for where, data in blobs]
     for name, secret in secrets().items():
-        needle = secret.encode()
-        leaks += [f"{name} in {where}: {text[:200]!r}" for where, text in texts if secret in text]
-        leaks += [f"{name} in file {where}" for where, data in blobs if needle in data]
+        leaks += [f"{name} in {where}: {text[:200]!r}" for where, found, text in views if any(secret in v for v in found)]
     assert leaks == [], "\n".join(leaks)
 
     emails, last_names, addresses = homeowners(pipe.dsn)
@@ -275,6 +329,8 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         ("slack", slack),
         ("metadata", metadata),
         ("python log", python_logs.lines),
+        ("stderr/stdout", [captured.err, captured.out]),
+        ("instance log file", [data.decode("latin-1") for _, data in log_files]),
     ):
         for text in items:
             for hit in pii_in(text, emails, names_re, addresses):

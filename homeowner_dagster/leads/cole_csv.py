@@ -293,7 +293,8 @@ def write_people_csv(frame: pd.DataFrame, path: Path | str) -> None:
     lines' bytes are written as they lie in memory.
     """
     alone = len(frame.columns) == 1
-    names = pa.array([str(c) for c in frame.columns], pa.large_string())
+    # Header cells too: a Cole export's header reaches rejected.csv as it came.
+    names = pa.array(neutralise_formula(pd.Series([str(c) for c in frame.columns], dtype=object)).tolist(), pa.large_string())
     header = ",".join(_csv_cells(names, alone).to_pylist()) + "\n"
     with open(path, "wb") as handle:
         handle.write(header.encode("utf-8"))

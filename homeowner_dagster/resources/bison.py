@@ -127,7 +127,7 @@ def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
         raise BisonError("a lead list needs an email column")
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow([neutralise_formula(c) for c in columns])  # header cells too (issue 13)
     for row in frame[columns].itertuples(index=False, name=None):
         writer.writerow([neutralise_formula(v) for v in row])
     return out.getvalue().encode("utf-8"), {BISON_FIELD_MAP[c]: c for c in columns}

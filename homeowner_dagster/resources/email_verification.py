@@ -31,16 +31,37 @@ from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
 from homeowner_dagster.resources.clay import ClayResource
 
 VERIFICATION_COLUMNS = ["email", "code", "result", "safe_to_send", "provider", "verified_at"]
-_API_KEY_IN_URL = re.compile(r"(api=)[^&\s'\"]+")
+# The key and the homeowner's address both travel in DeBounce's query string.
+_SECRET_QUERY_VALUES = re.compile(r"((?:api|email)=)[^&\s'\"]+", re.IGNORECASE)
+
+
+def redact_query(text: str) -> str:
+    """`api=` and `email=` query values replaced by `***`."""
+    return _SECRET_QUERY_VALUES.sub(r"\1***", text)
+
+
+def _redacted_arg(value: object) -> object:
+    """Strings redacted; an object whose text holds a secret (httpx.URL) becomes redacted text;
+    numbers and everything else untouched, so `%d` and friends still format."""
+    if isinstance(value, str):
+        return redact_query(value)
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    text = str(value)
+    cleaned = redact_query(text)
+    return cleaned if cleaned != text else value
 
 
 class _RedactApiKey(logging.Filter):
-    """httpx logs every request URL at INFO; DeBounce's key is in the URL."""
+    """httpx logs every request URL at INFO; DeBounce's key and the address are in the URL."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(_API_KEY_IN_URL.sub(r"\1***", str(a)) for a in record.args)  # type: ignore[assignment]
-        record.msg = _API_KEY_IN_URL.sub(r"\1***", str(record.msg))
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted_arg(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redacted_arg(v) for k, v in record.args.items()}
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
         return True
 
 

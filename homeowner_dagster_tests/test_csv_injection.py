@@ -1,0 +1,48 @@
+"""Every CSV the project writes is safe to open in a spreadsheet: header cells included."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+
+from homeowner_dagster.cli import main
+from homeowner_dagster.leads.cole_csv import write_people_csv
+from homeowner_dagster.resources.bison import lead_list_csv
+from homeowner_dagster_tests.test_clean_command import HEADER, ROWS, write_export
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"]
+
+
+def _rows(path) -> list[list[str]]:  # noqa: ANN001
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+def _runs_a_formula(cell: str) -> bool:
+    return cell.startswith(("=", "+", "-", "@"))
+
+
+def test_a_cole_header_cell_reaches_rejected_csv_neutralised(tmp_path) -> None:  # noqa: ANN001
+    header = HEADER + ',=HYPERLINK("http://x")'
+    rows = [row + ",=1+1" for row in ROWS]
+    export = write_export(tmp_path / "cole.csv", rows, header=header)
+    out = tmp_path / "out"
+    assert main(["clean", str(export), "--month", "2027-02", "--out", str(out)]) == 0
+    rejected = _rows(out / "rejected.csv")
+    assert len(rejected) > 1
+    assert "'=HYPERLINK(\"http://x\")" in rejected[0]
+    for name in ("cleaned.csv", "rejected.csv"):
+        cells = [cell for row in _rows(out / name) for cell in row]
+        assert not [c for c in cells if _runs_a_formula(c)], name
+
+
+def test_people_csv_and_bison_list_neutralise_header_and_data(tmp_path) -> None:  # noqa: ANN001
+    frame = pd.DataFrame({name: [f"{name} value", "=2*3"] for name in FORMULAS} | {"email": ["a@x.com", "b@x.com"]})
+    write_people_csv(frame, tmp_path / "people.csv")
+    rows = _rows(tmp_path / "people.csv")
+    assert rows[0][:4] == ["'" + f for f in FORMULAS]
+    assert not [c for row in rows for c in row if _runs_a_formula(c)]
+    data, mapping = lead_list_csv(pd.DataFrame({"email": ["=a@x.com"], "first_name": ["@Ann"]}))
+    bison_rows = list(csv.reader(data.decode().splitlines()))
+    assert sorted(map(tuple, zip(*bison_rows))) == [("email", "'=a@x.com"), ("first_name", "'@Ann")]
