@@ -43,6 +43,6 @@ def test_people_csv_and_bison_list_neutralise_header_and_data(tmp_path) -> None:
     rows = _rows(tmp_path / "people.csv")
     assert rows[0][:4] == ["'" + f for f in FORMULAS]
     assert not [c for row in rows for c in row if _runs_a_formula(c)]
-    data, mapping = lead_list_csv(pd.DataFrame({"email": ["=a@x.com"], "first_name": ["@Ann"]}))
+    data, _ = lead_list_csv(pd.DataFrame({"email": ["=a@x.com"], "first_name": ["@Ann"]}))
     bison_rows = list(csv.reader(data.decode().splitlines()))
-    assert sorted(map(tuple, zip(*bison_rows))) == [("email", "'=a@x.com"), ("first_name", "'@Ann")]
+    assert sorted(map(tuple, zip(*bison_rows, strict=True))) == [("email", "'=a@x.com"), ("first_name", "'@Ann")]

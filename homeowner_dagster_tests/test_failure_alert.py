@@ -12,7 +12,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, DagsterInstance, Failure, build_run_status_sensor_context, job, op
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    Failure,
+    build_run_status_sensor_context,
+    job,
+    op,
+)
 
 from homeowner_dagster import migrate
 from homeowner_dagster.resources.database import PostgresResource

@@ -22,10 +22,10 @@ import json
 import logging
 import re
 import zipfile
-from urllib.parse import unquote_plus
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import psycopg
 import pytest
