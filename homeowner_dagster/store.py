@@ -7,12 +7,14 @@ partition and a crash leaves the previous rows. All SQL is parameterized.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
+from dagster import Failure
 from psycopg import sql
 
 from homeowner_dagster import db
@@ -322,20 +324,95 @@ def window_leads(dsn: str, client: str, window: RenewalWindow) -> pd.DataFrame:
         )
 
 
+class UploadLockLost(Failure):
+    """The upload lock's database session died: another run may now hold the window.
+
+    Raised before any further Bison call; the cause (the database error) is kept as
+    `__cause__`. Not retried in place: a re-run finds the list by name and uploads nothing twice.
+    """
+
+    def __init__(self, key: str, cause: BaseException) -> None:
+        super().__init__(
+            description=f"upload lock {key} lost ({type(cause).__name__}: {str(cause).strip()[:200]}); "
+            "nothing more was sent to Bison. Re-run the window (it finds its list by name)",
+            metadata={"error_type": "UploadLockLost"},
+            allow_retries=False,
+        )
+
+
+# The lock's session: fail fast when the server is unreachable, give up waiting for another
+# run's lock after LOCK_WAIT, and notice a dead peer (keepalives) instead of hanging on it.
+LOCK_CONNECT_TIMEOUT_SECONDS = 10
+LOCK_WAIT = os.environ.get("HOMEOWNER_UPLOAD_LOCK_TIMEOUT", "15min")
+LOCK_APPLICATION_NAME = "homeowner-upload-lock"
+
+
+class UploadLock:
+    """A held upload lock; `ensure_held()` before every Bison call."""
+
+    def __init__(self, conn: Any, key: str) -> None:
+        self._conn = conn
+        self.key = key
+        self.lost: BaseException | None = None
+
+    def ensure_held(self) -> None:
+        """Raise UploadLockLost unless this session still holds the advisory lock."""
+        if self.lost is not None:
+            raise UploadLockLost(self.key, self.lost)
+        try:
+            held = self._conn.execute(
+                "select exists (select 1 from pg_locks where locktype = 'advisory' and granted "
+                "and pid = pg_backend_pid() and objsubid = 1 "
+                "and ((classid::int8 << 32) | objid::int8) = hashtextextended(%s, 0))",
+                [self.key],
+            ).fetchone()[0]
+        except Exception as exc:  # noqa: BLE001 - any failure of the session loses the lock
+            self.lost = exc
+            raise UploadLockLost(self.key, exc) from exc
+        if not held:
+            self.lost = RuntimeError("the session no longer holds the lock")
+            raise UploadLockLost(self.key, self.lost)
+
+
 @contextmanager
-def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[None]:
+def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[UploadLock]:
     """One uploader per client and window at a time, across processes and machines.
 
     Two runs for the same window (a retry racing a manual re-run) would both find no list by
     name and both upload; a session-level advisory lock makes the second wait, then find it.
+    The session has connect and lock timeouts and TCP keepalives; a lost session surfaces as
+    UploadLockLost at the next `ensure_held()`, and the unlock never hides the run's own error.
     """
     key = f"bison-upload|{client}|{window.key}"
-    with db.connect(dsn, autocommit=True) as conn:
+    conn = db.connect(
+        dsn,
+        autocommit=True,
+        connect_timeout=LOCK_CONNECT_TIMEOUT_SECONDS,
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+        application_name=LOCK_APPLICATION_NAME,
+    )
+    with conn:
+        conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(LOCK_WAIT)))
         conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", [key])
+        lock = UploadLock(conn, key)
+        lock.ensure_held()
         try:
-            yield
-        finally:
-            conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+            yield lock
+        except BaseException:
+            _unlock_quietly(conn, key)
+            raise
+        _unlock_quietly(conn, key)
+
+
+def _unlock_quietly(conn: Any, key: str) -> None:
+    """Release the lock if the session still lives; a dead session released it already."""
+    try:
+        conn.execute("select pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+    except Exception:  # noqa: BLE001, S110 - never mask the error that ended the block
+        pass
 
 
 def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] | None:

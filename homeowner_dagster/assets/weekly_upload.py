@@ -72,12 +72,13 @@ def bison_lead_lists(
     watch = Stopwatch()
     with watch.stage("database"):
         leads = window_list_leads(store.window_leads(dsn, slug, window))
-    with store.upload_lock(dsn, slug, window):
+    with store.upload_lock(dsn, slug, window) as lock:
         # Announced once: when this window first reaches the ledger (also after a crash that
         # lost the ledger row but left the list in Bison).
         first_record = store.ledger_row(dsn, slug, window) is None
         clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
         check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
+        lock.ensure_held()  # issue 13: no Bison call after a lost lock
         with watch.stage("api"):
             existing = workspace.find_lead_list(window.list_name)
         if existing is not None:
@@ -85,9 +86,11 @@ def bison_lead_lists(
             context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
         else:
             context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
+            lock.ensure_held()  # issue 13: no Bison call after a lost lock
             with watch.stage("api"):
                 list_id, created = workspace.upload_lead_list(window.list_name, leads)
             list_id = str(list_id)
+        lock.ensure_held()  # issue 13: no Bison call after a lost lock
         with watch.stage("api"):
             in_bison = workspace.lead_list_count(list_id)
         # The ledger is written first: whatever the count says, the list exists and must be known.
@@ -134,13 +137,14 @@ def evergreen_campaign(
     client = registry.get_client(slug, dsn)
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
-    with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time
+    with store.upload_lock(dsn, slug, window) as lock:  # one run moves the campaign at a time
         # Read under the lock: a run that waited must see what the run before it recorded.
         ledger = store.ledger_row(dsn, slug, window)
         if ledger is None or not ledger.get("bison_list_id"):
             raise RuntimeError(
                 f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first"
             )
+        lock.ensure_held()  # issue 13: no Bison call after a lost lock
         with watch.stage("api"):
             campaign = workspace.find_evergreen_campaign()
         title = str(campaign["name"])
@@ -160,10 +164,12 @@ def evergreen_campaign(
             return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
         already_attached = pd.notna(ledger.get("attached_at"))
         if not already_attached:
+            lock.ensure_held()  # issue 13: no Bison call after a lost lock
             with watch.stage("api"):
                 workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
             # Recorded before the rename: a crash in between re-runs the rename only.
             store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
+        lock.ensure_held()  # issue 13: no Bison call after a lost lock
         with watch.stage("api"):
             workspace.rename_campaign(campaign["id"], window.evergreen_title)
         store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
