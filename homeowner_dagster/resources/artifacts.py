@@ -1,18 +1,47 @@
 """Where screenshots, Playwright traces and hand-over files go: a local folder or Supabase Storage.
 
 `put` returns a link a person can open: a `file://` path locally, a signed, expiring URL from
-a private Supabase Storage bucket in production.
+a private Supabase Storage bucket in production. Links live `HOMEOWNER_SIGNED_URL_TTL` (24 h by
+default: they are posted to Slack); `homeowner artifacts link RUN_ID` signs a run's links again.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from homeowner_dagster import settings
+
+SIGNED_URL_TTL_ENV = "HOMEOWNER_SIGNED_URL_TTL"
+DEFAULT_SIGNED_URL_SECONDS = 24 * 3600
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd]?)\s*", re.IGNORECASE)
+_SIGNED_PATH = re.compile(r"/object/sign/([^/]+)/(.+)$")
+
+
+def signed_url_ttl(value: str | None = None) -> int:
+    """Seconds a signed link lives: HOMEOWNER_SIGNED_URL_TTL (`86400`, `24h`, `90m`, `2d`)."""
+    text = os.environ.get(SIGNED_URL_TTL_ENV, "") if value is None else value
+    if not text.strip():
+        return DEFAULT_SIGNED_URL_SECONDS
+    match = _DURATION.fullmatch(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"{SIGNED_URL_TTL_ENV} must be a positive duration like 86400, 24h or 90m (got {text!r})")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+    return int(match.group(1)) * unit
+
+
+def stored_key(link: str, bucket: str) -> str | None:
+    """The object key a signed link of `bucket` points at (None for other links)."""
+    match = _SIGNED_PATH.search(urlsplit(link).path)
+    if not match or unquote(match.group(1)) != bucket:
+        return None
+    return unquote(match.group(2))
 
 
 class ArtifactStoreResource(ConfigurableResource):
@@ -23,7 +52,12 @@ class ArtifactStoreResource(ConfigurableResource):
     supabase_url: str | None = None
     supabase_key: str | None = Field(default=None, description="service role key, from EnvVar")
     bucket: str = "homeowner-artifacts"
-    signed_url_seconds: int = 7 * 24 * 3600
+    signed_url_seconds: int | None = Field(
+        default=None, description="link lifetime; default HOMEOWNER_SIGNED_URL_TTL, else 24 h"
+    )
+
+    def link_seconds(self) -> int:
+        return self.signed_url_seconds or signed_url_ttl()
 
     def _local_root(self) -> Path:
         root = Path(self.local_dir) if self.local_dir else settings.home_dir() / "artifacts"
@@ -61,8 +95,40 @@ class ArtifactStoreResource(ConfigurableResource):
                 # First artifact in a new project: create the bucket, private (links are signed).
                 storage.create_bucket(self.bucket, options={"public": False})
                 bucket.upload(key, data, options)
-            signed = bucket.create_signed_url(key, self.signed_url_seconds)
-            return signed.get("signedURL") or signed.get("signedUrl") or ""
+            return self._sign(bucket, key)
+        raise ValueError(f"unknown artifact backend {self.backend!r}")
+
+    def _sign(self, bucket, key: str) -> str:  # noqa: ANN001 - storage3's bucket proxy
+        signed = bucket.create_signed_url(key, self.link_seconds())
+        return signed.get("signedURL") or signed.get("signedUrl") or ""
+
+    def relink(self, link: str) -> str:
+        """A fresh link to the object an older (maybe expired) link named.
+
+        Local `file://` links do not expire and come back as they are, if the file is there.
+        """
+        if link.startswith("file://"):
+            if not Path(unquote(urlsplit(link).path)).is_file():
+                raise FileNotFoundError(f"{link} no longer exists")
+            return link
+        if self.backend != "supabase":
+            raise ValueError("this link is a Supabase Storage link: set HOMEOWNER_ARTIFACTS_BACKEND=supabase")
+        key = stored_key(link, self.bucket)
+        if key is None:
+            raise ValueError(f"not a signed link of bucket {self.bucket!r}")
+        _, bucket = self._supabase_bucket()
+        return self._sign(bucket, key)
+
+    def delete(self, key: str) -> None:
+        """Remove a stored object (the address list handed to DeBounce, once it is done)."""
+        key = key.lstrip("/")
+        if self.backend == "local":
+            (self._local_root() / key).unlink(missing_ok=True)
+            return
+        if self.backend == "supabase":
+            _, bucket = self._supabase_bucket()
+            bucket.remove([key])
+            return
         raise ValueError(f"unknown artifact backend {self.backend!r}")
 
     def put(self, path: Path, key: str, content_type: str = "application/octet-stream") -> str:

@@ -231,11 +231,22 @@ class EmailVerificationResource(ConfigurableResource):
                 "bulk verification hands DeBounce a signed URL: configure `artifacts` with the supabase backend"
             )
         listing = "email\n" + "\n".join(addresses) + "\n"
-        signed_url = self.artifacts.put_bytes(
-            listing.encode(),
-            f"debounce/{datetime.now(UTC):%Y%m%d}/{uuid.uuid4().hex}.csv",
-            "text/csv",
-        )
+        key = f"debounce/{datetime.now(UTC):%Y%m%d}/{uuid.uuid4().hex}.csv"
+        signed_url = self.artifacts.put_bytes(listing.encode(), key, "text/csv")
+        try:
+            text = self._bulk_results(signed_url)
+        finally:
+            # Homeowners' addresses: gone from storage once DeBounce's answer is in, or failed.
+            try:
+                self.artifacts.delete(key)
+            except Exception as exc:  # noqa: BLE001 - never hide the verification's own outcome
+                logging.getLogger(__name__).warning(
+                    f"bulk address list {key} not deleted from storage ({type(exc).__name__}); delete it by hand"
+                )
+        return self._bulk_rows(text, addresses)
+
+    def _bulk_results(self, signed_url: str) -> str:
+        """Hand DeBounce the list's link, poll until done, download the result CSV."""
         base = f"{self.bulk_url.rstrip('/')}/v1"
         policy = self._policy()
         with httpx.Client(timeout=120) as client:
@@ -272,7 +283,10 @@ class EmailVerificationResource(ConfigurableResource):
                         f"DeBounce bulk list {list_id} not finished before the timeout"
                     )
                 time.sleep(self.poll_seconds)
-            text = self._download(client, status["download_link"], policy)
+            return self._download(client, status["download_link"], policy)
+
+    @staticmethod
+    def _bulk_rows(text: str, addresses: list[str]) -> list[dict]:
         at = datetime.now(UTC)
         reader = csv.DictReader(io.StringIO(text))
         columns = {name.lower().replace("_", " ").strip(): name for name in reader.fieldnames or []}

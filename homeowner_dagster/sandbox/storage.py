@@ -40,6 +40,7 @@ class StorageState:
     buckets: dict[str, dict] = field(default_factory=dict)
     objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
     downloads: int = 0
+    uploads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def create_bucket(self, bucket_id: str, public: bool = False) -> None:
@@ -146,10 +147,24 @@ def build_storage_app(state: StorageState, faults: Faults) -> Starlette:
                 return _error(400, "The resource already exists", "Duplicate")
             if request.method == "PUT" and not exists:
                 return _error(404, "Object not found", "not_found")
+            state.uploads += 1
             state.objects[(bucket, path)] = StoredObject(
                 data, upload_file.content_type or "application/octet-stream", time.time()
             )
         return JSONResponse({"Id": str(uuid.uuid4()), "Key": f"{bucket}/{path}"})
+
+    async def remove(request: Request) -> Response:
+        """`DELETE /object/{bucket}` with `{"prefixes": [paths]}`: the objects removed (storage3)."""
+        if (stop := await guard(request)) is not None:
+            return stop
+        bucket = request.path_params["bucket"]
+        body = await request.json()
+        removed = []
+        with state._lock:
+            for path in body.get("prefixes") or []:
+                if state.objects.pop((bucket, path), None) is not None:
+                    removed.append({"name": path, "bucket_id": bucket})
+        return JSONResponse(removed)
 
     async def authenticated_download(request: Request) -> Response:
         if (stop := await guard(request)) is not None:
@@ -193,6 +208,7 @@ def build_storage_app(state: StorageState, faults: Faults) -> Starlette:
         routes=[
             Route(f"{prefix}/bucket", create_bucket, methods=["POST"]),
             Route(f"{prefix}/bucket/{{bucket}}", get_bucket, methods=["GET"]),
+            Route(f"{prefix}/object/{{bucket}}", remove, methods=["DELETE"]),
             Route(f"{prefix}/object/sign/{{bucket}}/{{path:path}}", sign, methods=["POST"]),
             Route(
                 f"{prefix}/object/sign/{{bucket}}/{{path:path}}", signed_download, methods=["GET"]
