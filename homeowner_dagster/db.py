@@ -40,11 +40,22 @@ def database_url() -> str:
     return url
 
 
+# Dagster's run and event tables live in this schema, which the Supabase Data API does not
+# serve (only `public` and `graphql_public` by default) and the API roles may not use (the
+# migration 20261202100900 creates it and revokes their rights). Event logs hold error texts.
+DAGSTER_SCHEMA = "dagster"
+
+
 def dagster_storage_url(url: str) -> str:
-    """The same server as a SQLAlchemy URL for dagster-postgres (psycopg2 driver, see DESIGN §8)."""
+    """The same server as a SQLAlchemy URL for dagster-postgres (psycopg2 driver, see DESIGN §8),
+    with `search_path` set to the `dagster` schema so Dagster creates its tables there."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix) :]
+            base = "postgresql+psycopg2://" + url[len(prefix) :]
+            if "search_path" in base:
+                return base
+            joiner = "&" if "?" in base else "?"
+            return f"{base}{joiner}options=-csearch_path%3D{DAGSTER_SCHEMA}"
     raise ValueError("database URL must start with postgresql://")
 
 

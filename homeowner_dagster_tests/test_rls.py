@@ -1,8 +1,12 @@
-"""Row-level security: a role without the service key reads nothing and writes nothing.
+"""The Supabase Data API roles reach nothing: not the pipeline's tables, not Dagster's.
 
-Supabase grants its API roles (`anon`, `authenticated`) every privilege on the tables of
-`public`; only row-level security stands between them and the data. The test grants the same
-here, fills every table as the owner (the pipeline's role), then connects as such a role.
+The database is prepared the way a Supabase project is before our migrations run: the API roles
+(`anon`, `authenticated`) get usage of `public` and every right on every table created there
+later (Supabase's default privileges), plus default rights on tables of any schema, stricter than
+Supabase. Then the migrations, then a demo-like run of the real pipeline on the sandbox (a
+month's pull for one client, a window's upload, the run mirrored for the dashboard), so every
+table exists and holds rows, Dagster's included. Every table of every schema is then probed as
+each API role and as a login that holds only the anon role.
 """
 
 from __future__ import annotations
@@ -12,18 +16,32 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from dagster import DagsterRunStatus
 from psycopg import sql
 
-# One row per table, inserted as the owner (order respects foreign keys).
+from homeowner_dagster import migrate, settings
+from homeowner_dagster.leads.calendar import windows_of_month
+from homeowner_dagster.sensors import mirror_run
+from homeowner_dagster_tests import pipeline_fixtures
+from homeowner_dagster_tests.conftest import _with_database
+from homeowner_dagster_tests.pipeline_fixtures import MONTH, Pipeline
+
+pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
+pipeline = pipeline_fixtures.pipeline
+
+API_ROLES = ("anon", "authenticated")
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+# One row per table the run may leave empty, inserted as the owner (order respects foreign keys).
 ROWS: dict[str, str] = {
     "clients": "insert into clients (slug, name, workspace_name, package_tier, licensed_states) "
     "values ('acme', 'Acme', 'Acme', 100, '{NJ}')",
     "client_zipcodes": "insert into client_zipcodes (client_slug, client_name, workspace_name, "
-    "month, zip, state) values ('acme', 'Acme', 'Acme', '2027-01', '07030', 'NJ')",
+    "month, zip, state) values ('acme', 'Acme', 'Acme', '2027-01', '07031', 'NJ')",
     "raw_leads": "insert into raw_leads (client_slug, month, source_export, source_row, record) "
     "values ('acme', '2027-01', 'nj.csv', 1, '{\"Email\": \"jane@example.com\"}')",
     "cleaned_leads": "insert into cleaned_leads (client_slug, month, dedupe_key, email, zip, "
-    "renewal_date, renewal_window) values ('acme', '2027-01', 'k1', 'jane@example.com', '07030', "
+    "renewal_date, renewal_window) values ('acme', '2027-01', 'k1', 'jane@example.com', '07031', "
     "'2027-01-03', '2027-01-01')",
     "rejected_leads": "insert into rejected_leads (client_slug, month, source_export, source_row, "
     "reason, record) values ('acme', '2027-01', 'nj.csv', 2, 'no_email', '{}')",
@@ -31,123 +49,165 @@ ROWS: dict[str, str] = {
     "provider) values ('jane@example.com', 5, 'Safe to Send', true, 'debounce')",
     "monthly_cleaned_leads": "insert into monthly_cleaned_leads (client_slug, client_name, "
     "workspace_name, month, target_count, gap) values ('acme', 'Acme', 'Acme', '2027-01', 15000, 10)",
-    "gap_reports": "insert into gap_reports (client_slug, month, status, cleaned_count, "
-    "target_count, gap, minimum_to_proceed, meets_minimum) "
-    "values ('acme', '2027-01', 'under', 1, 15000, 14999, 11500, false)",
     "client_lead_batches": "insert into client_lead_batches (client_slug, window_start, "
     "window_end, month, list_name) values ('acme', '2027-01-01', '2027-01-07', '2027-01', "
     "'(January 1st - 7th renewals)')",
     "client_lead_batch_leads": "insert into client_lead_batch_leads (client_slug, window_start, "
     "month, dedupe_key) values ('acme', '2027-01-01', '2027-01', 'k1')",
-    "agent_runs": "insert into agent_runs (run_id, job_name, status) values ('r1', 'monthly_pull', "
-    "'SUCCESS')",
     "agent_errors": "insert into agent_errors (run_id, error_type, message) "
     "values ('r1', 'CaptchaShown', 'captcha')",
     "hnw_routing_rules": "insert into hnw_routing_rules (name, destination_client, source_states, "
     "source_clients) values ('tx-hnw', 'acme', '{TX}', '{acme}')",
 }
-API_ROLES = ("anon", "authenticated")
-
-
-def _public_tables(conn: psycopg.Connection) -> list[str]:
-    return [
-        r[0]
-        for r in conn.execute(
-            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = 'public' and c.relkind in ('r', 'p') order by c.relname"
-        ).fetchall()
-    ]
 
 
 @pytest.fixture
-def filled(database_url: str) -> str:
-    """Every table holds a row; the API roles have Supabase's default grants."""
-    with psycopg.connect(database_url) as conn:
-        for statement in ROWS.values():
-            conn.execute(statement)
+def database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database set up like a Supabase project (API roles, their default grants), then migrated."""
+    name = f"homeowner_rls_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(postgres_server_url, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for role in API_ROLES:
+            if not conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
+                conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
         roles = sql.SQL(", ").join(map(sql.Identifier, API_ROLES))
-        conn.execute(sql.SQL("grant all on all tables in schema public to {}").format(roles))
-        conn.execute(sql.SQL("grant all on all sequences in schema public to {}").format(roles))
-    return database_url
+        conn.execute(sql.SQL("grant usage on schema public to {}").format(roles))
+        for kind in ("tables", "sequences", "functions"):
+            conn.execute(sql.SQL(f"alter default privileges in schema public grant all on {kind} to {{}}").format(roles))
+        conn.execute(sql.SQL("alter default privileges grant all on tables to {}").format(roles))
+    migrate.migrate(url)
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
+    yield url
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _all_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(schema, table) of every table, view and sequence outside the system schemas."""
+    return conn.execute(
+        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname <> all(%s) "
+        "and n.nspname not like 'pg_temp%%' order by 1, 2",
+        [list(SYSTEM_SCHEMAS)],
+    ).fetchall()
+
+
+def _rows(conn: psycopg.Connection, schema: str, table: str) -> int:
+    query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    return conn.execute(query).fetchone()[0]
 
 
 @pytest.fixture
-def login_role(filled: str) -> Iterator[tuple[str, str]]:
-    """A login role that is a member of `anon`, as a client holding only the anon key is."""
+def after_a_run(pipeline: Pipeline) -> str:
+    """The pipeline ran (Dagster's tables exist and hold its runs); every table holds a row."""
+    pipeline.monthly("garden-state")
+    result = pipeline.weekly("garden-state", windows_of_month(MONTH)[0].start)
+    mirror_run(pipeline.dsn, result.dagster_run, "success")
+    assert result.dagster_run.status == DagsterRunStatus.SUCCESS
+    with psycopg.connect(pipeline.dsn) as conn:
+        conn.execute(ROWS["clients"])  # `acme`, which the rows below refer to
+        for table, statement in ROWS.items():
+            if _rows(conn, "public", table) == 0:
+                conn.execute(statement)
+    return pipeline.dsn
+
+
+@pytest.mark.slow
+def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) -> None:
+    dsn = after_a_run
+    with psycopg.connect(dsn) as conn:
+        tables = _all_tables(conn)
+        schemas = {schema for schema, _ in tables}
+        assert {"public", "dagster", "supabase_migrations"} <= schemas, schemas
+        # Dagster's storage is in its own schema, with this run's records; none of it in public.
+        dagster = {t for s, t in tables if s == "dagster"}
+        assert {"runs", "event_logs", "asset_keys"} <= dagster
+        assert _rows(conn, "dagster", "runs") >= 2 and _rows(conn, "dagster", "event_logs") > 50
+        assert not dagster & {t for s, t in tables if s == "public"}
+        # Every pipeline table has RLS, no policy, and a row the API roles must not see.
+        public = [t for s, t in tables if s == "public" and t not in ("dagster",)]
+        relkinds = dict(conn.execute(
+            "select relname, relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'public' and c.relkind in ('r', 'p')"
+        ).fetchall())  # fmt: skip
+        assert [t for t, rls in relkinds.items() if not rls] == []
+        assert conn.execute("select count(*) from pg_policies").fetchone()[0] == 0
+        for table in relkinds:
+            assert _rows(conn, "public", table) >= 1, table
+        # No right on any table, sequence or function of any schema, now or by default.
+        for role in API_ROLES:
+            granted = conn.execute(
+                "select n.nspname, c.relname, p.privilege_type from pg_class c "
+                "join pg_namespace n on n.oid = c.relnamespace, "
+                "unnest(array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) "
+                "as p(privilege_type) where n.nspname <> all(%s) and c.relkind in ('r','p','v','m','f') "
+                "and has_table_privilege(%s, c.oid, p.privilege_type)",
+                [list(SYSTEM_SCHEMAS), role],
+            ).fetchall()
+            assert granted == [], f"{role} holds {granted[:5]}"
+            usable = {
+                r[0]
+                for r in conn.execute(
+                    "select nspname from pg_namespace where has_schema_privilege(%s, oid, 'USAGE') "
+                    "and nspname <> all(%s)",
+                    [role, list(SYSTEM_SCHEMAS)],
+                ).fetchall()
+            }
+            assert "dagster" not in usable and "supabase_migrations" not in usable, usable
+            defaults = conn.execute(
+                "select defaclnamespace::regnamespace::text, defaclobjtype from pg_default_acl, "
+                "aclexplode(defaclacl) a where a.grantee = %s::regrole",
+                [role],
+            ).fetchall()
+            assert defaults == [], f"{role} keeps default privileges {defaults}"
+
+        # Probing as each role: every relation of every schema is refused or empty to it.
+        for role in API_ROLES:
+            conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+            for schema, table in tables:
+                with conn.transaction(force_rollback=True):
+                    try:
+                        seen = _rows(conn, schema, table)
+                    except psycopg.errors.InsufficientPrivilege:
+                        continue
+                assert seen == 0, f"{role} reads rows of {schema}.{table}"
+            for table, statement in ROWS.items():
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    with conn.transaction():
+                        conn.execute(statement.replace("'acme'", "'other'"))
+            conn.execute("reset role")
+        for table in public:  # the owner still has every row
+            if table in relkinds:
+                assert _rows(conn, "public", table) >= 1, table
+    _a_login_with_only_the_anon_role_reads_nothing(dsn)
+
+
+def _a_login_with_only_the_anon_role_reads_nothing(dsn: str) -> None:
+    """As a client holding only the anon key connects (one pipeline run serves both checks)."""
     name, password = f"rls_probe_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    with psycopg.connect(filled, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tables = _all_tables(conn)
         conn.execute(
             sql.SQL("create role {} login password {} in role anon").format(
                 sql.Identifier(name), sql.Literal(password)
             )
         )
-    yield name, password
-    with psycopg.connect(filled, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
-
-
-def test_every_table_has_row_level_security_and_a_row_for_the_owner(filled: str) -> None:
-    with psycopg.connect(filled) as conn:
-        tables = _public_tables(conn)
-        assert set(tables) == set(ROWS), "a new table needs a row in ROWS to be covered here"
-        off = conn.execute(
-            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity"
-        ).fetchall()
-        assert off == []
-        policies = conn.execute(
-            "select tablename, policyname from pg_policies where schemaname = 'public'"
-        )
-        assert policies.fetchall() == []  # no policy opens anything to the API roles
-        for table in tables:
-            count = conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))
-            assert count.fetchone()[0] >= 1, table
-
-
-@pytest.mark.parametrize("role", API_ROLES)
-def test_api_roles_read_nothing_and_cannot_write(filled: str, role: str) -> None:
-    with psycopg.connect(filled) as conn:
-        tables = _public_tables(conn)
-        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
-        assert conn.execute("select current_user").fetchone()[0] == role
-        for table in tables:
-            query = sql.SQL("select count(*) from {}").format(sql.Identifier(table))
-            assert conn.execute(query).fetchone()[0] == 0, f"{role} reads rows of {table}"
-        for table, statement in ROWS.items():
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-                with conn.transaction():
-                    conn.execute(statement.replace("'acme'", "'other'"))
-            # updates and deletes see no row to change
-            for change in ("update {} set {} = {}", "delete from {}"):
-                if change.startswith("update"):
-                    column = conn.execute(
-                        "select column_name from information_schema.columns where table_schema = "
-                        "'public' and table_name = %s order by ordinal_position limit 1",
-                        [table],
-                    ).fetchone()[0]
-                    stmt = sql.SQL(change).format(
-                        sql.Identifier(table), sql.Identifier(column), sql.Identifier(column)
-                    )
-                else:
-                    stmt = sql.SQL(change).format(sql.Identifier(table))
-                assert conn.execute(stmt).rowcount == 0, f"{role} changed {table}"
-        conn.execute("reset role")
-        for table in tables:  # the owner still has every row
-            count = conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(table)))
-            assert count.fetchone()[0] >= 1, table
-
-
-def test_a_login_with_only_the_anon_role_reads_nothing(
-    filled: str, login_role: tuple[str, str]
-) -> None:
-    name, password = login_role
-    with psycopg.connect(filled) as owner:
-        tables = _public_tables(owner)
-    with psycopg.connect(filled, user=name, password=password) as conn:
-        assert conn.execute("select current_user").fetchone()[0] == name
-        for table in tables:
-            query = sql.SQL("select count(*) from {}").format(sql.Identifier(table))
-            assert conn.execute(query).fetchone()[0] == 0, table
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute(ROWS["clients"].replace("'acme'", "'intruder'"))
+    try:
+        with psycopg.connect(dsn, user=name, password=password, autocommit=True) as conn:
+            assert conn.execute("select current_user").fetchone()[0] == name
+            readable = []
+            for schema, table in tables:
+                try:
+                    if _rows(conn, schema, table):
+                        readable.append(f"{schema}.{table}")
+                except psycopg.errors.InsufficientPrivilege:
+                    pass
+            assert readable == []
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(ROWS["clients"].replace("'acme'", "'intruder'"))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
