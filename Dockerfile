@@ -47,6 +47,11 @@ USER homeowner
 
 EXPOSE 3000
 
-# Default: the UI. The daemon uses the same image with
+# Default: the UI. It has no login of its own (anyone who reaches it can launch runs and read
+# run logs), so by default it listens on the container's loopback only and a published port
+# reaches nothing. Behind an authenticating proxy on a private network (docs/deploy.md section 9)
+# set HOMEOWNER_UI_HOST=0.0.0.0 on the webserver container, and publish no port of it.
+# The daemon uses the same image with
 #   dagster-daemon run -w /app/workspace.yaml
-CMD ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "/app/workspace.yaml"]
+ENV HOMEOWNER_UI_HOST=127.0.0.1
+CMD ["sh", "-c", "exec dagster-webserver -h \"$HOMEOWNER_UI_HOST\" -p 3000 -w /app/workspace.yaml"]
