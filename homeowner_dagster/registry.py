@@ -122,12 +122,13 @@ def bison_destination_problem(
         parts = urlsplit(instance_url)
         port = parts.port
     except ValueError:
-        return f"bison instance {instance_url!r} is not a URL"
+        return "bison instance is not a URL"
     host = (parts.hostname or "").lower()
     if parts.scheme == "http" and port and f"http://{host}:{port}" in sandbox_origins(environ):
         return None  # the sandbox's own loopback server, set by the sandbox
     if parts.scheme != "https" or not host:
-        return f"bison instance {instance_url!r} must be an https:// URL"
+        # Scheme and host only: a path or query may carry something private.
+        return f"bison instance {parts.scheme or '?'}://{host or '?'} must be an https:// URL"
     allowed = allowed_bison_hosts(environ)
     if host not in allowed:
         return (
