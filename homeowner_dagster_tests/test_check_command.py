@@ -186,3 +186,19 @@ def test_unreachable_database_prints_no_url_or_password(
     assert code == 1
     assert password not in captured.out + captured.err
     assert _status(captured.out, "database reachable") == "missing"
+
+
+def test_a_refused_bison_destination_and_the_sandbox_variable_are_reported(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    with psycopg.connect(ready) as conn:  # edited in the table, past the importer
+        conn.execute("update clients set bison_instance_url = 'https://elsewhere.example' where slug = 'sunny'")
+    monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", "http://127.0.0.1:8123")
+    code, output = _check(capsys)
+    assert code == 1
+    assert _status(output, "sunny: Bison destination") == "missing"
+    assert "'elsewhere.example' is not in BISON_ALLOWED_HOSTS" in output
+    assert _status(output, "HOMEOWNER_SANDBOX_ORIGINS") == "missing"
+    assert "acme-nj: Bison destination" not in output

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from homeowner_dagster import settings
+from homeowner_dagster import registry, settings
 
 CHROMIUM_ARGS = settings.CHROMIUM_ARGS
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -80,6 +80,15 @@ def environment_items(
             )
         if not client.bison_instance_url:
             _needed_by(needs, "BISON_INSTANCE_URL", client.slug)
+        refused = registry.bison_destination_problem(
+            client.bison_instance_url or environ.get("BISON_INSTANCE_URL"), client.bison_token_env, environ
+        )
+        if refused:
+            problems.append(CheckItem(f"{client.slug}: Bison destination", False, refused))
+    if environ.get(registry.SANDBOX_ORIGINS_ENV):
+        problems.append(
+            CheckItem(registry.SANDBOX_ORIGINS_ENV, False, "set: the sandbox's, never in production; unset it")
+        )
     backend = (environ.get("HOMEOWNER_EMAIL_BACKEND") or "debounce").strip().lower()
     if backend == "clay":
         for name in ("CLAY_WEBHOOK_URL", "CLAY_API_KEY", "CLAY_TABLE_ID"):
