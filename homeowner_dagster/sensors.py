@@ -112,7 +112,11 @@ def run_failure_alert_sensor(
     A failed alert fails the tick (Dagster evaluates the run again, the mirror is an upsert);
     a failed mirror alone is logged, so the alert is not posted twice.
     """
-    error = failure_info(context)
+    try:
+        error = failure_info(context)  # reads the step failures from Dagster's storage
+    except Exception:  # noqa: BLE001 - still alert, with what the run failure event says
+        message = context.failure_event.message or "run failed"
+        error = RunErrorInfo(None, "RunFailure", message)
     run = context.dagster_run
     alert_error: Exception | None = None
     try:
