@@ -311,7 +311,9 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     print(
         f"searched {len(python_logs.lines)} log lines, {len(records)} event/run records, "
         f"{len(metadata)} metadata texts, {len(slack)} Slack messages, "
-        f"{len(artifacts)} artifact files and trace members, {len(storage)} stored objects"
+        f"{len(artifacts)} artifact files and trace members, {len(storage)} stored objects, "
+        f"{len(captured.err)} characters of stderr, {len(log_files)} instance files; "
+        "each raw, percent-decoded and base64-decoded"
     )
 
     leaks = []
