@@ -61,10 +61,19 @@ def _run_url(run_id: str) -> str:
     return f"{base}/runs/{run_id}"
 
 
+def run_client(run: DagsterRun) -> str | None:
+    """The client of a run, from its partition key (UI runs and backfills carry no other tag)."""
+    client = run.tags.get("dagster/partition/client")
+    if client:
+        return client
+    partition = run.tags.get("dagster/partition")
+    return partition.split("|")[0] if partition and "|" in partition else None
+
+
 def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | None = None) -> None:
     """Write a run's outcome (and its error, if any) where the predecessor dashboard reads it."""
     partition = run.tags.get("dagster/partition")
-    client = run.tags.get("client") or (partition.split("|")[0] if partition and "|" in partition else None)
+    client = run_client(run)
     store.record_run(
         dsn,
         {
@@ -113,11 +122,12 @@ def run_failure_alert_sensor(
         os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
         messages.failure_alert(
             run.job_name,
-            run.tags.get("client", "?"),
+            run_client(run) or "?",
             run.tags.get("dagster/partition", "?"),
             error.error_type,
             _run_url(run.run_id),
             error.screenshot_url,
             error.trace_url,
+            error.message,
         ),
     )

@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Backoff,
-    Config,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -19,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
@@ -34,7 +33,7 @@ from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
-from homeowner_dagster.run_errors import failure_for
+from homeowner_dagster.run_errors import client_for_run, failure_for, needs_fix, no_zips, unlicensed
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
@@ -80,13 +79,13 @@ def raw_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     territory = store.territory(dsn, slug, month)
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
-    unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
-    if unlicensed:
-        raise ValueError(f"{slug} has ZIPs in {', '.join(unlicensed)}, where it holds no licence")
+        raise no_zips(slug, month_key(month))
+    unlicensed_states = sorted(set(territory["state"]) - set(client.licensed_states))
+    if unlicensed_states:
+        raise unlicensed(slug, unlicensed_states)
 
     frames: list[pd.DataFrame] = []
     zip_counts: dict[str, int] = {}
@@ -156,7 +155,7 @@ def cleaned_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     with watch.stage("database"):
         raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
@@ -241,7 +240,7 @@ def cleaned_leads(
 def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     store.write_monthly_totals(
@@ -262,17 +261,9 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
     return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
 
 
-class GapReportConfig(Config):
-    """How far the gap report looks: radius around the territory, Cole count queries allowed."""
-
-    radius_miles: float = 25.0
-    max_candidates: int = 30
-    allow_cole_count_queries: bool = False
-
-
 def _expected_yields(
     context: AssetExecutionContext,
-    config: GapReportConfig,
+    config: settings.GapSettings,
     cole: ColeResource,
     dsn: str,
     client: registry.Client,
@@ -287,14 +278,14 @@ def _expected_yields(
     )
     zips = list(candidates["zip"])
     history = store.zip_history(dsn, zips, month)
-    if history or not config.allow_cole_count_queries or not zips:
+    if history or not config.cole_count_queries or not zips:
         return history, "ZIP history (cleaned leads in the latest earlier month)"
     ratio = counts["own_cleaned"] / counts["raw"] if counts["raw"] else 0.0
     yields: dict[str, float] = {}
     for state, group in candidates.groupby("state"):
         context.log.info(f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}")
         try:
-            found = cole.count_each(state, list(group["zip"]), month)
+            found = cole.count_each(state, list(group["zip"]), month, progress=context.log.info)
         except ColeError as exc:
             context.log.warning(f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped")
             continue
@@ -312,14 +303,17 @@ def _expected_yields(
 )
 def gap_report(
     context: AssetExecutionContext,
-    config: GapReportConfig,
     database: PostgresResource,
     cole: ColeResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
+    try:
+        config = settings.gap_settings()
+    except ValueError as exc:
+        raise needs_fix(str(exc), "correct the environment variable, then run `homeowner check`") from None
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     assignments = store.month_assignments(dsn, month)

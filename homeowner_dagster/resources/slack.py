@@ -134,8 +134,11 @@ def failure_alert(
     run_url: str,
     screenshot_url: str | None = None,
     trace_url: str | None = None,
+    message: str | None = None,
 ) -> str:
     lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
+    if message:  # one line: for errors no retry can fix, it names the command that fixes them
+        lines.append(message.splitlines()[0][:500])
     if partition:
         lines.append(f"Partition: {partition}")
     lines.append(f"Run: <{run_url}|open in Dagster>")
