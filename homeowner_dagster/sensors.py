@@ -36,8 +36,15 @@ def registry_partition_requests(existing: list[str], active: list[str], known: l
     return to_add, to_delete
 
 
-@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING, description="Adds a `client` partition for each active client.")
-def client_registry_sensor(context: SensorEvaluationContext, database: PostgresResource):
+@sensor(
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a `client` partition for each active client; reports and removes client "
+    "partitions the registry does not know (added by hand in the UI).",
+)
+def client_registry_sensor(
+    context: SensorEvaluationContext, database: PostgresResource, slack: HomeownerSlackResource
+):
     with db.connect(database.dsn()) as conn:
         rows = conn.execute("select slug, active from clients").fetchall()
     known = [slug for slug, _ in rows]
@@ -48,10 +55,20 @@ def client_registry_sensor(context: SensorEvaluationContext, database: PostgresR
         return SkipReason(f"{len(active)} active client(s), partitions up to date")
     requests = []
     if to_add:
+        context.log.info(f"adding client partition(s): {', '.join(to_add)}")
         requests.append(client_partitions.build_add_request(to_add))
     if to_delete:
+        context.log.warning(
+            f"client partition(s) not in the client registry: {', '.join(to_delete)}; removing them "
+            "(runs for them fail as unknown client). Add a real client with `homeowner clients import FILE`."
+        )
+        slack.post(ops_channel(), messages.unknown_client_partitions(to_delete))
         requests.append(client_partitions.build_delete_request(to_delete))
     return SensorResult(dynamic_partitions_requests=requests)
+
+
+def ops_channel() -> str:
+    return os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
 
 
 # Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.

@@ -118,7 +118,7 @@ def test_three_clients_of_one_state_never_share_a_cole_login(
         finally:
             for child in children:
                 if child.poll() is None:
-                    child.terminate()
+                    child.kill()
                     child.wait(timeout=30)
 
         assert sorted((o["client"], o["success"]) for o in outcomes) == [(c, True) for c in CLIENTS]

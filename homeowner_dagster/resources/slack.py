@@ -147,3 +147,14 @@ def failure_alert(
     if trace_url:
         lines.append(f"Trace: <{trace_url}|open>")
     return "\n".join(lines)
+
+
+def unknown_client_partitions(slugs: Sequence[str]) -> str:
+    """Client partitions the registry does not know (a typo in the UI's "Add partition")."""
+    return "\n".join(
+        [
+            f"⚠️ Client partition(s) not in the client registry: {', '.join(slugs)}",
+            "Removed from the client selector; runs for them fail as unknown client.",
+            "A real client? Add it with `homeowner clients import FILE`.",
+        ]
+    )
