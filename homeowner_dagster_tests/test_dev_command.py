@@ -70,6 +70,15 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
         assert "grpc" in names or "code-server" in names, names  # the code server(s)
         assert db.embedded_running(home)
 
+        # Plain `dagster` from the repository root, with what the README says: eval "$(homeowner env)".
+        shell = subprocess.run(
+            ["bash", "-c", f'eval "$({Path(sys.executable).parent / "homeowner"} env)" && '
+             f'{Path(sys.executable).parent / "dagster"} instance info'],
+            env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
+        )
+        assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-2000:]
+        assert "PostgresRunStorage" in shell.stdout, shell.stdout[-2000:]
+
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)  # ignored by inheritance: the command's own handler
         process.wait(timeout=60)

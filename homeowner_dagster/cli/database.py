@@ -58,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(handler=run_dev)
 
+    p = subparsers.add_parser(
+        "env", help="print the exports that let plain `dagster` commands use this project's instance"
+    )
+    p.set_defaults(handler=run_env)
+
 
 def _month(text: str) -> str:
     try:
@@ -185,6 +190,22 @@ def dagster_environment(url: str) -> dict[str, str]:
     env.setdefault(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(url))
     env["DAGSTER_HOME"] = str(home)
     return env
+
+
+def run_env(args: argparse.Namespace) -> int:
+    """`eval "$(homeowner env)"`: DAGSTER_HOME (and, for the embedded database, the storage URL)
+    for `dagster ...` run from the repository root, as `homeowner dev` sets them."""
+    configured = os.environ.get(settings.DATABASE_URL_ENV)
+    if not configured and not db.embedded_running():
+        raise CommandError("the embedded PostgreSQL is not running: start `homeowner dev` first")
+    env = dagster_environment(configured or db.database_url())
+    print(f"export DAGSTER_HOME={env['DAGSTER_HOME']}")
+    if not os.environ.get(settings.DAGSTER_STORAGE_URL_ENV):
+        if configured:  # never print a configured server's password
+            print(f"# set {settings.DAGSTER_STORAGE_URL_ENV}: your database URL with the postgresql+psycopg2:// driver")
+        else:
+            print(f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'")
+    return 0
 
 
 def run_dev(args: argparse.Namespace) -> int:
