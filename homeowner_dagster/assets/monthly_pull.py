@@ -20,6 +20,7 @@ from dagster import (
 
 from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import month_key
@@ -51,15 +52,6 @@ def _no_leads() -> pd.DataFrame:
     return pd.DataFrame(
         {c: pd.Series(dtype="datetime64[ns]" if c in DATE_COLUMNS else object) for c in CLEANED_COLUMNS + SOURCE_COLUMNS}
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(none)"
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
 
 
 @asset(
@@ -127,12 +119,15 @@ def raw_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "rows": rows,
-            "zips": len(territory),
-            "exports_used": exports_used,
-            "exports_lower_bound": lower_bound,
-            "per_zip": MetadataValue.md(_markdown_table(per_zip)),
-            **watch.metadata(),
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: Cole pull",
+                {"raw records": rows, "ZIPs": len(territory), "Cole exports": exports_used,
+                 "fewest exports the 10,000 cap allows": lower_bound},
+            ),
+            **md.counts({"rows": rows, "zips": len(territory), "exports_used": exports_used,
+                         "exports_lower_bound": lower_bound}),
+            "per_zip": md.table(per_zip, md.PER_ZIP),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -166,7 +161,10 @@ def cleaned_leads(
                 AssetCheckResult(check_name="cleaned_schema", passed=True, metadata={"rows": 0}),
                 checks.rows_conserved(0, 0, 0, 0),
             ],
-            metadata={"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0},
+            metadata={
+                "summary": md.summary(f"{client.name}, {month_key(month)}: nothing pulled", {"raw": 0, "cleaned": 0}),
+                **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
+            },
         )
     rules = store.hnw_rules_for(dsn, slug)
     hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
@@ -215,17 +213,19 @@ def cleaned_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "raw": len(raw),
-            "cleaned": len(result.cleaned),
-            "rejected": len(rejected),
-            "routed": routed_rows,
-            "by_reason": MetadataValue.md(
-                _markdown_table(by_reason.rename_axis("reason").reset_index(name="rows"))
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: cleaning",
+                {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                 "routed to another client": routed_rows},
             ),
-            "emails_verified": stats.verified,
-            "emails_from_cache": stats.cached,
-            "verification_credits_used": stats.credits_used,
-            **watch.metadata(),
+            **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                         "routed": routed_rows}),
+            "by_reason": md.table(
+                by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
+            ),
+            **md.counts({"emails_verified": stats.verified, "emails_from_cache": stats.cached,
+                         "verification_credits_used": stats.credits_used}),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -258,7 +258,17 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
             "gap": status.gap,
         },
     )
-    return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
+    return MaterializeResult(
+        metadata={
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: totals",
+                {"raw": counts["raw"], "cleaned": counts["cleaned"], "target": status.target,
+                 "gap": status.gap, "status": status.status},
+            ),
+            **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
+            **md.counts({"target": status.target, "gap": status.gap}),
+        }
+    )
 
 
 def _expected_yields(
@@ -371,12 +381,21 @@ def gap_report(
     )
     return MaterializeResult(
         metadata={
-            "status": status.status,
-            "gap": status.gap,
-            "meets_minimum": status.meets_minimum,
-            "suggestions": len(suggestions),
-            "surplus_held_back": surplus_held,
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: gap report",
+                {"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                 "status": status.status, "minimum to proceed": status.minimum_to_proceed},
+            ),
+            "status": MetadataValue.text(status.status),
+            **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                         "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
+            "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
+            "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
+            "settings": MetadataValue.text(
+                f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
+                f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
+            ),
             "report": MetadataValue.md(markdown),
-            **watch.metadata(),
+            **md.seconds(watch.metadata()),
         }
     )
