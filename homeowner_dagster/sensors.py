@@ -78,6 +78,14 @@ def _run_url(run_id: str) -> str:
     return f"{base}/runs/{run_id}"
 
 
+def job_label(run: DagsterRun) -> str:
+    """The job's name, or the assets materialized for a run launched from an asset's page
+    (Dagster names those jobs `__ASSET_JOB`)."""
+    if run.job_name.startswith("__ASSET_JOB") and run.asset_selection:
+        return ", ".join(sorted(key.to_user_string() for key in run.asset_selection))
+    return run.job_name
+
+
 def run_client(run: DagsterRun) -> str | None:
     """The client of a run, from its partition key (UI runs and backfills carry no other tag)."""
     client = run.tags.get("dagster/partition/client")
@@ -138,7 +146,7 @@ def run_failure_alert_sensor(
     slack.post(
         os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
         messages.failure_alert(
-            run.job_name,
+            job_label(run),
             run_client(run) or "?",
             run.tags.get("dagster/partition", "?"),
             error.error_type,
