@@ -83,7 +83,7 @@ def test_the_alert_is_posted_while_the_database_is_stopped(
     finally:
         own_server.start()
     texts = [m.get("text", "") for m in sandbox.slack.messages]
-    assert any("monthly_pull failed: garden-state" in t and "CaptchaBlocked" in t for t in texts), texts
+    assert any("monthly_pull failed" in t and "CaptchaBlocked" in t and "captcha shown" in t for t in texts), texts
     with psycopg.connect(own_server.get_uri()) as conn:
         assert conn.execute("select count(*) from agent_runs").fetchone()[0] == 0
 
