@@ -182,6 +182,8 @@ class Sandbox:
             "DEBOUNCE_API_URL": self.urls["debounce"],
             "DEBOUNCE_BULK_URL": self.urls["debounce"],
             "BISON_INSTANCE_URL": self.urls["bison"],
+            # The sandbox's campaigns keep reputation building on; Bison never returns it.
+            "BISON_REPUTATION_BUILDING": "true",
             "CLAY_WEBHOOK_URL": f"{self.urls['clay']}/v3/sources/webhook/{self.clay_webhook_id}",
             "CLAY_WEBHOOK_TOKEN": self.clay.webhooks[self.clay_webhook_id].token,
             "CLAY_API_KEY": self.clay.api_key,
