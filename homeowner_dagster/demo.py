@@ -135,7 +135,10 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
 
 def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
     """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
+
     bison = sandbox.bison  # type: ignore[attr-defined]
+    bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import takes a moment
     if state_file.exists():
         bison_restore(bison, json.loads(state_file.read_text()))
     previous = windows_of_month(add_months(month, -1))[-1]

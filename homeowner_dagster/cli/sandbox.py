@@ -21,9 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from homeowner_dagster.sandbox import Sandbox
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
 
     began = time.perf_counter()
     sandbox = Sandbox(seed=args.seed)
+    sandbox.bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import, visible
     try:
         sandbox.start()
     except RuntimeError as exc:
