@@ -45,7 +45,7 @@ def workspace(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bis
     sandbox.faults.off()
     bison = sandbox.bison
     bison.import_seconds, bison.campaign_omits = IMPORT_SECONDS, {"reputation_building"}
-    bison.list_omits, bison.update_drops = set(), set()
+    bison.list_omits, bison.update_drops, bison.list_by_id_route = set(), set(), True
 
 
 CUSTOM_VARIABLES = [
@@ -162,6 +162,18 @@ def test_import_poll_gives_up_with_a_typed_error(sandbox: Sandbox, workspace: Bi
         with pytest.raises(BisonImportTimeout, match="'Unprocessed'") as timed_out:
             ws.lead_list_count(list_id)
     assert timed_out.value.transient
+
+
+def test_import_is_polled_through_the_paged_list_when_there_is_no_by_id_route(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """The facts only show `GET /api/lead-lists` (pages of 15): without a by-id route the
+    poll reads the paged list and still sees the import end."""
+    sandbox.bison.list_by_id_route = False
+    list_id, _ = workspace.upload_lead_list("(May 8th - 14th renewals)", leads(3, start=350))
+    assert workspace.lead_list_count(list_id) == 3
+    with pytest.raises(BisonError, match="not found"):
+        workspace.lead_list_count(999_999)
 
 
 @pytest.mark.parametrize("fault", ["http_500", "http_429"])

@@ -280,6 +280,7 @@ class BisonWorkspace:
         self._import_poll = import_poll or ImportPoll()
         # What to send for a boolean Bison resets but the campaign GET does not return.
         self._settings_not_returned = dict(settings_not_returned or {})
+        self._no_list_route = False  # set when the instance has no GET /api/lead-lists/{id}
         self.requests = 0
 
     def close(self) -> None:
@@ -369,11 +370,24 @@ class BisonWorkspace:
         return None
 
     def _lead_list_by_id(self, list_id: int | str) -> dict[str, Any]:
-        body = self._call("GET", f"/api/lead-lists/{list_id}")
-        data = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(data, dict):
-            raise BisonFieldMissing(f"lead list {list_id}", "data")
-        return data
+        """One lead list. `GET /api/lead-lists/{id}` is not in the facts (only the paged list
+        is): when the instance has no such route, the paged list is searched instead."""
+        if not self._no_list_route:
+            try:
+                body = self._call("GET", f"/api/lead-lists/{list_id}")
+            except BisonError as exc:
+                if exc.status != 404 or "route" not in str(exc).lower():
+                    raise
+                self._no_list_route = True  # "The route api/lead-lists/7 could not be found."
+            else:
+                data = body.get("data") if isinstance(body, dict) else None
+                if not isinstance(data, dict):
+                    raise BisonFieldMissing(f"lead list {list_id}", "data")
+                return data
+        for item in self._pages("/api/lead-lists"):
+            if str(item.get("id")) == str(list_id):
+                return item
+        raise BisonError(f"Email Bison: lead list {list_id} was not found", 404)
 
     def lead_list_count(self, list_id: int | str) -> int:
         """`leads_succeeded` once Bison has processed the list's import (polled, bounded).

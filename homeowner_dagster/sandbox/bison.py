@@ -91,6 +91,7 @@ class BisonState:
     # and booleans the update endpoint does not take (so they fall back to false).
     list_omits: set[str] = field(default_factory=set)
     update_drops: set[str] = field(default_factory=set)
+    list_by_id_route: bool = True  # False: `GET /api/lead-lists/{id}` is an unknown route
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -396,6 +397,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         workspace = await guard(request)
         if isinstance(workspace, Response):
             return workspace
+        if not state.list_by_id_route:
+            path = request.url.path.lstrip("/")
+            return _error(404, f"The route {path} could not be found.")
         found = owned(workspace, "lead list", request.path_params["list_id"])
         if isinstance(found, Response):
             return found
