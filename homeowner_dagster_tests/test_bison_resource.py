@@ -280,6 +280,22 @@ def test_rename_refuses_when_a_reset_boolean_is_unknown(
     assert stored["name"] == campaign["name"] and stored["can_unsubscribe"] is True
 
 
+def test_rename_sends_the_configured_value_of_a_setting_bison_never_returns(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reputation_building` comes from BISON_REPUTATION_BUILDING (the operator's choice)."""
+    campaign = sandbox.bison.add_campaign(WORKSPACE, "Reminders", reputation_building=True)
+    monkeypatch.setenv(TOKEN_ENV, sandbox.bison.workspaces[WORKSPACE].token)
+    monkeypatch.setenv("BISON_REPUTATION_BUILDING", "false")
+    resource = BisonResource(min_interval_seconds=0.0)
+    with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
+        ws.rename_campaign(campaign["id"], "Reminders, renamed")
+    assert campaign["name"] == "Reminders, renamed" and campaign["reputation_building"] is False
+    monkeypatch.setenv("BISON_REPUTATION_BUILDING", "maybe")
+    with pytest.raises(BisonError, match="BISON_REPUTATION_BUILDING must be true or false"):
+        resource.workspace(sandbox.urls["bison"], TOKEN_ENV)
+
+
 def test_rename_reads_settings_back_and_fails_if_one_changed(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
