@@ -99,6 +99,7 @@ def test_new_list_costs_three_requests_once_custom_variables_exist(
     Fails against the old connector: it looked the list up by name first (4 requests).
     """
     workspace.ensure_custom_variables(CUSTOM_VARIABLES)
+    sandbox.bison.import_seconds = 0  # done before the first poll, however loaded the machine
     before = sandbox.bison.requests
     list_id, _ = workspace.upload_lead_list("(April 1st - 7th renewals)", leads(5, start=300))
     assert workspace.lead_list_count(list_id) == 5
@@ -113,7 +114,7 @@ def test_fact_import_is_queued_and_counted_when_processed(
 
     Fails against the old connector: it read `leads_count` (absent) and returned 0 at once.
     """
-    sandbox.bison.import_seconds = 0.5
+    sandbox.bison.import_seconds = 1.0
     list_id, _ = workspace.upload_lead_list("(April 8th - 14th renewals)", leads(4, start=310))
     assert sandbox.bison.workspaces[WORKSPACE].lead_lists[list_id]["status"] == "Unprocessed"
     assert workspace.lead_list_count(list_id) == 4

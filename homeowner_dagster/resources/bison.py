@@ -238,7 +238,7 @@ def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
 class ImportPoll:
     """How `lead_list_count` waits for a queued import: doubling pauses, bounded in total."""
 
-    first_seconds: float = 0.2
+    first_seconds: float = 0.1
     max_seconds: float = 15.0
     timeout_seconds: float = 900.0
 
@@ -564,7 +564,7 @@ class BisonResource(ConfigurableResource):
     timeout_seconds: float = 120.0
     existing_lead_behavior: str = Field(default="put", description="put, patch or skip")
     import_first_poll_seconds: float = Field(
-        default=0.2, description="first pause before asking whether an import is processed"
+        default=0.1, description="first pause before asking whether an import is processed"
     )
     import_max_poll_seconds: float = Field(default=15.0, description="longest pause between polls")
     import_timeout_seconds: float = Field(
