@@ -7,7 +7,7 @@ Routes (all under `/api`): custom variables, `POST /leads/bulk/csv` (multipart: 
 Lists are Laravel pages of 15 (`data`, `links`, `meta`); errors are
 `{"data": {"success": false, "message": ...}}`; another workspace's token gets 403.
 
-As the vendor documents it (../../shared vendor facts, section 5-6), always on:
+As the vendor documents it (shared/vendor-facts/email-bison.md, sections 5 and 6), always on:
 - a bulk CSV import is queued: the 201 answer is the new lead list `Unprocessed` with counts 0;
   `import_seconds` later it is `Processed` with `leads_processed` / `leads_succeeded` /
   `leads_failed` and `error_messages` (a row with an invalid email is refused and counted);
