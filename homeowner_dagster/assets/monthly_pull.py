@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import outcomes_store, registry, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
@@ -28,6 +28,7 @@ from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.cole import ColeError, ColeResource
@@ -344,6 +345,7 @@ def gap_report(
         max_candidates=config.max_candidates,
         yield_basis=basis,
         sample_surplus=client.sample_surplus,
+        outcomes=(book := yield_book(slug, outcomes_store.outcomes_before(dsn, month))),
     )
     surplus_held = 0
     if status.status == "over" and client.sample_surplus:
@@ -352,7 +354,7 @@ def gap_report(
         keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
-    markdown = gap_solver.markdown_report(status, suggestions)
+    markdown = gap_solver.markdown_report(status, suggestions, gap_solver.outcome_note(book))
     store.write_gap_report(
         dsn,
         {
@@ -382,6 +384,7 @@ def gap_report(
             "meets_minimum": status.meets_minimum,
             "suggestions": len(suggestions),
             "surplus_held_back": surplus_held,
+            "ranked_by": "expected interested replies" if book is not None else "leads (no outcome data yet)",
             "report": MetadataValue.md(markdown),
             **watch.metadata(),
         }
