@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 from homeowner_dagster import db, outcomes_store, store
 from homeowner_dagster.leads import gap_solver
@@ -107,7 +108,12 @@ def measure(p: Pipeline, client: str, window: RenewalWindow) -> dict[str, object
 def tables(dsn: str) -> dict[str, pd.DataFrame]:
     with psycopg.connect(dsn) as conn:
         return {
-            t: db.read_frame(conn, f"select * from {t} order by {order}").drop(columns=["measured_at"])
+            t: db.read_frame(
+                conn,
+                sql.SQL("select * from {} order by {}").format(
+                    sql.Identifier(t), sql.SQL(", ").join(map(sql.Identifier, order.split(", ")))
+                ),
+            ).drop(columns=["measured_at"])
             for t, order in TABLES.items()
         }
 
