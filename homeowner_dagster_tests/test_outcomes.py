@@ -219,3 +219,64 @@ def test_new_client_gap_report_is_as_before_and_says_why(pipeline: Pipeline) -> 
     note = gap_solver.outcome_note(None)
     report = gap_solver.markdown_report(gap_status(15_000, 100), [], note)
     assert "No outcome data for this client yet" in report and "ranked by leads" in report
+
+
+def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipeline) -> None:
+    """The real path: Cole pull, cleaning, weekly upload and Evergreen attach; then simulated weeks."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dagster import build_schedule_context
+
+    from homeowner_dagster.resources.database import PostgresResource
+    from homeowner_dagster.schedules import monthly_outcomes_schedule, weekly_outcomes_schedule
+
+    sandbox = pipeline.sandbox
+    sandbox.bison.outcomes.offset = timedelta(0)
+    pipeline.monthly(CLIENT)
+    pipeline.weekly(CLIENT, WINDOW.start)
+    ledger = store.ledger_row(pipeline.dsn, CLIENT, WINDOW)
+    assert ledger is not None and ledger["campaign_id"]
+
+    # Monday after the upload: the weekly outcomes schedule asks for this window (inside 90 days).
+    monday = datetime.combine(date.today() + timedelta(days=7 - date.today().weekday()), datetime.min.time())
+    context = build_schedule_context(
+        scheduled_execution_time=monday.replace(hour=11, tzinfo=ZoneInfo("America/Chicago")),
+        resources={"database": PostgresResource()},
+    )
+    requests = list(weekly_outcomes_schedule(context))
+    assert [r.partition_key for r in requests] == [client_window_key(CLIENT, WINDOW)]
+
+    sandbox.bison.outcomes.advance(weeks=5)
+    meta = measure(pipeline, CLIENT, WINDOW)
+    assert meta["leads"] == int(ledger["lead_count"])
+    assert meta["api_requests"] <= 3 + math.ceil(meta["replies_fetched"] / PAGE)
+    with psycopg.connect(pipeline.dsn) as conn:
+        window_row = db.read_frame(conn, "select * from window_outcomes").iloc[0]
+        replied = conn.execute("select count(*) from lead_outcomes where replied").fetchone()[0]
+    # The campaign holds only this window's leads here, so Bison's own totals match ours.
+    assert int(window_row["emails_sent"]) == int(ledger["lead_count"])
+    assert int(window_row["bounced"]) == int(window_row["stats_bounced"])
+    assert int(window_row["unmatched_replies"]) == 0 and replied == int(window_row["replied"])
+
+    # The monthly message: totals and best/worst ZIPs, a chart link, no homeowner data.
+    tick = build_schedule_context(
+        scheduled_execution_time=datetime(2027, 3, 2, 12, tzinfo=ZoneInfo("America/Chicago")),
+        resources={"database": PostgresResource()},
+    )
+    monthly = list(monthly_outcomes_schedule(tick))
+    assert client_month_key(CLIENT, MONTH) in [r.partition_key for r in monthly]
+    request = next(r for r in monthly if r.partition_key == client_month_key(CLIENT, MONTH))
+    sandbox.slack.messages.clear()
+    pipeline.defs.resolve_job_def("outcomes_monthly").execute_in_process(
+        instance=pipeline.instance,
+        partition_key=request.partition_key,
+        run_config={**QUIET, **request.run_config},
+    )
+    texts = sandbox.slack.messages_in("garden-state")
+    assert len(texts) == 1 and texts[0].startswith("📬 Outcomes: Garden State Insurance, 2027-01")
+    assert "Best ZIPs:" in texts[0] and "Chart: file://" in texts[0] and texts[0].rstrip().endswith(".svg")
+    with psycopg.connect(pipeline.dsn) as conn:
+        emails = [r[0] for r in conn.execute("select email from cleaned_leads").fetchall()]
+    assert emails and not any(e in texts[0] for e in emails)
+    assert "@" not in texts[0]
