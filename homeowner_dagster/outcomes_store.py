@@ -79,13 +79,17 @@ def write_zip_yield(
         )
 
 
-def outcomes_before(dsn: str, month: date, months_back: int = 6) -> pd.DataFrame:
-    """Every client's measured lead outcomes of the renewal months before `month` (the gap report's input)."""
+def outcomes_until(dsn: str, month: date, months_back: int = 6) -> pd.DataFrame:
+    """Every client's measured lead outcomes of the renewal months up to `month` (the gap report's input).
+
+    In production a month's own outcomes do not exist yet when its gap report is first made; a
+    later re-run (or the demo's) uses them.
+    """
     with db.connect(dsn) as conn:
         return db.read_frame(
             conn,
             "select client_slug, zip, dedupe_key, replied, interested, bounced from lead_outcomes "
-            "where month < %s and month >= %s",
+            "where month <= %s and month >= %s",
             [month_key(month), month_key(add_months(month, -months_back))],
         )
 

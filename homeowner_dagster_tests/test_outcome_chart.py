@@ -142,4 +142,3 @@ def test_zip_yield_chart_shows_in_the_dagster_ui(
         browser.close()
     assert size[2] and size[0] >= 600 and size[1] >= 200  # the SVG decoded and drew
     assert shot.stat().st_size > 5_000
-    os.environ.setdefault("HOMEOWNER_CHART_SCREENSHOT", str(shot))

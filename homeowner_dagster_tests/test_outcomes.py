@@ -184,7 +184,7 @@ def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
     )
 
     def ranking() -> list[str]:
-        book = yield_book(CLIENT, outcomes_store.outcomes_before(pipeline.dsn, next_month))
+        book = yield_book(CLIENT, outcomes_store.outcomes_until(pipeline.dsn, next_month))
         assert book is not None
         out = gap_solver.suggest(
             CLIENT, status, ["NJ"], pd.DataFrame(columns=["zip", "state", "client_slug", "cleaned_count"]),
@@ -215,7 +215,7 @@ def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
 
 
 def test_new_client_gap_report_is_as_before_and_says_why(pipeline: Pipeline) -> None:
-    assert yield_book(CLIENT, outcomes_store.outcomes_before(pipeline.dsn, date(2027, 2, 1))) is None
+    assert yield_book(CLIENT, outcomes_store.outcomes_until(pipeline.dsn, date(2027, 2, 1))) is None
     note = gap_solver.outcome_note(None)
     report = gap_solver.markdown_report(gap_status(15_000, 100), [], note)
     assert "No outcome data for this client yet" in report and "ranked by leads" in report

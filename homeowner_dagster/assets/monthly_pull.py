@@ -345,7 +345,7 @@ def gap_report(
         max_candidates=config.max_candidates,
         yield_basis=basis,
         sample_surplus=client.sample_surplus,
-        outcomes=(book := yield_book(slug, outcomes_store.outcomes_before(dsn, month))),
+        outcomes=(book := yield_book(slug, outcomes_store.outcomes_until(dsn, month))),
     )
     surplus_held = 0
     if status.status == "over" and client.sample_surplus:

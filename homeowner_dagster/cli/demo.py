@@ -15,6 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the monthly and weekly pipeline for three demo clients on the sandbox"
     )
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
+    p.add_argument(
+        "--weeks", type=int, default=6,
+        help="simulated weeks after the uploads, so Email Bison outcomes exist (0: none)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -23,11 +27,17 @@ def run(args: argparse.Namespace) -> int:
 
     began = time.perf_counter()
     try:
-        summary = run_demo(today=args.today)
+        summary = run_demo(today=args.today, weeks=args.weeks)
     except Exception as exc:  # one line for the user; the run's own logs hold the details
         raise CommandError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     table = summary.pop("table")
+    reports = summary.pop("gap_reports", {})
     print(f"renewal month {summary['month']}, {time.perf_counter() - began:.0f} s")
     print(table.to_string(index=False))
+    for client, report in reports.items():
+        ranking = [line for line in report.splitlines() if line.startswith(("Ranked by", "No outcome data"))]
+        if ranking:
+            print(f"gap report {client}: {ranking[0]}")
+            print("\n".join(line for line in report.splitlines() if line.startswith("| ")))
     print(json.dumps({"clients": summary["clients"]}))
     return 0
