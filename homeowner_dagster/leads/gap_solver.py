@@ -871,6 +871,11 @@ def markdown_report(
     return "\n".join(lines)
 
 
+def _interest(s: Suggestion) -> str:
+    """" (~N interested)" when outcome data ranked the proposals, else nothing."""
+    return f" (~{s.expected_interested:,.0f} interested)" if s.expected_interested is not None else ""
+
+
 def slack_summary(suggestions: Sequence[Suggestion]) -> str:
     """1-4 short lines of numbers for the "📊 Gap Analysis" message (no lead data)."""
     lines: list[str] = []
@@ -879,6 +884,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
         best = moves[0]
         lines.append(
             f"Move {len(best.zips)} ZIP(s) from {best.donor}: +{_fmt(best.leads)} leads"
+            + _interest(best)
             + (" (covers gap)" if best.covers_gap else "")
             + (f"; {len(moves) - 1} other donor(s)" if len(moves) > 1 else "")
         )
@@ -886,7 +892,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
         if s.kind == "adjacent_zips":
             lines.append(
                 f"Adjacent: {len(s.zips)} free ZIP(s) within {s.details.get('radius_miles', 0):g} mi: "
-                f"~+{_fmt(s.leads)} leads" + (" (covers gap)" if s.covers_gap else "")
+                f"~+{_fmt(s.leads)} leads" + _interest(s) + (" (covers gap)" if s.covers_gap else "")
             )
     relax = [s for s in suggestions if s.kind in ("raise_home_value_cap", "drop_head_of_household")]
     if relax:
@@ -897,6 +903,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
                 else "no HoH filter"
             )
             + f" +{_fmt(s.leads)}"
+            + _interest(s)
             for s in relax
         ]
         lines.append("Filters: " + ", ".join(parts))
