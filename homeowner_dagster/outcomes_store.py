@@ -101,8 +101,8 @@ def windows_to_measure(dsn: str, today: date, days: int = 90) -> list[tuple[str,
         rows = conn.execute(
             "select b.client_slug, b.window_start from client_lead_batches b "
             "join clients c on c.slug = b.client_slug and c.active "
-            "where b.campaign_id is not null "
-            "and coalesce(b.attached_at, b.uploaded_at)::date between %s and %s "
+            "where b.campaign_id is not null and b.attached_at is not null "
+            "and b.attached_at::date between %s and %s "
             "order by b.client_slug, b.window_start",
             [since, today],
         ).fetchall()

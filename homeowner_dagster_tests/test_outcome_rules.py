@@ -125,4 +125,7 @@ def test_only_windows_attached_in_the_last_90_days_are_measured(database_url: st
         with db.transaction(database_url) as conn:
             conn.execute("update client_lead_batches set attached_at = %s where window_start = %s",
                          [datetime.combine(attached, datetime.min.time()), start])
+    skipped = RenewalWindow.starting(date(2027, 1, 8))  # campaign moved on by hand: none of its leads sent
+    store.record_upload(database_url, "garden-state", skipped, "10", 0, [])
+    store.record_evergreen(database_url, "garden-state", skipped, "5", "t", "t", "skipped")
     assert outcomes_store.windows_to_measure(database_url, today) == [("garden-state", date(2027, 1, 1))]

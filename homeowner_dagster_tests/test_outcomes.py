@@ -134,6 +134,10 @@ def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
     assert first["api_requests"] <= 3 + math.ceil(first["replies_fetched"] / PAGE)
     assert first["api_requests"] <= first["api_request_bound"]
     assert first["leads"] == leads and first["interested"] > 0 and first["bounced"] > 0
+    print(
+        f"outcomes: {leads} leads, {first['replies_fetched']} replies fetched, "
+        f"{first['api_requests']} requests (bound {first['api_request_bound']})"
+    )
 
     measured = zip_yields(pipeline.dsn)
     planted_top = sorted(PLANTED, key=lambda z: -PLANTED[z][2])[:3]

@@ -77,14 +77,15 @@ def campaign_outcomes(
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
     ledger = store.ledger_row(dsn, slug, window)
-    if ledger is None or not ledger.get("campaign_id"):
+    if ledger is None or not ledger.get("campaign_id") or pd.isna(ledger.get("attached_at")):
+        # A skipped window (campaign moved on by hand) has a campaign but none of its leads:
+        # measuring it would count every lead as silent.
         raise Failure(
-            f"{slug}: {window.list_name} was never attached to a campaign; nothing to measure. "
+            f"{slug}: {window.list_name} was never attached to a campaign by us; nothing to measure. "
             "Run the weekly upload for this window first (`homeowner windows` shows its state).",
             allow_retries=False,
         )
-    since = pd.Timestamp(ledger.get("attached_at") or ledger.get("uploaded_at"))
-    start = since.date() if pd.notna(since) else window.start - timedelta(days=34)
+    start = pd.Timestamp(ledger["attached_at"]).date()
     end = start + timedelta(days=ACTIVE_DAYS)
     leads = outcomes_store.uploaded_leads(dsn, slug, window)
     campaign_id = str(ledger["campaign_id"])
