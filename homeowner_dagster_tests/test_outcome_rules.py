@@ -60,6 +60,9 @@ def test_replies_match_leads_by_email_and_keep_no_text() -> None:
     assert by_key.loc["c", "unsubscribed"] and not by_key.loc["c", "interested"]
     assert by_key.loc["d", "bounced"] and not by_key.loc["d", "replied"]
     assert by_key.loc["c", "verification_result"] == "unknown"
+    # A reply from before the window's attach answered an earlier email: it does not count.
+    later, _ = lead_outcomes(LEADS, facts, since=pd.Timestamp("2027-01-05T00:00:00Z"))
+    assert later.set_index("dedupe_key").loc["a", "first_reply_at"] == pd.Timestamp("2027-01-06T10:00:00Z")
 
 
 def test_wilson_and_shrinkage() -> None:

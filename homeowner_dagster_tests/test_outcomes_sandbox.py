@@ -120,3 +120,28 @@ def test_outcomes_are_seeded_and_bounces_follow_the_verification_result() -> Non
     invalid = [b for e, b, _ in first if e.startswith("x")]
     assert 0.01 < sum(safe) / len(safe) < 0.03
     assert sum(invalid) / len(invalid) > 0.5
+
+
+def test_connector_reads_cursor_pages_and_stops_at_replies_older_than_the_attach(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homeowner_dagster.resources.bison import BisonResource
+    from homeowner_dagster.resources.bison_outcomes import campaign_replies, campaign_stats
+
+    ws = sandbox.bison.add_workspace("Connector Test", "token-connector-test")
+    campaign = sandbox.bison.add_campaign("Connector Test", "Evergreen, Last Upload: December 22nd-31st")
+    sandbox.bison.outcomes.plant("07030", reply=0.30, interested=0.10)
+    _upload_and_attach(sandbox, ws.token, campaign["id"], 300)
+    sandbox.bison.outcomes.advance(weeks=3)
+    monkeypatch.setenv("BISON_TOKEN_CONNECTOR_TEST", ws.token)
+    workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], "BISON_TOKEN_CONNECTOR_TEST")
+
+    everything = list(campaign_replies(workspace, campaign["id"], "inbox"))
+    assert workspace.requests == -(-len(everything) // 15) and len(everything) > 30
+    before = workspace.requests
+    later = sandbox.bison.outcomes.now() + timedelta(days=1)
+    assert len(list(campaign_replies(workspace, campaign["id"], "inbox", since=later))) == 15
+    assert workspace.requests == before + 1  # a newest-first page older than `since` is the last
+    today = sandbox.bison.outcomes.now().date()
+    stats = campaign_stats(workspace, campaign["id"], today - timedelta(days=40), today)
+    assert stats["emails_sent"] == 300 and isinstance(stats["interested"], int)

@@ -91,11 +91,16 @@ def campaign_outcomes(
     campaign_id = str(ledger["campaign_id"])
     with bison_workspace(bison, client) as workspace:
         stats = campaign_stats(workspace, campaign_id, start, end)
-        replies = [*campaign_replies(workspace, campaign_id, "inbox"), *campaign_replies(workspace, campaign_id, "bounced")]
+        attached = pd.Timestamp(ledger["attached_at"])
+        since = (attached.tz_localize("UTC") if attached.tzinfo is None else attached.tz_convert("UTC")).to_pydatetime()
+        replies = [
+            *campaign_replies(workspace, campaign_id, "inbox", since),
+            *campaign_replies(workspace, campaign_id, "bounced", since),
+        ]
         requests = workspace.requests
     facts = rules.reply_facts(replies)
     del replies  # bodies are not kept anywhere
-    outcomes, unmatched = rules.lead_outcomes(leads, facts)
+    outcomes, unmatched = rules.lead_outcomes(leads, facts, pd.Timestamp(since))
     # Replies of the campaign's other windows are expected: only this window's leads match.
     summary = {
         "client_slug": slug,

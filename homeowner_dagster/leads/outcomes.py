@@ -74,12 +74,18 @@ def reply_facts(replies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame.drop_duplicates("reply_id").reset_index(drop=True)
 
 
-def lead_outcomes(leads: pd.DataFrame, facts: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def lead_outcomes(
+    leads: pd.DataFrame, facts: pd.DataFrame, since: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, int]:
     """One row per uploaded lead (`leads`: dedupe_key, email, zip, verification_result).
 
     A reply counts for the lead whose address it names; `replied` means a human reply (automated
-    ones are kept apart). Returns (outcomes, replies that matched no lead of these leads).
+    ones are kept apart). Replies received before `since` (the window's attach) answered an
+    earlier email to the same address and do not count. Returns (outcomes, replies that matched
+    no lead of these leads).
     """
+    if since is not None and not facts.empty:
+        facts = facts[~(facts["date_received"] < pd.Timestamp(since))]
     by_email = {str(e).lower(): i for i, e in enumerate(leads["email"])}
     n = len(leads)
     replied = [False] * n

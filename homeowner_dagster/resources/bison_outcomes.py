@@ -7,7 +7,7 @@ call goes through the workspace's paced, retried `_call`, so `workspace.requests
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from homeowner_dagster.resources.bison import BisonError, BisonWorkspace
@@ -23,13 +23,22 @@ STATS_FIELDS = (
 )
 
 
+def _received(reply: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(reply.get("date_received")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def campaign_replies(
-    workspace: BisonWorkspace, campaign_id: int | str, folder: str
+    workspace: BisonWorkspace, campaign_id: int | str, folder: str, since: datetime | None = None
 ) -> Iterator[dict[str, Any]]:
     """Every reply of the campaign in `folder` (inbox, bounced, ...), one cursor page per request.
 
     The campaign-scoped route is used because `/api/replies` also returns our own outgoing emails
     with no campaign id. A cursor seen twice ends the walk (a server looping would not hang us).
+    With `since`: a page that is newest-first and ends before `since` is the last one read (older
+    replies cannot be about leads attached at `since`); pages in any other order are all read.
     """
     cursor: str | None = None
     seen: set[str] = set()
@@ -38,11 +47,17 @@ def campaign_replies(
         if cursor:
             params["cursor"] = cursor
         body = workspace._call("GET", f"/api/campaigns/{campaign_id}/replies", params=params)
-        yield from body.get("data") or []
+        page = body.get("data") or []
+        yield from page
         cursor = (body.get("meta") or {}).get("next_cursor")
         if not cursor or cursor in seen:
             return
         seen.add(cursor)
+        if since is not None and page:
+            dates = [_received(r) for r in page]
+            newest_first = all(d is not None for d in dates) and dates == sorted(dates, reverse=True)
+            if newest_first and dates[-1] < since:
+                return
 
 
 def campaign_stats(
