@@ -13,6 +13,11 @@ import os
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
 from homeowner_dagster.assets import monthly_pull, outcomes, weekly_upload
+from homeowner_dagster.assets.overdue import (
+    overdue_windows_job,
+    overdue_windows_schedule,
+    windows_done_by_their_monday,
+)
 from homeowner_dagster.jobs import (
     campaign_outcomes_job,
     monthly_pull_job,
@@ -101,10 +106,18 @@ def build_resources() -> dict[str, object]:
 def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
-        jobs=[monthly_pull_job, weekly_upload_job, campaign_outcomes_job, zip_yield_job],
+        asset_checks=[windows_done_by_their_monday],
+        jobs=[
+            monthly_pull_job,
+            weekly_upload_job,
+            overdue_windows_job,
+            campaign_outcomes_job,
+            zip_yield_job,
+        ],
         schedules=[
             monthly_pull_schedule,
             weekly_upload_schedule,
+            overdue_windows_schedule,
             weekly_outcomes_schedule,
             weekly_zip_yield_schedule,
             monthly_outcomes_schedule,

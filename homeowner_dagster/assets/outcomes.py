@@ -29,7 +29,7 @@ from dagster import (
 )
 
 from homeowner_dagster import charts, outcomes_store, registry, store
-from homeowner_dagster.assets.monthly_pull import _markdown_table, channel_for
+from homeowner_dagster.assets.monthly_pull import channel_for
 from homeowner_dagster.assets.weekly_upload import BISON_RETRY, bison_workspace, evergreen_campaign
 from homeowner_dagster.leads import outcomes as rules
 from homeowner_dagster.leads.calendar import month_key
@@ -141,6 +141,10 @@ def campaign_outcomes(
             "campaign_emails_sent": stats["emails_sent"],
         }
     )
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False) if not frame.empty else "(none)"
 
 
 class ZipYieldConfig(Config):
