@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, settings, store
+from homeowner_dagster import outcomes_store, registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
@@ -28,6 +28,7 @@ from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.cole import ColeError, ColeResource
@@ -348,6 +349,7 @@ def gap_report(
         max_candidates=config.max_candidates,
         yield_basis=basis,
         sample_surplus=client.sample_surplus,
+        outcomes=(book := yield_book(slug, outcomes_store.outcomes_until(dsn, month))),
     )
     surplus_held = 0
     if status.status == "over" and client.sample_surplus:
@@ -356,7 +358,7 @@ def gap_report(
         keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
-    markdown = gap_solver.markdown_report(status, suggestions)
+    markdown = gap_solver.markdown_report(status, suggestions, gap_solver.outcome_note(book))
     store.write_gap_report(
         dsn,
         {
@@ -394,6 +396,9 @@ def gap_report(
             "settings": MetadataValue.text(
                 f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
                 f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
+            ),
+            "ranked_by": MetadataValue.text(
+                "expected interested replies" if book is not None else "leads (no outcome data yet)"
             ),
             "report": MetadataValue.md(markdown),
             **md.seconds(watch.metadata()),

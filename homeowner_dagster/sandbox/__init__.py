@@ -85,6 +85,9 @@ class Sandbox:
         self.storage = StorageState(service_key=f"sandbox-service-role-{seed}")
         self.storage.create_bucket("homeowner-artifacts", public=False)
         self.bison = BisonState()
+        # Simulated sending: seeded like the rest; bounces follow DeBounce's verdict per address.
+        self.bison.outcomes.seed = seed
+        self.bison.outcomes.verification_code = self.debounce.code_for
         for workspace, campaigns in DEMO_WORKSPACES:
             self.bison.add_workspace(workspace, f"sandbox-bison-{slug(workspace).lower()}-{seed}")
             for title in campaigns:

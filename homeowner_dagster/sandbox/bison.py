@@ -92,6 +92,7 @@ class BisonState:
     list_omits: set[str] = field(default_factory=set)
     update_drops: set[str] = field(default_factory=set)
     list_by_id_route: bool = True  # False: `GET /api/lead-lists/{id}` is an unknown route
+    outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,6 +156,12 @@ class BisonState:
     def attached_lists(self, workspace: str, campaign_id: int) -> list[str]:
         ws = self.workspaces[workspace]
         return [ws.lead_lists[i]["name"] for i in ws.campaigns[campaign_id]["lead_list_ids"]]
+
+
+def _outcome_simulator() -> Any:
+    from homeowner_dagster.sandbox.bison_outcomes import OutcomeSimulator
+
+    return OutcomeSimulator()
 
 
 def _error(status: int, message: str) -> Response:
@@ -440,6 +447,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
+            state.outcomes.on_attach(  # the campaign starts sending (simulated clock)
+                workspace.name, found["id"], [workspace.leads[e] for e in lead_list["lead_emails"]]
+            )
         await hold("slow_after_attach")
         return maybe_drop(
             {
@@ -468,8 +478,10 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         found["updated_at"] = _now()
         return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
 
+    from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
+
     return Starlette(
-        routes=[
+        routes=outcome_routes(state, guard, owned) + [
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
             Route("/api/lead-lists", lead_lists, methods=["GET"]),
