@@ -12,6 +12,7 @@ from dagster import (
     AssetExecutionContext,
     Backoff,
     Config,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -27,7 +28,7 @@ from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
-from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.cole import ColeError, ColeResource
@@ -63,6 +64,21 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
+def _no_zips_message(dsn: str, slug: str, month: date) -> str:
+    """Which command fixes an empty territory: a first sheet, or an assignment for this client."""
+    m = month_key(month)
+    if store.derived_territory(dsn, month).sheet_month is None:
+        return (
+            f"{slug}: no ZIP sheet imported for {m} or any earlier month: "
+            f"run `homeowner zips import SHEET.csv --month {m}`"
+        )
+    return (
+        f"{slug} holds no ZIPs in {m} (sheet and changes carried forward): "
+        f"run `homeowner zips assign --client {slug} --month {m} ZIP ...` "
+        f"(see `homeowner zips show --client {slug} --month {m}`)"
+    )
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
@@ -81,9 +97,9 @@ def raw_leads(
     dsn = database.dsn()
     watch = Stopwatch()
     client = registry.get_client(slug, dsn)
-    territory = store.territory(dsn, slug, month)
+    territory = store.territory(dsn, slug, month)  # carried forward from the latest sheet
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
+        raise Failure(_no_zips_message(dsn, slug, month), allow_retries=False)
     unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
     if unlicensed:
         raise ValueError(f"{slug} has ZIPs in {', '.join(unlicensed)}, where it holds no licence")
@@ -307,7 +323,7 @@ def _expected_yields(
     partitions_def=client_month_partitions,
     deps=[monthly_cleaned_leads],
     kinds={"postgres", "slack"},
-    description="PT3 gap report: under / met / over target, the minimum to proceed, and counted "
+    description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
     "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
 )
 def gap_report(
@@ -326,7 +342,7 @@ def gap_report(
     yields: dict[str, float] = {}
     basis = None
     watch = Stopwatch()
-    if status.status == "under":
+    if status.gap > 0:  # under or below_minimum: look for nearby free ZIPs
         with watch.stage("browser"):
             yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
@@ -368,11 +384,15 @@ def gap_report(
             "report_markdown": markdown,
         },
     )
+    held = store.upload_held(dsn, slug, month)
     slack.post(
         channel_for(client),
         messages.gap_analysis(
             client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
             gap_solver.slack_summary(suggestions),
+            minimum=status.minimum_to_proceed,
+            suggestion_zips=suggestion_zip_lines(suggestions),
+            held_until_approved=held,
         ),
     )
     return MaterializeResult(
@@ -380,6 +400,8 @@ def gap_report(
             "status": status.status,
             "gap": status.gap,
             "meets_minimum": status.meets_minimum,
+            "minimum_to_proceed": status.minimum_to_proceed,
+            "uploads_held": bool(held),
             "suggestions": len(suggestions),
             "surplus_held_back": surplus_held,
             "report": MetadataValue.md(markdown),

@@ -67,6 +67,10 @@ def bison_lead_lists(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
+    if held := store.upload_held(dsn, slug, window.month):  # hold_below_minimum, not yet approved
+        context.log.warning(held)
+        slack.post(channel_for(client), messages.upload_held(client.name, window.list_name, held))
+        return MaterializeResult(metadata={"held": held, "uploaded_now": 0})
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
     with watch.stage("database"):
@@ -131,6 +135,8 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
+    if held := store.upload_held(dsn, slug, window.month):  # no list uploaded: nothing to attach
+        return MaterializeResult(metadata={"held": held, "attached": False})
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
     with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time

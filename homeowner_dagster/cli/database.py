@@ -1,4 +1,4 @@
-"""`homeowner migrate | clients import | zips import|assign|move | dev | check`."""
+"""`homeowner migrate | clients import | zips import|assign|move|show | dev | check`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--month", required=True)
     p.add_argument("zips", nargs="+")
     p.set_defaults(handler=run_zips_move)
+    p = zsub.add_parser("show", help="a client's ZIPs for a month (latest sheet plus changes since)")
+    p.add_argument("--client", required=True)
+    p.add_argument("--month", required=True)
+    p.set_defaults(handler=run_zips_show)
 
     p = subparsers.add_parser("dev", help="run the Dagster UI on this project's database")
     p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
@@ -171,6 +175,24 @@ def run_zips_move(args: argparse.Namespace) -> int:
     except TerritoryError as exc:
         raise _report(exc, "move") from None
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
+    return 0
+
+
+def run_zips_show(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    try:
+        zips, sheet_month = registry.territory_of(args.client, month, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "zips show") from None
+    if sheet_month is None and zips.empty:
+        print(f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
+              f"(run `homeowner zips import SHEET.csv --month {month}`)")
+        return 0
+    basis = f"the sheet of {sheet_month} plus changes since" if sheet_month else "assignments only, no sheet"
+    print(f"{args.client} {month}: {len(zips)} ZIP(s), from {basis}")
+    for z in zips.itertuples():
+        pulled = z.pulled_at.date().isoformat() if isinstance(z.pulled_at, datetime) else "not pulled"
+        print(f"  {z.zip}  {z.state}  {z.source:<32} {pulled}")
     return 0
 
 
