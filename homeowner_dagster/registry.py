@@ -215,12 +215,15 @@ def _record(
             cur.execute(
                 "insert into territory_changes (kind, month, zip, state, color, client_slug, from_client, approved_by) "
                 "values (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, current_user))",
-                [c.kind, c.month, c.zip, c.state, c.color if isinstance(c.color, str) and c.color else None,
-                 c.client_slug, c.from_client, approved_by],
+                [c.kind, c.month, c.zip, c.state, _text(c.color), c.client_slug, _text(c.from_client), approved_by],
             )
     for m in sorted({month, *written}):
         store.sync_territory(conn, m)
     return len(proposed)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def assign_zips(

@@ -45,6 +45,10 @@ ROWS: dict[str, str] = {
     "values ('r1', 'CaptchaShown', 'captcha')",
     "hnw_routing_rules": "insert into hnw_routing_rules (name, destination_client, source_states, "
     "source_clients) values ('tx-hnw', 'acme', '{TX}', '{acme}')",
+    "territory_changes": "insert into territory_changes (kind, month, zip, state, client_slug) "
+    "values ('sheet', '2027-01', '07030', 'NJ', 'acme')",
+    "upload_approvals": "insert into upload_approvals (client_slug, month, approved_by) "
+    "values ('acme', '2027-01', 'dana')",
 }
 API_ROLES = ("anon", "authenticated")
 
