@@ -181,9 +181,9 @@ def test_the_pull_of_a_month_without_its_own_sheet_uses_the_carried_forward_terr
         conn.execute("update clients set licensed_states = '{FL,NJ}' where slug = 'sunshine'")
     assert main(["zips", "move", "--from", "garden-state", "--to", "sunshine", "--month", "2027-01", moved]) == 0
 
-    before = len(cole.state.exports_served())
+    before = len(cole.exports_served())
     assert run(pipeline, "garden-state", FEB, only=["raw_leads"]).success
-    served = cole.state.exports_served()[before:]
+    served = cole.exports_served()[before:]
     pulled = sorted(z for e in served for z in e["zips"])
     assert pulled == sorted(TERRITORY["garden-state"][1:])  # the sheet minus the move of January
     written = rows(dsn, "select zip, pulled_at from client_zipcodes where month = '2027-02' and client_slug = 'garden-state'")
