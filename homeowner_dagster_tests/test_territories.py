@@ -272,16 +272,3 @@ def test_hold_below_minimum_waits_for_homeowner_approve(
                             "and renewal_window = %s", window.start)
     assert len(lists) == 1 and sum(lists.values()) == in_window > 0
     assert scalar(dsn, "select lead_count from client_lead_batches where client_slug = 'garden-state'") == in_window
-
-
-@pytest.mark.slow
-def test_without_the_hold_a_below_minimum_month_is_uploaded_and_flagged(pipeline: Pipeline) -> None:
-    dsn, sandbox = pipeline.dsn, pipeline.sandbox
-    assert run(pipeline, "sunshine", MONTH).success
-    assert scalar(dsn, "select status from gap_reports where client_slug = 'sunshine'") == "below_minimum"
-    window = windows_of_month(MONTH)[0]
-    assert pipeline.weekly("sunshine", window.start).success
-    assert len(sandbox.bison.lead_lists("Sunshine Coverage")) == 1
-    texts = sandbox.slack.messages_in("#sunshine")
-    assert not any(t.startswith("⏸️") for t in texts)
-    assert any("Status: below_minimum" in t for t in texts)
