@@ -56,9 +56,7 @@ def sync_territory(conn: Any, month: str) -> territories.Territory:
     is marked not pulled; a ZIP no longer held is removed. The caller holds the table lock.
     """
     derived = territories.derive_territory(territory_changes(conn, month), month)
-    current = dict(
-        conn.execute("select zip, client_slug from client_zipcodes where month = %s", [month]).fetchall()
-    )
+    current = _written(conn, month)
     wanted = derived.zips.set_index("zip")
     gone = sorted(set(current) - set(wanted.index))
     with conn.cursor() as cur:
@@ -83,11 +81,24 @@ def sync_territory(conn: Any, month: str) -> territories.Territory:
     return derived
 
 
+def _written(conn: Any, month: str) -> dict[str, str]:
+    return dict(conn.execute("select zip, client_slug from client_zipcodes where month = %s", [month]).fetchall())
+
+
 def ensure_territory(dsn: str, month: date) -> territories.Territory:
-    """Bring the month's `client_zipcodes` rows up to date with the sheet and changes (all clients)."""
+    """Bring the month's `client_zipcodes` rows up to date with the sheet and changes (all clients).
+
+    Pulls of many clients for one month run at once: the table lock is only taken when the
+    written month differs from what the sheet and changes say.
+    """
+    m = month_key(month)
+    with db.connect(dsn) as conn:
+        derived = territories.derive_territory(territory_changes(conn, m), m)
+        if _written(conn, m) == dict(zip(derived.zips["zip"], derived.zips["client_slug"], strict=True)):
+            return derived
     with db.transaction(dsn) as conn:
         conn.execute("lock table client_zipcodes in share row exclusive mode")
-        return sync_territory(conn, month_key(month))
+        return sync_territory(conn, m)
 
 
 def derived_territory(dsn: str, month: date) -> territories.Territory:

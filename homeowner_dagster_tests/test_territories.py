@@ -225,7 +225,8 @@ def test_each_gap_status_and_the_slack_message_with_minimum_and_zips(pipeline: P
         with psycopg.connect(dsn) as conn:
             conn.execute("update clients set target_override = %s where slug = 'garden-state'", [target])
         slack.messages.clear()
-        assert run(pipeline, "garden-state", MONTH, only=["monthly_cleaned_leads", "gap_report"], config=GAP_CONFIG).success
+        config = GAP_CONFIG if status == "below_minimum" else None  # Cole count queries once
+        assert run(pipeline, "garden-state", MONTH, only=["monthly_cleaned_leads", "gap_report"], config=config).success
         report = rows(dsn, "select status, minimum_to_proceed, suggestions from gap_reports where client_slug = 'garden-state'")[0]
         assert report[0] == status
         minimum = round(target * 11_500 / 15_000)
