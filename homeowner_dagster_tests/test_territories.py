@@ -121,8 +121,10 @@ def clients_file(tmp_path: Path) -> Path:
 
 
 def test_zips_show_and_changes_that_apply_from_their_month_on(
-    database_url: str, clients_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, clients_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("HOMEOWNER_USER", "dana")  # who approved each change is recorded
     assert main(["clients", "import", str(clients_file)]) == 0
     sheet = tmp_path / "zips.csv"
     sheet.write_text("Zipcode,Territory\n07030,garden-state\n07302,garden-state\n07001,sunshine\n")
@@ -153,7 +155,7 @@ def test_zips_show_and_changes_that_apply_from_their_month_on(
     held = dict(rows(database_url, "select month || ' ' || zip, client_slug from client_zipcodes"))
     assert held["2026-12 07302"] == "garden-state" and held["2026-12 07002"] == "garden-state"
     assert held["2027-01 07302"] == "sunshine" and held["2027-01 07002"] == "sunshine"
-    assert scalar(database_url, "select count(*) from territory_changes where approved_by is not null") == 6
+    assert scalar(database_url, "select count(*) from territory_changes where approved_by = %s", "dana") == 6
 
 
 # The monthly pull, end to end in the sandbox

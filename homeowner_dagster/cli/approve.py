@@ -7,12 +7,10 @@ it and when, and the next weekly run uploads the month's windows.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.cli import CommandError
-from homeowner_dagster.cli.database import _month, _ready_database
+from homeowner_dagster.cli.database import _month, _ready_database, login_name
 from homeowner_dagster.leads.calendar import parse_month
 
 
@@ -25,12 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _who(given: str | None) -> str:
-    who = (given or os.environ.get("HOMEOWNER_USER") or "").strip()
-    if not who:
-        try:
-            who = getpass.getuser()
-        except (KeyError, OSError):
-            who = ""
+    who = (given or "").strip() or login_name()
     if not who:
         raise CommandError("say who approves with --by NAME")
     return who

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -108,6 +109,17 @@ def _read(path: Path) -> str:
         raise CommandError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def login_name() -> str | None:
+    """Who runs the command, recorded with territory changes and approvals."""
+    name = os.environ.get("HOMEOWNER_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):
+        return None
+
+
 def _report(exc: TerritoryError, what: str) -> CommandError:
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
@@ -151,7 +163,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
     text = _read(args.file)
     try:
         sheet = parse_zip_sheet(text)
-        written = registry.import_zips(sheet, month, _ready_database())
+        written = registry.import_zips(sheet, month, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "ZIP import") from None
     print(f"{written} ZIP(s) assigned for {month} ({len(sheet.rows) - written} already held)")
@@ -161,7 +173,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
 def run_zips_assign(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        written = registry.assign_zips(args.client, month, args.zips, _ready_database())
+        written = registry.assign_zips(args.client, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "assignment") from None
     print(f"{written} ZIP(s) assigned to {args.client} for {month}")
@@ -171,7 +183,7 @@ def run_zips_assign(args: argparse.Namespace) -> int:
 def run_zips_move(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database())
+        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "move") from None
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
