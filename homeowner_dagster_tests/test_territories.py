@@ -142,6 +142,10 @@ def test_zips_show_and_changes_that_apply_from_their_month_on(
     assert "07030" in february and "07302" not in february
     assert "moved from garden-state 2027-01" in show("sunshine", "2027-03")
     assert "no sheet imported for 2026-11 or earlier" in show("garden-state", "2026-11")
+    assert main(["zips", "show", "--client", "nobody", "--month", "2027-01"]) == 2
+    assert "unknown client 'nobody'" in capsys.readouterr().err
+    assert main(["approve", "--client", "nobody", "--month", "2027-01"]) == 2
+    assert "no client with slug 'nobody'" in capsys.readouterr().err
 
     # Exclusivity holds for every month the change reaches: a ZIP free in December but moved to
     # sunshine from January cannot be given to garden-state from December on.
