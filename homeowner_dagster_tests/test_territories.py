@@ -279,3 +279,24 @@ def test_hold_below_minimum_waits_for_homeowner_approve(
                             "and renewal_window = %s", window.start)
     assert len(lists) == 1 and sum(lists.values()) == in_window > 0
     assert scalar(dsn, "select lead_count from client_lead_batches where client_slug = 'garden-state'") == in_window
+
+
+def test_assignments_made_before_the_migration_become_that_months_sheet(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = Path(__file__).resolve().parents[1] / "migrations"
+    files = sorted(folder.glob("*.sql"))
+    mine = folder / "20261202100100_territory_carry_forward_and_hold.sql"
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        for f in files[: files.index(mine)]:
+            conn.execute(f.read_text())
+        conn.execute("insert into clients (slug, name, workspace_name, package_tier, licensed_states) "
+                     "values ('acme', 'Acme', 'Acme', 100, '{NJ}')")
+        conn.execute("insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
+                     "values ('acme', 'Acme', 'Acme', '2027-01', '07030', 'NJ', 'green')")
+        conn.execute(mine.read_text())
+        assert conn.execute("select kind, month, zip, client_slug, color from territory_changes").fetchall() == [
+            ("sheet", "2027-01", "07030", "acme", "green")
+        ]
+    assert main(["zips", "show", "--client", "acme", "--month", "2027-04"]) == 0  # migrate: the rest
+    assert "07030  NJ  sheet 2027-01" in capsys.readouterr().out  # carried forward to April
