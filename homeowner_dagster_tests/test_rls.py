@@ -55,6 +55,10 @@ ROWS: dict[str, str] = {
     "verification_bounce_rates": "insert into verification_bounce_rates (client_slug, month, "
     "verification_result, leads, bounces, bounce_rate, lower, upper) "
     "values ('acme', '2027-01', 'Safe to Send', 10, 0, 0, 0, 0.3)",
+    "territory_changes": "insert into territory_changes (kind, month, zip, state, client_slug) "
+    "values ('sheet', '2027-01', '07030', 'NJ', 'acme')",
+    "upload_approvals": "insert into upload_approvals (client_slug, month, approved_by) "
+    "values ('acme', '2027-01', 'dana')",
 }
 API_ROLES = ("anon", "authenticated")
 

@@ -11,6 +11,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Backoff,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -27,7 +28,7 @@ from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
-from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
@@ -55,6 +56,19 @@ def _no_leads() -> pd.DataFrame:
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
+def _no_zips(dsn: str, slug: str, month: date) -> Failure:
+    """Which command fixes an empty territory: a first sheet, or an assignment for this client."""
+    m = month_key(month)
+    if store.derived_territory(dsn, month).sheet_month is None:
+        return no_zips(slug, m)  # no sheet at or before the month
+    return needs_fix(
+        f"{slug} holds no ZIPs in {m} (the latest sheet and the changes since give it none)",
+        f"`homeowner zips assign --client {slug} --month {m} ZIP...` "
+        f"(see `homeowner zips show --client {slug} --month {m}`), then re-run this partition",
+        "NoZipsForMonth",
+    )
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
@@ -73,9 +87,9 @@ def raw_leads(
     dsn = database.dsn()
     watch = Stopwatch()
     client = client_for_run(slug, dsn)
-    territory = store.territory(dsn, slug, month)
+    territory = store.territory(dsn, slug, month)  # carried forward from the latest sheet
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise no_zips(slug, month_key(month))
+        raise _no_zips(dsn, slug, month)
     unlicensed_states = sorted(set(territory["state"]) - set(client.licensed_states))
     if unlicensed_states:
         raise unlicensed(slug, unlicensed_states)
@@ -309,7 +323,7 @@ def _expected_yields(
     partitions_def=client_month_partitions,
     deps=[monthly_cleaned_leads],
     kinds={"postgres", "slack"},
-    description="PT3 gap report: under / met / over target, the minimum to proceed, and counted "
+    description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
     "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
 )
 def gap_report(
@@ -331,7 +345,7 @@ def gap_report(
     yields: dict[str, float] = {}
     basis = None
     watch = Stopwatch()
-    if status.status == "under":
+    if status.gap > 0:  # under or below_minimum: look for nearby free ZIPs
         with watch.stage("browser"):
             yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
@@ -374,11 +388,15 @@ def gap_report(
             "report_markdown": markdown,
         },
     )
+    held = store.upload_held(dsn, slug, month)
     slack.post(
         channel_for(client),
         messages.gap_analysis(
             client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
             gap_solver.slack_summary(suggestions),
+            minimum=status.minimum_to_proceed,
+            suggestion_zips=suggestion_zip_lines(suggestions),
+            held_until_approved=held,
         ),
     )
     return MaterializeResult(
@@ -392,6 +410,7 @@ def gap_report(
             **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
                          "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
             "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
+            "uploads_held": MetadataValue.bool(bool(held)),
             "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
             "settings": MetadataValue.text(
                 f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
