@@ -23,8 +23,8 @@ from homeowner_dagster.leads.cleaning import (
     tidy_zips,
 )
 from homeowner_dagster.leads.cole_csv import read_cole_csv, write_people_csv
-from homeowner_dagster.leads.routing import RoutingRule, route_destinations
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
+from homeowner_dagster.leads.routing import RoutingRule, route_destinations
 from homeowner_dagster.leads.schemas import CleanedLeadFrame, RawLeadFrame, RejectedLeadFrame
 
 FEB_2027 = date(2027, 2, 1)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import psycopg
 import pytest
 from dagster import AssetKey
 
+from homeowner_dagster import registry
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
 from homeowner_dagster.partitions import client_month_key, client_partitions
@@ -77,19 +77,40 @@ clients:
     workspace: Agency HNW
     bison_token_env: BISON_TOKEN_AGENCY_HNW
     package_tier: 100
-    licensed_states: [TX]
+    licensed_states: [TX, NJ]
     slack_channel: "#hnw"
+    campaign_name: HNW Evergreen
 hnw_routing:
   - name: texas-hnw
     destination: agency-hnw
     source_states: [TX]
     source_clients: [lone-star]
-    threshold: 900000
+  - name: jersey-hnw
+    destination: agency-hnw
+    source_states: [NJ]
+    source_clients: [garden-state]
+    threshold: 1000000
 """
+SOURCES = ("lone-star", "garden-state")
+DOWNSTREAM = ["cleaned_leads", "monthly_cleaned_leads", "gap_report"]
+
+
+def rows(dsn: str, query: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def routed_in(dsn: str) -> set[tuple]:
+    return set(rows(dsn, "select dedupe_key, routed_from, email from cleaned_leads where client_slug = 'agency-hnw'"))
+
+
+def last_line(texts: list[str], title: str, prefix: str) -> str:
+    text = [t for t in texts if t.startswith(title)][-1]
+    return next(line for line in text.splitlines() if line.startswith(prefix))
 
 
 @pytest.mark.slow
-def test_texas_hnw_leads_end_in_the_destination_bison_list_and_nowhere_else(
+def test_two_sources_two_rules_one_hnw_destination_whatever_the_order(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn, sandbox = pipeline.dsn, pipeline.sandbox
@@ -97,49 +118,66 @@ def test_texas_hnw_leads_end_in_the_destination_bison_list_and_nowhere_else(
     clients_file.write_text(HNW_YAML)
     assert main(["clients", "import", str(clients_file)]) == 0
     sheet = tmp_path / "zips.csv"
-    sheet.write_text("Zipcode,Territory\n75201,lone-star\n75204,lone-star\n75205,lone-star\n")
+    sheet.write_text("Zipcode,Territory\n75201,lone-star\n75205,lone-star\n")
     assert main(["zips", "import", str(sheet), "--month", "2027-01"]) == 0
     previous = "Evergreen, Last Upload: December 22\u201331"
-    for workspace, token_env in (("Lone Star Agency", "BISON_TOKEN_LONE_STAR_AGENCY"), ("Agency HNW", "BISON_TOKEN_AGENCY_HNW")):
-        sandbox.bison.add_workspace(workspace, f"token-{workspace}")
-        sandbox.bison.add_campaign(workspace, previous)
-        monkeypatch.setenv(token_env, f"token-{workspace}")
-    monkeypatch.setenv("BISON_INSTANCE_URL", sandbox.urls["bison"])
+    sandbox.bison.add_workspace("Agency HNW", "token-Agency HNW")
+    sandbox.bison.add_campaign("Agency HNW", "HNW " + previous)
+    sandbox.bison.add_campaign("Agency HNW", "Spring newsletter")
+    monkeypatch.setenv("BISON_TOKEN_AGENCY_HNW", "token-Agency HNW")
     pipeline.instance.add_dynamic_partitions(client_partitions.name, ["lone-star", "agency-hnw"])
 
-    assert monthly(pipeline, "lone-star").success
+    # Destination first, then the sources (the sources write the destination's routed leads).
     assert monthly(pipeline, "agency-hnw").success
-    routed = scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'agency-hnw' and routed_from = 'lone-star'")
-    assert routed > 10
-    assert scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'lone-star' and home_value > 900000") == 0
-    raw = scalar(dsn, "select raw_count from monthly_cleaned_leads where client_slug = 'lone-star'")
-    cleaned = scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'lone-star'")
-    rejected = scalar(dsn, "select count(*) from rejected_leads where client_slug = 'lone-star'")
-    assert raw == cleaned + rejected + routed
-    assert scalar(dsn, "select routed_count from monthly_cleaned_leads where client_slug = 'lone-star'") == routed
-    assert scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = 'agency-hnw'") == routed
+    for source in SOURCES:
+        assert monthly(pipeline, source).success
+    first = routed_in(dsn)
+    by_source = {s: {k for k, f, _ in first if f == s} for s in SOURCES}
+    assert all(len(keys) > 3 for keys in by_source.values()), {s: len(k) for s, k in by_source.items()}
+    # Each rule read on its own: Texas above $900,000 from lone-star, New Jersey above $1,000,000.
+    values = dict(rows(dsn, "select routed_from, min(home_value) from cleaned_leads where client_slug = 'agency-hnw' group by 1"))
+    assert values["lone-star"] > 900_000 and values["garden-state"] > 1_000_000
+    assert rows(dsn, "select count(*) from rejected_leads where client_slug = 'garden-state' "
+                "and reason = 'home_value_above_max' and home_value > 900000 and home_value <= 1000000")[0][0] > 0
+    for source in SOURCES:  # rows conserved per source: raw = cleaned + rejected + routed
+        raw, cleaned, rejected, routed = rows(
+            dsn, "select raw_count, cleaned_count, rejected_count, routed_count from monthly_cleaned_leads "
+            "where client_slug = %s", source)[0]
+        assert raw == cleaned + rejected + routed and routed == len(by_source[source])
+
+    # Then the other order, and again: the destination's month does not change.
+    assert monthly(pipeline, "agency-hnw").success
+    for source in reversed(SOURCES):
+        assert monthly(pipeline, source, only=DOWNSTREAM).success
+    assert monthly(pipeline, "agency-hnw").success
+    assert routed_in(dsn) == first
+    n = len(first)
 
     for window in windows_of_month(MONTH):
-        for client in ("lone-star", "agency-hnw"):
-            assert pipeline.weekly(client, window.start).success
-    hnw_emails = {
-        r[0] for r in psycopg.connect(dsn).execute(
-            "select email from cleaned_leads where client_slug = 'agency-hnw'"
-        ).fetchall()
-    }
-    in_hnw_lists = {
-        lead["email"]
-        for name in sandbox.bison.list_names("Agency HNW")
-        for lead in sandbox.bison.list_leads("Agency HNW", name)
-    }
-    in_source_lists = {
-        lead["email"]
-        for name in sandbox.bison.list_names("Lone Star Agency")
-        for lead in sandbox.bison.list_leads("Lone Star Agency", name)
-    }
-    assert hnw_emails and hnw_emails <= in_hnw_lists
-    assert not hnw_emails & in_source_lists
-    # Re-cleaning the source month replaces its routed leads instead of adding them twice.
-    assert monthly(pipeline, "lone-star").success
-    assert scalar(dsn, "select count(*) from cleaned_leads where routed_from = 'lone-star'") == routed
-    json.dumps(sorted(hnw_emails))  # (emails stay in the test; nothing is logged)
+        assert pipeline.weekly("agency-hnw", window.start).success
+    assert pipeline.weekly("agency-hnw", windows_of_month(MONTH)[0].start).success  # re-run: nothing new
+    names = sandbox.bison.list_names("Agency HNW")
+    assert len(names) == len(set(names)) == 4
+    in_lists = [lead for name in names for lead in sandbox.bison.list_leads("Agency HNW", name)]
+    assert sorted(lead["email"] for lead in in_lists) == sorted({e for _, _, e in first})
+    assert all(str(lead.get("renewal_date", "2027-01-01"))[:4] == "2027" for lead in in_lists)
+    campaign = sandbox.bison.campaign("Agency HNW", "HNW Evergreen, Last Upload: January 22\u201331")
+    assert sorted(sandbox.bison.attached_lists("Agency HNW", campaign["id"])) == sorted(names)
+    # The sources keep none of the routed leads (their weekly lists are built from these rows).
+    assert rows(dsn, "select count(*) from cleaned_leads where client_slug = any(%s) and dedupe_key = any(%s)",
+                list(SOURCES), [k for k, _, _ in first]) == [(0,)]
+
+    # Slack, the gap report and the ledger agree on the routed count.
+    texts = sandbox.slack.messages_in("#hnw")
+    assert last_line(texts, "↪️ High-Net-Worth Leads Routed", "Routed in this month:").endswith(f" {n:,}")
+    assert last_line(texts, "📊 Gap Analysis", "Cleaned:").startswith(f"Cleaned: {n:,} /")
+    assert rows(dsn, "select cleaned_count, routed_in_count from gap_reports where client_slug = 'agency-hnw'") == [(n, n)]
+    assert rows(dsn, "select cleaned_count, routed_in_count from monthly_cleaned_leads where client_slug = 'agency-hnw'") == [(n, n)]
+    assert rows(dsn, "select sum(lead_count)::int from client_lead_batches where client_slug = 'agency-hnw'") == [(n,)]
+    uploaded = sum(int(last_line([t], "✅ Refined Data Uploaded", "Total:").split()[1].replace(",", ""))
+                   for t in texts if t.startswith("✅ Refined Data Uploaded"))
+    assert uploaded == n
+    for source in SOURCES:
+        channel = registry.get_client(source, dsn).slack_channel
+        line = last_line(sandbox.slack.messages_in(channel), "✅ Data Refinement Complete", "Routed to agency-hnw")
+        assert line.endswith(f": {len(by_source[source]):,}")

@@ -9,6 +9,8 @@ create table if not exists public.clay_webhook_usage (
     webhook_id text primary key,
     table_name text not null,
     submissions integer not null default 0 check (submissions >= 0),
+    -- Clay refused the webhook for its limit (used outside this project too): take no more.
+    used_up boolean not null default false,
     updated_at timestamptz not null default now()
 );
 create index if not exists clay_webhook_usage_table on public.clay_webhook_usage (table_name);
