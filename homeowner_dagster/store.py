@@ -93,12 +93,12 @@ def read_raw_leads(dsn: str, client: str, month: date) -> pd.DataFrame:
 
 
 def dedupe_keys_held_elsewhere(dsn: str, client: str, month: date) -> set[str]:
-    """Keys of leads another client already holds this month (excluding leads routed from us):
-    those rows are rejected `held_by_other_client`."""
+    """Keys of leads another client already holds this month, or routed to us from another
+    client (excluding leads routed from us): those rows are rejected `held_by_other_client`."""
     with db.connect(dsn) as conn:
         rows = conn.execute(
-            "select dedupe_key from cleaned_leads where month = %s and client_slug <> %s "
-            "and coalesce(routed_from, '') <> %s",
+            "select dedupe_key from cleaned_leads where month = %s "
+            "and (client_slug <> %s or routed_from is not null) and coalesce(routed_from, '') <> %s",
             [month_key(month), client, client],
         ).fetchall()
     return {r[0] for r in rows}
