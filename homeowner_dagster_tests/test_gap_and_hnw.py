@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from dagster import AssetKey
 
-from homeowner_dagster import registry
+from homeowner_dagster import registry, store
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
 from homeowner_dagster.partitions import client_month_key, client_partitions
@@ -180,3 +181,36 @@ def test_two_sources_two_rules_one_hnw_destination_whatever_the_order(
         channel = registry.get_client(source, dsn).slack_channel
         line = last_line(sandbox.slack.messages_in(channel), "✅ Data Refinement Complete", "Routed to agency-hnw")
         assert line.endswith(f": {len(by_source[source]):,}")
+
+
+COLE_ROW = {
+    "First_Name": "Ann", "Last_Name": "Lee", "Address_1": "1 Main St", "City": "Hoboken", "State": "NJ",
+    "Zip": "07030", "Cell Phone Number": "", "Email_Address": "", "Purchase_Date": "1/10/2015",
+    "Home_Value": "450000", "Head_Household": "Y", "Income": "", "Date_of_Birth": "",
+}  # fmt: skip
+
+
+def cole_rows(emails: list[str], **change: str) -> pd.DataFrame:
+    frame = pd.DataFrame([{**COLE_ROW, **change, "Email_Address": e, "Address_1": f"{i} Main St"}
+                          for i, e in enumerate(emails, start=1)], dtype=object)
+    return frame.assign(source_export="cole.csv", source_row=range(1, len(frame) + 1))
+
+
+@pytest.mark.slow
+def test_a_lead_another_client_holds_is_counted_apart_in_totals_gap_report_and_slack(pipeline: Pipeline) -> None:
+    dsn, sandbox = pipeline.dsn, pipeline.sandbox
+    safe = [e for e in (f"owner{i}@example.com" for i in range(40)) if sandbox.debounce.code_for(e) == 5][:3]
+    shared, own_nj, own_fl = safe
+    store.write_raw_leads(dsn, "garden-state", MONTH, cole_rows([shared, own_nj]), {})
+    # Sunshine's pull holds the same homeowner (same email and address) and one twice in its own file.
+    store.write_raw_leads(dsn, "sunshine", MONTH, cole_rows([shared, own_fl], State="FL", Zip="33101")
+                          .pipe(lambda f: pd.concat([f, f.tail(1).assign(source_row=3)])), {})
+    assert monthly(pipeline, "garden-state", only=DOWNSTREAM).success
+    assert monthly(pipeline, "sunshine", only=DOWNSTREAM).success
+    reasons = dict(rows(dsn, "select reason, count(*) from rejected_leads where client_slug = 'sunshine' group by 1"))
+    assert reasons == {"held_by_other_client": 1, "duplicate": 1}
+    assert rows(dsn, "select held_by_other_client_count from monthly_cleaned_leads where client_slug = 'sunshine'") == [(1,)]
+    assert rows(dsn, "select held_by_other_client_count from gap_reports where client_slug = 'sunshine'") == [(1,)]
+    texts = sandbox.slack.messages_in("#sunshine")
+    assert last_line(texts, "✅ Data Refinement Complete", "Held by another client") == "Held by another client this month: 1"
+    assert rows(dsn, "select client_slug from cleaned_leads where email = %s", shared) == [("garden-state",)]
