@@ -12,6 +12,7 @@ from dagster import AssetKey
 from homeowner_dagster import registry, store
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
+from homeowner_dagster.leads.routing import RoutingRule, route_destinations
 from homeowner_dagster.partitions import client_month_key, client_partitions
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
@@ -214,3 +215,35 @@ def test_a_lead_another_client_holds_is_counted_apart_in_totals_gap_report_and_s
     texts = sandbox.slack.messages_in("#sunshine")
     assert last_line(texts, "✅ Data Refinement Complete", "Held by another client") == "Held by another client this month: 1"
     assert rows(dsn, "select client_slug from cleaned_leads where email = %s", shared) == [("garden-state",)]
+
+
+def test_rules_are_tried_in_the_client_file_order(database_url: str, tmp_path: Path) -> None:
+    """Stored rules come back in the file's order (not by name or destination), re-import included."""
+    text = HNW_YAML
+    clients = text.split("hnw_routing:")[0] + """  - slug: zz-first
+    name: ZZ First
+    package_tier: 100
+    licensed_states: [TX]
+  - slug: garden-state
+    name: Garden State Insurance
+    package_tier: 100
+    licensed_states: [NJ]
+hnw_routing:
+  - name: zz-texas
+    destination: zz-first
+    source_states: [TX]
+    source_clients: [lone-star]
+    threshold: 950000
+  - name: aa-texas
+    destination: agency-hnw
+    source_states: [TX]
+    source_clients: [lone-star]
+"""
+    path = tmp_path / "clients.yaml"
+    path.write_text(clients)
+    assert main(["clients", "import", str(path)]) == 0
+    assert [r["name"] for r in store.hnw_rules_for(database_url, "lone-star")] == ["zz-texas", "aa-texas"]
+    rules = [RoutingRule.from_record(r) for r in store.hnw_rules_for(database_url, "lone-star")]
+    assert [r.threshold for r in rules] == [950_000.0, 900_000.0]
+    values = pd.Series([960_000.0, 920_000.0])
+    assert route_destinations(pd.Series(["TX", "TX"]), values, 900_000, rules).tolist() == ["zz-first", "agency-hnw"]
