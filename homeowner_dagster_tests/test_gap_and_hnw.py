@@ -219,8 +219,7 @@ def test_a_lead_another_client_holds_is_counted_apart_in_totals_gap_report_and_s
 
 def test_rules_are_tried_in_the_client_file_order(database_url: str, tmp_path: Path) -> None:
     """Stored rules come back in the file's order (not by name or destination), re-import included."""
-    text = HNW_YAML
-    clients = text.split("hnw_routing:")[0] + """  - slug: zz-first
+    clients = HNW_YAML.split("hnw_routing:")[0] + """  - slug: zz-first
     name: ZZ First
     package_tier: 100
     licensed_states: [TX]
@@ -247,3 +246,7 @@ hnw_routing:
     assert [r.threshold for r in rules] == [950_000.0, 900_000.0]
     values = pd.Series([960_000.0, 920_000.0])
     assert route_destinations(pd.Series(["TX", "TX"]), values, 900_000, rules).tolist() == ["zz-first", "agency-hnw"]
+    head, rule_zz, rule_aa = clients.split("  - name: ")
+    path.write_text(f"{head}  - name: {rule_aa}  - name: {rule_zz}")  # the same rules, swapped
+    assert main(["clients", "import", str(path)]) == 0
+    assert [r["name"] for r in store.hnw_rules_for(database_url, "lone-star")] == ["aa-texas", "zz-texas"]
