@@ -13,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     Backoff,
     Config,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -32,6 +33,7 @@ from homeowner_dagster.leads.gap import gap_status, rejected_facts
 from homeowner_dagster.leads.routing import RoutingRule
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.clay import ClayTableFull, ClayWebhookExhausted
 from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
@@ -188,7 +190,10 @@ def cleaned_leads(
     emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
     context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
     with watch.stage("api"):
-        verdicts, stats = email_verification.verify_cached(dsn, emails)
+        try:
+            verdicts, stats = email_verification.verify_cached(dsn, emails)
+        except (ClayTableFull, ClayWebhookExhausted) as exc:  # a person must add a table or webhook
+            raise Failure(str(exc), allow_retries=False) from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
     hnw_safe = result.hnw["email"].isin(safe).to_numpy()
