@@ -45,6 +45,8 @@ ROWS: dict[str, str] = {
     "values ('r1', 'CaptchaShown', 'captcha')",
     "hnw_routing_rules": "insert into hnw_routing_rules (name, destination_client, source_states, "
     "source_clients) values ('tx-hnw', 'acme', '{TX}', '{acme}')",
+    "clay_webhook_usage": "insert into clay_webhook_usage (webhook_id, table_name, submissions) "
+    "values ('pull-in-data-from-a-webhook-1', 'Homeowner leads', 10)",
 }
 API_ROLES = ("anon", "authenticated")
 
