@@ -272,6 +272,16 @@ def hnw_sources_of(dsn: str, destination: str) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def routed_destinations(dsn: str, source: str, month: date) -> set[str]:
+    """The clients holding leads routed from `source` this month (before a re-run replaces them)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct client_slug from cleaned_leads where routed_from = %s and month = %s",
+            [source, month_key(month)],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
 def raw_pulled_on(dsn: str, client: str, month: date) -> date | None:
     """The day the month's raw rows were pulled from Cole (the earliest, when in several runs)."""
     with db.connect(dsn) as conn:

@@ -210,9 +210,10 @@ def cleaned_leads(
         ]
     )
     with watch.stage("database"):
+        routed_before = store.routed_destinations(dsn, slug, month)
         store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
         destination_totals = {}
-        for destination in routed:
+        for destination in sorted(set(routed) | routed_before):  # a rule dropped: totals shrink
             counts = store.month_counts(dsn, destination, month)
             receiver = registry.get_client(destination, dsn)
             status = gap_status(counts["cleaned"], receiver.package_tier, receiver.target_override)
