@@ -32,7 +32,11 @@ from homeowner_dagster.partitions import client_month_partitions, split_client_m
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
-from homeowner_dagster.resources.email_verification import EmailVerificationResource
+from homeowner_dagster.resources.email_verification import (
+    DEBOUNCE_POOL,
+    EmailVerificationError,
+    EmailVerificationResource,
+)
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.run_errors import failure_for
 
@@ -143,6 +147,9 @@ def raw_leads(
     partitions_def=client_month_partitions,
     deps=[raw_leads],
     retry_policy=EXTERNAL_RETRY,
+    # DeBounce allows 5 calls in flight per key: the `debounce` pool (limit 1, dagster.yaml) lets
+    # one step at a time verify, and the resource keeps that step to 5 requests in flight.
+    pool=DEBOUNCE_POOL,
     kinds={"pandas", "postgres"},
     check_specs=checks.specs("cleaned_leads", "cleaned_schema", "rows_conserved"),
     description="PT2: cleaning rules, safe-to-send email verification, duplicates across clients.",
@@ -185,7 +192,10 @@ def cleaned_leads(
     emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
     context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
     with watch.stage("api"):
-        verdicts, stats = email_verification.verify_cached(dsn, emails)
+        try:
+            verdicts, stats = email_verification.verify_cached(dsn, emails)
+        except EmailVerificationError as exc:  # a failed bulk job or lost upload: no retry
+            raise failure_for(exc, "Email verification") from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
     hnw_safe = result.hnw["email"].isin(safe)
