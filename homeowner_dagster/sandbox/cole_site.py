@@ -19,6 +19,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from datetime import date
+from email.utils import formatdate
 from typing import Any
 
 import pyotp
@@ -580,6 +581,17 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
     )
 
 
+def retry_after_header(params: dict) -> str:
+    """The 429's Retry-After in the form the fault asks for: seconds (default), an HTTP date
+    (`form="date"`, the other form RFC 9110 allows) or a literal value (`raw=`)."""
+    if "raw" in params:
+        return str(params["raw"])
+    seconds = params.get("retry_after", 1)
+    if params.get("form") == "date":
+        return formatdate(time.time() + float(seconds), usegmt=True)
+    return str(seconds)
+
+
 class _FaultLayer:
     """Faults that hit whatever request comes next: slowness, 429 with Retry-After, 500."""
 
@@ -599,7 +611,7 @@ class _FaultLayer:
             response: Response = HTMLResponse(
                 "<h1>Too many requests</h1><p>Please slow down.</p>",
                 status_code=429,
-                headers={"Retry-After": str(limited.get("retry_after", 1))},
+                headers={"Retry-After": retry_after_header(limited)},
             )
         elif self.faults.take("cole", "http_500") is not None:
             response = _page("Error", "<h1>Server Error</h1><p>Something went wrong.</p>", 500)
