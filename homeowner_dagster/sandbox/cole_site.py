@@ -19,7 +19,6 @@ import time
 import types
 from dataclasses import dataclass, field
 from datetime import date
-from email.utils import formatdate
 from typing import Any
 
 import pyotp
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homeowner_dagster.sandbox import generator as default_generator
+from homeowner_dagster.sandbox import retry_after_header
 from homeowner_dagster.sandbox.faults import Faults
 
 SESSION_COOKIE = "cole_session"
@@ -579,17 +579,6 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
             Route("/logout", logout),
         ],
     )
-
-
-def retry_after_header(params: dict) -> str:
-    """The 429's Retry-After in the form the fault asks for: seconds (default), an HTTP date
-    (`form="date"`, the other form RFC 9110 allows) or a literal value (`raw=`)."""
-    if "raw" in params:
-        return str(params["raw"])
-    seconds = params.get("retry_after", 1)
-    if params.get("form") == "date":
-        return formatdate(time.time() + float(seconds), usegmt=True)
-    return str(seconds)
 
 
 class _FaultLayer:
