@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
@@ -44,7 +44,12 @@ GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
 # Transient failures (timeouts, 429s, dropped downloads) are retried inside the resources; a
 # step-level retry covers what is left, with backoff so a struggling site gets a rest.
-EXTERNAL_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+EXTERNAL_RETRY = RetryPolicy(
+    max_retries=2,
+    delay=settings.step_retry_delay_seconds(),  # 30 s unless HOMEOWNER_STEP_RETRY_DELAY_SECONDS
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
+)
 
 
 def channel_for(client: registry.Client) -> str:
