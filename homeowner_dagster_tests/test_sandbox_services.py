@@ -63,7 +63,7 @@ def test_debounce_single_answers_string_values_deterministically(sandbox: Sandbo
 
 
 def test_debounce_refuses_a_sixth_concurrent_call(sandbox: Sandbox) -> None:
-    sandbox.debounce.latency = 0.3
+    sandbox.debounce.latency = 1.0  # long enough for all ten calls to meet on a loaded machine
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:
             statuses = list(
