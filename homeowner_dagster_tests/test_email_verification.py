@@ -260,3 +260,25 @@ def test_single_verdicts_are_cached_as_they_arrive_so_a_rerun_pays_only_for_the_
     frame, stats = resource.verify_cached(database_url, emails)
     assert (stats.cached, stats.verified) == (12, 28) and len(frame) == 40
     assert sandbox.debounce.single_calls - calls == 40  # 12 + 28: nothing paid twice
+
+
+def test_a_recorded_list_debounce_no_longer_knows_names_the_way_out(
+    sandbox: Sandbox, database_url: str
+) -> None:
+    """A list id recorded by hand that DeBounce answers "List ID is not valid." for: the run
+    stops (no upload) and names `homeowner debounce-job KEY --forget`; after it, one upload."""
+    from homeowner_dagster.resources.email_verification import BulkJobs
+
+    emails = [f"unknown-list{i}@example.com" for i in range(150)]
+    key = listing_key(emails)
+    resource = debounce(sandbox, bulk_threshold=100, artifacts=_artifacts(sandbox))
+    jobs = BulkJobs(database_url)
+    jobs.begin(key, len(emails), f"debounce/{key}.csv")
+    assert jobs.record(key, "999999")
+    uploads = sandbox.debounce.uploads
+    with pytest.raises(BulkUploadUnconfirmed, match=f"homeowner debounce-job {key} --forget"):
+        resource.verify_cached(database_url, emails)
+    assert sandbox.debounce.uploads == uploads
+    assert jobs.forget(key)
+    frame, _ = resource.verify_cached(database_url, emails)
+    assert len(frame) == 150 and sandbox.debounce.uploads == uploads + 1

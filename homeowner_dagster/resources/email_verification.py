@@ -309,7 +309,7 @@ class EmailVerificationResource(ConfigurableResource):
 
             if job is not None and job["status"] == "uploading":
                 raise BulkUploadUnconfirmed(_unconfirmed_message(key, job))
-            if job is not None and job["status"] in ("processing", "completed") and job["list_id"]:
+            if _resumable(job):
                 list_id = str(job["list_id"])  # the paid job of an earlier attempt: resume it
             else:
                 path = f"debounce/{key}.csv"  # DeBounce names the list after this file
@@ -320,7 +320,15 @@ class EmailVerificationResource(ConfigurableResource):
                 jobs.update(key, "processing", list_id)
             deadline = time.monotonic() + self.timeout_seconds
             while True:
-                status = call("status", list_id=list_id)
+                try:
+                    status = call("status", list_id=list_id)
+                except EmailVerificationError as exc:
+                    if "not valid" not in str(exc):
+                        raise
+                    raise BulkUploadUnconfirmed(
+                        f"DeBounce no longer knows bulk list {list_id} ({exc}); run "
+                        f"`homeowner debounce-job {key} --forget`, then the partition again"
+                    ) from None
                 state = str(status.get("status", "")).lower()
                 if state == "failed":
                     jobs.update(key, "failed", list_id)
@@ -422,6 +430,17 @@ def _debounce_answer(response: httpx.Response, what: str) -> dict:
         message = (body.get("debounce") or {}).get("error") or f"HTTP {response.status_code}"
         raise EmailVerificationError(f"DeBounce {what} refused: {message}")
     return body["debounce"]
+
+
+def _resumable(job: dict | None) -> bool:
+    """A recorded job worth polling instead of uploading: still processing, or completed within
+    a day (its result file is still there; an older list is verified afresh when asked again)."""
+    if job is None or not job["list_id"]:
+        return False
+    if job["status"] == "processing":
+        return True
+    age = datetime.now(UTC) - job["updated_at"]
+    return job["status"] == "completed" and age.total_seconds() < 86_400
 
 
 def _unconfirmed_message(key: str, job: dict | None) -> str:
