@@ -31,7 +31,8 @@ import hashlib
 import json
 import os
 import re
-import threading
+import subprocess
+import sys
 import types
 import uuid
 from collections.abc import Iterator
@@ -705,13 +706,27 @@ def test_weekly_run_under_bison_fault(
     assert observed == outcome, f"typed error {outcome} expected, the run reported {observed}"
 
 
+# One run of the cleaning step in a process of its own, as a run worker would start it.
+_ONE_RUN = """
+import json, sys
+from dagster import AssetKey, instance_for_test
+from homeowner_dagster_tests.test_fault_matrix import RUN_CONFIG, _job, instance_overrides
+with instance_for_test(overrides=instance_overrides(sys.argv[1])) as instance:
+    result = _job("monthly_pull").execute_in_process(
+        instance=instance, partition_key=sys.argv[2], run_config=RUN_CONFIG,
+        asset_selection=[AssetKey("cleaned_leads")], raise_on_error=False,
+    )
+    print(json.dumps({"run_id": result.run_id, "success": result.success}))
+"""
+
+
 def test_debounce_in_flight_limit_holds_across_two_concurrent_runs(
     matrix: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both clients' cleaning steps start at once in two runs (each step in its own process).
-    The `debounce` pool (limit 1, dagster.yaml) holds one of them until the other is done, so
-    DeBounce never sees more than its 5 requests in flight. Without the pool the two steps'
-    10 threads overlap: the sandbox would count up to 10 in flight and refuse the sixth."""
+    """Both clients' cleaning steps start at once, in two runs in two processes sharing the
+    Dagster database. The `debounce` pool (limit 1, dagster.yaml) holds one step until the
+    other is done, so DeBounce never sees more than its 5 requests in flight. Without the pool
+    the two steps' 10 threads overlap: the sandbox would count up to 10 in flight and refuse."""
     sandbox, dsn = matrix.sandbox, matrix.dsn
     forget_verdicts(dsn)
     monkeypatch.setenv(
@@ -721,30 +736,30 @@ def test_debounce_in_flight_limit_holds_across_two_concurrent_runs(
         to_verify = conn.execute("select count(*) from raw_leads").fetchone()[0]
     sandbox.debounce.max_in_flight_seen = sandbox.debounce.refused_for_concurrency = 0
     calls = sandbox.debounce.single_calls
-    sandbox.debounce.latency = 0.03  # each call takes long enough for the runs to overlap
-    results: dict[str, Any] = {}
-
-    def one(client: str) -> None:
-        key = client_month_key(client, MONTH)
-        results[client] = run(
-            matrix, "monthly_pull", key, spawn=True, selection=[AssetKey("cleaned_leads")]
-        )
-
-    threads = [threading.Thread(target=one, args=(c,)) for c in TERRITORY]
+    sandbox.debounce.latency = 0.02  # each call takes long enough for the runs to overlap
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _ONE_RUN, dsn, client_month_key(client, MONTH)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for client in TERRITORY
+        ]
+        outputs = [
+            json.loads(w.communicate(timeout=900)[0].strip().splitlines()[-1]) for w in workers
+        ]
     finally:
         sandbox.debounce.latency = 0.005
-    assert all(r.success for r in results.values())
+    assert all(o["success"] for o in outputs), outputs
     blocked = [
-        client
-        for client, result in results.items()
+        o["run_id"]
+        for o in outputs
         if any(
-            "blocked by limit for pool debounce" in (e.message or "")
-            for e in events_of(matrix, result, DagsterEventType.ENGINE_EVENT)
+            "blocked by limit for pool debounce" in (entry.dagster_event.message or "")
+            for entry in matrix.instance.all_logs(
+                o["run_id"], of_type=DagsterEventType.ENGINE_EVENT
+            )
         )
     ]
     assert len(blocked) >= 1, "the two cleaning steps never met at the pool"
