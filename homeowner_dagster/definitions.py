@@ -13,8 +13,18 @@ from collections.abc import Mapping
 
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
-from homeowner_dagster.assets import monthly_pull, weekly_upload
-from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
+from homeowner_dagster.assets import monthly_pull, outcomes, weekly_upload
+from homeowner_dagster.assets.overdue import (
+    overdue_windows_job,
+    overdue_windows_schedule,
+    windows_done_by_their_monday,
+)
+from homeowner_dagster.jobs import (
+    campaign_outcomes_job,
+    monthly_pull_job,
+    weekly_upload_job,
+    zip_yield_job,
+)
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.clay import ClayResource
@@ -22,7 +32,13 @@ from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
 from homeowner_dagster.resources.slack import SLACK_API_URL, HomeownerSlackResource
-from homeowner_dagster.schedules import monthly_pull_schedule, weekly_upload_schedule
+from homeowner_dagster.schedules import (
+    monthly_outcomes_schedule,
+    monthly_pull_schedule,
+    weekly_outcomes_schedule,
+    weekly_upload_schedule,
+    weekly_zip_yield_schedule,
+)
 from homeowner_dagster.sensors import (
     agent_runs_success_sensor,
     client_registry_sensor,
@@ -91,9 +107,23 @@ def build_resources() -> dict[str, object]:
 def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
     """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
-        assets=load_assets_from_modules([monthly_pull, weekly_upload]),
-        jobs=[monthly_pull_job, weekly_upload_job],
-        schedules=[monthly_pull_schedule, weekly_upload_schedule],
+        assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
+        asset_checks=[windows_done_by_their_monday],
+        jobs=[
+            monthly_pull_job,
+            weekly_upload_job,
+            overdue_windows_job,
+            campaign_outcomes_job,
+            zip_yield_job,
+        ],
+        schedules=[
+            monthly_pull_schedule,
+            weekly_upload_schedule,
+            overdue_windows_schedule,
+            weekly_outcomes_schedule,
+            weekly_zip_yield_schedule,
+            monthly_outcomes_schedule,
+        ],
         sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
         resources={**build_resources(), **(resources or {})},
     )

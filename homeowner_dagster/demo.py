@@ -61,8 +61,9 @@ DEMO_TERRITORIES: dict[str, tuple[str, int]] = {
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-# The demo lets the gap report ask Cole for the counts of the 10 nearest free ZIPs.
-GAP_CONFIG = {"allow_cole_count_queries": True, "max_candidates": 10}
+# Run config of the demo's monthly runs: logging only. Settings that change results (the gap
+# report's Cole count queries, radius, candidates) come from the environment, as for every run.
+MONTHLY_RUN_CONFIG = QUIET
 
 
 @dataclass
@@ -110,7 +111,8 @@ def bison_snapshot(bison: object) -> dict[str, object]:
                 "campaigns": list(ws.campaigns.values()),
             }
             for ws in bison.workspaces.values()  # type: ignore[attr-defined]
-        ]
+        ],
+        "outcomes": bison.outcomes.snapshot(),  # type: ignore[attr-defined]
     }
 
 
@@ -131,11 +133,15 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
         ids = [ws.workspace_id, *ws.lead_lists, *ws.campaigns, *(int(lead["id"]) for lead in ws.leads.values())]
         highest = max([highest, *ids])
     bison._ids = itertools.count(highest + 1)  # type: ignore[attr-defined]
+    bison.outcomes.restore(data.get("outcomes") or {})  # type: ignore[attr-defined, union-attr]
 
 
 def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
     """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
+
     bison = sandbox.bison  # type: ignore[attr-defined]
+    bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import takes a moment
     if state_file.exists():
         bison_restore(bison, json.loads(state_file.read_text()))
     previous = windows_of_month(add_months(month, -1))[-1]
@@ -146,8 +152,14 @@ def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
             bison.add_campaign(client.workspace_name, previous.evergreen_title)
 
 
-def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) -> dict[str, object]:
-    """The whole pipeline for the demo clients; returns the closing summary."""
+def run_demo(
+    today: date | None = None, progress: Callable[[str], None] = _say, weeks: int = 6
+) -> dict[str, object]:
+    """The whole pipeline for the demo clients; returns the closing summary.
+
+    After the uploads the sandbox's simulated clock moves `weeks` weeks on, the outcomes are read
+    back from Email Bison and the gap report is redone, ranked by expected interested replies.
+    """
     from dagster import DagsterInstance
 
     from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
@@ -197,7 +209,7 @@ def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) 
                 result = monthly.execute_in_process(
                     instance=instance,
                     partition_key=client_month_key(slug, month),
-                    run_config={**QUIET, "ops": {"gap_report": {"config": GAP_CONFIG}}},
+                    run_config=MONTHLY_RUN_CONFIG,
                     raise_on_error=True,
                 )
                 clock.add("monthly runs (wall)", time.perf_counter() - began)
@@ -221,6 +233,8 @@ def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) 
                         value = mat.metadata.get("uploaded_now")
                         if value is not None:
                             new_uploads[slug] += int(value.value)
+            if weeks > 0:
+                _outcomes(defs, instance, sandbox, clients, month, weeks, clock, progress)
         finally:
             instance.dispose()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
@@ -230,6 +244,40 @@ def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) 
     clock.seconds["dagster overhead"] = max(0.0, runs - measured)
     summary["stage_seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     return summary
+
+
+def _outcomes(
+    defs: object, instance: object, sandbox: object, clients: list[str], month: date, weeks: int,
+    clock: StageClock, progress: Callable[[str], None],
+) -> None:
+    """Simulated weeks pass; each window's outcomes, each client's ZIP yield, the gap report again."""
+    from dagster import AssetKey
+
+    from homeowner_dagster.partitions import client_month_key, client_window_key
+
+    dsn = db.database_url()
+    sandbox.bison.outcomes.advance(weeks=weeks)  # type: ignore[attr-defined]
+    progress(f"[sandbox] Email Bison's clock moves {weeks} week(s) on: emails sent, replies in")
+    began = time.perf_counter()
+    for slug in clients:
+        for window in windows_of_month(month):
+            result = defs.resolve_job_def("outcomes_weekly").execute_in_process(  # type: ignore[attr-defined]
+                instance=instance, partition_key=client_window_key(slug, window), run_config=QUIET
+            )
+            _record(dsn, result)
+        progress(f"[outcomes] {slug} {month_key(month)}: yield per ZIP, gap report ranked by interest")
+        for job, config in (
+            ("outcomes_monthly", QUIET),
+            ("monthly_pull", MONTHLY_RUN_CONFIG),
+        ):
+            result = defs.resolve_job_def(job).execute_in_process(  # type: ignore[attr-defined]
+                instance=instance,
+                partition_key=client_month_key(slug, month),
+                run_config=config,
+                asset_selection=[AssetKey("gap_report")] if job == "monthly_pull" else None,
+            )
+            _record(dsn, result)
+    clock.add("outcome runs (wall)", time.perf_counter() - began)
 
 
 def _add_stages(clock: StageClock, result: object) -> None:
@@ -254,10 +302,13 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             conn,
             "select c.slug, coalesce(t.raw_count, 0) as raw, coalesce(t.cleaned_count, 0) as cleaned, "
             "coalesce(t.target_count, 0) as target, coalesce(t.gap, 0) as gap, "
-            "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded "
+            "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded, "
+            "(select count(*) filter (where o.replied) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as replies, "
+            "(select count(*) filter (where o.interested) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as interested, "
+            "(select g.report_markdown from gap_reports g where g.client_slug = c.slug and g.month = %s) as gap_report "
             "from clients c left join monthly_cleaned_leads t on t.client_slug = c.slug and t.month = %s "
             "where c.slug = any(%s) order by c.slug",
-            [m, m, clients],
+            [m, m, m, m, m, clients],
         )
     rows = [
         {
@@ -266,8 +317,11 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             "cleaned": int(r.cleaned),
             "uploaded": int(r.uploaded),
             "new_uploads": int(new_uploads.get(r.slug, 0)),
+            "replies": int(r.replies),
+            "interested": int(r.interested),
         }
         for r in totals.itertuples()
     ]
     table = pd.DataFrame(rows).assign(target=list(totals["target"]), gap=list(totals["gap"]))
-    return {"month": m, "clients": rows, "table": table}
+    reports = {r.slug: r.gap_report or "" for r in totals.itertuples()}
+    return {"month": m, "clients": rows, "table": table, "gap_reports": reports}

@@ -11,7 +11,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Backoff,
-    Config,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -19,15 +19,17 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, settings, store
+from homeowner_dagster import outcomes_store, registry, settings, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
-from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
+from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.cole import ColeError, ColeResource
@@ -38,7 +40,7 @@ from homeowner_dagster.resources.email_verification import (
     EmailVerificationResource,
 )
 from homeowner_dagster.resources.slack import HomeownerSlackResource
-from homeowner_dagster.run_errors import failure_for
+from homeowner_dagster.run_errors import client_for_run, failure_for, needs_fix, no_zips, unlicensed
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
@@ -63,13 +65,17 @@ def _no_leads() -> pd.DataFrame:
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(none)"
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+def _no_zips(dsn: str, slug: str, month: date) -> Failure:
+    """Which command fixes an empty territory: a first sheet, or an assignment for this client."""
+    m = month_key(month)
+    if store.derived_territory(dsn, month).sheet_month is None:
+        return no_zips(slug, m)  # no sheet at or before the month
+    return needs_fix(
+        f"{slug} holds no ZIPs in {m} (the latest sheet and the changes since give it none)",
+        f"`homeowner zips assign --client {slug} --month {m} ZIP...` "
+        f"(see `homeowner zips show --client {slug} --month {m}`), then re-run this partition",
+        "NoZipsForMonth",
+    )
 
 
 @asset(
@@ -89,13 +95,13 @@ def raw_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
-    territory = store.territory(dsn, slug, month)
+    client = client_for_run(slug, dsn)
+    territory = store.territory(dsn, slug, month)  # carried forward from the latest sheet
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
-    unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
-    if unlicensed:
-        raise ValueError(f"{slug} has ZIPs in {', '.join(unlicensed)}, where it holds no licence")
+        raise _no_zips(dsn, slug, month)
+    unlicensed_states = sorted(set(territory["state"]) - set(client.licensed_states))
+    if unlicensed_states:
+        raise unlicensed(slug, unlicensed_states)
 
     frames: list[pd.DataFrame] = []
     zip_counts: dict[str, int] = {}
@@ -137,12 +143,15 @@ def raw_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "rows": rows,
-            "zips": len(territory),
-            "exports_used": exports_used,
-            "exports_lower_bound": lower_bound,
-            "per_zip": MetadataValue.md(_markdown_table(per_zip)),
-            **watch.metadata(),
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: Cole pull",
+                {"raw records": rows, "ZIPs": len(territory), "Cole exports": exports_used,
+                 "fewest exports the 10,000 cap allows": lower_bound},
+            ),
+            **md.counts({"rows": rows, "zips": len(territory), "exports_used": exports_used,
+                         "exports_lower_bound": lower_bound}),
+            "per_zip": md.table(per_zip, md.PER_ZIP),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -168,7 +177,7 @@ def cleaned_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     with watch.stage("database"):
         raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
@@ -179,7 +188,10 @@ def cleaned_leads(
                 AssetCheckResult(check_name="cleaned_schema", passed=True, metadata={"rows": 0}),
                 checks.rows_conserved(0, 0, 0, 0),
             ],
-            metadata={"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0},
+            metadata={
+                "summary": md.summary(f"{client.name}, {month_key(month)}: nothing pulled", {"raw": 0, "cleaned": 0}),
+                **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
+            },
         )
     rules = store.hnw_rules_for(dsn, slug)
     hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
@@ -231,17 +243,19 @@ def cleaned_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "raw": len(raw),
-            "cleaned": len(result.cleaned),
-            "rejected": len(rejected),
-            "routed": routed_rows,
-            "by_reason": MetadataValue.md(
-                _markdown_table(by_reason.rename_axis("reason").reset_index(name="rows"))
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: cleaning",
+                {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                 "routed to another client": routed_rows},
             ),
-            "emails_verified": stats.verified,
-            "emails_from_cache": stats.cached,
-            "verification_credits_used": stats.credits_used,
-            **watch.metadata(),
+            **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                         "routed": routed_rows}),
+            "by_reason": md.table(
+                by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
+            ),
+            **md.counts({"emails_verified": stats.verified, "emails_from_cache": stats.cached,
+                         "verification_credits_used": stats.credits_used}),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -256,7 +270,7 @@ def cleaned_leads(
 def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     store.write_monthly_totals(
@@ -274,20 +288,22 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
             "gap": status.gap,
         },
     )
-    return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
-
-
-class GapReportConfig(Config):
-    """How far the gap report looks: radius around the territory, Cole count queries allowed."""
-
-    radius_miles: float = 25.0
-    max_candidates: int = 30
-    allow_cole_count_queries: bool = False
+    return MaterializeResult(
+        metadata={
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: totals",
+                {"raw": counts["raw"], "cleaned": counts["cleaned"], "target": status.target,
+                 "gap": status.gap, "status": status.status},
+            ),
+            **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
+            **md.counts({"target": status.target, "gap": status.gap}),
+        }
+    )
 
 
 def _expected_yields(
     context: AssetExecutionContext,
-    config: GapReportConfig,
+    config: settings.GapSettings,
     cole: ColeResource,
     dsn: str,
     client: registry.Client,
@@ -302,14 +318,14 @@ def _expected_yields(
     )
     zips = list(candidates["zip"])
     history = store.zip_history(dsn, zips, month)
-    if history or not config.allow_cole_count_queries or not zips:
+    if history or not config.cole_count_queries or not zips:
         return history, "ZIP history (cleaned leads in the latest earlier month)"
     ratio = counts["own_cleaned"] / counts["raw"] if counts["raw"] else 0.0
     yields: dict[str, float] = {}
     for state, group in candidates.groupby("state"):
         context.log.info(f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}")
         try:
-            found = cole.count_each(state, list(group["zip"]), month)
+            found = cole.count_each(state, list(group["zip"]), month, progress=context.log.info)
         except ColeError as exc:
             context.log.warning(f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped")
             continue
@@ -322,26 +338,29 @@ def _expected_yields(
     partitions_def=client_month_partitions,
     deps=[monthly_cleaned_leads],
     kinds={"postgres", "slack"},
-    description="PT3 gap report: under / met / over target, the minimum to proceed, and counted "
+    description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
     "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
 )
 def gap_report(
     context: AssetExecutionContext,
-    config: GapReportConfig,
     database: PostgresResource,
     cole: ColeResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
+    try:
+        config = settings.gap_settings()
+    except ValueError as exc:
+        raise needs_fix(str(exc), "correct the environment variable, then run `homeowner check`") from None
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     assignments = store.month_assignments(dsn, month)
     yields: dict[str, float] = {}
     basis = None
     watch = Stopwatch()
-    if status.status == "under":
+    if status.gap > 0:  # under or below_minimum: look for nearby free ZIPs
         with watch.stage("browser"):
             yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
@@ -359,6 +378,7 @@ def gap_report(
         max_candidates=config.max_candidates,
         yield_basis=basis,
         sample_surplus=client.sample_surplus,
+        outcomes=(book := yield_book(slug, outcomes_store.outcomes_until(dsn, month))),
     )
     surplus_held = 0
     if status.status == "over" and client.sample_surplus:
@@ -367,7 +387,7 @@ def gap_report(
         keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
-    markdown = gap_solver.markdown_report(status, suggestions)
+    markdown = gap_solver.markdown_report(status, suggestions, gap_solver.outcome_note(book))
     store.write_gap_report(
         dsn,
         {
@@ -383,21 +403,38 @@ def gap_report(
             "report_markdown": markdown,
         },
     )
+    held = store.upload_held(dsn, slug, month)
     slack.post(
         channel_for(client),
         messages.gap_analysis(
             client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
             gap_solver.slack_summary(suggestions),
+            minimum=status.minimum_to_proceed,
+            suggestion_zips=suggestion_zip_lines(suggestions),
+            held_until_approved=held,
         ),
     )
     return MaterializeResult(
         metadata={
-            "status": status.status,
-            "gap": status.gap,
-            "meets_minimum": status.meets_minimum,
-            "suggestions": len(suggestions),
-            "surplus_held_back": surplus_held,
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: gap report",
+                {"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                 "status": status.status, "minimum to proceed": status.minimum_to_proceed},
+            ),
+            "status": MetadataValue.text(status.status),
+            **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                         "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
+            "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
+            "uploads_held": MetadataValue.bool(bool(held)),
+            "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
+            "settings": MetadataValue.text(
+                f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
+                f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
+            ),
+            "ranked_by": MetadataValue.text(
+                "expected interested replies" if book is not None else "leads (no outcome data yet)"
+            ),
             "report": MetadataValue.md(markdown),
-            **watch.metadata(),
+            **md.seconds(watch.metadata()),
         }
     )

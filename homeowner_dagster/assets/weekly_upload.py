@@ -21,6 +21,7 @@ from dagster import (
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets.hold import upload_hold
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads.calendar import parse_evergreen_title, window_list_leads
@@ -67,6 +68,8 @@ def bison_lead_lists(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
+    if held := upload_hold(context, dsn, client, window, slack):  # hold_below_minimum: `homeowner approve`
+        return held
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
     with watch.stage("database"):
@@ -131,6 +134,8 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
+    if held := upload_hold(context, dsn, client, window):  # hold_below_minimum: nothing to attach
+        return held
     workspace = bison_workspace(bison, client)
     watch = Stopwatch()
     with store.upload_lock(dsn, slug, window):  # one run moves the campaign at a time

@@ -1,18 +1,20 @@
-"""`homeowner migrate | clients import | zips import|assign|move | dev | check`."""
+"""`homeowner migrate | clients import | zips import|assign|move|show | dev | check`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
-import subprocess
 import sys
-from datetime import date
+import time
+from datetime import date, datetime
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
 from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli.stopping import install_stop_handlers, start_group, stop_group
 from homeowner_dagster.leads.calendar import month_key, parse_month
 from homeowner_dagster.leads.territories import (
     TerritoryError,
@@ -51,11 +53,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--month", required=True)
     p.add_argument("zips", nargs="+")
     p.set_defaults(handler=run_zips_move)
+    p = zsub.add_parser("show", help="a client's ZIPs for a month (latest sheet plus changes since)")
+    p.add_argument("--client", required=True)
+    p.add_argument("--month", required=True)
+    p.set_defaults(handler=run_zips_show)
 
     p = subparsers.add_parser("dev", help="run the Dagster UI on this project's database")
     p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(handler=run_dev)
+
+    p = subparsers.add_parser(
+        "env", help="print the exports that let plain `dagster` commands use this project's instance"
+    )
+    p.set_defaults(handler=run_env)
 
 
 def _month(text: str) -> str:
@@ -104,6 +115,17 @@ def _read(path: Path) -> str:
         raise CommandError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def login_name() -> str | None:
+    """Who runs the command, recorded with territory changes and approvals."""
+    name = os.environ.get("HOMEOWNER_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):
+        return None
+
+
 def _report(exc: TerritoryError, what: str) -> CommandError:
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
@@ -147,7 +169,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
     text = _read(args.file)
     try:
         sheet = parse_zip_sheet(text)
-        written = registry.import_zips(sheet, month, _ready_database())
+        written = registry.import_zips(sheet, month, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "ZIP import") from None
     print(f"{written} ZIP(s) assigned for {month} ({len(sheet.rows) - written} already held)")
@@ -157,7 +179,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
 def run_zips_assign(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        written = registry.assign_zips(args.client, month, args.zips, _ready_database())
+        written = registry.assign_zips(args.client, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "assignment") from None
     print(f"{written} ZIP(s) assigned to {args.client} for {month}")
@@ -167,10 +189,28 @@ def run_zips_assign(args: argparse.Namespace) -> int:
 def run_zips_move(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database())
+        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "move") from None
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
+    return 0
+
+
+def run_zips_show(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    try:
+        zips, sheet_month = registry.territory_of(args.client, month, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "zips show") from None
+    if sheet_month is None and zips.empty:
+        print(f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
+              f"(run `homeowner zips import SHEET.csv --month {month}`)")
+        return 0
+    basis = f"the sheet of {sheet_month} plus changes since" if sheet_month else "assignments only, no sheet"
+    print(f"{args.client} {month}: {len(zips)} ZIP(s), from {basis}")
+    for z in zips.itertuples():
+        pulled = z.pulled_at.date().isoformat() if isinstance(z.pulled_at, datetime) else "not pulled"
+        print(f"  {z.zip}  {z.state}  {z.source:<32} {pulled}")
     return 0
 
 
@@ -186,29 +226,76 @@ def dagster_environment(url: str) -> dict[str, str]:
     return env
 
 
+def run_env(args: argparse.Namespace) -> int:
+    """`eval "$(homeowner env)"`: DAGSTER_HOME (and, for the embedded database, the storage URL)
+    for `dagster ...` run from the repository root, as `homeowner dev` sets them."""
+    configured = os.environ.get(settings.DATABASE_URL_ENV)
+    if not configured and not db.embedded_running():
+        raise CommandError("the embedded PostgreSQL is not running: start `homeowner dev` first")
+    env = dagster_environment(configured or db.database_url())
+    print(f"export DAGSTER_HOME={env['DAGSTER_HOME']}")
+    if not os.environ.get(settings.DAGSTER_STORAGE_URL_ENV):
+        if configured:  # never print a configured server's password
+            print(f"# set {settings.DAGSTER_STORAGE_URL_ENV}: your database URL with the postgresql+psycopg2:// driver")
+        else:
+            print(f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'")
+    return 0
+
+
 def run_dev(args: argparse.Namespace) -> int:
+    """`dagster dev` on this project's database (and the sandbox), until Ctrl-C or SIGTERM.
+
+    Stops everything it started within 10 s: webserver, daemon, code servers and run workers
+    (one process group), the sandbox, and the embedded PostgreSQL when this command started it.
+    """
+    stop = install_stop_handlers()  # before anything starts: a signal now still stops cleanly
+    started_database = not os.environ.get(settings.DATABASE_URL_ENV) and not db.embedded_running()
     url = _ready_database()
     env = dagster_environment(url)
     sandbox = None
-    if args.sandbox:
-        from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
-        from homeowner_dagster.sandbox import Sandbox
-
-        sandbox = Sandbox()
-        state_file = settings.home_dir() / "sandbox" / "bison.json"
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
-        sandbox.start()
-        env.update(sandbox.env())
-        print("sandbox services:")
-        for name, service_url in sandbox.urls.items():
-            print(f"  {name:10} {service_url}")
-    workspace = settings.project_root() / "workspace.yaml"
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)]
-    print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})")
+    dagster = None
     try:
-        return subprocess.call(cmd, env=env, cwd=settings.project_root())
+        if args.sandbox:
+            from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
+            from homeowner_dagster.sandbox import Sandbox
+
+            sandbox = Sandbox()
+            state_file = settings.home_dir() / "sandbox" / "bison.json"
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
+            sandbox.start()
+            env.update(sandbox.env())
+            print("sandbox services:")
+            for name, service_url in sandbox.urls.items():
+                print(f"  {name:10} {service_url}")
+        workspace = settings.project_root() / "workspace.yaml"
+        read_end, write_end = os.pipe()
+        cmd = [
+            sys.executable, "-m", "homeowner_dagster.cli.dagster_dev", "-w", str(workspace),
+            "-p", str(args.port), "--shutdown-pipe", str(read_end),
+        ]
+        print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})", flush=True)
+        if not stop.is_set():
+            # Run from the instance folder: Dagster warns about a dagster.yaml in the current
+            # folder that is not DAGSTER_HOME's (the repository's is the template copied there).
+            dagster = start_group(cmd, env=env, cwd=env["DAGSTER_HOME"], pass_fds=[read_end])
+        os.close(read_end)
+        while dagster is not None and dagster.poll() is None and not stop.wait(0.5):
+            pass
+        if dagster is not None and dagster.poll() is None:
+            print("stopping Dagster (webserver, daemon, code servers)...", flush=True)
+        if dagster is not None:
+            began = time.monotonic()
+            stop_group(dagster, shutdown_pipe=write_end)
+            print(f"Dagster stopped in {time.monotonic() - began:.1f} s", flush=True)
+        os.close(write_end)
+        return 0 if stop.is_set() else (dagster.returncode if dagster is not None else 0)
     finally:
         if sandbox is not None:
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
             sandbox.stop()
+        if started_database:
+            began = time.monotonic()
+            db.stop_embedded()
+            print(f"embedded PostgreSQL stopped in {time.monotonic() - began:.1f} s", flush=True)
+        print("homeowner dev stopped", flush=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli.stopping import install_stop_handlers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from homeowner_dagster.sandbox import Sandbox
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
 
+    stop = install_stop_handlers()  # Ctrl-C and SIGTERM, even when started with them ignored
     began = time.perf_counter()
     sandbox = Sandbox(seed=args.seed)
+    sandbox.bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import, visible
     try:
         sandbox.start()
     except RuntimeError as exc:
@@ -39,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         for key, value in sandbox.env().items():
             print(f"  export {key}={value}")
         print("\nPress Ctrl-C to stop.", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("\nSandbox stopped.")
+        while not stop.wait(0.5):
+            pass
     finally:
         sandbox.stop()
+    print("\nSandbox stopped.", flush=True)
     return 0

@@ -151,19 +151,35 @@ def gap_analysis(
     gap: int,
     status: str,
     suggestions_summary: str = "",
+    *,
+    minimum: int | None = None,
+    suggestion_zips: Sequence[str] = (),
+    held_until_approved: str | None = None,
 ) -> str:
-    verdict = {"under": "under target", "met": "target met", "over": "over target"}.get(
-        status, status
-    )
+    """The gap report: status (met / under / below_minimum / over) against target and minimum to
+    proceed, the suggestions' numbers, and the ZIP codes each suggestion would add."""
+    from homeowner_dagster.leads.gap import VERDICTS
+
+    verdict = VERDICTS.get(status, status)
     lines = [
         f"📊 Gap Analysis: {client}",
         f"Renewal month: {month}",
-        f"Cleaned: {_n(cleaned)} / target {_n(target)} ({verdict})",
+        f"Status: {status} ({verdict})",
+        f"Cleaned: {_n(cleaned)} / target {_n(target)}"
+        + (f", minimum to proceed {_n(minimum)}" if minimum is not None else ""),
         f"Gap: {gap:+,}" if gap else "Gap: 0",
     ]
     if suggestions_summary:
         lines.append(f"Suggestions: {suggestions_summary}")
+    lines += list(suggestion_zips)
+    if held_until_approved:
+        lines.append(f"⏸️ Weekly uploads held: {held_until_approved}")
     return "\n".join(lines)
+
+
+def upload_held(client: str, list_name: str, reason: str) -> str:
+    """A weekly upload skipped because the month is below the minimum and not yet approved."""
+    return f"⏸️ Upload held: {client}\nWindow: {list_name}\n{reason}"
 
 
 def failure_alert(
@@ -174,8 +190,11 @@ def failure_alert(
     run_url: str,
     screenshot_url: str | None = None,
     trace_url: str | None = None,
+    message: str | None = None,
 ) -> str:
     lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
+    if message:  # one line: for errors no retry can fix, it names the command that fixes them
+        lines.append(message.splitlines()[0][:500])
     if partition:
         lines.append(f"Partition: {partition}")
     lines.append(f"Run: <{run_url}|open in Dagster>")
@@ -184,3 +203,14 @@ def failure_alert(
     if trace_url:
         lines.append(f"Trace: <{trace_url}|open>")
     return "\n".join(lines)
+
+
+def unknown_client_partitions(slugs: Sequence[str]) -> str:
+    """Client partitions the registry does not know (a typo in the UI's "Add partition")."""
+    return "\n".join(
+        [
+            f"⚠️ Client partition(s) not in the client registry: {', '.join(slugs)}",
+            "Removed from the client selector; runs for them fail as unknown client.",
+            "A real client? Add it with `homeowner clients import FILE`.",
+        ]
+    )

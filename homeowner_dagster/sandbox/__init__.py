@@ -97,6 +97,9 @@ class Sandbox:
         self.storage = StorageState(service_key=f"sandbox-service-role-{seed}")
         self.storage.create_bucket("homeowner-artifacts", public=False)
         self.bison = BisonState()
+        # Simulated sending: seeded like the rest; bounces follow DeBounce's verdict per address.
+        self.bison.outcomes.seed = seed
+        self.bison.outcomes.verification_code = self.debounce.code_for
         for workspace, campaigns in DEMO_WORKSPACES:
             self.bison.add_workspace(workspace, f"sandbox-bison-{slug(workspace).lower()}-{seed}")
             for title in campaigns:
@@ -148,8 +151,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop every service together (open connections included), in about 2 s at most."""
+        for running in self._servers:
+            running.begin_stop()
+        deadline = time.monotonic() + 2.0
         for running in reversed(self._servers):
-            running.stop()
+            running.finish_stop(deadline)
         self._servers.clear()
 
     def __enter__(self) -> Sandbox:
@@ -194,6 +201,8 @@ class Sandbox:
             "DEBOUNCE_API_URL": self.urls["debounce"],
             "DEBOUNCE_BULK_URL": self.urls["debounce"],
             "BISON_INSTANCE_URL": self.urls["bison"],
+            # The sandbox's campaigns keep reputation building on; Bison never returns it.
+            "BISON_REPUTATION_BUILDING": "true",
             "CLAY_WEBHOOK_URL": f"{self.urls['clay']}/v3/sources/webhook/{self.clay_webhook_id}",
             "CLAY_WEBHOOK_TOKEN": self.clay.webhooks[self.clay_webhook_id].token,
             "CLAY_API_KEY": self.clay.api_key,
