@@ -70,6 +70,9 @@ def build_resources() -> dict[str, object]:
     )
     verification_defaults = EmailVerificationResource.model_fields
     email_backend = _env("HOMEOWNER_EMAIL_BACKEND", "debounce")
+    slack = HomeownerSlackResource(
+        token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
+    )
     clay = (
         ClayResource(
             webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
@@ -77,6 +80,8 @@ def build_resources() -> dict[str, object]:
             api_key=EnvVar("CLAY_API_KEY"),
             api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
             table_id=_env("CLAY_TABLE_ID"),
+            table_name=_env("CLAY_TABLE_NAME"),
+            slack=slack,
         )
         if email_backend == "clay"
         else None
@@ -98,9 +103,7 @@ def build_resources() -> dict[str, object]:
             artifacts=bulk_artifacts,
         ),
         "bison": BisonResource(),
-        "slack": HomeownerSlackResource(
-            token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
-        ),
+        "slack": slack,
     }
 
 

@@ -1,4 +1,5 @@
-"""`homeowner demo`: three demo clients through the whole pipeline on the sandbox.
+"""`homeowner demo`: three demo clients and a high-net-worth client through the whole pipeline
+on the sandbox (Lone Star's Texas homes above $900,000 are routed to the high-net-worth client).
 
 Runs through Dagster itself (jobs executed against the project's instance on the embedded
 PostgreSQL), so `homeowner dev --sandbox` shows the runs afterwards. The sandbox's Email Bison
@@ -22,7 +23,7 @@ import pandas as pd
 
 from homeowner_dagster import db, migrate, registry, settings
 from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
-from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
+from homeowner_dagster.leads.territories import parse_clients, parse_hnw_rules, parse_zip_sheet
 
 DEMO_CLIENTS_YAML = """
 clients:
@@ -47,7 +48,23 @@ clients:
     package_tier: 100
     licensed_states: [FL]
     slack_channel: "#sunshine"
+  - slug: agency-hnw
+    name: Agency High Net Worth
+    workspace: Agency HNW
+    bison_token_env: BISON_TOKEN_AGENCY_HNW
+    package_tier: 100
+    licensed_states: [TX]
+    slack_channel: "#hnw"
+    campaign_name: HNW Evergreen
+hnw_routing:
+  - name: texas-hnw
+    destination: agency-hnw
+    source_states: [TX]
+    source_clients: [lone-star]
+    threshold: 900000
 """
+# The high-net-worth client's Evergreen campaign is titled after its `campaign_name`.
+DEMO_CAMPAIGN_NAMES: dict[str, str] = {"agency-hnw": "HNW Evergreen"}
 
 # ZIPs per demo client: (state, how many ordinary ZIPs). Small enough for a few minutes' run.
 DEMO_TERRITORIES: dict[str, tuple[str, int]] = {
@@ -90,6 +107,7 @@ def load_demo_registry(dsn: str, month: date) -> None:
     from homeowner_dagster.sandbox.generator import demo_zips
 
     registry.upsert_clients(parse_clients(DEMO_CLIENTS_YAML, "demo.yaml"), dsn)
+    registry.upsert_hnw_rules(parse_hnw_rules(DEMO_CLIENTS_YAML, "demo.yaml"), dsn)
     lines = ["Zipcode,Territory,Color"]
     for slug, (state, count) in DEMO_TERRITORIES.items():
         lines += [f"{z},{slug}," for z in demo_zips(state, count)]
@@ -149,7 +167,8 @@ def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
         if client.workspace_name not in bison.workspaces:
             token = f"sandbox-bison-{client.slug}-demo"
             bison.add_workspace(client.workspace_name, token)
-            bison.add_campaign(client.workspace_name, previous.evergreen_title)
+            name = DEMO_CAMPAIGN_NAMES.get(client.slug, "Evergreen")
+            bison.add_campaign(client.workspace_name, previous.evergreen_title.replace("Evergreen", name, 1))
 
 
 def run_demo(
@@ -305,10 +324,12 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded, "
             "(select count(*) filter (where o.replied) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as replies, "
             "(select count(*) filter (where o.interested) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as interested, "
+            "(select count(*) from cleaned_leads r where r.client_slug = c.slug and r.month = %s "
+            " and r.routed_from is not null) as routed_in, "
             "(select g.report_markdown from gap_reports g where g.client_slug = c.slug and g.month = %s) as gap_report "
             "from clients c left join monthly_cleaned_leads t on t.client_slug = c.slug and t.month = %s "
             "where c.slug = any(%s) order by c.slug",
-            [m, m, m, m, m, clients],
+            [m, m, m, m, m, m, clients],
         )
     rows = [
         {
@@ -319,6 +340,7 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             "new_uploads": int(new_uploads.get(r.slug, 0)),
             "replies": int(r.replies),
             "interested": int(r.interested),
+            "routed_in": int(r.routed_in),
         }
         for r in totals.itertuples()
     ]

@@ -85,13 +85,17 @@ def upsert_hnw_rules(rules: pd.DataFrame, url: str | None = None) -> int:
         if problems:
             raise TerritoryError(problems)
         with conn.cursor() as cur:
-            for r in rules.itertuples():
+            # `position`: the file's order, the order rules are tried in (first match wins).
+            for position, r in enumerate(rules.itertuples(), start=1):
                 cur.execute(
-                    "insert into hnw_routing_rules (name, destination_client, source_states, source_clients, threshold) "
-                    "values (%s, %s, %s, %s, %s) on conflict (name) do update set "
+                    "insert into hnw_routing_rules "
+                    "(name, destination_client, source_states, source_clients, threshold, position) "
+                    "values (%s, %s, %s, %s, %s, %s) on conflict (name) do update set "
                     "destination_client = excluded.destination_client, source_states = excluded.source_states, "
-                    "source_clients = excluded.source_clients, threshold = excluded.threshold",
-                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold],
+                    "source_clients = excluded.source_clients, threshold = excluded.threshold, "
+                    "position = excluded.position",
+                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold,
+                     position],
                 )
     return len(rules)
 

@@ -179,11 +179,12 @@ def read_raw_leads(dsn: str, client: str, month: date) -> pd.DataFrame:
 
 
 def dedupe_keys_held_elsewhere(dsn: str, client: str, month: date) -> set[str]:
-    """Keys of leads another client already holds this month (excluding leads routed from us)."""
+    """Keys of leads another client already holds this month, or routed to us from another
+    client (excluding leads routed from us): those rows are rejected `held_by_other_client`."""
     with db.connect(dsn) as conn:
         rows = conn.execute(
-            "select dedupe_key from cleaned_leads where month = %s and client_slug <> %s "
-            "and coalesce(routed_from, '') <> %s",
+            "select dedupe_key from cleaned_leads where month = %s "
+            "and (client_slug <> %s or routed_from is not null) and coalesce(routed_from, '') <> %s",
             [month_key(month), client, client],
         ).fetchall()
     return {r[0] for r in rows}
@@ -279,6 +280,11 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
         routed_out = conn.execute(
             "select count(*) from cleaned_leads where routed_from = %s and month = %s", [client, m]
         ).fetchone()[0]
+        held = conn.execute(
+            "select count(*) from rejected_leads where client_slug = %s and month = %s "
+            "and reason = 'held_by_other_client'",
+            [client, m],
+        ).fetchone()[0]
     return {
         "raw": int(raw),
         "cleaned": int(cleaned[0]) + int(cleaned[1]),
@@ -286,7 +292,27 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
         "routed_in": int(cleaned[1]),
         "rejected": int(rejected),
         "routed_out": int(routed_out),
+        "held_by_other_client": int(held),
     }
+
+
+def refresh_routed_totals(
+    dsn: str, client: str, month: date, counts: dict[str, int], gap: int, status: str
+) -> None:
+    """Bring a destination's totals and gap report up to date after a source routed leads to it,
+    so they agree with its cleaned leads whichever of the two months ran first."""
+    m = month_key(month)
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "update monthly_cleaned_leads set cleaned_count = %s, routed_in_count = %s, gap = %s, "
+            "updated_at = now() where client_slug = %s and month = %s",
+            [counts["cleaned"], counts["routed_in"], gap, client, m],
+        )
+        conn.execute(
+            "update gap_reports set cleaned_count = %s, routed_in_count = %s, gap = %s, status = %s, "
+            "meets_minimum = cleaned_count >= minimum_to_proceed where client_slug = %s and month = %s",
+            [counts["cleaned"], counts["routed_in"], gap, status, client, m],
+        )
 
 
 def write_monthly_totals(dsn: str, row: dict[str, Any]) -> None:
@@ -361,15 +387,45 @@ def approve_upload(dsn: str, client: str, month: date, approved_by: str) -> dict
 
 
 def hnw_rules_for(dsn: str, client: str) -> list[dict[str, Any]]:
-    """High-net-worth routing rules that apply to this source client."""
+    """High-net-worth routing rules that apply to this source client, in the client file's order."""
     with db.connect(dsn) as conn:
         frame = db.read_frame(
             conn,
-            "select destination_client, source_states, threshold from hnw_routing_rules "
-            "where %s = any(source_clients) and destination_client <> %s order by destination_client",
+            "select name, destination_client, source_states, threshold from hnw_routing_rules "
+            "where %s = any(source_clients) and destination_client <> %s order by position, name",
             [client, client],
         )
     return frame.to_dict("records")
+
+
+def hnw_sources_of(dsn: str, destination: str) -> list[str]:
+    """The clients whose rules route leads to `destination`."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct unnest(source_clients) from hnw_routing_rules where destination_client = %s",
+            [destination],
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def routed_destinations(dsn: str, source: str, month: date) -> set[str]:
+    """The clients holding leads routed from `source` this month (before a re-run replaces them)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct client_slug from cleaned_leads where routed_from = %s and month = %s",
+            [source, month_key(month)],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def raw_pulled_on(dsn: str, client: str, month: date) -> date | None:
+    """The day the month's raw rows were pulled from Cole (the earliest, when in several runs)."""
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select min(pulled_at) from raw_leads where client_slug = %s and month = %s",
+            [client, month_key(month)],
+        ).fetchone()
+    return row[0].date() if row and row[0] is not None else None
 
 
 def month_assignments(dsn: str, month: date) -> pd.DataFrame:

@@ -61,6 +61,8 @@ ROWS: dict[str, str] = {
     "values ('sheet', '2027-01', '07030', 'NJ', 'acme')",
     "upload_approvals": "insert into upload_approvals (client_slug, month, approved_by) "
     "values ('acme', '2027-01', 'dana')",
+    "clay_webhook_usage": "insert into clay_webhook_usage (webhook_id, table_name, submissions) "
+    "values ('pull-in-data-from-a-webhook-1', 'Homeowner leads', 10)",
 }
 API_ROLES = ("anon", "authenticated")
 

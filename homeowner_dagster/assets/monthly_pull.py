@@ -3,6 +3,7 @@
 
 import os
 import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.leads.outcomes import yield_book
+from homeowner_dagster.leads.routing import RoutingRule
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.clay import ClayTableFull, ClayWebhookExhausted
 from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import (
@@ -193,35 +196,36 @@ def cleaned_leads(
                 **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
             },
         )
-    rules = store.hnw_rules_for(dsn, slug)
-    hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
+    rules = [RoutingRule.from_record(r) for r in store.hnw_rules_for(dsn, slug)]
     with watch.stage("database"):
         held_elsewhere = store.dedupe_keys_held_elsewhere(dsn, slug, month)
+        pulled_on = store.raw_pulled_on(dsn, slug, month)
     with watch.stage("cleaning"):
         result = clean_leads(
             raw,
             month,
             max_home_value=client.max_home_value,
-            hnw_states=hnw_states,
+            routing_rules=rules,
             head_of_household_required=client.head_of_household_required,
-            known_dedupe_keys=held_elsewhere,
+            held_by_others=held_elsewhere,
+            pulled_on=pulled_on,
         )
     emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
     context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
     with watch.stage("api"):
         try:
             verdicts, stats = email_verification.verify_cached(dsn, emails)
+        except (ClayTableFull, ClayWebhookExhausted) as exc:  # a person must add a table or webhook
+            raise Failure(str(exc), allow_retries=False) from exc
         except EmailVerificationError as exc:  # a failed bulk job or lost upload: no retry
             raise failure_for(exc, "Email verification") from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
-    hnw_safe = result.hnw["email"].isin(safe)
-    unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe.to_numpy()]].assign(reason="email_not_safe_to_send")
+    hnw_safe = result.hnw["email"].isin(safe).to_numpy()
+    unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe]].assign(reason="email_not_safe_to_send")
     rejected = pd.concat([result.rejected, unsafe_hnw]).sort_index(kind="stable")
-    routed: dict[str, pd.DataFrame] = {}
-    hnw = result.hnw[hnw_safe.to_numpy()]
-    if not hnw.empty:
-        routed[rules[0]["destination_client"]] = hnw
+    result = replace(result, hnw=result.hnw[hnw_safe], destinations=result.destinations[hnw_safe])
+    routed = result.routed()
     rejected = rejected.join(rejected_facts(rejected).add_prefix("reason_"))
     routed_rows = sum(len(f) for f in routed.values())
     check_results = checks.enforce(
@@ -231,25 +235,48 @@ def cleaned_leads(
         ]
     )
     with watch.stage("database"):
+        routed_before = store.routed_destinations(dsn, slug, month)
         store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
+        destination_totals = {}
+        for destination in sorted(set(routed) | routed_before):  # a rule dropped: totals shrink
+            counts = store.month_counts(dsn, destination, month)
+            receiver = registry.get_client(destination, dsn)
+            status = gap_status(counts["cleaned"], receiver.package_tier, receiver.target_override)
+            store.refresh_routed_totals(dsn, destination, month, counts, status.gap, status.status)
+            destination_totals[destination] = counts["routed_in"]
 
     by_reason = rejected["reason"].value_counts().sort_index()
+    routed_counts = {d: len(f) for d, f in routed.items()}
     slack.post(
         channel_for(client),
         messages.data_refinement_complete(
-            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()}
+            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()},
+            routed=routed_counts,
         ),
     )
+    # The destination hears of its routed leads whichever month runs first: its cleaned leads
+    # are written here, by the source (see store.write_cleaned_leads).
+    for destination, count in routed_counts.items():
+        receiver = registry.get_client(destination, dsn)
+        slack.post(
+            channel_for(receiver),
+            messages.routed_leads_received(
+                receiver.name, client.name, month_key(month), count, destination_totals[destination]
+            ),
+        )
     return MaterializeResult(
         check_results=check_results,
         metadata={
             "summary": md.summary(
                 f"{client.name}, renewal month {month_key(month)}: cleaning",
                 {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                 "routed to another client": routed_rows},
+                 "routed to another client": routed_rows,
+                 "held by another client": int(by_reason.get("held_by_other_client", 0))},
             ),
             **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                         "routed": routed_rows}),
+                         "routed": routed_rows,
+                         "held_by_other_client": int(by_reason.get("held_by_other_client", 0))}),
+            "routed_to": MetadataValue.json(routed_counts),
             "by_reason": md.table(
                 by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
             ),
@@ -284,6 +311,8 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
             "cleaned_count": counts["cleaned"],
             "rejected_count": counts["rejected"],
             "routed_count": counts["routed_out"],
+            "routed_in_count": counts["routed_in"],
+            "held_by_other_client_count": counts["held_by_other_client"],
             "target_count": status.target,
             "gap": status.gap,
         },
@@ -401,6 +430,8 @@ def gap_report(
             "meets_minimum": status.meets_minimum,
             "suggestions": [sg.as_dict() for sg in suggestions],
             "report_markdown": markdown,
+            "routed_in_count": counts["routed_in"],
+            "held_by_other_client_count": counts["held_by_other_client"],
         },
     )
     held = store.upload_held(dsn, slug, month)
@@ -423,7 +454,8 @@ def gap_report(
             ),
             "status": MetadataValue.text(status.status),
             **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
-                         "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
+                         "suggestions": len(suggestions), "surplus_held_back": surplus_held,
+                         "routed_in": counts["routed_in"], "held_by_other_client": counts["held_by_other_client"]}),
             "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
             "uploads_held": MetadataValue.bool(bool(held)),
             "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),

@@ -13,7 +13,7 @@ from homeowner_dagster.cli import CommandError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the monthly and weekly pipeline for three demo clients on the sandbox"
+        "demo", help="run the monthly and weekly pipeline for the demo clients (three and a high-net-worth one) on the sandbox"
     )
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
     p.add_argument(

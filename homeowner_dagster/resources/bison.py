@@ -36,6 +36,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
@@ -223,6 +224,7 @@ def _timestamp(item: dict[str, Any], what: str) -> datetime:
 
 def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
     """The CSV Bison gets (our column names as headers) and its columnsToMap (Bison field -> header)."""
+    frame = bison_frame(frame)  # every date as YYYY-MM-DD, whichever path built the frame
     columns = [c for c in BISON_FIELD_MAP if c in frame.columns]
     if "email" not in columns:
         raise BisonError("a lead list needs an email column")

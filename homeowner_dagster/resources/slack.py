@@ -107,13 +107,21 @@ def raw_pull_complete(
 
 
 def data_refinement_complete(
-    client: str, month: str, refined: int, rejected_by_reason: Mapping[str, int]
+    client: str,
+    month: str,
+    refined: int,
+    rejected_by_reason: Mapping[str, int],
+    routed: Mapping[str, int] | None = None,
 ) -> str:
     lines = [
         f"✅ Data Refinement Complete: {client}",
         f"Renewal month: {month}",
         f"Refined leads: {_n(refined)}",
     ]
+    lines += [f"Routed to {dest} (high net worth): {_n(n)}" for dest, n in (routed or {}).items() if n]
+    held = int(rejected_by_reason.get("held_by_other_client", 0))
+    if held:
+        lines.append(f"Held by another client this month: {_n(held)}")
     rejected = {reason: count for reason, count in rejected_by_reason.items() if count}
     if rejected:
         lines.append(f"Rejected: {_n(sum(rejected.values()))}")
@@ -122,6 +130,14 @@ def data_refinement_complete(
             for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1])
         ]
     return "\n".join(lines)
+
+
+def routed_leads_received(client: str, source: str, month: str, count: int, routed_in_total: int) -> str:
+    """A high-net-worth destination's leads come from other clients' cleaning runs."""
+    return (
+        f"↪️ High-Net-Worth Leads Routed: {client}\nRenewal month: {month}\n"
+        f"From {source}: {_n(count)}\nRouted in this month: {_n(routed_in_total)}"
+    )
 
 
 def refined_data_uploaded(client: str, windows: Sequence[tuple[str, int]], total: int) -> str:

@@ -208,6 +208,7 @@ class Sandbox:
             "CLAY_API_KEY": self.clay.api_key,
             "CLAY_API_URL": self.urls["clay"],
             "CLAY_TABLE_ID": self.clay_table_id,
+            "CLAY_TABLE_NAME": self.clay.tables[self.clay_table_id]["name"],
             "SLACK_BOT_TOKEN": self.slack.token,
             "SLACK_API_URL": f"{self.urls['slack']}/api/",
             "SUPABASE_URL": self.urls["storage"],
