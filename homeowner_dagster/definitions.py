@@ -9,6 +9,7 @@ to the sandbox before loading this module.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
@@ -106,7 +107,8 @@ def build_resources() -> dict[str, object]:
     }
 
 
-def build_definitions() -> Definitions:
+def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
+    """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
         assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
         asset_checks=[windows_done_by_their_monday],
@@ -126,7 +128,7 @@ def build_definitions() -> Definitions:
             monthly_outcomes_schedule,
         ],
         sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
-        resources=build_resources(),
+        resources={**build_resources(), **(resources or {})},
     )
 
 

@@ -12,6 +12,12 @@ TEST_DATABASE_URL_ENV = "HOMEOWNER_TEST_DATABASE_URL"
 HOME_ENV = "HOMEOWNER_HOME"
 DAGSTER_STORAGE_URL_ENV = "HOMEOWNER_DAGSTER_STORAGE_URL"
 CHROMIUM_ENV = "HOMEOWNER_CHROMIUM"
+STEP_RETRY_DELAY_ENV = "HOMEOWNER_STEP_RETRY_DELAY_SECONDS"
+
+
+def step_retry_delay_seconds(default: float = 30.0) -> float:
+    """First wait of a monthly step's RetryPolicy (read when the assets load; tests shorten it)."""
+    return float(os.environ.get(STEP_RETRY_DELAY_ENV) or default)
 
 
 # Headless Chromium on a closed network: without the background-networking flags it keeps

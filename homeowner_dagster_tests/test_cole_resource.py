@@ -21,6 +21,7 @@ from homeowner_dagster.leads.export_chunks import EXPORT_CAP, lower_bound
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.cole import (
     AuthFailed,
+    BadRetryAfter,
     CaptchaBlocked,
     ColeError,
     ColeFilters,
@@ -189,6 +190,24 @@ def test_transient_faults_succeed_after_retry(resource, cole, fault, params) -> 
 
 
 @pytest.mark.parametrize(
+    "params",
+    [
+        {"retry_after": 1, "form": "date"},  # old connector: float() of a date, ValueError
+        {"retry_after": 3600},  # old connector: slept the hour the site asked for
+        {"retry_after": 3600, "form": "date"},
+    ],
+    ids=["http-date", "hour-in-seconds-capped", "hour-as-date-capped"],
+)
+def test_retry_after_in_either_form_is_honoured_up_to_the_cap(resource, cole, params) -> None:
+    """Sandbox mode: Cole's 429 sends Retry-After as seconds or as an HTTP date."""
+    cole.faults.on("cole", "http_429", times=1, **params)
+    capped = resource.model_copy(update={"max_retry_after_seconds": 0.5})
+    pull = capped.pull("NJ", SMALL_NJ[:1], MONTH, known_counts=None)
+    assert ("cole", "http_429") in cole.faults.fired and pull.retries >= 1
+    assert pull.total_rows == generator.count_for(SMALL_NJ[0], MONTH)
+
+
+@pytest.mark.parametrize(
     ("state", "fault", "params", "error_type"),
     [
         ("NJ", "wrong_password", {}, AuthFailed),
@@ -200,6 +219,9 @@ def test_transient_faults_succeed_after_retry(resource, cole, fault, params) -> 
         ("NJ", "http_429", {"retry_after": 0}, RateLimited),
         ("TX", "dropped_download", {}, DownloadFailed),
         ("NJ", "session_expired", {}, ColeError),  # every page expires: gives up after relogins
+        # Retry-After neither seconds nor a date: the old connector raised a bare ValueError
+        # from float() with no screenshot or trace.
+        ("NJ", "http_429", {"raw": "soon"}, BadRetryAfter),
     ],
 )
 def test_faults_end_in_typed_errors_with_clean_artifacts(

@@ -69,6 +69,8 @@ def test_dagster_yaml_is_a_postgres_instance_with_cole_login_limits(
             for limit in instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         }
         assert limits["cole-login-NJ"] == 1 and limits["cole-login-TX"] == 1
+        pools = instance.get_concurrency_config().pool_config  # DeBounce: one verifying step
+        assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "op"
         assert instance.run_retries_enabled
         assert instance.run_monitoring_enabled
     finally:

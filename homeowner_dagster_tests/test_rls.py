@@ -47,6 +47,8 @@ ROWS: dict[str, str] = {
     "reason, record) values ('acme', '2027-01', 'nj.csv', 2, 'no_email', '{}')",
     "email_verifications": "insert into email_verifications (email, code, result, safe_to_send, "
     "provider) values ('jane@example.com', 5, 'Safe to Send', true, 'debounce')",
+    "debounce_bulk_jobs": "insert into debounce_bulk_jobs (listing_key, address_count, status) "
+    "values ('0123abcd', 1500, 'uploading')",
     "monthly_cleaned_leads": "insert into monthly_cleaned_leads (client_slug, client_name, "
     "workspace_name, month, target_count, gap) values ('acme', 'Acme', 'Acme', '2027-01', 15000, 10)",
     "client_lead_batches": "insert into client_lead_batches (client_slug, window_start, "

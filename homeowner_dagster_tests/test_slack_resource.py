@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from slack_sdk.errors import SlackApiError
 
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.slack import HomeownerSlackResource
@@ -27,6 +28,41 @@ def test_post_lands_in_the_channel_and_survives_429_and_500(sandbox: Sandbox) ->
     ts = slack.post("#acme-fulfilment", text)
     assert ts and sandbox.slack.messages_in("acme-fulfilment") == [text]
     assert slack.get_client().auth_test()["ok"]
+
+
+@pytest.mark.parametrize("retry_after", [3600, "date"], ids=["an-hour-in-seconds", "http-date"])
+def test_a_long_retry_after_delays_the_message_at_most_the_cap(
+    sandbox: Sandbox, retry_after: int | str
+) -> None:
+    """Sandbox mode: Slack answers 429 `ratelimited` with Retry-After. slack_sdk's own handler
+    (the old resource) slept the hour, and crashed on a date with a bare ValueError."""
+    env = sandbox.env()
+    slack = HomeownerSlackResource(
+        token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"], max_retry_after_seconds=0.2
+    )
+    params = {"retry_after": 3600, "form": "date"} if retry_after == "date" else {"retry_after": 3600}
+    sandbox.faults.fired.clear()
+    sandbox.faults.on("slack", "http_429", times=2, **params)
+    ts = slack.post("#rate-limited", f"Evergreen uploads completed ({retry_after})")
+    assert ts and sandbox.faults.fired.count(("slack", "http_429")) == 2
+    assert sandbox.slack.messages_in("rate-limited")[-1].endswith(f"({retry_after})")
+
+
+def test_a_rate_limit_that_never_lifts_ends_after_the_bounded_retries(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    slack = HomeownerSlackResource(
+        token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"], max_retry_after_seconds=0.05
+    )
+    sandbox.faults.on("slack", "http_429", retry_after=1)
+    fired = sandbox.faults.fired.count(("slack", "http_429"))
+    try:
+        with pytest.raises(SlackApiError) as refused:
+            slack.post("#never", "hello")
+    finally:
+        sandbox.faults.off()
+    assert refused.value.response["error"] == "ratelimited"
+    assert sandbox.faults.fired.count(("slack", "http_429")) - fired == 1 + slack.max_retries
+    assert sandbox.slack.messages_in("never") == []
 
 
 def test_builders_keep_the_teams_wording_and_no_lead_data() -> None:

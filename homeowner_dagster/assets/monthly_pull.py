@@ -37,7 +37,11 @@ from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.clay import ClayTableFull, ClayWebhookExhausted
 from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
-from homeowner_dagster.resources.email_verification import EmailVerificationResource
+from homeowner_dagster.resources.email_verification import (
+    DEBOUNCE_POOL,
+    EmailVerificationError,
+    EmailVerificationResource,
+)
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.run_errors import client_for_run, failure_for, needs_fix, no_zips, unlicensed
 
@@ -45,7 +49,12 @@ GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
 # Transient failures (timeouts, 429s, dropped downloads) are retried inside the resources; a
 # step-level retry covers what is left, with backoff so a struggling site gets a rest.
-EXTERNAL_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+EXTERNAL_RETRY = RetryPolicy(
+    max_retries=2,
+    delay=settings.step_retry_delay_seconds(),  # 30 s unless HOMEOWNER_STEP_RETRY_DELAY_SECONDS
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
+)
 
 
 def channel_for(client: registry.Client) -> str:
@@ -155,6 +164,9 @@ def raw_leads(
     partitions_def=client_month_partitions,
     deps=[raw_leads],
     retry_policy=EXTERNAL_RETRY,
+    # DeBounce allows 5 calls in flight per key: the `debounce` pool (limit 1, dagster.yaml) lets
+    # one step at a time verify, and the resource keeps that step to 5 requests in flight.
+    pool=DEBOUNCE_POOL,
     kinds={"pandas", "postgres"},
     check_specs=checks.specs("cleaned_leads", "cleaned_schema", "rows_conserved"),
     description="PT2: cleaning rules, safe-to-send email verification, duplicates across clients.",
@@ -205,6 +217,8 @@ def cleaned_leads(
             verdicts, stats = email_verification.verify_cached(dsn, emails)
         except (ClayTableFull, ClayWebhookExhausted) as exc:  # a person must add a table or webhook
             raise Failure(str(exc), allow_retries=False) from exc
+        except EmailVerificationError as exc:  # a failed bulk job or lost upload: no retry
+            raise failure_for(exc, "Email verification") from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
     hnw_safe = result.hnw["email"].isin(safe).to_numpy()

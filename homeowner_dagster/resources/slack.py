@@ -6,6 +6,8 @@ the builders take only those, so a lead cannot slip in.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping, Sequence
 
 from dagster_slack import SlackResource
@@ -16,8 +18,43 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+
+from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
 
 SLACK_API_URL = "https://slack.com/api/"
+
+
+class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler sleeps whatever Retry-After says (and fails on a date): this one
+    reads seconds or an HTTP date and waits at most `cap_seconds`, so a Slack rate limit can
+    delay a run's message but never park the run."""
+
+    def __init__(self, max_retry_count: int, cap_seconds: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.cap_seconds = cap_seconds
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        if response is None:
+            raise error  # type: ignore[misc]
+        state.next_attempt_requested = True
+        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        value = header[0] if isinstance(header, list) else header
+        try:
+            wait = capped_wait(value, self.cap_seconds, fallback=1.0)
+        except InvalidRetryAfter:
+            wait = min(self.cap_seconds, 1.0)
+        time.sleep(wait + random.random() * min(1.0, self.cap_seconds / 10))
+        state.increment_current_attempt()
 
 
 class HomeownerSlackResource(SlackResource):
@@ -27,6 +64,9 @@ class HomeownerSlackResource(SlackResource):
         default=SLACK_API_URL, description="Slack Web API base; the sandbox in tests"
     )
     max_retries: int = 3
+    max_retry_after_seconds: float = Field(
+        default=30.0, description="longest wait a 429's Retry-After can impose per retry"
+    )
 
     def get_client(self) -> WebClient:
         base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
@@ -35,7 +75,7 @@ class HomeownerSlackResource(SlackResource):
             base_url=base,
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=self.max_retries),
-                RateLimitErrorRetryHandler(max_retry_count=self.max_retries),
+                BoundedRateLimitRetryHandler(self.max_retries, self.max_retry_after_seconds),
                 ServerErrorRetryHandler(max_retry_count=self.max_retries),
             ],
         )

@@ -18,6 +18,7 @@ import importlib
 import re
 import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
@@ -36,11 +37,22 @@ async def service_fault(faults: Faults, service: str, error: ErrorBody) -> Respo
     limited = faults.take(service, "http_429")
     if limited is not None:
         response = error(429, "Too Many Requests")
-        response.headers["Retry-After"] = str(limited.get("retry_after", 1))
+        response.headers["Retry-After"] = retry_after_header(limited)
         return response
     if faults.take(service, "http_500") is not None:
         return error(500, "Server Error")
     return None
+
+
+def retry_after_header(params: dict[str, Any]) -> str:
+    """A 429's Retry-After in the form the fault asks for: seconds (default), an HTTP date
+    (`form="date"`, the other form RFC 9110 allows) or a literal value (`raw=`)."""
+    if "raw" in params:
+        return str(params["raw"])
+    seconds = params.get("retry_after", 1)
+    if params.get("form") == "date":
+        return formatdate(time.time() + float(seconds), usegmt=True)
+    return str(seconds)
 
 
 def dropped_response(body: bytes, media_type: str) -> Response:

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homeowner_dagster.sandbox import generator as default_generator
+from homeowner_dagster.sandbox import retry_after_header
 from homeowner_dagster.sandbox.faults import Faults
 
 SESSION_COOKIE = "cole_session"
@@ -619,7 +620,7 @@ class _FaultLayer:
             response: Response = HTMLResponse(
                 "<h1>Too many requests</h1><p>Please slow down.</p>",
                 status_code=429,
-                headers={"Retry-After": str(limited.get("retry_after", 1))},
+                headers={"Retry-After": retry_after_header(limited)},
             )
         elif self.faults.take("cole", "http_500") is not None:
             response = _page("Error", "<h1>Server Error</h1><p>Something went wrong.</p>", 500)

@@ -2,7 +2,10 @@
 
 Wire format as the real API: every JSON value is a string (`"code": "5"`, `"success": "1"`),
 the key goes in the `api` query parameter, at most 5 calls in flight per key (429 beyond).
-Codes are deterministic per address (a hash), mostly 5 "Safe to Send".
+Codes are deterministic per address (a hash), mostly 5 "Safe to Send". A sixth concurrent call
+is refused with 429 and still counted in `max_in_flight_seen`, so a test sees any overrun. Bulk
+jobs can end `failed` (fault `bulk_failed`) and an upload can be accepted with its answer lost
+(fault `dropped_upload`); `uploads` and `single_calls` count what was paid for.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -46,6 +50,7 @@ class BulkList:
     list_id: str
     emails: list[str]
     polls: int = 0
+    fails: bool = False  # the `bulk_failed` fault: the job ends `failed` instead of `completed`
 
 
 @dataclass
@@ -59,8 +64,10 @@ class DebounceState:
     single_calls: int = 0
     lists: dict[str, BulkList] = field(default_factory=dict)
     in_flight: int = 0
-    max_in_flight_seen: int = 0
+    max_in_flight_seen: int = 0  # most single calls open at once, refused ones included
     refused_for_concurrency: int = 0
+    uploads: int = 0  # bulk uploads accepted (each one paid for)
+    refunded: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,12 +105,14 @@ def build_debounce_app(state: DebounceState, faults: Faults) -> Starlette:
         if not authorised(request):
             return _body(401, "Wrong API")
         with state._lock:
-            if state.in_flight >= MAX_CONCURRENT:
-                state.refused_for_concurrency += 1
-                return _body(429, "Too many concurrent calls")
             state.in_flight += 1
             state.max_in_flight_seen = max(state.max_in_flight_seen, state.in_flight)
+            refused = state.in_flight > MAX_CONCURRENT
+            if refused:
+                state.refused_for_concurrency += 1
         try:
+            if refused:
+                return _body(429, "Maximum concurrent calls reached")
             fault = await service_fault(faults, "debounce", _body)
             if fault is not None:
                 return fault
@@ -163,8 +172,16 @@ def build_debounce_app(state: DebounceState, faults: Faults) -> Starlette:
         if not state.charge(len(emails)):
             return _body(402, "Credits Low")
         list_id = str(next(state._ids))
-        state.lists[list_id] = BulkList(list_id, emails)
-        return JSONResponse({"success": "1", "debounce": {"list_id": list_id}})
+        fails = faults.take("debounce", "bulk_failed") is not None
+        state.lists[list_id] = BulkList(list_id, emails, fails=fails)
+        state.uploads += 1
+        list_name = url.rsplit("/", 1)[-1].split("?", 1)[0].removesuffix(".csv")
+        body = json.dumps(
+            {"debounce": {"list_id": list_id, "list_name": list_name}, "success": "1"}
+        ).encode()
+        if faults.take("debounce", "dropped_upload") is not None:
+            return dropped_response(body, "application/json")  # accepted and paid; answer lost
+        return Response(body, media_type="application/json")
 
     async def status(request: Request) -> Response:
         if not authorised(request):
@@ -174,13 +191,26 @@ def build_debounce_app(state: DebounceState, faults: Faults) -> Starlette:
             return fault
         bulk = state.lists.get(request.query_params.get("list_id", ""))
         if bulk is None:
-            return _body(404, "List not found")
+            return JSONResponse({"debounce": {"error": "List ID is not valid."}, "success": "0"})
         bulk.polls += 1
         done = bulk.polls > state.polls_until_done
+        if done and bulk.fails:
+            if bulk.list_id not in state.refunded:  # guessed: a failed list is not charged
+                state.refunded.add(bulk.list_id)
+                state.balance += len(bulk.emails)
+                state.credits_used -= len(bulk.emails)
+            answer = {
+                "list_id": bulk.list_id,
+                "status": "failed",
+                "percentage": "50",
+                "download_link": "",
+            }
+            return JSONResponse({"success": "1", "debounce": answer})
         answer = {
             "list_id": bulk.list_id,
             "status": "completed" if done else "processing",
             "percentage": "100" if done else "50",
+            "download_link": "",
         }
         if done:
             answer["download_link"] = (

@@ -43,9 +43,21 @@ HOLD_FAULTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Faults that shape a long-running job rather than one request (documented or guessed vendor
+# behaviour, see sandbox/README.md); tested where the job runs, not replayed on a single call.
+JOB_FAULTS: dict[str, tuple[str, ...]] = {
+    "debounce": (
+        "bulk_failed",  # the next uploaded bulk list ends `failed` (guessed status value)
+        "dropped_upload",  # the bulk upload is accepted and paid for, then its answer is lost
+    ),
+}
+
+
 def known(service: str) -> tuple[str, ...]:
-    """Every fault name a service understands (ordinary faults and crash points)."""
-    return KNOWN_FAULTS.get(service, ()) + HOLD_FAULTS.get(service, ())
+    """Every fault name a service understands (ordinary faults, crash points, job faults)."""
+    return (
+        KNOWN_FAULTS.get(service, ()) + HOLD_FAULTS.get(service, ()) + JOB_FAULTS.get(service, ())
+    )
 
 
 @dataclass

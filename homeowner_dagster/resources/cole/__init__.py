@@ -2,6 +2,7 @@
 
 from homeowner_dagster.resources.cole.errors import (
     AuthFailed,
+    BadRetryAfter,
     CaptchaBlocked,
     ColeError,
     CountMismatch,
@@ -25,6 +26,7 @@ from homeowner_dagster.resources.cole.resource import (
 
 __all__ = [
     "AuthFailed",
+    "BadRetryAfter",
     "CaptchaBlocked",
     "ColeError",
     "ColeExport",

@@ -65,9 +65,15 @@ class SiteTimeout(ColeError):
 
 
 class RateLimited(ColeError):
-    """HTTP 429; `retry_after` holds the server's Retry-After seconds."""
+    """HTTP 429; `retry_after` holds the server's Retry-After in seconds (sent as seconds or as an
+    HTTP date); the resource waits at most `max_retry_after_seconds`."""
 
     transient = True
+
+
+class BadRetryAfter(ColeError):
+    """A 429 whose Retry-After is neither seconds nor an HTTP date: the site changed; a person
+    looks at the screenshot before the pipeline guesses how long to wait."""
 
 
 class SiteUnavailable(ColeError):

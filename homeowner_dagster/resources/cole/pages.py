@@ -23,6 +23,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from homeowner_dagster.leads.columns import COLE_SOP_FIELDS
 from homeowner_dagster.resources.cole.errors import (
     AuthFailed,
+    BadRetryAfter,
     CaptchaBlocked,
     ColeError,
     DownloadFailed,
@@ -35,6 +36,7 @@ from homeowner_dagster.resources.cole.errors import (
     SiteTimeout,
     SiteUnavailable,
 )
+from homeowner_dagster.resources.retry_after import InvalidRetryAfter, retry_after_seconds
 
 # The 13 fields the SOP ticks, by the site's field keys.
 SOP_FIELDS: tuple[str, ...] = COLE_SOP_FIELDS
@@ -139,11 +141,12 @@ class ColePages:
         if response is None:
             return
         if response.status == 429:
-            retry_after = response.headers.get("retry-after")
-            raise RateLimited(
-                "Cole answered 429 Too Many Requests",
-                retry_after=float(retry_after) if retry_after else None,
-            )
+            header = response.headers.get("retry-after")
+            try:
+                retry_after = retry_after_seconds(header)
+            except InvalidRetryAfter as exc:
+                raise BadRetryAfter(f"Cole answered 429 with an unreadable {exc}") from None
+            raise RateLimited("Cole answered 429 Too Many Requests", retry_after=retry_after)
         if response.status >= 500:
             raise SiteUnavailable(f"Cole answered HTTP {response.status}")
 

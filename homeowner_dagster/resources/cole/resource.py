@@ -133,6 +133,9 @@ class ColeResource(ConfigurableResource):
     timeout_ms: int = Field(default=30_000, description="per page and per download")
     max_attempts: int = Field(default=3, description="tries of one step on transient errors")
     backoff_seconds: float = Field(default=1.0, description="first wait; doubles per retry")
+    max_retry_after_seconds: float = Field(
+        default=120.0, description="longest wait a 429's Retry-After can impose per retry"
+    )
     max_relogins: int = Field(default=3, description="logins again after an expired session")
     lock_url_env: str = Field(
         default=settings.DATABASE_URL_ENV,
@@ -355,6 +358,7 @@ class _ColeSession:
                 wait = error.retry_after
                 if wait is None:
                     wait = self.resource.backoff_seconds * 2 ** (attempt - 1)
+                wait = min(wait, self.resource.max_retry_after_seconds)
                 self.say(f"{what}: {type(error).__name__}, retry {attempt} in {wait:.1f}s")
                 time.sleep(wait)
                 self.pages.reset()
