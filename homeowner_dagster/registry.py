@@ -27,6 +27,7 @@ CLIENT_COLUMNS = [
     "sample_surplus",
     "slack_channel",
     "active",
+    "campaign_name",
 ]
 
 _CLIENT_SELECT = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
@@ -49,6 +50,7 @@ class Client:
     sample_surplus: bool
     slack_channel: str | None
     active: bool
+    campaign_name: str | None = None  # Evergreen campaign title pattern; None: the default
 
 
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
@@ -128,6 +130,7 @@ def _client(r: dict[str, Any]) -> Client:
         sample_surplus=bool(r["sample_surplus"]),
         slack_channel=r["slack_channel"],
         active=bool(r["active"]),
+        campaign_name=r.get("campaign_name") or None,
     )
 
 

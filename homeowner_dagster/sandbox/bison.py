@@ -72,6 +72,7 @@ class Workspace:
 class BisonState:
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     requests: int = 0
+    holding: int = 0  # requests held at a crash point right now
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -212,11 +213,25 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 return _error(403, "This action is unauthorized.")
         return _error(404, f"The {kind} was not found.")
 
-    async def hold(name: str) -> None:
-        """Crash point `name` (see HOLD_FAULTS): wait `delay` seconds before going on."""
+    async def hold(name: str, request: Request | None = None) -> bool:
+        """Crash point `name` (see HOLD_FAULTS): wait `delay` seconds before going on.
+
+        Returns False when the caller went away while held (killed): the request is then
+        abandoned, so nothing it would still do lands after the test that killed it.
+        """
         params = faults.take("bison", name)
-        if params is not None:
-            await asyncio.sleep(float(params.get("delay", 30)))
+        if params is None:
+            return True
+        state.holding += 1
+        try:
+            deadline = time.monotonic() + float(params.get("delay", 30))
+            while time.monotonic() < deadline:
+                if request is not None and await request.is_disconnected():
+                    return False
+                await asyncio.sleep(0.05)
+            return True
+        finally:
+            state.holding -= 1
 
     def maybe_drop(payload: dict[str, Any]) -> Response:
         """The answer, or (fault `dropped_connection`) half of it and a closed connection."""
@@ -268,6 +283,8 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if behaviour not in ("put", "patch", "skip"):
             return _error(422, "The selected existing lead behavior is invalid.")
         text = (await upload.read()).decode("utf-8-sig")
+        if not await hold("slow_before_create", request):
+            return _error(499, "Client closed the request.")
         rows = list(csv.DictReader(io.StringIO(text)))
         if len(rows) > CSV_ROW_LIMIT:
             return _error(422, f"A CSV may hold at most {CSV_ROW_LIMIT} leads.")
@@ -307,7 +324,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 "lead_emails": emails,
             }
             workspace.lead_lists[list_id] = lead_list
-        await hold("slow_after_create")
+        await hold("slow_after_create", request)
         return maybe_drop({"data": _list_view(lead_list)})
 
     async def lead_lists(request: Request) -> Response:
@@ -358,7 +375,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
-        await hold("slow_after_attach")
+        await hold("slow_after_attach", request)
         return maybe_drop(
             {
                 "data": {
@@ -376,13 +393,15 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if isinstance(found, Response):
             return found
         body = await request.json()
-        await hold("slow_before_update")
+        if not await hold("slow_before_update", request):
+            return _error(499, "Client closed the request.")
         for key in CAMPAIGN_VALUES:
             if key in body and body[key] is not None:
                 found[key] = body[key]
         for key in CAMPAIGN_BOOLEANS:
             found[key] = bool(body.get(key, False))  # the real endpoint's behaviour
         found["updated_at"] = _now()
+        await hold("slow_after_update", request)
         return JSONResponse({"data": _campaign_view(found)})
 
     return Starlette(
