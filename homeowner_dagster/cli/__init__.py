@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "homeowner_dagster.cli.sandbox",
     "homeowner_dagster.cli.demo",
     "homeowner_dagster.cli.check",
+    "homeowner_dagster.cli.windows",
 )
 
 

@@ -214,8 +214,9 @@ EVERGREEN_PREFIX = "Evergreen, Last Upload:"
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 # `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`, any case.
+# An optional prefix of the campaign's own (`HNW Evergreen, Last Upload: ...`) is kept on rename.
 _TITLE_RE = re.compile(
-    rf"^\s*evergreen\s*,?\s*last\s+upload\s*:?\s*([a-z]+)\.?\s*{_DAY}\s*[{_DASHES}]\s*{_DAY}\s*$",
+    rf"^(\s*(?:[\w&' -]*?\s)?evergreen\s*,?\s*last\s+upload\s*:?)\s*([a-z]+)\.?\s*{_DAY}\s*[{_DASHES}]\s*{_DAY}\s*$",
     re.IGNORECASE,
 )
 
@@ -249,7 +250,7 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
         raise ValueError(
             f"campaign title {title!r} is not like 'Evergreen, Last Upload: February 1\u20137'"
         )
-    name, start, end = m.group(1).lower(), int(m.group(2)), int(m.group(3))
+    name, start, end = m.group(2).lower(), int(m.group(3)), int(m.group(4))
     months = [n.lower() for n in MONTH_NAMES]
     matches = [i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))]
     if len(matches) != 1:
@@ -263,6 +264,21 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
     if start == 22 and not 28 <= end <= 31:
         raise ValueError(f"campaign title {title!r}: the last window ends on the month's last day")
     return EvergreenTitle(month, start, end)
+
+
+def retitle(title: str, window: RenewalWindow) -> str:
+    """The campaign's title moved on to `window`, keeping the campaign's own prefix.
+
+    `Evergreen, Last Upload: January 22nd-31st` -> `Evergreen, Last Upload: February 1–7`;
+    `HNW Evergreen, Last Upload: Jan 22-31` -> `HNW Evergreen, Last Upload: February 1–7`.
+    """
+    m = _TITLE_RE.match(title or "")
+    if not m:
+        return window.evergreen_title
+    head = m.group(1).strip()
+    if head.casefold() == EVERGREEN_PREFIX.casefold():
+        head = EVERGREEN_PREFIX
+    return window.evergreen_title.replace(EVERGREEN_PREFIX, head, 1)
 
 
 # Vectorized forms for cleaning a million rows: no Python loop per row.

@@ -372,7 +372,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         lead_list = owned(workspace, "lead list", body.get("lead_list_id"))
         if isinstance(lead_list, Response):
             return lead_list
-        if lead_list["id"] not in found["lead_list_ids"]:
+        if faults.take("bison", "attach_not_counted") is not None:
+            pass  # accepted, not (yet) in the campaign
+        elif lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
         await hold("slow_after_attach", request)
