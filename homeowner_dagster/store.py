@@ -418,20 +418,30 @@ def record_list_created(
     m = month_key(window.month)
     keys = pd.DataFrame({"dedupe_key": list(dedupe_keys)})
     with db.transaction(dsn) as conn:
-        conn.execute(
+        updated = conn.execute(
             sql.SQL(
                 "update client_lead_batches set bison_list_id = %s, lead_count = %s, list_name = %s, "
                 "uploaded_at = coalesce(uploaded_at, now()), updated_at = now(), {advance} "
-                "where client_slug = %s and window_start = %s"
+                "where client_slug = %s and window_start = %s "
+                "and (bison_list_id is null or bison_list_id = %s)"
             ).format(advance=_advance("list_created")),
-            [list_id, len(keys), window.list_name, client, window.start],
-        )
+            [list_id, len(keys), window.list_name, client, window.start, list_id],
+        ).rowcount
+        if updated != 1:
+            raise ListAlreadyRecorded(
+                f"{client}: another list is already recorded for {window.list_name}; Bison list "
+                f"{list_id} is a second one (two runs uploaded at once?): delete it in Bison"
+            )
         db.replace_partition(
             conn,
             "client_lead_batch_leads",
             {"client_slug": client, "window_start": window.start, "month": m},
             keys,
         )
+
+
+class ListAlreadyRecorded(RuntimeError):
+    """The window's ledger row already names a different Bison list: never overwritten."""
 
 
 def record_list_verified(dsn: str, client: str, window: RenewalWindow, in_bison: int) -> None:

@@ -7,11 +7,10 @@ Slack and the real ledger.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import psycopg
 import pytest
 from dagster import DagsterEventType, build_schedule_context
@@ -21,8 +20,6 @@ from homeowner_dagster.cli import main as homeowner
 from homeowner_dagster.leads.calendar import (
     RenewalWindow,
     add_months,
-    month_key,
-    readable_date,
     windows_of_month,
 )
 from homeowner_dagster.leads.territories import parse_clients
@@ -30,7 +27,7 @@ from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.schedules import weekly_upload_schedule
 from homeowner_dagster_tests import pipeline_fixtures
-from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, MONTH, Pipeline
+from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, MONTH, Pipeline, seed_month
 
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
@@ -40,31 +37,6 @@ WORKSPACE = "Garden State Insurance"
 CHANNEL = "#garden-state"
 FIRST, SECOND = windows_of_month(MONTH)[:2]
 PREVIOUS = windows_of_month(add_months(MONTH, -1))[-1]  # the campaign's title at the start
-
-
-def seed_month(dsn: str, client: str, month: date, per_window: int = 3) -> None:
-    """A pulled month: `per_window` cleaned leads in each renewal window, and its totals row."""
-    rows = []
-    for window in windows_of_month(month):
-        for i in range(per_window):
-            day = window.start + timedelta(days=i)
-            rows.append({
-                "first_name": f"Pat{i}", "last_name": "Doe", "email": f"{client}.{day.isoformat()}.{i}@example.com",
-                "phone": "5551234567", "address": f"{i} Main St", "city": "Hoboken", "state": "NJ", "zip": "07030",
-                "date_of_birth": "1970-01-01", "home_value": 300000.0, "purchase_date": day.replace(year=2015),
-                "purchase_day": day.day, "readable_purchase_date": readable_date(day), "renewal_date": day,
-                "renewal_window": window.start, "dedupe_key": f"{client}-{day.isoformat()}-{i}",
-                "source_export": "seed.csv", "source_row": len(rows) + 1,
-            })
-    cleaned = pd.DataFrame(rows)
-    rejected = pd.DataFrame({"source_export": pd.Series(dtype=object), "source_row": pd.Series(dtype=int),
-                             "reason": pd.Series(dtype=object)})
-    store.write_cleaned_leads(dsn, client, month, cleaned, rejected)
-    store.write_monthly_totals(dsn, {
-        "client_slug": client, "month": month_key(month), "client_name": client, "workspace_name": WORKSPACE,
-        "raw_count": len(rows), "cleaned_count": len(rows), "rejected_count": 0, "routed_count": 0,
-        "target_count": 15000, "gap": 15000 - len(rows),
-    })
 
 
 @pytest.fixture

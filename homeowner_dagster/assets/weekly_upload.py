@@ -178,7 +178,10 @@ def bison_lead_lists(
                 with watch.stage("api"):
                     created_id, new_upload = workspace.upload_lead_list(window.list_name, leads)
                 list_id = str(created_id)
-            store.record_list_created(dsn, slug, window, list_id, leads["dedupe_key"])
+            try:
+                store.record_list_created(dsn, slug, window, list_id, leads["dedupe_key"])
+            except store.ListAlreadyRecorded as exc:
+                raise Failure(str(exc), allow_retries=False) from None
         row = store.ledger_row(dsn, slug, window) or row
         sent = int(row["lead_count"])
         if not state_at_least(row["status"], "list_verified"):

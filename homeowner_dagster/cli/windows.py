@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Without an action: one line per renewal window of the client (pulled months "
         "and every window in the ledger) with its state.",
     )
-    p.add_argument("--client", required=True, help="client slug")
+    p.add_argument("--client", help="client slug (required)")
     p.set_defaults(handler=run_list)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     force = actions.add_parser(
@@ -41,7 +41,9 @@ def _database() -> str:
     return _ready_database()
 
 
-def _client(slug: str, url: str) -> registry.Client:
+def _client(slug: str | None, url: str) -> registry.Client:
+    if not slug:
+        raise CommandError("--client is required (a client slug; see `homeowner clients list`)")
     try:
         return registry.get_client(slug, url)
     except LookupError:
@@ -92,6 +94,8 @@ def run_force(args: argparse.Namespace) -> int:
     from homeowner_dagster.partitions import client_partitions, client_window_key
 
     window = _window(args.window)
+    if not args.client:
+        raise CommandError("--client is required (a client slug; see `homeowner clients list`)")
     url = _database()
     client = _client(args.client, url)
     if not os.environ.get("DAGSTER_HOME"):

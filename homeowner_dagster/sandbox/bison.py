@@ -73,10 +73,15 @@ class BisonState:
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     requests: int = 0
     holding: int = 0  # requests held at a crash point right now
+    hold_generation: int = 0  # release_holds() ends every hold begun before it
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- set-up helpers for tests and the demo ------------------------------------------------
+
+    def release_holds(self) -> None:
+        """Let every request held at a crash point go on now (tests that hold a run on purpose)."""
+        self.hold_generation += 1
 
     def add_workspace(self, name: str, token: str) -> Workspace:
         workspace = Workspace(next(self._ids), name, token)
@@ -223,9 +228,10 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if params is None:
             return True
         state.holding += 1
+        generation = state.hold_generation
         try:
             deadline = time.monotonic() + float(params.get("delay", 30))
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and state.hold_generation == generation:
                 if request is not None and await request.is_disconnected():
                     return False
                 await asyncio.sleep(0.05)
