@@ -268,3 +268,19 @@ def test_the_ledger_refuses_an_unknown_state(pulled: Pipeline) -> None:
     store.ensure_window(pulled.dsn, CLIENT, FIRST)
     with psycopg.connect(pulled.dsn) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("update client_lead_batches set status = 'uploaded' where client_slug = %s", [CLIENT])
+
+
+def test_a_high_net_worth_destination_takes_its_hnw_evergreen_campaign(pulled: Pipeline) -> None:
+    with psycopg.connect(pulled.dsn) as conn:
+        conn.execute(
+            "insert into hnw_routing_rules (name, destination_client, source_states, source_clients) "
+            "values ('nj-hnw', %s, '{NJ}', '{sunshine}')", [CLIENT],
+        )
+    hnw = pulled.sandbox.bison.add_campaign(WORKSPACE, "HNW Evergreen, Last Upload: December 22-31")
+    assert pulled.weekly(CLIENT, FIRST.start).success
+    assert hnw["name"] == "HNW Evergreen, Last Upload: January 1\u20137"
+    assert evergreen_titles(pulled) == sorted([PREVIOUS.evergreen_title, hnw["name"]])  # the other untouched
+
+
+def evergreen_titles(p: Pipeline) -> list[str]:
+    return sorted(c["name"] for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if "vergreen" in c["name"])

@@ -220,39 +220,48 @@ def bison_lead_lists(
     )
 
 
-def campaign_pattern(dsn: str, client: registry.Client) -> str:
-    """The title the client's Evergreen campaign starts with (client file's `campaign_name`)."""
+def campaign_patterns(dsn: str, client: registry.Client) -> list[str]:
+    """Titles the client's Evergreen campaign may start with, in order of preference.
+
+    The client file's `campaign_name`; else `HNW Evergreen` then `Evergreen` for a high-net-worth
+    routing destination (its campaign may share a workspace with the ordinary one), else
+    `Evergreen`.
+    """
     if client.campaign_name:
-        return client.campaign_name
-    return HNW_CAMPAIGN if store.is_hnw_destination(dsn, client.slug) else DEFAULT_CAMPAIGN
+        return [client.campaign_name]
+    if store.is_hnw_destination(dsn, client.slug):
+        return [HNW_CAMPAIGN, DEFAULT_CAMPAIGN]
+    return [DEFAULT_CAMPAIGN]
 
 
 def evergreen_campaign_of(dsn: str, workspace: BisonWorkspace, client: registry.Client) -> dict[str, Any]:
     """The client's Evergreen campaign: by the id stored after the first match, else by pattern."""
-    pattern = campaign_pattern(dsn, client)
+    patterns = campaign_patterns(dsn, client)
     stored = store.stored_campaign(dsn, client.slug)
-    if stored is not None and stored["pattern"] == pattern:
+    if stored is not None and stored["pattern"] in patterns:
         campaign = workspace.campaign_or_none(stored["campaign_id"])
         if campaign is not None:
             return campaign
-    found = workspace.find_campaigns(pattern)
-    if not found:
-        raise Failure(
-            f"{client.slug}: no campaign whose title starts with {pattern!r} in workspace "
-            f"{client.workspace_name}; create it, or set campaign_name in the client file and run "
-            "`homeowner clients import`",
-            allow_retries=False,
-        )
-    if len(found) > 1:
-        listed = "; ".join(f"{c.get('name')!r} (id {c.get('id')})" for c in found)
-        raise Failure(
-            f"{client.slug}: {len(found)} campaigns start with {pattern!r}: {listed}. Rename all but one, "
-            "or set a more precise campaign_name in the client file and run `homeowner clients import`",
-            allow_retries=False,
-        )
-    campaign = found[0]
-    store.store_campaign(dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name")))
-    return campaign
+    for pattern in patterns:
+        found = workspace.find_campaigns(pattern)
+        if len(found) > 1:
+            listed = "; ".join(f"{c.get('name')!r} (id {c.get('id')})" for c in found)
+            raise Failure(
+                f"{client.slug}: {len(found)} campaigns start with {pattern!r}: {listed}. Rename all but "
+                "one, or set a more precise campaign_name in the client file and run "
+                "`homeowner clients import`",
+                allow_retries=False,
+            )
+        if found:
+            campaign = found[0]
+            store.store_campaign(dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name")))
+            return campaign
+    raise Failure(
+        f"{client.slug}: no campaign whose title starts with {' or '.join(map(repr, patterns))} in "
+        f"workspace {client.workspace_name}; create it, or set campaign_name in the client file and "
+        "run `homeowner clients import`",
+        allow_retries=False,
+    )
 
 
 @asset(
