@@ -170,3 +170,17 @@ def test_the_sandbox_seed_titles_are_read() -> None:
         for title in evergreen:
             parsed = parse_evergreen_title(title)
             assert parsed.start_day in (1, 22)
+
+
+@pytest.mark.parametrize(
+    ("title", "after"),
+    [
+        ("evergreen,last upload: Feb 1-7", "Evergreen, Last Upload: February 8\u201314"),
+        ("Evergreen, Last Upload: February 1st - 7th", "Evergreen, Last Upload: February 8\u201314"),
+        ("HNW Evergreen, Last Upload: Feb 1st-7th", "HNW Evergreen, Last Upload: February 8\u201314"),
+    ],
+)
+def test_a_moved_title_keeps_the_campaigns_own_prefix(title: str, after: str) -> None:
+    from homeowner_dagster.leads.calendar import retitle
+
+    assert retitle(title, RenewalWindow.starting(date(2027, 2, 8))) == after

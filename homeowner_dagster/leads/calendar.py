@@ -216,7 +216,7 @@ _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 # `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`, any case.
 # An optional prefix of the campaign's own (`HNW Evergreen, Last Upload: ...`) is kept on rename.
 _TITLE_RE = re.compile(
-    rf"^(\s*(?:[\w&' -]*?\s)?evergreen\s*,?\s*last\s+upload\s*:?)\s*([a-z]+)\.?\s*{_DAY}\s*[{_DASHES}]\s*{_DAY}\s*$",
+    rf"^\s*+((?:[a-z&'-]++\s++){{0,3}}?evergreen\s*+,?\s*+last\s++upload\s*+:?)\s*+([a-z]++)\.?\s*+{_DAY}\s*+[{_DASHES}]\s*+{_DAY}\s*$",
     re.IGNORECASE,
 )
 
@@ -276,8 +276,8 @@ def retitle(title: str, window: RenewalWindow) -> str:
     if not m:
         return window.evergreen_title
     head = m.group(1).strip()
-    if head.casefold() == EVERGREEN_PREFIX.casefold():
-        head = EVERGREEN_PREFIX
+    if re.sub(r"[\s,:]+", " ", head).strip().casefold() == "evergreen last upload":
+        head = EVERGREEN_PREFIX  # the team's own spelling, whatever case or spacing it had
     return window.evergreen_title.replace(EVERGREEN_PREFIX, head, 1)
 
 
