@@ -307,9 +307,10 @@ def concurrency_problems(p: Pipeline, outcomes: list[tuple[str, str, int]]) -> l
         problems.append(f"campaign holds lists {campaign['lead_list_ids']}, ledger says {row['bison_list_id']}")
     if campaign["name"] != WINDOW.evergreen_title:
         problems.append(f"campaign title {campaign['name']!r}")
-    completed = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]
-    if len(completed) != 1:
-        problems.append(f"{len(completed)} 'Evergreen uploads completed' messages")
+    texts = sandbox.slack.messages_in("#garden-state")
+    for message in ("✅ Refined Data Uploaded", "Evergreen uploads completed"):
+        if len([t for t in texts if t.startswith(message)]) != 1:
+            problems.append(f"{len([t for t in texts if t.startswith(message)])} {message!r} messages")
     return problems
 
 

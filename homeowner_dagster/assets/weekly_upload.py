@@ -199,11 +199,12 @@ def bison_lead_lists(
             in_bison = sent
         check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, sent)])
         row = store.ledger_row(dsn, slug, window) or row
-    if row.get("list_announced_at") is None:
-        if context.run.tags.get("late") == "true":
-            slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
-        slack.post(channel_for(client), messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison))
-        store.mark_announced(dsn, slug, window, "list_announced_at")
+        # Announced once per window, under the lock: a run that waited sees it was posted.
+        if row.get("list_announced_at") is None:
+            if context.run.tags.get("late") == "true":
+                slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
+            slack.post(channel_for(client), messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison))
+            store.mark_announced(dsn, slug, window, "list_announced_at")
     yield MaterializeResult(
         check_results=check_results,
         metadata={
@@ -338,10 +339,10 @@ def evergreen_campaign(
             store.record_done(dsn, slug, window, title_after)
             meta.update(campaign_id=campaign_id, title_before=title, title_after=title_after)
         row = store.ledger_row(dsn, slug, window) or row
-    if row.get("evergreen_announced_at") is None:
-        now_title = str(row.get("campaign_title_after") or window.evergreen_title)
-        slack.post(channel_for(client), messages.evergreen_uploads_completed(client.name, now_title, leads))
-        store.mark_announced(dsn, slug, window, "evergreen_announced_at")
+        if row.get("evergreen_announced_at") is None:
+            now_title = str(row.get("campaign_title_after") or window.evergreen_title)
+            slack.post(channel_for(client), messages.evergreen_uploads_completed(client.name, now_title, leads))
+            store.mark_announced(dsn, slug, window, "evergreen_announced_at")
     return MaterializeResult(
         metadata={
             **meta,
