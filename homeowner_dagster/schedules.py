@@ -80,7 +80,8 @@ def weekly_upload_schedule(
         done = store.done_windows(dsn, c.slug)
         pulled = store.months_with_cleaned_leads(dsn, c.slug)
         report_missed(dsn, slack, c, monday, done, pulled)
-        for window, late in windows_to_upload(monday, done, pulled):
+        finished = store.done_windows(dsn, c.slug, announced=True)
+        for window, late in windows_to_upload(monday, finished, pulled):
             requests.append(
                 RunRequest(
                     # One run per window and Monday: a window not done is asked for again next Monday.

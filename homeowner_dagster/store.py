@@ -501,9 +501,21 @@ def windows_in_states(dsn: str, client: str, states: Iterable[str]) -> set[date]
     return {r[0] for r in rows}
 
 
-def done_windows(dsn: str, client: str) -> set[date]:
-    """Windows whose list is attached and whose campaign title has moved on (state `done`)."""
-    return windows_in_states(dsn, client, ["done"])
+def done_windows(dsn: str, client: str, announced: bool = False) -> set[date]:
+    """Windows whose list is attached and whose campaign title has moved on (state `done`).
+
+    `announced`: only those whose 'Evergreen uploads completed' message went out too (a run that
+    died between the two leaves a window the next Monday finishes by posting it).
+    """
+    if not announced:
+        return windows_in_states(dsn, client, ["done"])
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select window_start from client_lead_batches where client_slug = %s and status = 'done' "
+            "and evergreen_announced_at is not null",
+            [client],
+        ).fetchall()
+    return {r[0] for r in rows}
 
 
 def missed_reported(dsn: str, client: str) -> set[date]:
