@@ -117,8 +117,10 @@ def set_state(dsn: str, client: str, start: date, state: str) -> None:
     store.ensure_window(dsn, client, window)
     with psycopg.connect(dsn) as conn:
         conn.execute(
-            "update client_lead_batches set status = %s where client_slug = %s and window_start = %s",
-            [state, client, start],
+            "update client_lead_batches set status = %s, "
+            "evergreen_announced_at = case when %s = 'done' then now() end "
+            "where client_slug = %s and window_start = %s",
+            [state, state, client, start],
         )
 
 
@@ -153,6 +155,10 @@ def test_a_window_not_done_is_asked_for_every_monday_until_its_first_day(
         if any(str(r.partition_key) == f"garden-state|{window.key}" for r in requests):
             asked.append(monday)
     assert asked == [date(2027, 1, 4), date(2027, 1, 11), date(2027, 1, 18), date(2027, 1, 25)]
+    with psycopg.connect(clients) as conn:  # done, its Slack message not posted: asked for again
+        conn.execute("update client_lead_batches set status = 'done' where window_start = %s", [window.start])
+    requests = tick(weekly_upload_schedule, at(date(2027, 1, 25)), clients, slack)
+    assert f"garden-state|{window.key}" in [str(r.partition_key) for r in requests]
     set_state(clients, "garden-state", window.start, "done")
     requests = tick(weekly_upload_schedule, at(date(2027, 1, 25)), clients, slack)
     assert f"garden-state|{window.key}" not in [str(r.partition_key) for r in requests]
