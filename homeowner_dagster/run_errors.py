@@ -1,10 +1,63 @@
-"""What went wrong in a failed run, in the words an alert and the dashboard need."""
+"""What went wrong in a failed run, in the words an alert and the dashboard need.
+
+Two kinds of failure: transient ones (a slow site, a 429) that the step's RetryPolicy retries,
+and the ones no retry can fix (no ZIPs for the month, unknown client, missing licence, missing
+credentials, an unreadable file). Those fail at once, `allow_retries=False`, with one line that
+names the fix; that line is the step's failure in the UI and the Slack alert.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from dagster import Failure, MetadataValue, RunFailureSensorContext
+
+from homeowner_dagster import registry
+
+CHECK_FIX = "run `homeowner check`"
+
+
+def needs_fix(problem: str, fix: str, error_type: str = "NeedsFix") -> Failure:
+    """A failure no retry can fix: one line, the problem then the command that fixes it."""
+    return Failure(
+        description=f"{problem}. Fix: {fix}",
+        metadata={"error_type": error_type, "fix": fix},
+        allow_retries=False,
+    )
+
+
+def no_zips(slug: str, month: str) -> Failure:
+    return needs_fix(
+        f"{slug} has no ZIPs assigned for {month}",
+        f"`homeowner zips import FILE --month {month}` (FILE: the team's Zipcode,Territory sheet), "
+        "then re-run this partition",
+        "NoZipsForMonth",
+    )
+
+
+def unlicensed(slug: str, states: list[str]) -> Failure:
+    return needs_fix(
+        f"{slug} has ZIPs in {', '.join(states)}, where it holds no licence",
+        "add the state to its licensed_states with `homeowner clients import FILE`, or move the "
+        "ZIPs with `homeowner zips move --from SLUG --to SLUG --month YYYY-MM ZIP...`",
+        "MissingLicence",
+    )
+
+
+def unknown_client(slug: str) -> Failure:
+    return needs_fix(
+        f"unknown client {slug!r}: not in the client registry (a partition added by hand?)",
+        "add it with `homeowner clients import FILE`, or delete the partition in the UI",
+        "UnknownClient",
+    )
+
+
+def client_for_run(slug: str, dsn: str) -> registry.Client:
+    """The registry's client of this partition, or a failure that no retry can fix."""
+    try:
+        return registry.get_client(slug, dsn)
+    except LookupError:
+        raise unknown_client(slug) from None
 
 
 @dataclass(frozen=True)
@@ -17,16 +70,24 @@ class RunErrorInfo:
 
 
 def failure_for(exc: Exception, step: str) -> Failure:
-    """A Dagster Failure carrying the typed error and its screenshot/trace links as metadata."""
+    """A Dagster Failure carrying the typed error and its screenshot/trace links as metadata.
+
+    An error a retry cannot fix (a refused password, missing credentials, a captcha) also names
+    the check to run once a person has fixed it.
+    """
+    transient = bool(getattr(exc, "transient", False))
     metadata: dict[str, MetadataValue | str] = {"error_type": type(exc).__name__}
     for attr in ("screenshot_url", "trace_url"):
         value = getattr(exc, attr, None)
         if value:
             metadata[attr] = MetadataValue.url(value)
+    fix = "" if transient or "homeowner check" in str(exc) else f". Fix it, then {CHECK_FIX}"
+    if fix:
+        metadata["fix"] = CHECK_FIX
     return Failure(
-        description=f"{step}: {type(exc).__name__}: {exc}",
+        description=f"{step}: {type(exc).__name__}: {exc}{fix}",
         metadata=metadata,
-        allow_retries=bool(getattr(exc, "transient", False)),
+        allow_retries=transient,
     )
 
 
@@ -53,7 +114,8 @@ def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
         metadata = dict(data.user_failure_data.metadata) if data.user_failure_data else {}
         root = _root_error(data.error)
         error_type = _text(metadata.get("error_type")) or (root.cls_name if root else "Error")
-        message = root.message.strip() if root else "step failed"
+        described = data.user_failure_data.description if data.user_failure_data else None
+        message = (described or (root.message if root else "") or "step failed").strip()
         return RunErrorInfo(
             step=event.step_key,
             error_type=str(error_type),

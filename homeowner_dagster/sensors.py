@@ -36,8 +36,15 @@ def registry_partition_requests(existing: list[str], active: list[str], known: l
     return to_add, to_delete
 
 
-@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING, description="Adds a `client` partition for each active client.")
-def client_registry_sensor(context: SensorEvaluationContext, database: PostgresResource):
+@sensor(
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a `client` partition for each active client; reports and removes client "
+    "partitions the registry does not know (added by hand in the UI).",
+)
+def client_registry_sensor(
+    context: SensorEvaluationContext, database: PostgresResource, slack: HomeownerSlackResource
+):
     with db.connect(database.dsn()) as conn:
         rows = conn.execute("select slug, active from clients").fetchall()
     known = [slug for slug, _ in rows]
@@ -48,10 +55,20 @@ def client_registry_sensor(context: SensorEvaluationContext, database: PostgresR
         return SkipReason(f"{len(active)} active client(s), partitions up to date")
     requests = []
     if to_add:
+        context.log.info(f"adding client partition(s): {', '.join(to_add)}")
         requests.append(client_partitions.build_add_request(to_add))
     if to_delete:
+        context.log.warning(
+            f"client partition(s) not in the client registry: {', '.join(to_delete)}; removing them "
+            "(runs for them fail as unknown client). Add a real client with `homeowner clients import FILE`."
+        )
+        slack.post(ops_channel(), messages.unknown_client_partitions(to_delete))
         requests.append(client_partitions.build_delete_request(to_delete))
     return SensorResult(dynamic_partitions_requests=requests)
+
+
+def ops_channel() -> str:
+    return os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
 
 
 # Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.
@@ -61,10 +78,27 @@ def _run_url(run_id: str) -> str:
     return f"{base}/runs/{run_id}"
 
 
+def job_label(run: DagsterRun) -> str:
+    """The job's name, or the assets materialized for a run launched from an asset's page
+    (Dagster names those jobs `__ASSET_JOB`)."""
+    if run.job_name.startswith("__ASSET_JOB") and run.asset_selection:
+        return ", ".join(sorted(key.to_user_string() for key in run.asset_selection))
+    return run.job_name
+
+
+def run_client(run: DagsterRun) -> str | None:
+    """The client of a run, from its partition key (UI runs and backfills carry no other tag)."""
+    client = run.tags.get("dagster/partition/client")
+    if client:
+        return client
+    partition = run.tags.get("dagster/partition")
+    return partition.split("|")[0] if partition and "|" in partition else None
+
+
 def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | None = None) -> None:
     """Write a run's outcome (and its error, if any) where the predecessor dashboard reads it."""
     partition = run.tags.get("dagster/partition")
-    client = run.tags.get("client") or (partition.split("|")[0] if partition and "|" in partition else None)
+    client = run_client(run)
     store.record_run(
         dsn,
         {
@@ -112,12 +146,13 @@ def run_failure_alert_sensor(
     slack.post(
         os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
         messages.failure_alert(
-            run.job_name,
-            run.tags.get("client", "?"),
+            job_label(run),
+            run_client(run) or "?",
             run.tags.get("dagster/partition", "?"),
             error.error_type,
             _run_url(run.run_id),
             error.screenshot_url,
             error.trace_url,
+            error.message,
         ),
     )

@@ -14,6 +14,7 @@ import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from homeowner_dagster import db, settings
+from homeowner_dagster.cli.stopping import start_group, stop_group
 from homeowner_dagster.sandbox.server import free_port
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import Pipeline, load_clients
@@ -58,7 +59,9 @@ def test_backfill_of_a_skipped_month_from_the_dagster_cli(pipeline: Pipeline, tm
         "      location_name: homeowner_dagster\n"
     )
     bin_dir = Path(sys.executable).parent
-    server = subprocess.Popen(
+    # Its own process group with default signal dispositions, stopped as `homeowner dev` stops
+    # its own: a suite started with SIGINT/SIGTERM ignored must not leave it running.
+    server = start_group(
         [str(bin_dir / "dagster"), "code-server", "start", "-m", "homeowner_dagster.definitions",
          "-h", "127.0.0.1", "-p", str(port)],
         cwd=settings.project_root(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -92,8 +95,7 @@ def test_backfill_of_a_skipped_month_from_the_dagster_cli(pipeline: Pipeline, tm
         assert "dagster/backfill" in runs[0].tags
     finally:
         instance.dispose()
-        server.terminate()
-        server.wait(timeout=30)
+        stop_group(server)
 
     backfilled = fingerprint(dsn)
     counts = _month_rows(dsn)

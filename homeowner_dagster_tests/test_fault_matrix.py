@@ -49,10 +49,8 @@ pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 
 # Gap reports skip Cole count queries here: a second browser session per run would double the
 # matrix's time, and a fault must hit the pull, not a best-effort count query.
-RUN_CONFIG: dict[str, Any] = {
-    **QUIET,
-    "ops": {"gap_report": {"config": {"allow_cole_count_queries": False}}},
-}
+# (a deployment setting, from the environment: see the `matrix` fixture).
+RUN_CONFIG: dict[str, Any] = QUIET
 NO_STEP_RETRIES = {"execution": {"config": {"in_process": {"retries": {"disabled": {}}}}}}
 OPS_CHANNEL = "#homeowner-ops"
 WINDOWS = windows_of_month(MONTH)
@@ -171,6 +169,7 @@ def matrix(
             patch.setenv(key, value)
         patch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path_factory.mktemp("artifacts")))
         patch.setenv("HOMEOWNER_SLACK_CHANNEL", OPS_CHANNEL)
+        patch.setenv(settings.GAP_COLE_COUNTS_ENV, "0")
         from homeowner_dagster.definitions import build_definitions
 
         defs = build_definitions()

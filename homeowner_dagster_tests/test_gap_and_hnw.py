@@ -18,7 +18,7 @@ from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
 
-GAP_CONFIG = {"ops": {"gap_report": {"config": {"allow_cole_count_queries": True, "max_candidates": 8}}}}
+GAP_ENV = {"HOMEOWNER_GAP_COLE_COUNT_QUERIES": "1", "HOMEOWNER_GAP_MAX_CANDIDATES": "8"}
 
 
 def scalar(dsn: str, query: str, *params: object) -> object:
@@ -38,14 +38,16 @@ def monthly(pipeline: Pipeline, client: str, run_config: dict | None = None, onl
 
 @pytest.mark.slow
 def test_adjacent_zip_suggestion_holds_within_ten_percent_once_applied(
-    pipeline: Pipeline, tmp_path: Path
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn = pipeline.dsn
     monthly(pipeline, "garden-state")
     before = scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = 'garden-state'")
     with psycopg.connect(dsn) as conn:  # a target a couple of nearby ZIPs can close
         conn.execute("update clients set target_override = %s where slug = 'garden-state'", [before + 500])
-    monthly(pipeline, "garden-state", GAP_CONFIG, only=["monthly_cleaned_leads", "gap_report"])
+    for key, value in GAP_ENV.items():  # gap settings are the deployment's, not a run's config
+        monkeypatch.setenv(key, value)
+    monthly(pipeline, "garden-state", only=["monthly_cleaned_leads", "gap_report"])
     assert before > 0
     report = scalar(dsn, "select suggestions from gap_reports where client_slug = 'garden-state'")
     assert scalar(dsn, "select status from gap_reports where client_slug = 'garden-state'") == "under"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -193,10 +194,33 @@ def test_windows_to_upload_skips_done_and_unpulled() -> None:
     assert windows_to_upload(monday, set(), set()) == [(RenewalWindow.starting(date(2027, 2, 1)), False)]
 
 
-def test_registry_sensor_adds_active_clients_and_drops_deleted_ones(clients: str) -> None:
+def registry_sensor_resources() -> dict[str, object]:
+    """The sensor's resources; Slack on a sandbox started by the caller (SLACK_API_URL)."""
+    return {
+        "database": PostgresResource(),
+        "slack": HomeownerSlackResource(
+            token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-sandbox"),
+            base_url=os.environ.get("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+        ),
+    }
+
+
+def test_registry_sensor_adds_active_clients_and_drops_deleted_ones(
+    clients: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = Sandbox().start()
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    try:
+        _registry_sensor_adds_and_reports(sandbox)
+    finally:
+        sandbox.stop()
+
+
+def _registry_sensor_adds_and_reports(sandbox: Sandbox) -> None:
     with instance_for_test() as instance:
         instance.add_dynamic_partitions(client_partitions.name, ["gone-client"])
-        context = build_sensor_context(instance=instance, resources={"database": PostgresResource()})
+        context = build_sensor_context(instance=instance, resources=registry_sensor_resources())
         result = client_registry_sensor(context)
         assert isinstance(result, SensorResult)
         requests = {type(r).__name__: sorted(r.partition_keys) for r in result.dynamic_partitions_requests}
@@ -204,6 +228,8 @@ def test_registry_sensor_adds_active_clients_and_drops_deleted_ones(clients: str
             "AddDynamicPartitionsRequest": ["garden-state", "lone-star"],
             "DeleteDynamicPartitionsRequest": ["gone-client"],
         }
+        alerts = sandbox.slack.messages_in("#homeowner-ops")
+        assert len(alerts) == 1 and "not in the client registry: gone-client" in alerts[0]
         instance.add_dynamic_partitions(client_partitions.name, ["garden-state", "lone-star"])
         instance.delete_dynamic_partition(client_partitions.name, "gone-client")
-        assert isinstance(client_registry_sensor(build_sensor_context(instance=instance, resources={"database": PostgresResource()})), SkipReason)
+        assert isinstance(client_registry_sensor(build_sensor_context(instance=instance, resources=registry_sensor_resources())), SkipReason)

@@ -13,9 +13,21 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failur
 
 from homeowner_dagster.leads.schemas import CleanedLeadFrame, RawLeadFrame, RejectedLeadFrame
 
+# What each check guards, as the UI shows it beside the asset.
+DESCRIPTIONS = {
+    "raw_schema": "Cole's CSVs hold the 13 SOP fields with readable types (pandera RawLeadFrame).",
+    "cleaned_schema": "Cleaned and rejected leads match their schemas (pandera), every rejection with a reason.",
+    "rows_conserved": "No lead silently dropped: raw = cleaned + rejected + routed.",
+    "no_lead_uploaded_twice": "No lead of this window's list was uploaded in another list of the month.",
+    "bison_count_matches_ledger": "Email Bison holds as many leads in the list as the ledger recorded.",
+}
+
 
 def specs(asset: str, *names: str) -> list[AssetCheckSpec]:
-    return [AssetCheckSpec(name, asset=asset, blocking=True) for name in names]
+    return [
+        AssetCheckSpec(name, asset=asset, blocking=True, description=DESCRIPTIONS.get(name))
+        for name in names
+    ]
 
 
 def schema_check(name: str, model: type, frame: pd.DataFrame) -> AssetCheckResult:

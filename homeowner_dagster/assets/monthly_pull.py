@@ -11,7 +11,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Backoff,
-    Config,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -19,8 +18,9 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import month_key
@@ -34,7 +34,7 @@ from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
-from homeowner_dagster.run_errors import failure_for
+from homeowner_dagster.run_errors import client_for_run, failure_for, needs_fix, no_zips, unlicensed
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
@@ -54,15 +54,6 @@ def _no_leads() -> pd.DataFrame:
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(none)"
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
@@ -80,13 +71,13 @@ def raw_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     territory = store.territory(dsn, slug, month)
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise ValueError(f"{slug} has no ZIPs assigned for {month_key(month)}: import its sheet first")
-    unlicensed = sorted(set(territory["state"]) - set(client.licensed_states))
-    if unlicensed:
-        raise ValueError(f"{slug} has ZIPs in {', '.join(unlicensed)}, where it holds no licence")
+        raise no_zips(slug, month_key(month))
+    unlicensed_states = sorted(set(territory["state"]) - set(client.licensed_states))
+    if unlicensed_states:
+        raise unlicensed(slug, unlicensed_states)
 
     frames: list[pd.DataFrame] = []
     zip_counts: dict[str, int] = {}
@@ -128,12 +119,15 @@ def raw_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "rows": rows,
-            "zips": len(territory),
-            "exports_used": exports_used,
-            "exports_lower_bound": lower_bound,
-            "per_zip": MetadataValue.md(_markdown_table(per_zip)),
-            **watch.metadata(),
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: Cole pull",
+                {"raw records": rows, "ZIPs": len(territory), "Cole exports": exports_used,
+                 "fewest exports the 10,000 cap allows": lower_bound},
+            ),
+            **md.counts({"rows": rows, "zips": len(territory), "exports_used": exports_used,
+                         "exports_lower_bound": lower_bound}),
+            "per_zip": md.table(per_zip, md.PER_ZIP),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -156,7 +150,7 @@ def cleaned_leads(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     watch = Stopwatch()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     with watch.stage("database"):
         raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
@@ -167,7 +161,10 @@ def cleaned_leads(
                 AssetCheckResult(check_name="cleaned_schema", passed=True, metadata={"rows": 0}),
                 checks.rows_conserved(0, 0, 0, 0),
             ],
-            metadata={"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0},
+            metadata={
+                "summary": md.summary(f"{client.name}, {month_key(month)}: nothing pulled", {"raw": 0, "cleaned": 0}),
+                **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
+            },
         )
     rules = store.hnw_rules_for(dsn, slug)
     hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
@@ -216,17 +213,19 @@ def cleaned_leads(
     return MaterializeResult(
         check_results=check_results,
         metadata={
-            "raw": len(raw),
-            "cleaned": len(result.cleaned),
-            "rejected": len(rejected),
-            "routed": routed_rows,
-            "by_reason": MetadataValue.md(
-                _markdown_table(by_reason.rename_axis("reason").reset_index(name="rows"))
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: cleaning",
+                {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                 "routed to another client": routed_rows},
             ),
-            "emails_verified": stats.verified,
-            "emails_from_cache": stats.cached,
-            "verification_credits_used": stats.credits_used,
-            **watch.metadata(),
+            **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
+                         "routed": routed_rows}),
+            "by_reason": md.table(
+                by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
+            ),
+            **md.counts({"emails_verified": stats.verified, "emails_from_cache": stats.cached,
+                         "verification_credits_used": stats.credits_used}),
+            **md.seconds(watch.metadata()),
         }
     )
 
@@ -241,7 +240,7 @@ def cleaned_leads(
 def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     store.write_monthly_totals(
@@ -259,20 +258,22 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
             "gap": status.gap,
         },
     )
-    return MaterializeResult(metadata={**counts, "target": status.target, "gap": status.gap})
-
-
-class GapReportConfig(Config):
-    """How far the gap report looks: radius around the territory, Cole count queries allowed."""
-
-    radius_miles: float = 25.0
-    max_candidates: int = 30
-    allow_cole_count_queries: bool = False
+    return MaterializeResult(
+        metadata={
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: totals",
+                {"raw": counts["raw"], "cleaned": counts["cleaned"], "target": status.target,
+                 "gap": status.gap, "status": status.status},
+            ),
+            **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
+            **md.counts({"target": status.target, "gap": status.gap}),
+        }
+    )
 
 
 def _expected_yields(
     context: AssetExecutionContext,
-    config: GapReportConfig,
+    config: settings.GapSettings,
     cole: ColeResource,
     dsn: str,
     client: registry.Client,
@@ -287,14 +288,14 @@ def _expected_yields(
     )
     zips = list(candidates["zip"])
     history = store.zip_history(dsn, zips, month)
-    if history or not config.allow_cole_count_queries or not zips:
+    if history or not config.cole_count_queries or not zips:
         return history, "ZIP history (cleaned leads in the latest earlier month)"
     ratio = counts["own_cleaned"] / counts["raw"] if counts["raw"] else 0.0
     yields: dict[str, float] = {}
     for state, group in candidates.groupby("state"):
         context.log.info(f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}")
         try:
-            found = cole.count_each(state, list(group["zip"]), month)
+            found = cole.count_each(state, list(group["zip"]), month, progress=context.log.info)
         except ColeError as exc:
             context.log.warning(f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped")
             continue
@@ -312,14 +313,17 @@ def _expected_yields(
 )
 def gap_report(
     context: AssetExecutionContext,
-    config: GapReportConfig,
     database: PostgresResource,
     cole: ColeResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = client_for_run(slug, dsn)
+    try:
+        config = settings.gap_settings()
+    except ValueError as exc:
+        raise needs_fix(str(exc), "correct the environment variable, then run `homeowner check`") from None
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     assignments = store.month_assignments(dsn, month)
@@ -377,12 +381,21 @@ def gap_report(
     )
     return MaterializeResult(
         metadata={
-            "status": status.status,
-            "gap": status.gap,
-            "meets_minimum": status.meets_minimum,
-            "suggestions": len(suggestions),
-            "surplus_held_back": surplus_held,
+            "summary": md.summary(
+                f"{client.name}, renewal month {month_key(month)}: gap report",
+                {"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                 "status": status.status, "minimum to proceed": status.minimum_to_proceed},
+            ),
+            "status": MetadataValue.text(status.status),
+            **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
+                         "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
+            "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
+            "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
+            "settings": MetadataValue.text(
+                f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
+                f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
+            ),
             "report": MetadataValue.md(markdown),
-            **watch.metadata(),
+            **md.seconds(watch.metadata()),
         }
     )

@@ -6,13 +6,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
 from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli.stopping import install_stop_handlers, start_group, stop_group
 from homeowner_dagster.leads.calendar import month_key, parse_month
 from homeowner_dagster.leads.territories import (
     TerritoryError,
@@ -56,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(handler=run_dev)
+
+    p = subparsers.add_parser(
+        "env", help="print the exports that let plain `dagster` commands use this project's instance"
+    )
+    p.set_defaults(handler=run_env)
 
 
 def _month(text: str) -> str:
@@ -186,29 +192,76 @@ def dagster_environment(url: str) -> dict[str, str]:
     return env
 
 
+def run_env(args: argparse.Namespace) -> int:
+    """`eval "$(homeowner env)"`: DAGSTER_HOME (and, for the embedded database, the storage URL)
+    for `dagster ...` run from the repository root, as `homeowner dev` sets them."""
+    configured = os.environ.get(settings.DATABASE_URL_ENV)
+    if not configured and not db.embedded_running():
+        raise CommandError("the embedded PostgreSQL is not running: start `homeowner dev` first")
+    env = dagster_environment(configured or db.database_url())
+    print(f"export DAGSTER_HOME={env['DAGSTER_HOME']}")
+    if not os.environ.get(settings.DAGSTER_STORAGE_URL_ENV):
+        if configured:  # never print a configured server's password
+            print(f"# set {settings.DAGSTER_STORAGE_URL_ENV}: your database URL with the postgresql+psycopg2:// driver")
+        else:
+            print(f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'")
+    return 0
+
+
 def run_dev(args: argparse.Namespace) -> int:
+    """`dagster dev` on this project's database (and the sandbox), until Ctrl-C or SIGTERM.
+
+    Stops everything it started within 10 s: webserver, daemon, code servers and run workers
+    (one process group), the sandbox, and the embedded PostgreSQL when this command started it.
+    """
+    stop = install_stop_handlers()  # before anything starts: a signal now still stops cleanly
+    started_database = not os.environ.get(settings.DATABASE_URL_ENV) and not db.embedded_running()
     url = _ready_database()
     env = dagster_environment(url)
     sandbox = None
-    if args.sandbox:
-        from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
-        from homeowner_dagster.sandbox import Sandbox
-
-        sandbox = Sandbox()
-        state_file = settings.home_dir() / "sandbox" / "bison.json"
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
-        sandbox.start()
-        env.update(sandbox.env())
-        print("sandbox services:")
-        for name, service_url in sandbox.urls.items():
-            print(f"  {name:10} {service_url}")
-    workspace = settings.project_root() / "workspace.yaml"
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)]
-    print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})")
+    dagster = None
     try:
-        return subprocess.call(cmd, env=env, cwd=settings.project_root())
+        if args.sandbox:
+            from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
+            from homeowner_dagster.sandbox import Sandbox
+
+            sandbox = Sandbox()
+            state_file = settings.home_dir() / "sandbox" / "bison.json"
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
+            sandbox.start()
+            env.update(sandbox.env())
+            print("sandbox services:")
+            for name, service_url in sandbox.urls.items():
+                print(f"  {name:10} {service_url}")
+        workspace = settings.project_root() / "workspace.yaml"
+        read_end, write_end = os.pipe()
+        cmd = [
+            sys.executable, "-m", "homeowner_dagster.cli.dagster_dev", "-w", str(workspace),
+            "-p", str(args.port), "--shutdown-pipe", str(read_end),
+        ]
+        print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})", flush=True)
+        if not stop.is_set():
+            # Run from the instance folder: Dagster warns about a dagster.yaml in the current
+            # folder that is not DAGSTER_HOME's (the repository's is the template copied there).
+            dagster = start_group(cmd, env=env, cwd=env["DAGSTER_HOME"], pass_fds=[read_end])
+        os.close(read_end)
+        while dagster is not None and dagster.poll() is None and not stop.wait(0.5):
+            pass
+        if dagster is not None and dagster.poll() is None:
+            print("stopping Dagster (webserver, daemon, code servers)...", flush=True)
+        if dagster is not None:
+            began = time.monotonic()
+            stop_group(dagster, shutdown_pipe=write_end)
+            print(f"Dagster stopped in {time.monotonic() - began:.1f} s", flush=True)
+        os.close(write_end)
+        return 0 if stop.is_set() else (dagster.returncode if dagster is not None else 0)
     finally:
         if sandbox is not None:
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
             sandbox.stop()
+        if started_database:
+            began = time.monotonic()
+            db.stop_embedded()
+            print(f"embedded PostgreSQL stopped in {time.monotonic() - began:.1f} s", flush=True)
+        print("homeowner dev stopped", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import date
 
@@ -19,15 +20,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from homeowner_dagster import db, settings
     from homeowner_dagster.demo import run_demo
 
     began = time.perf_counter()
+    # The embedded PostgreSQL: stopped at the end if the demo started it, else left as found.
+    embedded = not os.environ.get(settings.DATABASE_URL_ENV)
+    started_database = embedded and not db.embedded_running()
     try:
         summary = run_demo(today=args.today)
     except Exception as exc:  # one line for the user; the run's own logs hold the details
         raise CommandError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    finally:
+        if started_database:
+            db.stop_embedded()
     table = summary.pop("table")
     print(f"renewal month {summary['month']}, {time.perf_counter() - began:.0f} s")
     print(table.to_string(index=False))
     print(json.dumps({"clients": summary["clients"]}))
+    if started_database:
+        print("embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)")
+    elif embedded:
+        print(
+            "embedded PostgreSQL left running: it was running before the demo "
+            "(Ctrl-C in the `homeowner dev` that started it stops it)"
+        )
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 
 from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli.stopping import install_stop_handlers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from homeowner_dagster.sandbox import Sandbox
 
+    stop = install_stop_handlers()  # Ctrl-C and SIGTERM, even when started with them ignored
     began = time.perf_counter()
     sandbox = Sandbox(seed=args.seed)
     try:
@@ -39,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
         for key, value in sandbox.env().items():
             print(f"  export {key}={value}")
         print("\nPress Ctrl-C to stop.", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        print("\nSandbox stopped.")
+        while not stop.wait(0.5):
+            pass
     finally:
         sandbox.stop()
+    print("\nSandbox stopped.", flush=True)
     return 0

@@ -134,8 +134,11 @@ def failure_alert(
     run_url: str,
     screenshot_url: str | None = None,
     trace_url: str | None = None,
+    message: str | None = None,
 ) -> str:
     lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
+    if message:  # one line: for errors no retry can fix, it names the command that fixes them
+        lines.append(message.splitlines()[0][:500])
     if partition:
         lines.append(f"Partition: {partition}")
     lines.append(f"Run: <{run_url}|open in Dagster>")
@@ -168,4 +171,15 @@ def unreadable_campaign_title(client: str, title: str, list_name: str) -> str:
         f"⚠️ Evergreen title not understood: {client}\nCampaign title: {title}\n"
         f"{list_name} is attached; the title was not changed. Write it like "
         "'Evergreen, Last Upload: February 1-7' and the next Monday run finishes the window."
+    )
+
+
+def unknown_client_partitions(slugs: Sequence[str]) -> str:
+    """Client partitions the registry does not know (a typo in the UI's "Add partition")."""
+    return "\n".join(
+        [
+            f"⚠️ Client partition(s) not in the client registry: {', '.join(slugs)}",
+            "Removed from the client selector; runs for them fail as unknown client.",
+            "A real client? Add it with `homeowner clients import FILE`.",
+        ]
     )

@@ -136,8 +136,12 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop every service together (open connections included), in about 2 s at most."""
+        for running in self._servers:
+            running.begin_stop()
+        deadline = time.monotonic() + 2.0
         for running in reversed(self._servers):
-            running.stop()
+            running.finish_stop(deadline)
         self._servers.clear()
 
     def __enter__(self) -> Sandbox:

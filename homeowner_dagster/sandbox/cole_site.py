@@ -111,7 +111,23 @@ class ColeSiteState:
     exports: dict[str, ColeExportRecord] = field(default_factory=dict)
     logins: int = 0
     failed_logins: int = 0
+    # Most sessions seen open at once per login (username): the real site logs out a second one.
+    max_sessions_per_login: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def open_sessions(self, username: str) -> int:
+        """Sessions of `username` not logged out, expired or idle past the TTL (hold `lock`)."""
+        now = time.monotonic()
+        return sum(
+            1
+            for s in self.sessions.values()
+            if s.username == username and now - s.last_seen <= self.session_ttl_seconds
+        )
+
+    def reset_session_counts(self) -> None:
+        with self.lock:
+            self.sessions.clear()
+            self.max_sessions_per_login.clear()
 
     # Inspection -------------------------------------------------------------------------
     @property
@@ -441,6 +457,9 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
         token = secrets.token_urlsafe(24)
         with state.lock:
             state.sessions[token] = ColeSession(login_state, username, needs_mfa, time.monotonic())
+            state.max_sessions_per_login[username] = max(
+                state.max_sessions_per_login.get(username, 0), state.open_sessions(username)
+            )
             if not needs_mfa:
                 state.logins += 1
         response = RedirectResponse("/mfa" if needs_mfa else "/search", status_code=303)
@@ -588,7 +607,8 @@ class _FaultLayer:
         self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/favicon.ico":
+        # Logging out never takes a fault meant for the pull (tests count faults used up).
+        if scope["type"] != "http" or scope["path"] in ("/favicon.ico", "/logout"):
             await self.app(scope, receive, send)
             return
         slow = self.faults.take("cole", "slow_page")

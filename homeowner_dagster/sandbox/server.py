@@ -24,16 +24,28 @@ class RunningServer:
     server: uvicorn.Server
     thread: threading.Thread
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> None:
+        self.begin_stop()
+        self.finish_stop(time.monotonic() + timeout)
+
+    def begin_stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=5)
+
+    def finish_stop(self, deadline: float) -> None:
+        """Wait for the server thread; past the deadline, drop open connections (force exit)."""
+        self.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(timeout=1.0)
 
 
 def serve(name: str, app: ASGIApp, port: int | None = None) -> RunningServer:
     """Start `app` on 127.0.0.1 and return once it accepts connections."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False,
+        # Keep-alive connections and slow requests must not hold up a stop: 1 s, then closed.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{name}", daemon=True)

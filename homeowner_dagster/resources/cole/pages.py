@@ -79,6 +79,7 @@ class Urls:
 
     login = "/login?state={state}"
     search = "/search"
+    logout = "/logout"
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,13 @@ class ColePages:
         self._submit("verify code", Sel.mfa_button)
         if self._present(Sel.mfa_error) or self._present(Sel.mfa_form):
             raise AuthFailed(f"Cole refused the TOTP code for {state}")
+
+    def logout(self) -> None:
+        """Log out at the end of a session (best effort: the site also ends idle sessions)."""
+        try:
+            self.page.goto(self.base_url + Urls.logout, timeout=min(self.timeout_ms, 5_000))
+        except PlaywrightError:
+            pass
 
     def blank_secrets(self) -> None:
         """Empty password and code fields, so a screenshot or trace snapshot cannot show them."""

@@ -38,6 +38,7 @@ from homeowner_dagster.resources.cole.errors import (
     CountMismatch,
     SessionExpired,
 )
+from homeowner_dagster.resources.cole.login_lock import cole_login_lock
 from homeowner_dagster.resources.cole.pages import ColePages, SearchForm
 
 # The real address is not known to this project: a guess, to be set per deployment.
@@ -105,7 +106,8 @@ def credentials_from_env(state: str) -> _Credentials:
     password = os.environ.get(prefix + "PASSWORD")
     if not username or not password:
         raise AuthFailed(
-            f"no Cole credentials for {state}: set {prefix}USERNAME and {prefix}PASSWORD"
+            f"no Cole credentials for {state}: set {prefix}USERNAME and {prefix}PASSWORD, "
+            "then run `homeowner check`"
         )
     return _Credentials(username, password, os.environ.get(prefix + "TOTP_SECRET") or None)
 
@@ -132,6 +134,11 @@ class ColeResource(ConfigurableResource):
     max_attempts: int = Field(default=3, description="tries of one step on transient errors")
     backoff_seconds: float = Field(default=1.0, description="first wait; doubles per retry")
     max_relogins: int = Field(default=3, description="logins again after an expired session")
+    lock_url_env: str = Field(
+        default=settings.DATABASE_URL_ENV,
+        description="env var naming the Postgres that holds the one-session-per-login locks "
+        "(unset: a file lock on this machine)",
+    )
     artifacts: ArtifactStoreResource
 
     def _executable(self) -> str | None:
@@ -149,7 +156,9 @@ class ColeResource(ConfigurableResource):
         from playwright.sync_api import sync_playwright
 
         creds = credentials_from_env(state)
-        with sync_playwright() as playwright:
+        # One session per login, however the run was launched: wait here for the login.
+        lock_url = os.environ.get(self.lock_url_env) or None
+        with cole_login_lock(creds.username, state.upper(), lock_url, progress), sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=self._executable(), headless=self.headless, args=CHROMIUM_ARGS
             )
@@ -226,21 +235,31 @@ class ColeResource(ConfigurableResource):
             )
 
     def count(
-        self, state: str, zips: list[str], month: date, filters: ColeFilters | None = None
+        self,
+        state: str,
+        zips: list[str],
+        month: date,
+        filters: ColeFilters | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> int:
         """Records the site shows for `zips` in renewal `month` (one search, no export)."""
-        with self._session(state, month, None) as s:
+        with self._session(state, month, progress) as s:
             s.login()
             return s.step(
                 "count", lambda: s.count(list(dict.fromkeys(zips)), filters or ColeFilters())
             )
 
     def count_each(
-        self, state: str, zips: list[str], month: date, filters: ColeFilters | None = None
+        self,
+        state: str,
+        zips: list[str],
+        month: date,
+        filters: ColeFilters | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> dict[str, int]:
         """Records per ZIP, one search each, in one login (gap analysis' expected yields)."""
         out: dict[str, int] = {}
-        with self._session(state, month, None) as s:
+        with self._session(state, month, progress) as s:
             s.login()
             for zip_code in dict.fromkeys(zips):
                 out[zip_code] = s.step(
@@ -362,6 +381,8 @@ class _ColeSession:
     def close(self) -> None:
         try:
             self._stop_trace()
+            if self.logged_in:
+                self.pages.logout()  # free the login at the site too, not only our lock
         finally:
             self.context.close()
 

@@ -1,0 +1,107 @@
+"""`homeowner dev` stops everything it started on SIGTERM, even when it inherited SIGTERM and
+SIGINT ignored (a background shell, CI without a terminal), and starts without warnings a user
+cannot act on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from homeowner_dagster import db, settings
+from homeowner_dagster.sandbox.server import free_port
+from homeowner_dagster_tests.test_sandbox_command import ignore_stop_signals
+
+LOCATIONS_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def _locations(port: int) -> dict[str, str]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": LOCATIONS_QUERY}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+    return {e["name"]: e["loadStatus"] for e in entries}
+
+
+def _ready(port: int) -> bool:
+    try:
+        return set(_locations(port).values()) == {"LOADED"}
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")}
+    env[settings.HOME_ENV] = str(home)  # its own embedded PostgreSQL, started by the command
+    port = free_port()
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "homeowner"), "dev", "--port", str(port)],
+            stdout=out, stderr=err, env=env, cwd=settings.project_root(),
+            preexec_fn=ignore_stop_signals,  # noqa: PLW1509 - the point of the test
+        )
+    started: list[psutil.Process] = []
+    left: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not _ready(port):
+            assert process.poll() is None, out_path.read_text()[-3000:] + err_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "Dagster UI did not load the code location"
+            time.sleep(1)
+        started = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "dagster_webserver" in names and "dagster._daemon" in names, names
+        assert "grpc" in names or "code-server" in names, names  # the code server(s)
+        assert db.embedded_running(home)
+
+        # Plain `dagster` from the repository root, with what the README says: eval "$(homeowner env)".
+        shell = subprocess.run(
+            ["bash", "-c", f'eval "$({Path(sys.executable).parent / "homeowner"} env)" && '
+             f'{Path(sys.executable).parent / "dagster"} instance info'],
+            env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
+        )
+        assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-2000:]
+        assert "PostgresRunStorage" in shell.stdout, shell.stdout[-2000:]
+
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)  # ignored by inheritance: the command's own handler
+        process.wait(timeout=60)
+        print(f"homeowner dev stopped {time.monotonic() - began:.1f} s after SIGTERM "
+              f"({len(started)} processes)")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for child in started:  # never leave a server behind, whatever the assertions said
+            try:
+                if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                    left.append(" ".join(child.cmdline()))
+                    child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if db.embedded_running(home):
+            db.stop_embedded(home)
+
+    output = out_path.read_text() + err_path.read_text()
+    print(output[-1500:])
+    assert process.returncode == 0, output[-3000:]
+    assert left == []
+    assert not db.embedded_running(home)
+    assert "embedded PostgreSQL stopped" in output
+    assert "superseded" not in output  # `dagster dev` vs `dg dev`: nothing a user can act on
+    assert "DAGSTER_HOME environment variable is set" not in output

@@ -1,0 +1,194 @@
+"""The operator's day through the Dagster UI only (real webserver and daemon, headless Chromium):
+open the lineage, re-materialize a gap report partition, import a missed month's ZIPs with the
+CLI, backfill that month for every client from the UI, and read the one-line error of a month
+with no ZIPs. Saves the screenshots docs/runbook.md uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from playwright.sync_api import Page, sync_playwright
+
+from homeowner_dagster import settings
+from homeowner_dagster.cli import main
+from homeowner_dagster.partitions import client_partitions
+from homeowner_dagster.sandbox import Sandbox
+from homeowner_dagster_tests import pipeline_fixtures
+from homeowner_dagster_tests.ui_fixtures import DagsterUI, dagster_ui, ui_environment
+
+DOCS = settings.project_root() / "docs" / "ui"
+MISSED = "2026-12"  # a month whose ZIP sheet was never imported: the backfill's month
+NO_ZIPS = "2026-11"  # a month that stays without ZIPs
+CLIENTS = list(pipeline_fixtures.TERRITORY)
+GROUP_PATH = "/locations/__repository__@homeowner_dagster.definitions/asset-groups/monthly_pull"
+
+
+@pytest.fixture
+def ui(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DagsterUI, Sandbox]]:
+    with Sandbox(seed=11) as sandbox:
+        pipeline_fixtures.reset_outside_world(sandbox)
+        pipeline_fixtures.load_clients(database_url)
+        env = ui_environment(database_url, sandbox, tmp_path / "dagster")
+        env[settings.GAP_COLE_COUNTS_ENV] = "0"  # the same for every run: a deployment setting
+        # This process reads the same instance (its dagster.yaml names the storage by variable).
+        monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, env[settings.DAGSTER_STORAGE_URL_ENV])
+        instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+        try:
+            instance.add_dynamic_partitions(client_partitions.name, CLIENTS)
+        finally:
+            instance.dispose()
+        with dagster_ui(env) as running:
+            yield running, sandbox
+
+
+def _dismiss_welcome(page: Page) -> None:
+    """Dagster 1.13 may greet a new browser with a community dialog: skip it."""
+    page.wait_for_timeout(1000)
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.click()
+
+
+def _launch_dialog(page: Page):  # noqa: ANN202 - playwright Locator
+    return page.get_by_role("dialog").filter(has_text="Launch runs to materialize").last
+
+
+def _choose_partitions(page: Page, client: str | None, month: str) -> None:
+    """In the launch dialog: a client from the dropdown (or All), a month typed in its box."""
+    dialog = _launch_dialog(page)
+    dialog.wait_for()
+    if client is None:
+        dialog.get_by_role("button", name="All").first.click()
+    else:
+        dialog.get_by_text("Select a partition or create one").first.click()
+        page.get_by_text(client, exact=True).first.click()
+    box = dialog.get_by_placeholder("ex: ", exact=False).first
+    box.fill(month)
+    box.press("Tab")
+
+
+def _open_materialize(page: Page, url: str) -> None:
+    page.goto(url)
+    button = page.get_by_role("button", name="Materialize…").first
+    button.wait_for(timeout=60_000)
+    _dismiss_welcome(page)
+    button.click()
+    confirm = page.get_by_role("button", name="Confirm")  # "upstream not materialized yet"
+    page.get_by_role("dialog").first.wait_for()
+    if confirm.count():
+        confirm.click()
+
+
+def _run_page_when_finished(page: Page, ui: DagsterUI, run_id: str, instance: DagsterInstance) -> str:
+    deadline = time.monotonic() + 420
+    while not instance.get_run_by_id(run_id).is_finished:
+        assert time.monotonic() < deadline, f"run {run_id} did not finish"
+        time.sleep(2)
+    page.goto(f"{ui.url}/runs/{run_id}")
+    page.get_by_text(run_id[:8]).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(2500)
+    return instance.get_run_by_id(run_id).status
+
+
+def _launched_run_id(page: Page) -> str:
+    toast = page.get_by_text("Launched run ")
+    toast.wait_for(timeout=60_000)
+    return toast.inner_text().split("Launched run ")[1].split()[0]
+
+
+def _full_run_id(instance: DagsterInstance, prefix: str) -> str:
+    return next(r.run_id for r in instance.get_runs() if r.run_id.startswith(prefix))
+
+
+@pytest.mark.slow
+def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, Sandbox], database_url: str, tmp_path: Path) -> None:
+    running, sandbox = ui
+    DOCS.mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.from_config(str(running.home))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=list(settings.CHROMIUM_ARGS)
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+
+            # 1. The lineage of the monthly pull.
+            page.goto(f"{running.url}{GROUP_PATH}")
+            page.get_by_text("gap_report").first.wait_for()
+            _dismiss_welcome(page)
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(DOCS / "1-lineage.png"))
+
+            # 2. Re-materialize one gap report partition and see its run succeed.
+            _open_materialize(page, f"{running.url}/assets/gap_report")
+            _choose_partitions(page, "garden-state", "2027-01")
+            page.screenshot(path=str(DOCS / "2-materialize-partition.png"))
+            _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
+            run_id = _full_run_id(instance, _launched_run_id(page))
+            assert _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.SUCCESS
+            assert page.get_by_text("Success").first.is_visible()
+            page.screenshot(path=str(DOCS / "3-run-succeeded.png"))
+
+            # 3. The missed month's ZIP sheet, with the CLI.
+            sheet = tmp_path / "territory-2026-12.csv"
+            sheet.write_text(
+                "Zipcode,Territory,Color\n"
+                + "".join(f"{zips[0]},{client},\n" for client, zips in pipeline_fixtures.TERRITORY.items())
+            )
+            assert main(["zips", "import", str(sheet), "--month", MISSED]) == 0
+
+            # 4. Backfill that month for every client from the UI; every partition succeeds.
+            page.goto(f"{running.url}{GROUP_PATH}")
+            page.get_by_role("button", name="Materialize all").click()
+            confirm = page.get_by_role("button", name="Confirm")
+            page.get_by_role("dialog").first.wait_for()
+            if confirm.count():
+                confirm.click()
+            _choose_partitions(page, None, MISSED)
+            page.screenshot(path=str(DOCS / "4-backfill-month.png"))
+            _launch_dialog(page).get_by_role("button", name="Launch backfill").click()
+            deadline = time.monotonic() + 900
+            while True:
+                backfills = instance.get_backfills()
+                runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfills[0].backfill_id})) if backfills else []
+                done = backfills and backfills[0].status.value.startswith("COMPLETED") and all(r.is_finished for r in runs)
+                if done:
+                    break
+                assert time.monotonic() < deadline, f"backfill not finished: {[r.status for r in runs]}"
+                time.sleep(3)
+            assert {r.tags["dagster/partition"] for r in runs} == {f"{c}|{MISSED}" for c in CLIENTS}
+            assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+            page.goto(f"{running.url}/runs/b/{backfills[0].backfill_id}")
+            page.get_by_text("Completed").first.wait_for()
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(DOCS / "5-backfill-succeeded.png"))
+
+            # 5. A month with no ZIPs: the run fails with one line naming the command to run.
+            began = time.monotonic()
+            _open_materialize(page, f"{running.url}/assets/raw_leads")
+            _choose_partitions(page, "sunshine", NO_ZIPS)
+            _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
+            run_id = _full_run_id(instance, _launched_run_id(page))
+            assert _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.FAILURE
+            command = f"homeowner zips import FILE --month {NO_ZIPS}"
+            page.get_by_text(command).first.wait_for()
+            page.screenshot(path=str(DOCS / "6-no-zips-error.png"))
+            print(f"no-ZIPs run: launched to failure shown in {time.monotonic() - began:.1f} s")
+            browser.close()
+
+        # The same line reaches Slack (the daemon's run-failure sensor).
+        deadline = time.monotonic() + 180
+        while not any(command in m for m in sandbox.slack.messages_in("#homeowner-ops")):
+            assert time.monotonic() < deadline, sandbox.slack.messages_in("#homeowner-ops")
+            time.sleep(2)
+        alert = next(m for m in sandbox.slack.messages_in("#homeowner-ops") if command in m)
+        assert alert.startswith("🚨 raw_leads failed: sunshine\nError: NoZipsForMonth"), alert
+    finally:
+        instance.dispose()
