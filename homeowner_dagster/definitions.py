@@ -12,13 +12,18 @@ import os
 
 from dagster import Definitions, EnvVar, load_assets_from_modules
 
-from homeowner_dagster.assets import monthly_pull, weekly_upload
+from homeowner_dagster.assets import monthly_pull, outcomes, weekly_upload
 from homeowner_dagster.assets.overdue import (
     overdue_windows_job,
     overdue_windows_schedule,
     windows_done_by_their_monday,
 )
-from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
+from homeowner_dagster.jobs import (
+    campaign_outcomes_job,
+    monthly_pull_job,
+    weekly_upload_job,
+    zip_yield_job,
+)
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.clay import ClayResource
@@ -26,7 +31,13 @@ from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
 from homeowner_dagster.resources.slack import SLACK_API_URL, HomeownerSlackResource
-from homeowner_dagster.schedules import monthly_pull_schedule, weekly_upload_schedule
+from homeowner_dagster.schedules import (
+    monthly_outcomes_schedule,
+    monthly_pull_schedule,
+    weekly_outcomes_schedule,
+    weekly_upload_schedule,
+    weekly_zip_yield_schedule,
+)
 from homeowner_dagster.sensors import (
     agent_runs_success_sensor,
     client_registry_sensor,
@@ -58,6 +69,9 @@ def build_resources() -> dict[str, object]:
     )
     verification_defaults = EmailVerificationResource.model_fields
     email_backend = _env("HOMEOWNER_EMAIL_BACKEND", "debounce")
+    slack = HomeownerSlackResource(
+        token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
+    )
     clay = (
         ClayResource(
             webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
@@ -65,6 +79,8 @@ def build_resources() -> dict[str, object]:
             api_key=EnvVar("CLAY_API_KEY"),
             api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
             table_id=_env("CLAY_TABLE_ID"),
+            table_name=_env("CLAY_TABLE_NAME"),
+            slack=slack,
         )
         if email_backend == "clay"
         else None
@@ -86,18 +102,29 @@ def build_resources() -> dict[str, object]:
             artifacts=bulk_artifacts,
         ),
         "bison": BisonResource(),
-        "slack": HomeownerSlackResource(
-            token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
-        ),
+        "slack": slack,
     }
 
 
 def build_definitions() -> Definitions:
     return Definitions(
-        assets=load_assets_from_modules([monthly_pull, weekly_upload]),
+        assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
         asset_checks=[windows_done_by_their_monday],
-        jobs=[monthly_pull_job, weekly_upload_job, overdue_windows_job],
-        schedules=[monthly_pull_schedule, weekly_upload_schedule, overdue_windows_schedule],
+        jobs=[
+            monthly_pull_job,
+            weekly_upload_job,
+            overdue_windows_job,
+            campaign_outcomes_job,
+            zip_yield_job,
+        ],
+        schedules=[
+            monthly_pull_schedule,
+            weekly_upload_schedule,
+            overdue_windows_schedule,
+            weekly_outcomes_schedule,
+            weekly_zip_yield_schedule,
+            monthly_outcomes_schedule,
+        ],
         sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
         resources=build_resources(),
     )

@@ -1,4 +1,5 @@
-"""`homeowner demo`: three demo clients through the whole pipeline on the sandbox.
+"""`homeowner demo`: three demo clients and a high-net-worth client through the whole pipeline
+on the sandbox (Lone Star's Texas homes above $900,000 are routed to the high-net-worth client).
 
 Runs through Dagster itself (jobs executed against the project's instance on the embedded
 PostgreSQL), so `homeowner dev --sandbox` shows the runs afterwards. The sandbox's Email Bison
@@ -22,7 +23,7 @@ import pandas as pd
 
 from homeowner_dagster import db, migrate, registry, settings
 from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
-from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
+from homeowner_dagster.leads.territories import parse_clients, parse_hnw_rules, parse_zip_sheet
 
 DEMO_CLIENTS_YAML = """
 clients:
@@ -47,7 +48,23 @@ clients:
     package_tier: 100
     licensed_states: [FL]
     slack_channel: "#sunshine"
+  - slug: agency-hnw
+    name: Agency High Net Worth
+    workspace: Agency HNW
+    bison_token_env: BISON_TOKEN_AGENCY_HNW
+    package_tier: 100
+    licensed_states: [TX]
+    slack_channel: "#hnw"
+    campaign_name: HNW Evergreen
+hnw_routing:
+  - name: texas-hnw
+    destination: agency-hnw
+    source_states: [TX]
+    source_clients: [lone-star]
+    threshold: 900000
 """
+# The high-net-worth client's Evergreen campaign is titled after its `campaign_name`.
+DEMO_CAMPAIGN_NAMES: dict[str, str] = {"agency-hnw": "HNW Evergreen"}
 
 # ZIPs per demo client: (state, how many ordinary ZIPs). Small enough for a few minutes' run.
 DEMO_TERRITORIES: dict[str, tuple[str, int]] = {
@@ -90,6 +107,7 @@ def load_demo_registry(dsn: str, month: date) -> None:
     from homeowner_dagster.sandbox.generator import demo_zips
 
     registry.upsert_clients(parse_clients(DEMO_CLIENTS_YAML, "demo.yaml"), dsn)
+    registry.upsert_hnw_rules(parse_hnw_rules(DEMO_CLIENTS_YAML, "demo.yaml"), dsn)
     lines = ["Zipcode,Territory,Color"]
     for slug, (state, count) in DEMO_TERRITORIES.items():
         lines += [f"{z},{slug}," for z in demo_zips(state, count)]
@@ -111,7 +129,8 @@ def bison_snapshot(bison: object) -> dict[str, object]:
                 "campaigns": list(ws.campaigns.values()),
             }
             for ws in bison.workspaces.values()  # type: ignore[attr-defined]
-        ]
+        ],
+        "outcomes": bison.outcomes.snapshot(),  # type: ignore[attr-defined]
     }
 
 
@@ -132,11 +151,15 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
         ids = [ws.workspace_id, *ws.lead_lists, *ws.campaigns, *(int(lead["id"]) for lead in ws.leads.values())]
         highest = max([highest, *ids])
     bison._ids = itertools.count(highest + 1)  # type: ignore[attr-defined]
+    bison.outcomes.restore(data.get("outcomes") or {})  # type: ignore[attr-defined, union-attr]
 
 
 def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
     """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
+
     bison = sandbox.bison  # type: ignore[attr-defined]
+    bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import takes a moment
     if state_file.exists():
         bison_restore(bison, json.loads(state_file.read_text()))
     previous = windows_of_month(add_months(month, -1))[-1]
@@ -144,11 +167,18 @@ def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
         if client.workspace_name not in bison.workspaces:
             token = f"sandbox-bison-{client.slug}-demo"
             bison.add_workspace(client.workspace_name, token)
-            bison.add_campaign(client.workspace_name, previous.evergreen_title)
+            name = DEMO_CAMPAIGN_NAMES.get(client.slug, "Evergreen")
+            bison.add_campaign(client.workspace_name, previous.evergreen_title.replace("Evergreen", name, 1))
 
 
-def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) -> dict[str, object]:
-    """The whole pipeline for the demo clients; returns the closing summary."""
+def run_demo(
+    today: date | None = None, progress: Callable[[str], None] = _say, weeks: int = 6
+) -> dict[str, object]:
+    """The whole pipeline for the demo clients; returns the closing summary.
+
+    After the uploads the sandbox's simulated clock moves `weeks` weeks on, the outcomes are read
+    back from Email Bison and the gap report is redone, ranked by expected interested replies.
+    """
     from dagster import DagsterInstance
 
     from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
@@ -222,6 +252,8 @@ def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) 
                         value = mat.metadata.get("uploaded_now")
                         if value is not None:
                             new_uploads[slug] += int(value.value)
+            if weeks > 0:
+                _outcomes(defs, instance, sandbox, clients, month, weeks, clock, progress)
         finally:
             instance.dispose()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
@@ -231,6 +263,40 @@ def run_demo(today: date | None = None, progress: Callable[[str], None] = _say) 
     clock.seconds["dagster overhead"] = max(0.0, runs - measured)
     summary["stage_seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
     return summary
+
+
+def _outcomes(
+    defs: object, instance: object, sandbox: object, clients: list[str], month: date, weeks: int,
+    clock: StageClock, progress: Callable[[str], None],
+) -> None:
+    """Simulated weeks pass; each window's outcomes, each client's ZIP yield, the gap report again."""
+    from dagster import AssetKey
+
+    from homeowner_dagster.partitions import client_month_key, client_window_key
+
+    dsn = db.database_url()
+    sandbox.bison.outcomes.advance(weeks=weeks)  # type: ignore[attr-defined]
+    progress(f"[sandbox] Email Bison's clock moves {weeks} week(s) on: emails sent, replies in")
+    began = time.perf_counter()
+    for slug in clients:
+        for window in windows_of_month(month):
+            result = defs.resolve_job_def("outcomes_weekly").execute_in_process(  # type: ignore[attr-defined]
+                instance=instance, partition_key=client_window_key(slug, window), run_config=QUIET
+            )
+            _record(dsn, result)
+        progress(f"[outcomes] {slug} {month_key(month)}: yield per ZIP, gap report ranked by interest")
+        for job, config in (
+            ("outcomes_monthly", QUIET),
+            ("monthly_pull", MONTHLY_RUN_CONFIG),
+        ):
+            result = defs.resolve_job_def(job).execute_in_process(  # type: ignore[attr-defined]
+                instance=instance,
+                partition_key=client_month_key(slug, month),
+                run_config=config,
+                asset_selection=[AssetKey("gap_report")] if job == "monthly_pull" else None,
+            )
+            _record(dsn, result)
+    clock.add("outcome runs (wall)", time.perf_counter() - began)
 
 
 def _add_stages(clock: StageClock, result: object) -> None:
@@ -255,10 +321,15 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             conn,
             "select c.slug, coalesce(t.raw_count, 0) as raw, coalesce(t.cleaned_count, 0) as cleaned, "
             "coalesce(t.target_count, 0) as target, coalesce(t.gap, 0) as gap, "
-            "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded "
+            "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded, "
+            "(select count(*) filter (where o.replied) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as replies, "
+            "(select count(*) filter (where o.interested) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as interested, "
+            "(select count(*) from cleaned_leads r where r.client_slug = c.slug and r.month = %s "
+            " and r.routed_from is not null) as routed_in, "
+            "(select g.report_markdown from gap_reports g where g.client_slug = c.slug and g.month = %s) as gap_report "
             "from clients c left join monthly_cleaned_leads t on t.client_slug = c.slug and t.month = %s "
             "where c.slug = any(%s) order by c.slug",
-            [m, m, clients],
+            [m, m, m, m, m, m, clients],
         )
     rows = [
         {
@@ -267,8 +338,12 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             "cleaned": int(r.cleaned),
             "uploaded": int(r.uploaded),
             "new_uploads": int(new_uploads.get(r.slug, 0)),
+            "replies": int(r.replies),
+            "interested": int(r.interested),
+            "routed_in": int(r.routed_in),
         }
         for r in totals.itertuples()
     ]
     table = pd.DataFrame(rows).assign(target=list(totals["target"]), gap=list(totals["gap"]))
-    return {"month": m, "clients": rows, "table": table}
+    reports = {r.slug: r.gap_report or "" for r in totals.itertuples()}
+    return {"month": m, "clients": rows, "table": table, "gap_reports": reports}

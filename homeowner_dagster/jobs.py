@@ -1,4 +1,4 @@
-"""The two jobs the schedules run: the monthly pull (PT1-PT3) and the weekly upload (PT4-PT5)."""
+"""The jobs the schedules run: monthly pull (PT1-PT3), weekly upload (PT4-PT5), outcomes."""
 
 from __future__ import annotations
 
@@ -18,4 +18,18 @@ weekly_upload_job = define_asset_job(
     selection=AssetSelection.groups("weekly_upload"),
     partitions_def=client_window_partitions,
     description="PT4-PT5 for one client and renewal window: Bison list, Evergreen campaign.",
+)
+
+campaign_outcomes_job = define_asset_job(
+    "outcomes_weekly",
+    selection=AssetSelection.assets("campaign_outcomes"),
+    partitions_def=client_window_partitions,
+    description="Replies and stats of one client's campaign for one renewal window (lead_outcomes).",
+)
+
+zip_yield_job = define_asset_job(
+    "outcomes_monthly",
+    selection=AssetSelection.assets("zip_yield"),
+    partitions_def=client_month_partitions,
+    description="Yield per ZIP and bounce rate per verification result for one client and renewal month.",
 )

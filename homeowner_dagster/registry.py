@@ -10,8 +10,16 @@ from typing import Any
 import pandas as pd
 from psycopg import sql
 
-from homeowner_dagster import db
-from homeowner_dagster.leads.territories import TerritoryError, ZipSheet, zip_conflicts
+from homeowner_dagster import db, store
+from homeowner_dagster.leads.territories import (
+    CHANGE_COLUMNS,
+    TerritoryError,
+    ZipSheet,
+    derive_territory,
+    months_to_check,
+    new_problems,
+    zip_conflicts,
+)
 
 CLIENT_COLUMNS = [
     "slug",
@@ -28,6 +36,7 @@ CLIENT_COLUMNS = [
     "slack_channel",
     "active",
     "campaign_name",
+    "hold_below_minimum",
 ]
 
 _CLIENT_SELECT = sql.SQL(", ").join(map(sql.Identifier, CLIENT_COLUMNS))
@@ -51,6 +60,7 @@ class Client:
     slack_channel: str | None
     active: bool
     campaign_name: str | None = None  # Evergreen campaign title pattern; None: the default
+    hold_below_minimum: bool = False  # no weekly upload of a below-minimum month until approved
 
 
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
@@ -77,13 +87,17 @@ def upsert_hnw_rules(rules: pd.DataFrame, url: str | None = None) -> int:
         if problems:
             raise TerritoryError(problems)
         with conn.cursor() as cur:
-            for r in rules.itertuples():
+            # `position`: the file's order, the order rules are tried in (first match wins).
+            for position, r in enumerate(rules.itertuples(), start=1):
                 cur.execute(
-                    "insert into hnw_routing_rules (name, destination_client, source_states, source_clients, threshold) "
-                    "values (%s, %s, %s, %s, %s) on conflict (name) do update set "
+                    "insert into hnw_routing_rules "
+                    "(name, destination_client, source_states, source_clients, threshold, position) "
+                    "values (%s, %s, %s, %s, %s, %s) on conflict (name) do update set "
                     "destination_client = excluded.destination_client, source_states = excluded.source_states, "
-                    "source_clients = excluded.source_clients, threshold = excluded.threshold",
-                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold],
+                    "source_clients = excluded.source_clients, threshold = excluded.threshold, "
+                    "position = excluded.position",
+                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold,
+                     position],
                 )
     return len(rules)
 
@@ -131,6 +145,7 @@ def _client(r: dict[str, Any]) -> Client:
         slack_channel=r["slack_channel"],
         active=bool(r["active"]),
         campaign_name=r.get("campaign_name") or None,
+        hold_below_minimum=bool(r.get("hold_below_minimum", False)),
     )
 
 
@@ -144,8 +159,9 @@ def _resolve_clients(refs: pd.Series, clients: pd.DataFrame) -> pd.Series:
     return refs.str.strip().str.lower().map(lookup)
 
 
-def import_zips(sheet: ZipSheet, month: str, url: str | None = None) -> int:
-    """Assign the sheet's ZIPs for `month`; any conflict fails the whole import, nothing written."""
+def import_zips(sheet: ZipSheet, month: str, url: str | None = None, approved_by: str | None = None) -> int:
+    """Record the sheet as the territory from `month` on; any conflict fails the whole import,
+    nothing written. Sheets of one month add up; a later month's sheet replaces earlier ones."""
     rows = sheet.rows
     with db.transaction(url) as conn:
         conn.execute("lock table client_zipcodes in share row exclusive mode")
@@ -156,13 +172,15 @@ def import_zips(sheet: ZipSheet, month: str, url: str | None = None) -> int:
             for r in rows[rows["client_slug"].isna()].itertuples()
         ]
         known = rows.dropna(subset=["client_slug"])
-        held = db.read_frame(
-            conn, "select zip, client_slug from client_zipcodes where month = %s", [month]
-        )
+        changes = store.territory_changes(conn)
+        same_month = changes[(changes["kind"] == "sheet") & (changes["month"] == month)]
+        held = same_month.drop_duplicates(subset=["zip"])[["zip", "client_slug"]]
         problems += zip_conflicts(known, held)
         if problems:
             raise TerritoryError(sorted(problems, key=_line_number))
-        return _insert_assignments(conn, known, month)
+        new = known[~known["zip"].isin(set(held["zip"]))].drop_duplicates(subset=["zip"])
+        proposed = _proposed(changes, "sheet", month, new)
+        return _record(conn, changes, proposed, month, approved_by)
 
 
 def _line_number(problem: str) -> int:
@@ -170,22 +188,55 @@ def _line_number(problem: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _insert_assignments(conn: Any, rows: pd.DataFrame, month: str) -> int:
-    written = 0
+def _proposed(
+    changes: pd.DataFrame, kind: str, month: str, rows: pd.DataFrame, from_client: str | None = None
+) -> pd.DataFrame:
+    """New change rows with ids after every recorded one (replay order = approval order)."""
+    first = int(changes["id"].max()) + 1 if not changes.empty else 1
+    return pd.DataFrame(
+        {
+            "id": range(first, first + len(rows)),
+            "kind": kind,
+            "month": month,
+            "zip": list(rows["zip"]),
+            "state": list(rows["state"]),
+            "color": list(rows["color"]) if "color" in rows else None,
+            "client_slug": list(rows["client_slug"]),
+            "from_client": from_client,
+        },
+        columns=CHANGE_COLUMNS,
+    )
+
+
+def _record(
+    conn: Any, changes: pd.DataFrame, proposed: pd.DataFrame, month: str, approved_by: str | None
+) -> int:
+    """Refuse changes that would give a ZIP to two clients in any month from `month` on; else
+    record them and rewrite every month already written from `month` on. Returns ZIPs recorded."""
+    written = store.materialized_months(conn, month)
+    problems = new_problems(changes, proposed, months_to_check(changes, month, written))
+    if problems:
+        raise TerritoryError(problems)
     with conn.cursor() as cur:
-        for r in rows.drop_duplicates(subset=["zip"]).itertuples():
+        for c in proposed.itertuples():
             cur.execute(
-                "insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
-                "select slug, name, workspace_name, %s, %s, %s, %s from clients where slug = %s "
-                "on conflict (month, zip) do nothing",
-                (month, r.zip, r.state, r.color, r.client_slug),
+                "insert into territory_changes (kind, month, zip, state, color, client_slug, from_client, approved_by) "
+                "values (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, current_user))",
+                [c.kind, c.month, c.zip, c.state, _text(c.color), c.client_slug, _text(c.from_client), approved_by],
             )
-            written += cur.rowcount
-    return written
+    for m in sorted({month, *written}):
+        store.sync_territory(conn, m)
+    return len(proposed)
 
 
-def assign_zips(client_slug: str, month: str, zips: list[str], url: str | None = None) -> int:
-    """Give free ZIPs to a client for a month (an approved gap suggestion); refuse any conflict."""
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def assign_zips(
+    client_slug: str, month: str, zips: list[str], url: str | None = None, approved_by: str | None = None
+) -> int:
+    """Give free ZIPs to a client from `month` on (an approved gap suggestion); refuse any conflict."""
     from homeowner_dagster.leads.territories import normalise_zip, state_of_zip
 
     problems: list[str] = []
@@ -203,44 +254,40 @@ def assign_zips(client_slug: str, month: str, zips: list[str], url: str | None =
         exists = conn.execute("select 1 from clients where slug = %s", [client_slug]).fetchone()
         if not exists:
             raise TerritoryError([f"unknown client {client_slug!r}"])
-        held = db.read_frame(conn, "select zip, client_slug from client_zipcodes where month = %s", [month])
-        problems += zip_conflicts(frame, held)
         if problems:
             raise TerritoryError(problems)
-        return _insert_assignments(conn, frame, month)
+        changes = store.territory_changes(conn)
+        current = derive_territory(changes, month).zips
+        mine = set(current.loc[current["client_slug"] == client_slug, "zip"])
+        new = frame[~frame["zip"].isin(mine)].drop_duplicates(subset=["zip"])
+        return _record(conn, changes, _proposed(changes, "assign", month, new), month, approved_by)
 
 
-def move_zips(from_slug: str, to_slug: str, month: str, zips: list[str], url: str | None = None) -> int:
-    """Move ZIPs held by `from_slug` this month to `to_slug`; refuse any ZIP it does not hold."""
+def move_zips(
+    from_slug: str, to_slug: str, month: str, zips: list[str], url: str | None = None,
+    approved_by: str | None = None,
+) -> int:
+    """Move ZIPs held by `from_slug` in `month` to `to_slug`, from that month on; refuse any ZIP
+    it does not hold then."""
     from homeowner_dagster.leads.territories import normalise_zip
 
-    wanted = [normalise_zip(z) or str(z) for z in zips]
+    wanted = list(dict.fromkeys(normalise_zip(z) or str(z) for z in zips))
     with db.transaction(url) as conn:
         conn.execute("lock table client_zipcodes in share row exclusive mode")
-        target = conn.execute(
-            "select name, workspace_name from clients where slug = %s", [to_slug]
-        ).fetchone()
+        target = conn.execute("select 1 from clients where slug = %s", [to_slug]).fetchone()
         if not target:
             raise TerritoryError([f"unknown client {to_slug!r}"])
-        held = dict(
-            conn.execute(
-                "select zip, client_slug from client_zipcodes where month = %s and zip = any(%s)",
-                [month, wanted],
-            ).fetchall()
-        )
+        changes = store.territory_changes(conn)
+        current = derive_territory(changes, month).zips.set_index("zip")
         problems = [
-            f"ZIP {z} is held by {held.get(z) or 'no client'}, not {from_slug}, in {month}"
+            f"ZIP {z} is held by {current['client_slug'].get(z) or 'no client'}, not {from_slug}, in {month}"
             for z in wanted
-            if held.get(z) != from_slug
+            if current["client_slug"].get(z) != from_slug
         ]
         if problems:
             raise TerritoryError(problems)
-        cur = conn.execute(
-            "update client_zipcodes set client_slug = %s, client_name = %s, workspace_name = %s, "
-            "assigned_at = now(), pulled_at = null where month = %s and zip = any(%s)",
-            [to_slug, target[0], target[1], month, wanted],
-        )
-        return cur.rowcount
+        rows = current.loc[wanted].reset_index().assign(client_slug=to_slug, color=None)
+        return _record(conn, changes, _proposed(changes, "move", month, rows, from_slug), month, approved_by)
 
 
 def client_zips(client_slug: str, month: str, url: str | None = None) -> pd.DataFrame:
@@ -251,3 +298,19 @@ def client_zips(client_slug: str, month: str, url: str | None = None) -> pd.Data
             "where client_slug = %s and month = %s order by zip",
             [client_slug, month],
         )
+
+
+def territory_of(client_slug: str, month: str, url: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The client's ZIPs in `month` as carried forward (zip, state, source, pulled_at), and the
+    month of the sheet they start from (None when no sheet is at or before `month`)."""
+    with db.connect(url) as conn:
+        if not conn.execute("select 1 from clients where slug = %s", [client_slug]).fetchone():
+            raise TerritoryError([f"unknown client {client_slug!r}"])
+        derived = derive_territory(store.territory_changes(conn, month), month)
+        pulled = db.read_frame(
+            conn,
+            "select zip, pulled_at from client_zipcodes where client_slug = %s and month = %s",
+            [client_slug, month],
+        )
+    mine = derived.zips[derived.zips["client_slug"] == client_slug][["zip", "state", "source"]]
+    return mine.merge(pulled, on="zip", how="left").reset_index(drop=True), derived.sheet_month

@@ -1,4 +1,4 @@
-"""Monthly pulls on the 15th and weekly uploads on Mondays, 09:00 America/Chicago."""
+"""Monthly pulls on the 15th and weekly uploads on Mondays, 09:00 America/Chicago; outcomes after."""
 
 from __future__ import annotations
 
@@ -12,12 +12,18 @@ from dagster import (
     schedule,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import outcomes_store, registry, store
 from homeowner_dagster.assets.monthly_pull import channel_for
 from homeowner_dagster.assets.weekly_upload import force_command
-from homeowner_dagster.jobs import monthly_pull_job, weekly_upload_job
+from homeowner_dagster.jobs import (
+    campaign_outcomes_job,
+    monthly_pull_job,
+    weekly_upload_job,
+    zip_yield_job,
+)
 from homeowner_dagster.leads.calendar import (
     RenewalWindow,
+    add_months,
     missed_windows,
     month_key,
     renewal_month_pulled_on,
@@ -32,6 +38,8 @@ from homeowner_dagster.partitions import (
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
+
+ACTIVE_DAYS = 90  # outcomes are measured for 90 days after a window's attach
 
 
 def _tick_date(context: ScheduleEvaluationContext) -> date:
@@ -112,3 +120,76 @@ def report_missed(
         slack.post(channel_for(client), text)
         store.mark_announced(dsn, client.slug, window, "missed_reported_at")
     return missed
+
+
+# Outcomes: Mondays after the uploads (09:00), every window attached within the last 90 days.
+
+
+@schedule(
+    job=campaign_outcomes_job,
+    cron_schedule="0 11 * * 1",
+    execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Mondays 11:00 CT, after the uploads: replies and stats of every window attached "
+    "to a campaign in the last 90 days.",
+)
+def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
+    day = _tick_date(context)
+    windows = outcomes_store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
+    if not windows:
+        return SkipReason(f"no window attached in the 90 days before {day.isoformat()}")
+    return [
+        RunRequest(
+            run_key=f"outcomes-{slug}-{start.isoformat()}-{day.isoformat()}",
+            partition_key=client_window_key(slug, start),
+            tags={"client": slug},
+        )
+        for slug, start in windows
+    ]
+
+
+@schedule(
+    job=zip_yield_job,
+    cron_schedule="0 12 * * 1",
+    execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Mondays 12:00 CT, after the outcomes: yield per ZIP of every renewal month measured.",
+)
+def weekly_zip_yield_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
+    day = _tick_date(context)
+    windows = outcomes_store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
+    months = sorted({(slug, month_key(start.replace(day=1))) for slug, start in windows})
+    if not months:
+        return SkipReason("no renewal month with outcomes to measure")
+    return [
+        RunRequest(
+            run_key=f"zip-yield-{slug}-{month}-{day.isoformat()}",
+            partition_key=client_month_key(slug, month),
+            tags={"client": slug},
+        )
+        for slug, month in months
+    ]
+
+
+@schedule(
+    job=zip_yield_job,
+    cron_schedule="0 12 2 * *",
+    execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="The 2nd of each month: yield of the renewal month two months back (its uploads are "
+    "5-9 weeks old) and the monthly outcome message per client in Slack.",
+)
+def monthly_outcomes_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
+    month = add_months(_tick_date(context).replace(day=1), -2)
+    clients = registry.load_clients(database.dsn())
+    if not clients:
+        return SkipReason("no active clients")
+    return [
+        RunRequest(
+            run_key=f"outcomes-message-{c.slug}-{month_key(month)}",
+            partition_key=client_month_key(c.slug, month),
+            run_config={"ops": {"zip_yield": {"config": {"post_to_slack": True}}}},
+            tags={"client": c.slug},
+        )
+        for c in clients
+    ]

@@ -16,6 +16,7 @@ import pandas as pd
 from psycopg import sql
 
 from homeowner_dagster import db
+from homeowner_dagster.leads import territories
 from homeowner_dagster.leads.calendar import RenewalWindow, add_months, month_key
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 
@@ -26,11 +27,96 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Territories: the standing assignment, carried forward month to month
+
+
+def territory_changes(conn: Any, until: str | None = None) -> pd.DataFrame:
+    """Every recorded sheet line, assignment and move (up to month `until`), oldest first."""
+    frame = db.read_frame(
+        conn,
+        "select id, kind, month, zip, state, color, client_slug, from_client from territory_changes "
+        "where %s::text is null or month <= %s order by id",
+        [until, until],
+    )
+    return frame if not frame.empty else pd.DataFrame(columns=territories.CHANGE_COLUMNS)
+
+
+def materialized_months(conn: Any, since: str) -> list[str]:
+    """Months from `since` on whose territory is already written to `client_zipcodes`."""
+    rows = conn.execute(
+        "select distinct month from client_zipcodes where month >= %s order by month", [since]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def sync_territory(conn: Any, month: str) -> territories.Territory:
+    """Write month's derived territory to `client_zipcodes` (inside the caller's transaction).
+
+    Rows that stay with their client keep their counts and pulled_at; a ZIP that changes hands
+    is marked not pulled; a ZIP no longer held is removed. The caller holds the table lock.
+    """
+    derived = territories.derive_territory(territory_changes(conn, month), month)
+    current = _written(conn, month)
+    wanted = derived.zips.set_index("zip")
+    gone = sorted(set(current) - set(wanted.index))
+    with conn.cursor() as cur:
+        if gone:
+            cur.execute("delete from client_zipcodes where month = %s and zip = any(%s)", [month, gone])
+        for z, row in wanted.iterrows():
+            if current.get(z) == row["client_slug"]:
+                continue
+            if z in current:
+                cur.execute(
+                    "update client_zipcodes set client_slug = c.slug, client_name = c.name, "
+                    "workspace_name = c.workspace_name, assigned_at = now(), pulled_at = null "
+                    "from clients c where c.slug = %s and client_zipcodes.month = %s and client_zipcodes.zip = %s",
+                    [row["client_slug"], month, z],
+                )
+            else:
+                cur.execute(
+                    "insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
+                    "select slug, name, workspace_name, %s, %s, %s, %s from clients where slug = %s",
+                    [month, z, row["state"], row["color"], row["client_slug"]],
+                )
+    return derived
+
+
+def _written(conn: Any, month: str) -> dict[str, str]:
+    return dict(conn.execute("select zip, client_slug from client_zipcodes where month = %s", [month]).fetchall())
+
+
+def ensure_territory(dsn: str, month: date) -> territories.Territory:
+    """Bring the month's `client_zipcodes` rows up to date with the sheet and changes (all clients).
+
+    Pulls of many clients for one month run at once: the table lock is only taken when the
+    written month differs from what the sheet and changes say.
+    """
+    m = month_key(month)
+    with db.connect(dsn) as conn:
+        derived = territories.derive_territory(territory_changes(conn, m), m)
+        if _written(conn, m) == dict(zip(derived.zips["zip"], derived.zips["client_slug"], strict=True)):
+            return derived
+    with db.transaction(dsn) as conn:
+        conn.execute("lock table client_zipcodes in share row exclusive mode")
+        return sync_territory(conn, m)
+
+
+def derived_territory(dsn: str, month: date) -> territories.Territory:
+    """The month's territory as the sheet and changes define it (read only)."""
+    with db.connect(dsn) as conn:
+        return territories.derive_territory(territory_changes(conn, month_key(month)), month_key(month))
+
+
 # PT1: raw leads
 
 
 def territory(dsn: str, client: str, month: date) -> pd.DataFrame:
-    """The client's ZIPs for the month, with last month's raw count when known (for chunking)."""
+    """The client's ZIPs for the month, with last month's raw count when known (for chunking).
+
+    The month's territory is first written from the latest sheet at or before it plus the
+    changes approved since, so a month needs no import of its own.
+    """
+    ensure_territory(dsn, month)
     with db.connect(dsn) as conn:
         return db.read_frame(
             conn,
@@ -93,11 +179,12 @@ def read_raw_leads(dsn: str, client: str, month: date) -> pd.DataFrame:
 
 
 def dedupe_keys_held_elsewhere(dsn: str, client: str, month: date) -> set[str]:
-    """Keys of leads another client already holds this month (excluding leads routed from us)."""
+    """Keys of leads another client already holds this month, or routed to us from another
+    client (excluding leads routed from us): those rows are rejected `held_by_other_client`."""
     with db.connect(dsn) as conn:
         rows = conn.execute(
-            "select dedupe_key from cleaned_leads where month = %s and client_slug <> %s "
-            "and coalesce(routed_from, '') <> %s",
+            "select dedupe_key from cleaned_leads where month = %s "
+            "and (client_slug <> %s or routed_from is not null) and coalesce(routed_from, '') <> %s",
             [month_key(month), client, client],
         ).fetchall()
     return {r[0] for r in rows}
@@ -193,6 +280,11 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
         routed_out = conn.execute(
             "select count(*) from cleaned_leads where routed_from = %s and month = %s", [client, m]
         ).fetchone()[0]
+        held = conn.execute(
+            "select count(*) from rejected_leads where client_slug = %s and month = %s "
+            "and reason = 'held_by_other_client'",
+            [client, m],
+        ).fetchone()[0]
     return {
         "raw": int(raw),
         "cleaned": int(cleaned[0]) + int(cleaned[1]),
@@ -200,7 +292,27 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
         "routed_in": int(cleaned[1]),
         "rejected": int(rejected),
         "routed_out": int(routed_out),
+        "held_by_other_client": int(held),
     }
+
+
+def refresh_routed_totals(
+    dsn: str, client: str, month: date, counts: dict[str, int], gap: int, status: str
+) -> None:
+    """Bring a destination's totals and gap report up to date after a source routed leads to it,
+    so they agree with its cleaned leads whichever of the two months ran first."""
+    m = month_key(month)
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "update monthly_cleaned_leads set cleaned_count = %s, routed_in_count = %s, gap = %s, "
+            "updated_at = now() where client_slug = %s and month = %s",
+            [counts["cleaned"], counts["routed_in"], gap, client, m],
+        )
+        conn.execute(
+            "update gap_reports set cleaned_count = %s, routed_in_count = %s, gap = %s, status = %s, "
+            "meets_minimum = cleaned_count >= minimum_to_proceed where client_slug = %s and month = %s",
+            [counts["cleaned"], counts["routed_in"], gap, status, client, m],
+        )
 
 
 def write_monthly_totals(dsn: str, row: dict[str, Any]) -> None:
@@ -224,16 +336,96 @@ def write_gap_report(dsn: str, row: dict[str, Any]) -> None:
         )
 
 
+def upload_held(dsn: str, client: str, month: date) -> str | None:
+    """Why the weekly upload of this renewal month waits for a person, or None to go ahead.
+
+    Only a client with `hold_below_minimum: true` is held, only for a month whose gap report is
+    `below_minimum`, and only until someone runs `homeowner approve` for it (the default is to
+    upload and flag).
+    """
+    m = month_key(month)
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select g.cleaned_count, g.minimum_to_proceed from clients c "
+            "join gap_reports g on g.client_slug = c.slug and g.month = %s "
+            "left join upload_approvals a on a.client_slug = c.slug and a.month = g.month "
+            "where c.slug = %s and c.hold_below_minimum and g.status = 'below_minimum' "
+            "and a.client_slug is null",
+            [m, client],
+        ).fetchone()
+    if row is None:
+        return None
+    return (
+        f"{client} {m} is below its minimum to proceed ({row[0]:,} of {row[1]:,} cleaned leads) and "
+        f"the client is set to hold_below_minimum: run `homeowner approve --client {client} --month {m}` "
+        "to upload it"
+    )
+
+
+def approve_upload(dsn: str, client: str, month: date, approved_by: str) -> dict[str, Any]:
+    """Record a person's go-ahead for a below-minimum month (who, when, and the counts then)."""
+    m = month_key(month)
+    with db.transaction(dsn) as conn:
+        report = conn.execute(
+            "select status, cleaned_count, minimum_to_proceed from gap_reports "
+            "where client_slug = %s and month = %s",
+            [client, m],
+        ).fetchone()
+        row = conn.execute(
+            "insert into upload_approvals (client_slug, month, approved_by, cleaned_count, minimum_to_proceed) "
+            "values (%s, %s, %s, %s, %s) on conflict (client_slug, month) do update set "
+            "approved_by = excluded.approved_by, approved_at = now(), cleaned_count = excluded.cleaned_count, "
+            "minimum_to_proceed = excluded.minimum_to_proceed returning approved_at",
+            [client, m, approved_by, report[1] if report else None, report[2] if report else None],
+        ).fetchone()
+    return {
+        "status": report[0] if report else None,
+        "cleaned": report[1] if report else None,
+        "minimum": report[2] if report else None,
+        "approved_at": row[0],
+    }
+
+
 def hnw_rules_for(dsn: str, client: str) -> list[dict[str, Any]]:
-    """High-net-worth routing rules that apply to this source client."""
+    """High-net-worth routing rules that apply to this source client, in the client file's order."""
     with db.connect(dsn) as conn:
         frame = db.read_frame(
             conn,
-            "select destination_client, source_states, threshold from hnw_routing_rules "
-            "where %s = any(source_clients) and destination_client <> %s order by destination_client",
+            "select name, destination_client, source_states, threshold from hnw_routing_rules "
+            "where %s = any(source_clients) and destination_client <> %s order by position, name",
             [client, client],
         )
     return frame.to_dict("records")
+
+
+def hnw_sources_of(dsn: str, destination: str) -> list[str]:
+    """The clients whose rules route leads to `destination`."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct unnest(source_clients) from hnw_routing_rules where destination_client = %s",
+            [destination],
+        ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def routed_destinations(dsn: str, source: str, month: date) -> set[str]:
+    """The clients holding leads routed from `source` this month (before a re-run replaces them)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select distinct client_slug from cleaned_leads where routed_from = %s and month = %s",
+            [source, month_key(month)],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def raw_pulled_on(dsn: str, client: str, month: date) -> date | None:
+    """The day the month's raw rows were pulled from Cole (the earliest, when in several runs)."""
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select min(pulled_at) from raw_leads where client_slug = %s and month = %s",
+            [client, month_key(month)],
+        ).fetchone()
+    return row[0].date() if row and row[0] is not None else None
 
 
 def month_assignments(dsn: str, month: date) -> pd.DataFrame:

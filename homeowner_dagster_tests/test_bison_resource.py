@@ -1,15 +1,30 @@
-"""BisonResource against the sandbox: outcomes in the workspace, faults recovered, no duplicates."""
+"""BisonResource against the sandbox: outcomes in the workspace, faults recovered, no duplicates.
+
+Tests named `test_fact_*` each hold the connector to one firm fact of
+shared/vendor-facts/email-bison.md (the section is named in the docstring).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from homeowner_dagster.resources.bison import BisonError, BisonResource, BisonWorkspace
+from homeowner_dagster.resources.bison import (
+    BisonError,
+    BisonFieldMissing,
+    BisonImportFailed,
+    BisonImportTimeout,
+    BisonResource,
+    BisonSettingsChanged,
+    BisonSettingUnknown,
+    BisonWorkspace,
+)
 from homeowner_dagster.sandbox import Sandbox
+from homeowner_dagster.sandbox.bison import IMPORT_SECONDS
 
 WORKSPACE = "Acme Insurance"
 TOKEN_ENV = "BISON_TOKEN_ACME_INSURANCE"
@@ -28,6 +43,21 @@ def workspace(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bis
     with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
         yield ws
     sandbox.faults.off()
+    bison = sandbox.bison
+    bison.import_seconds, bison.campaign_omits = IMPORT_SECONDS, {"reputation_building"}
+    bison.list_omits, bison.update_drops, bison.list_by_id_route = set(), set(), True
+
+
+CUSTOM_VARIABLES = [
+    "date_of_birth",
+    "street_address",
+    "city",
+    "state",
+    "zip",
+    "renewal_date",
+    "cellphone",
+    "home_value",
+]
 
 
 def leads(n: int, start: int = 0) -> pd.DataFrame:
@@ -53,8 +83,6 @@ def test_upload_creates_one_list_with_custom_variables_and_neutralised_formulas(
 ) -> None:
     list_id, created = workspace.upload_lead_list("(March 1st - 7th renewals)", leads(3))
     assert created and workspace.lead_list_count(list_id) == 3
-    again_id, again_created = workspace.upload_lead_list("(March 1st - 7th renewals)", leads(3))
-    assert (again_id, again_created) == (list_id, False)
     assert sandbox.bison.list_names(WORKSPACE).count("(March 1st - 7th renewals)") == 1
     lead = sandbox.bison.list_leads(WORKSPACE, "(March 1st - 7th renewals)")[0]
     assert lead["last_name"] == '\'=HYPERLINK("x")'
@@ -63,23 +91,98 @@ def test_upload_creates_one_list_with_custom_variables_and_neutralised_formulas(
     assert {"cellphone", "home_value", "renewal_date"} <= workspace.custom_variables()
 
 
+def test_new_list_costs_three_requests_once_custom_variables_exist(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Custom-variable look-up, CSV POST, one poll: 3 requests seen by the sandbox.
+
+    Fails against the old connector: it looked the list up by name first (4 requests).
+    """
+    workspace.ensure_custom_variables(CUSTOM_VARIABLES)
+    sandbox.bison.import_seconds = 0  # done before the first poll, however loaded the machine
+    before = sandbox.bison.requests
+    list_id, _ = workspace.upload_lead_list("(April 1st - 7th renewals)", leads(5, start=300))
+    assert workspace.lead_list_count(list_id) == 5
+    assert sandbox.bison.requests - before <= 3
+
+
+def test_fact_import_is_queued_and_counted_when_processed(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Fact (section 5): the CSV import is queued; the list is `Unprocessed` with counts 0 at
+    first and reports `leads_succeeded` once `Processed`; there is no `leads_count`.
+
+    Fails against the old connector: it read `leads_count` (absent) and returned 0 at once.
+    """
+    sandbox.bison.import_seconds = 1.0
+    list_id, _ = workspace.upload_lead_list("(April 8th - 14th renewals)", leads(4, start=310))
+    assert sandbox.bison.workspaces[WORKSPACE].lead_lists[list_id]["status"] == "Unprocessed"
+    assert workspace.lead_list_count(list_id) == 4
+    assert sandbox.bison.workspaces[WORKSPACE].lead_lists[list_id]["status"] == "Processed"
+
+
+def test_fact_refused_rows_are_a_typed_error_quoting_error_messages(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Fact (section 5): a processed list reports `leads_failed` and `error_messages`.
+
+    Fails against the old connector: it returned a count and never looked at `leads_failed`.
+    """
+    frame = leads(3, start=320)
+    frame.loc[1, "email"] = "not-an-address"
+    list_id, _ = workspace.upload_lead_list("(April 15th - 21st renewals)", frame)
+    with pytest.raises(BisonImportFailed) as failed:
+        workspace.lead_list_count(list_id)
+    assert (failed.value.succeeded, failed.value.failed) == (2, 1)
+    assert "Row 3: The email field must be a valid email address." in str(failed.value)
+    assert "owner3" not in str(failed.value)  # no homeowner's address in the error
+
+
+def test_missing_list_field_is_an_error_naming_it(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Fails against the old connector: a missing count was read as 0."""
+    list_id, _ = workspace.upload_lead_list("(April 22nd - 30th renewals)", leads(2, start=330))
+    sandbox.bison.list_omits = {"leads_succeeded"}
+    with pytest.raises(BisonFieldMissing, match="'leads_succeeded'"):
+        workspace.lead_list_count(list_id)
+    sandbox.bison.list_omits = {"status"}
+    with pytest.raises(BisonFieldMissing, match="'status'"):
+        workspace.lead_list_count(list_id)
+
+
+def test_import_poll_gives_up_with_a_typed_error(sandbox: Sandbox, workspace: BisonWorkspace) -> None:
+    """Bounded poll: a list never `Processed` within the limit ends in `BisonImportTimeout`.
+
+    Fails against the old connector: it did not wait at all and answered 0.
+    """
+    sandbox.bison.import_seconds = 30
+    impatient = BisonResource(min_interval_seconds=0.0, import_timeout_seconds=0.5)
+    with impatient.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
+        list_id, _ = ws.upload_lead_list("(May 1st - 7th renewals)", leads(2, start=340))
+        with pytest.raises(BisonImportTimeout, match="'Unprocessed'") as timed_out:
+            ws.lead_list_count(list_id)
+    assert timed_out.value.transient
+
+
+def test_import_is_polled_through_the_paged_list_when_there_is_no_by_id_route(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """The facts only show `GET /api/lead-lists` (pages of 15): without a by-id route the
+    poll reads the paged list and still sees the import end."""
+    sandbox.bison.list_by_id_route = False
+    list_id, _ = workspace.upload_lead_list("(May 8th - 14th renewals)", leads(3, start=350))
+    assert workspace.lead_list_count(list_id) == 3
+    with pytest.raises(BisonError, match="not found"):
+        workspace.lead_list_count(999_999)
+
+
 @pytest.mark.parametrize("fault", ["http_500", "http_429"])
 def test_upload_survives_faults_without_duplicating(
     sandbox: Sandbox, workspace: BisonWorkspace, fault: str
 ) -> None:
     name = f"(March 8th - 14th renewals) {fault}"
-    workspace.ensure_custom_variables(
-        [
-            "date_of_birth",
-            "street_address",
-            "city",
-            "state",
-            "zip",
-            "renewal_date",
-            "cellphone",
-            "home_value",
-        ]
-    )
+    workspace.ensure_custom_variables(CUSTOM_VARIABLES)
     sandbox.faults.on("bison", fault, times=1, retry_after=0)
     list_id, created = workspace.upload_lead_list(name, leads(4))
     assert created and ("bison", fault) in sandbox.faults.fired
@@ -87,31 +190,33 @@ def test_upload_survives_faults_without_duplicating(
     assert workspace.lead_list_count(list_id) == 4
 
 
-def test_lost_upload_answer_is_found_by_name_not_sent_again(
+def test_lost_upload_answer_finds_this_upload_not_last_years_list(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
+    """The answer is dropped after Bison created the list: the list is found, not sent again,
+    and last year's list of the same name is not taken for it.
+
+    Fails against the old connector: it took any list with the name (last year's, here).
+    """
     name = "(March 15th - 21st renewals)"
-    workspace.ensure_custom_variables(
-        [
-            "date_of_birth",
-            "street_address",
-            "city",
-            "state",
-            "zip",
-            "renewal_date",
-            "cellphone",
-            "home_value",
-        ]
-    )
-    # Make the look-up clean, then drop the POST's answer after Bison created the list.
-    assert workspace.find_lead_list(name) is None
+    workspace.ensure_custom_variables(CUSTOM_VARIABLES)
+    a_year_ago = (datetime.now(UTC) - timedelta(days=364)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    ws = sandbox.bison.workspaces[WORKSPACE]
+    ws.lead_lists[20_000] = {
+        "id": 20_000, "name": name, "created_at": a_year_ago, "updated_at": a_year_ago,
+        "lead_emails": [],
+    }  # fmt: skip
     sandbox.faults.on("bison", "dropped_connection", times=1)
     list_id, created = workspace.upload_lead_list(name, leads(2))
-    assert created and sandbox.bison.list_names(WORKSPACE).count(name) == 1
+    assert created and list_id != 20_000 and ("bison", "dropped_connection") in sandbox.faults.fired
+    assert sandbox.bison.list_names(WORKSPACE).count(name) == 2  # last year's and this one
     assert workspace.lead_list_count(list_id) == 2
 
 
-def test_find_lead_list_walks_every_page(sandbox: Sandbox, workspace: BisonWorkspace) -> None:
+def test_fact_pagination_find_lead_list_walks_every_page(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Fact (section 2): pages of 15 with `?page=N` and `meta.last_page`."""
     ws = sandbox.bison.workspaces[WORKSPACE]
     for i in range(40):
         ws.lead_lists[10_000 + i] = {
@@ -121,32 +226,89 @@ def test_find_lead_list_walks_every_page(sandbox: Sandbox, workspace: BisonWorks
             "updated_at": "",
             "lead_emails": [],
         }
+    before = sandbox.bison.requests
     assert workspace.find_lead_list("old list 39")["id"] == 10_039
+    assert sandbox.bison.requests - before >= 3  # 40+ lists take at least 3 pages of 15
     assert workspace.find_lead_list("never uploaded") is None
 
 
-def test_evergreen_rename_keeps_other_settings_and_attach(
+def test_fact_rename_resends_every_boolean_and_total_leads_counts_the_list(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
+    """Facts (section 6): `PATCH .../update` resets booleans left out to false; the campaign
+    GET does not return `reputation_building`; the campaign's lead count is `total_leads`.
+
+    Fails against the old connector: it resent only what the GET returned, so reputation
+    building was switched off.
+    """
     campaign = workspace.find_evergreen_campaign()
+    assert "reputation_building" not in campaign
     stored = sandbox.bison.workspaces[WORKSPACE].campaigns[campaign["id"]]
     stored.update(
         plain_text=True,
         open_tracking=False,
+        reputation_building=True,
         max_emails_per_day=333,
         sequence_prioritization="new_leads",
     )
+    leads_before = workspace.campaign(campaign["id"])["total_leads"]
     list_id, _ = workspace.upload_lead_list("(March 22nd - 31st renewals)", leads(2, start=50))
+    assert workspace.lead_list_count(list_id) == 2
     workspace.attach_lead_list(campaign["id"], list_id)
     workspace.attach_lead_list(campaign["id"], list_id)
+    assert workspace.campaign(campaign["id"])["total_leads"] == leads_before + 2
     workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: March 22nd-31st")
     after = sandbox.bison.campaign(WORKSPACE, "Evergreen, Last Upload: March 22nd-31st")
     assert after["plain_text"] is True and after["open_tracking"] is False
     assert after["reputation_building"] is True and after["can_unsubscribe"] is True
     assert after["max_emails_per_day"] == 333 and after["sequence_prioritization"] == "new_leads"
-    assert sandbox.bison.attached_lists(WORKSPACE, campaign["id"]) == [
-        "(March 22nd - 31st renewals)"
-    ]
+    assert "(March 22nd - 31st renewals)" in sandbox.bison.attached_lists(WORKSPACE, campaign["id"])
+
+
+def test_rename_refuses_when_a_reset_boolean_is_unknown(
+    sandbox: Sandbox, workspace: BisonWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The campaign GET leaves `can_unsubscribe` out and nothing configures it: no PATCH.
+
+    Fails against the old connector: it renamed and Bison switched the unsubscribe link off.
+    """
+    sandbox.bison.campaign_omits = {"reputation_building", "can_unsubscribe"}
+    campaign = workspace.find_evergreen_campaign()
+    monkeypatch.delenv("BISON_CAN_UNSUBSCRIBE", raising=False)
+    with pytest.raises(BisonSettingUnknown, match="BISON_CAN_UNSUBSCRIBE"):
+        workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: April 1st-7th")
+    stored = sandbox.bison.workspaces[WORKSPACE].campaigns[campaign["id"]]
+    assert stored["name"] == campaign["name"] and stored["can_unsubscribe"] is True
+
+
+def test_rename_sends_the_configured_value_of_a_setting_bison_never_returns(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reputation_building` comes from BISON_REPUTATION_BUILDING (the operator's choice)."""
+    campaign = sandbox.bison.add_campaign(WORKSPACE, "Reminders", reputation_building=True)
+    monkeypatch.setenv(TOKEN_ENV, sandbox.bison.workspaces[WORKSPACE].token)
+    monkeypatch.setenv("BISON_REPUTATION_BUILDING", "false")
+    resource = BisonResource(min_interval_seconds=0.0)
+    with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
+        ws.rename_campaign(campaign["id"], "Reminders, renamed")
+    assert campaign["name"] == "Reminders, renamed" and campaign["reputation_building"] is False
+    monkeypatch.setenv("BISON_REPUTATION_BUILDING", "maybe")
+    with pytest.raises(BisonError, match="BISON_REPUTATION_BUILDING must be true or false"):
+        resource.workspace(sandbox.urls["bison"], TOKEN_ENV)
+
+
+def test_rename_reads_settings_back_and_fails_if_one_changed(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """The update does not take `open_tracking` (so Bison resets it): the read-back sees it.
+
+    Fails against the old connector: it checked only the new title.
+    """
+    campaign = workspace.find_evergreen_campaign()
+    sandbox.bison.workspaces[WORKSPACE].campaigns[campaign["id"]]["open_tracking"] = True
+    sandbox.bison.update_drops = {"open_tracking"}
+    with pytest.raises(BisonSettingsChanged, match="open_tracking: True -> False"):
+        workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: April 8th-14th")
 
 
 def test_evergreen_lookup_errors_are_clear(
@@ -165,9 +327,11 @@ def test_evergreen_lookup_errors_are_clear(
         resource.workspace(sandbox.urls["bison"], "TOK_TWO").find_evergreen_campaign()
 
 
-def test_other_workspace_is_forbidden_and_missing_token_is_named(
+def test_fact_error_shape_other_workspace_is_forbidden_and_missing_token_is_named(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
+    """Fact (section 7): errors are `{"data": {"success": false, "message": ...}}`; the
+    connector's error quotes that message and keeps the status."""
     theirs = sandbox.bison.campaign("Lone Star Agency", "Evergreen, Last Upload: January 22nd-31st")
     with pytest.raises(BisonError, match="unauthorized") as denied:
         workspace.rename_campaign(theirs["id"], "hijacked")

@@ -24,6 +24,7 @@ from homeowner_dagster.leads.cleaning import (
 )
 from homeowner_dagster.leads.cole_csv import read_cole_csv, write_people_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
+from homeowner_dagster.leads.routing import RoutingRule, route_destinations
 from homeowner_dagster.leads.schemas import CleanedLeadFrame, RawLeadFrame, RejectedLeadFrame
 
 FEB_2027 = date(2027, 2, 1)
@@ -164,6 +165,85 @@ def test_high_net_worth_routing():
     assert without.hnw.empty and without.summary()["by_reason"]["home_value_above_max"] == 2
 
 
+
+TEXAS = RoutingRule("texas-hnw", "agency-hnw", ("TX",), 900_000)
+JERSEY = RoutingRule("jersey-hnw", "jersey-hnw", ("NJ",), 1_000_000)
+
+
+def test_a_rule_routes_only_above_its_own_threshold_and_above_the_client_cap():
+    frame = raw_frame(
+        {"Home_Value": "800000", "State": "TX"},  # above a 700k cap, under the rule: rejected
+        {"Home_Value": "950000", "State": "TX"},  # above both: routed
+        {"Home_Value": "650000", "State": "TX"},  # under the cap: the client's own lead
+        {"Home_Value": "950000", "State": "OK"},  # no rule for Oklahoma: rejected
+    )
+    result = clean_leads(frame, FEB_2027, max_home_value=700_000, routing_rules=[TEXAS])
+    assert result.hnw["source_row"].tolist() == [2]
+    assert result.destinations.tolist() == ["agency-hnw"]
+    assert result.cleaned["source_row"].tolist() == [3]
+    assert result.rejected.set_index("source_row")["reason"].to_dict() == {
+        1: "home_value_above_max", 4: "home_value_above_max"
+    }
+    # A cap above the rule's threshold keeps the client's own leads under its cap.
+    high_cap = clean_leads(frame, FEB_2027, max_home_value=2_000_000, routing_rules=[TEXAS])
+    assert high_cap.hnw.empty and len(high_cap.cleaned) == 4
+
+
+def test_each_rule_sends_to_its_own_destination_first_match_in_file_order():
+    other = RoutingRule("texas-other", "other-hnw", ("TX", "NJ"), 900_000)
+    frame = raw_frame(
+        {"Home_Value": "1200000", "State": "TX"},
+        {"Home_Value": "1200000", "State": "NJ"},
+        {"Home_Value": "950000", "State": "NJ"},  # under JERSEY's threshold: the next rule takes it
+    )
+    result = clean_leads(frame, FEB_2027, routing_rules=[TEXAS, JERSEY, other])
+    assert dict(zip(result.hnw["source_row"], result.destinations, strict=True)) == {
+        1: "agency-hnw", 2: "jersey-hnw", 3: "other-hnw"
+    }
+    assert {d: f["source_row"].tolist() for d, f in result.routed().items()} == {
+        "agency-hnw": [1], "jersey-hnw": [2], "other-hnw": [3]
+    }
+    assert result.summary()["routed_to"] == {"agency-hnw": 1, "jersey-hnw": 1, "other-hnw": 1}
+    reordered = clean_leads(frame, FEB_2027, routing_rules=[other, TEXAS, JERSEY])
+    assert set(reordered.destinations) == {"other-hnw"}
+    # Rows conserved per destination: raw = cleaned + rejected + routed.
+    assert len(result.cleaned) + len(result.rejected) + sum(map(len, result.routed().values())) == 3
+
+
+def test_routing_rule_from_a_stored_rule_defaults_to_900k():
+    rule = RoutingRule.from_record({"name": "r", "destination_client": "d", "source_states": ["tx"], "threshold": None})
+    assert rule == RoutingRule("r", "d", ("TX",), 900_000.0)
+    destinations = route_destinations(
+        pd.Series(["TX", "TX", "TX"]), pd.Series([900_000.0, 900_001.0, float("nan")]), 800_000, [rule]
+    )
+    assert destinations.tolist() == ["", "d", ""]
+
+
+@pytest.mark.parametrize(
+    ("purchase", "pulled_on", "reason"),
+    [
+        ("2/3/2027", None, "invalid_purchase_date"),  # in the renewal month itself
+        ("2/20/2031", None, "invalid_purchase_date"),  # years ahead
+        ("1/1/2027", None, "invalid_purchase_date"),  # the first day of the renewal year
+        ("12/20/2026", date(2026, 12, 15), "invalid_purchase_date"),  # after the pull
+        ("2/3/2026", date(2026, 12, 15), None),  # one year before: renews 2027-02-03
+        ("12/15/2026", date(2026, 12, 15), "outside_renewal_month"),  # the pull day is a real date
+    ],
+)
+def test_purchase_dates_that_cannot_renew_in_the_month(purchase, pulled_on, reason):
+    assert reason_of({"Purchase_Date (MM/DD/YYYY)": purchase}, pulled_on=pulled_on) == reason
+
+
+def test_leads_another_client_holds_are_held_by_other_client_not_duplicate():
+    frame = raw_frame({"Email_Address": "ann@x.com"}, {"Email_Address": "ann@x.com"}, {"Email_Address": "bob@x.com"})
+    first = clean_leads(frame, FEB_2027)
+    ann, bob = first.cleaned["dedupe_key"].tolist()
+    result = clean_leads(frame, FEB_2027, held_by_others=[ann], known_dedupe_keys=[bob])
+    assert result.rejected["reason"].tolist() == ["held_by_other_client", "held_by_other_client", "duplicate"]
+    by_reason = result.summary()["by_reason"]
+    assert (by_reason["held_by_other_client"], by_reason["duplicate"]) == (2, 1)
+    assert result.cleaned.empty
+
 @pytest.mark.parametrize("first, joint", [("John & Mary", True), ("john and mary", True), ("Smith, John", True), ("Alexandra", False), ("Andy", False)])
 def test_joint_owner_first_names_without_head_of_household_column(first, joint):
     result = clean_leads(raw_frame({"First_Name": first}, drop=("Head_Household",)), FEB_2027)
@@ -219,7 +299,7 @@ def test_reject_moves_leads_with_original_values_and_summary():
     assert later.rejected["First_Name"].iloc[0] == "ANN"
     summary = later.summary()
     assert summary == {
-        "input_rows": 3, "cleaned_rows": 1, "rejected_rows": 2, "hnw_rows": 0,
+        "input_rows": 3, "cleaned_rows": 1, "rejected_rows": 2, "hnw_rows": 0, "routed_to": {},
         "by_reason": {**dict.fromkeys(summary["by_reason"], 0), "invalid_zip": 1, "email_not_safe_to_send": 1},
     }  # fmt: skip
     with pytest.raises(ValueError):
@@ -315,3 +395,23 @@ def test_text_beyond_ascii_takes_pythons_way():
         expected = rule.__wrapped__(values.astype(object)).tolist()
         assert rule(values).astype(object).tolist() == expected, rule.__name__
     assert tidy_names(pd.Series(["ßen", "İ"])).tolist() == ["ßen".title(), "İ".title()]  # "Ssen"
+
+
+def test_every_date_reaches_the_bison_csv_as_yyyy_mm_dd():
+    """The two paths that build a lead list: leads straight from cleaning (pandas timestamps)
+    and leads read back from Postgres (datetime.date, birth dates as text)."""
+    import csv
+
+    from homeowner_dagster.resources.bison import lead_list_csv
+
+    cleaned = one({"Date_of_Birth": "3/4/1961"}).cleaned
+    from_db = cleaned.assign(
+        renewal_date=cleaned["renewal_date"].dt.date, purchase_date=cleaned["purchase_date"].dt.date,
+        date_of_birth="1961-03-04",
+    ).astype(object)
+    as_text = cleaned.assign(renewal_date="2027-02-03 00:00:00", date_of_birth="03/04/1961")
+    for frame in (cleaned, from_db, as_text):
+        data, mapping = lead_list_csv(frame)
+        row = next(csv.DictReader(io.StringIO(data.decode())))
+        assert (row["renewal_date"], row["date_of_birth"]) == ("2027-02-03", "1961-03-04")
+        assert mapping["renewal_date"] == "renewal_date"

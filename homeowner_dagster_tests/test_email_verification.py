@@ -110,7 +110,7 @@ def test_bulk_flow_goes_through_a_signed_storage_url(sandbox: Sandbox) -> None:
     assert ("debounce", "dropped_download") in sandbox.faults.fired
 
 
-def test_clay_backend_reads_results_back_when_filled(sandbox: Sandbox) -> None:
+def test_clay_backend_reads_results_back_when_filled(sandbox: Sandbox, database_url: str) -> None:
     env = sandbox.env()
     clay = ClayResource(
         webhook_url=env["CLAY_WEBHOOK_URL"],
@@ -119,6 +119,7 @@ def test_clay_backend_reads_results_back_when_filled(sandbox: Sandbox) -> None:
         api_url=env["CLAY_API_URL"],
         table_id=env["CLAY_TABLE_ID"],
         retry_base_seconds=0.01,
+        database_url=database_url,  # where Clay's row and submission limits are counted
     )
     sandbox.faults.on("clay", "http_429", times=1, retry_after=0)
     frame = EmailVerificationResource(

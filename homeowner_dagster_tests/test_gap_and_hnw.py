@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from dagster import AssetKey
 
+from homeowner_dagster import registry, store
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
+from homeowner_dagster.leads.routing import RoutingRule, route_destinations
 from homeowner_dagster.partitions import client_month_key, client_partitions
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
@@ -79,19 +81,40 @@ clients:
     workspace: Agency HNW
     bison_token_env: BISON_TOKEN_AGENCY_HNW
     package_tier: 100
-    licensed_states: [TX]
+    licensed_states: [TX, NJ]
     slack_channel: "#hnw"
+    campaign_name: HNW Evergreen
 hnw_routing:
   - name: texas-hnw
     destination: agency-hnw
     source_states: [TX]
     source_clients: [lone-star]
-    threshold: 900000
+  - name: jersey-hnw
+    destination: agency-hnw
+    source_states: [NJ]
+    source_clients: [garden-state]
+    threshold: 1000000
 """
+SOURCES = ("lone-star", "garden-state")
+DOWNSTREAM = ["cleaned_leads", "monthly_cleaned_leads", "gap_report"]
+
+
+def rows(dsn: str, query: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def routed_in(dsn: str) -> set[tuple]:
+    return set(rows(dsn, "select dedupe_key, routed_from, email from cleaned_leads where client_slug = 'agency-hnw'"))
+
+
+def last_line(texts: list[str], title: str, prefix: str) -> str:
+    text = [t for t in texts if t.startswith(title)][-1]
+    return next(line for line in text.splitlines() if line.startswith(prefix))
 
 
 @pytest.mark.slow
-def test_texas_hnw_leads_end_in_the_destination_bison_list_and_nowhere_else(
+def test_two_sources_two_rules_one_hnw_destination_whatever_the_order(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dsn, sandbox = pipeline.dsn, pipeline.sandbox
@@ -99,49 +122,133 @@ def test_texas_hnw_leads_end_in_the_destination_bison_list_and_nowhere_else(
     clients_file.write_text(HNW_YAML)
     assert main(["clients", "import", str(clients_file)]) == 0
     sheet = tmp_path / "zips.csv"
-    sheet.write_text("Zipcode,Territory\n75201,lone-star\n75204,lone-star\n75205,lone-star\n")
+    sheet.write_text("Zipcode,Territory\n75201,lone-star\n75205,lone-star\n")
     assert main(["zips", "import", str(sheet), "--month", "2027-01"]) == 0
     previous = "Evergreen, Last Upload: December 22\u201331"
-    for workspace, token_env in (("Lone Star Agency", "BISON_TOKEN_LONE_STAR_AGENCY"), ("Agency HNW", "BISON_TOKEN_AGENCY_HNW")):
-        sandbox.bison.add_workspace(workspace, f"token-{workspace}")
-        sandbox.bison.add_campaign(workspace, previous)
-        monkeypatch.setenv(token_env, f"token-{workspace}")
-    monkeypatch.setenv("BISON_INSTANCE_URL", sandbox.urls["bison"])
+    sandbox.bison.add_workspace("Agency HNW", "token-Agency HNW")
+    sandbox.bison.add_campaign("Agency HNW", "HNW " + previous)
+    sandbox.bison.add_campaign("Agency HNW", "Spring newsletter")
+    monkeypatch.setenv("BISON_TOKEN_AGENCY_HNW", "token-Agency HNW")
     pipeline.instance.add_dynamic_partitions(client_partitions.name, ["lone-star", "agency-hnw"])
 
-    assert monthly(pipeline, "lone-star").success
+    # Destination first, then the sources (the sources write the destination's routed leads).
     assert monthly(pipeline, "agency-hnw").success
-    routed = scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'agency-hnw' and routed_from = 'lone-star'")
-    assert routed > 10
-    assert scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'lone-star' and home_value > 900000") == 0
-    raw = scalar(dsn, "select raw_count from monthly_cleaned_leads where client_slug = 'lone-star'")
-    cleaned = scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'lone-star'")
-    rejected = scalar(dsn, "select count(*) from rejected_leads where client_slug = 'lone-star'")
-    assert raw == cleaned + rejected + routed
-    assert scalar(dsn, "select routed_count from monthly_cleaned_leads where client_slug = 'lone-star'") == routed
-    assert scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = 'agency-hnw'") == routed
+    for source in SOURCES:
+        assert monthly(pipeline, source).success
+    first = routed_in(dsn)
+    by_source = {s: {k for k, f, _ in first if f == s} for s in SOURCES}
+    assert all(len(keys) > 3 for keys in by_source.values()), {s: len(k) for s, k in by_source.items()}
+    # Each rule read on its own: Texas above $900,000 from lone-star, New Jersey above $1,000,000.
+    values = dict(rows(dsn, "select routed_from, min(home_value) from cleaned_leads where client_slug = 'agency-hnw' group by 1"))
+    assert values["lone-star"] > 900_000 and values["garden-state"] > 1_000_000
+    assert rows(dsn, "select count(*) from rejected_leads where client_slug = 'garden-state' "
+                "and reason = 'home_value_above_max' and home_value > 900000 and home_value <= 1000000")[0][0] > 0
+    for source in SOURCES:  # rows conserved per source: raw = cleaned + rejected + routed
+        raw, cleaned, rejected, routed = rows(
+            dsn, "select raw_count, cleaned_count, rejected_count, routed_count from monthly_cleaned_leads "
+            "where client_slug = %s", source)[0]
+        assert raw == cleaned + rejected + routed and routed == len(by_source[source])
+
+    # Then the other order, re-running both: the destination's month does not change.
+    for source in reversed(SOURCES):
+        assert monthly(pipeline, source, only=DOWNSTREAM).success
+    assert monthly(pipeline, "agency-hnw", only=DOWNSTREAM).success
+    assert routed_in(dsn) == first
+    n = len(first)
 
     for window in windows_of_month(MONTH):
-        for client in ("lone-star", "agency-hnw"):
-            assert pipeline.weekly(client, window.start).success
-    hnw_emails = {
-        r[0] for r in psycopg.connect(dsn).execute(
-            "select email from cleaned_leads where client_slug = 'agency-hnw'"
-        ).fetchall()
-    }
-    in_hnw_lists = {
-        lead["email"]
-        for name in sandbox.bison.list_names("Agency HNW")
-        for lead in sandbox.bison.list_leads("Agency HNW", name)
-    }
-    in_source_lists = {
-        lead["email"]
-        for name in sandbox.bison.list_names("Lone Star Agency")
-        for lead in sandbox.bison.list_leads("Lone Star Agency", name)
-    }
-    assert hnw_emails and hnw_emails <= in_hnw_lists
-    assert not hnw_emails & in_source_lists
-    # Re-cleaning the source month replaces its routed leads instead of adding them twice.
-    assert monthly(pipeline, "lone-star").success
-    assert scalar(dsn, "select count(*) from cleaned_leads where routed_from = 'lone-star'") == routed
-    json.dumps(sorted(hnw_emails))  # (emails stay in the test; nothing is logged)
+        assert pipeline.weekly("agency-hnw", window.start).success
+    assert pipeline.weekly("agency-hnw", windows_of_month(MONTH)[0].start).success  # re-run: nothing new
+    names = sandbox.bison.list_names("Agency HNW")
+    assert len(names) == len(set(names)) == 4
+    in_lists = [lead for name in names for lead in sandbox.bison.list_leads("Agency HNW", name)]
+    assert sorted(lead["email"] for lead in in_lists) == sorted({e for _, _, e in first})
+    assert all(str(lead.get("renewal_date", "2027-01-01"))[:4] == "2027" for lead in in_lists)
+    campaign = sandbox.bison.campaign("Agency HNW", "HNW Evergreen, Last Upload: January 22\u201331")
+    assert sorted(sandbox.bison.attached_lists("Agency HNW", campaign["id"])) == sorted(names)
+    # The sources keep none of the routed leads (their weekly lists are built from these rows).
+    assert rows(dsn, "select count(*) from cleaned_leads where client_slug = any(%s) and dedupe_key = any(%s)",
+                list(SOURCES), [k for k, _, _ in first]) == [(0,)]
+
+    # Slack, the gap report and the ledger agree on the routed count.
+    texts = sandbox.slack.messages_in("#hnw")
+    assert last_line(texts, "↪️ High-Net-Worth Leads Routed", "Routed in this month:").endswith(f" {n:,}")
+    assert last_line(texts, "📊 Gap Analysis", "Cleaned:").startswith(f"Cleaned: {n:,} /")
+    assert rows(dsn, "select cleaned_count, routed_in_count from gap_reports where client_slug = 'agency-hnw'") == [(n, n)]
+    assert rows(dsn, "select cleaned_count, routed_in_count from monthly_cleaned_leads where client_slug = 'agency-hnw'") == [(n, n)]
+    assert rows(dsn, "select sum(lead_count)::int from client_lead_batches where client_slug = 'agency-hnw'") == [(n,)]
+    uploaded = sum(int(last_line([t], "✅ Refined Data Uploaded", "Total:").split()[1].replace(",", ""))
+                   for t in texts if t.startswith("✅ Refined Data Uploaded"))
+    assert uploaded == n
+    for source in SOURCES:
+        channel = registry.get_client(source, dsn).slack_channel
+        line = last_line(sandbox.slack.messages_in(channel), "✅ Data Refinement Complete", "Routed to agency-hnw")
+        assert line.endswith(f": {len(by_source[source]):,}")
+
+
+COLE_ROW = {
+    "First_Name": "Ann", "Last_Name": "Lee", "Address_1": "1 Main St", "City": "Hoboken", "State": "NJ",
+    "Zip": "07030", "Cell Phone Number": "", "Email_Address": "", "Purchase_Date": "1/10/2015",
+    "Home_Value": "450000", "Head_Household": "Y", "Income": "", "Date_of_Birth": "",
+}  # fmt: skip
+
+
+def cole_rows(emails: list[str], **change: str) -> pd.DataFrame:
+    frame = pd.DataFrame([{**COLE_ROW, **change, "Email_Address": e, "Address_1": f"{i} Main St"}
+                          for i, e in enumerate(emails, start=1)], dtype=object)
+    return frame.assign(source_export="cole.csv", source_row=range(1, len(frame) + 1))
+
+
+@pytest.mark.slow
+def test_a_lead_another_client_holds_is_counted_apart_in_totals_gap_report_and_slack(pipeline: Pipeline) -> None:
+    dsn, sandbox = pipeline.dsn, pipeline.sandbox
+    safe = [e for e in (f"owner{i}@example.com" for i in range(40)) if sandbox.debounce.code_for(e) == 5][:3]
+    shared, own_nj, own_fl = safe
+    store.write_raw_leads(dsn, "garden-state", MONTH, cole_rows([shared, own_nj]), {})
+    # Sunshine's pull holds the same homeowner (same email and address) and one twice in its own file.
+    store.write_raw_leads(dsn, "sunshine", MONTH, cole_rows([shared, own_fl], State="FL", Zip="33101")
+                          .pipe(lambda f: pd.concat([f, f.tail(1).assign(source_row=3)])), {})
+    assert monthly(pipeline, "garden-state", only=DOWNSTREAM).success
+    assert monthly(pipeline, "sunshine", only=DOWNSTREAM).success
+    reasons = dict(rows(dsn, "select reason, count(*) from rejected_leads where client_slug = 'sunshine' group by 1"))
+    assert reasons == {"held_by_other_client": 1, "duplicate": 1}
+    assert rows(dsn, "select held_by_other_client_count from monthly_cleaned_leads where client_slug = 'sunshine'") == [(1,)]
+    assert rows(dsn, "select held_by_other_client_count from gap_reports where client_slug = 'sunshine'") == [(1,)]
+    texts = sandbox.slack.messages_in("#sunshine")
+    assert last_line(texts, "✅ Data Refinement Complete", "Held by another client") == "Held by another client this month: 1"
+    assert rows(dsn, "select client_slug from cleaned_leads where email = %s", shared) == [("garden-state",)]
+
+
+def test_rules_are_tried_in_the_client_file_order(database_url: str, tmp_path: Path) -> None:
+    """Stored rules come back in the file's order (not by name or destination), re-import included."""
+    clients = HNW_YAML.split("hnw_routing:")[0] + """  - slug: zz-first
+    name: ZZ First
+    package_tier: 100
+    licensed_states: [TX]
+  - slug: garden-state
+    name: Garden State Insurance
+    package_tier: 100
+    licensed_states: [NJ]
+hnw_routing:
+  - name: zz-texas
+    destination: zz-first
+    source_states: [TX]
+    source_clients: [lone-star]
+    threshold: 950000
+  - name: aa-texas
+    destination: agency-hnw
+    source_states: [TX]
+    source_clients: [lone-star]
+"""
+    path = tmp_path / "clients.yaml"
+    path.write_text(clients)
+    assert main(["clients", "import", str(path)]) == 0
+    assert [r["name"] for r in store.hnw_rules_for(database_url, "lone-star")] == ["zz-texas", "aa-texas"]
+    rules = [RoutingRule.from_record(r) for r in store.hnw_rules_for(database_url, "lone-star")]
+    assert [r.threshold for r in rules] == [950_000.0, 900_000.0]
+    values = pd.Series([960_000.0, 920_000.0])
+    assert route_destinations(pd.Series(["TX", "TX"]), values, 900_000, rules).tolist() == ["zz-first", "agency-hnw"]
+    head, rule_zz, rule_aa = clients.split("  - name: ")
+    path.write_text(f"{head}  - name: {rule_aa}  - name: {rule_zz}")  # the same rules, swapped
+    assert main(["clients", "import", str(path)]) == 0
+    assert [r["name"] for r in store.hnw_rules_for(database_url, "lone-star")] == ["aa-texas", "zz-texas"]

@@ -83,7 +83,8 @@ def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(pipel
         assert zips == len(TERRITORY[client])
         totals = scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = %s", client)
         assert totals == cleaned
-        assert scalar(dsn, "select status from gap_reports where client_slug = %s", client) == "under"
+        # Below the minimum to proceed, and still uploaded below: the default is upload and flag.
+        assert scalar(dsn, "select status from gap_reports where client_slug = %s", client) == "below_minimum"
 
         # Bison: one list per window, named the SOP's way, holding what the ledger says.
         lists = sandbox.bison.lead_lists(workspace)

@@ -45,6 +45,22 @@ ROWS: dict[str, str] = {
     "values ('r1', 'CaptchaShown', 'captcha')",
     "hnw_routing_rules": "insert into hnw_routing_rules (name, destination_client, source_states, "
     "source_clients) values ('tx-hnw', 'acme', '{TX}', '{acme}')",
+    "lead_outcomes": "insert into lead_outcomes (client_slug, window_start, month, dedupe_key, zip) "
+    "values ('acme', '2027-01-01', '2027-01', 'k1', '07030')",
+    "window_outcomes": "insert into window_outcomes (client_slug, window_start, month, campaign_id, "
+    "stats_start, stats_end) values ('acme', '2027-01-01', '2027-01', '5', '2026-12-01', '2027-03-01')",
+    "zip_yields": "insert into zip_yields (client_slug, month, zip, leads, replies, interested, bounces, "
+    "interested_per_1000, shrunk_per_1000, lower_per_1000, upper_per_1000) "
+    "values ('acme', '2027-01', '07030', 10, 1, 1, 0, 100, 20, 5, 60)",
+    "verification_bounce_rates": "insert into verification_bounce_rates (client_slug, month, "
+    "verification_result, leads, bounces, bounce_rate, lower, upper) "
+    "values ('acme', '2027-01', 'Safe to Send', 10, 0, 0, 0, 0.3)",
+    "territory_changes": "insert into territory_changes (kind, month, zip, state, client_slug) "
+    "values ('sheet', '2027-01', '07030', 'NJ', 'acme')",
+    "upload_approvals": "insert into upload_approvals (client_slug, month, approved_by) "
+    "values ('acme', '2027-01', 'dana')",
+    "clay_webhook_usage": "insert into clay_webhook_usage (webhook_id, table_name, submissions) "
+    "values ('pull-in-data-from-a-webhook-1', 'Homeowner leads', 10)",
 }
 API_ROLES = ("anon", "authenticated")
 

@@ -134,7 +134,20 @@ def _bison(sandbox: Sandbox, workspace: str) -> httpx.Client:
     )
 
 
+def _processed(client: httpx.Client, list_id: int) -> dict:
+    """The list once its queued import is done (the sandbox takes `import_seconds`)."""
+    for _ in range(250):
+        item = client.get(f"/api/lead-lists/{list_id}").json()["data"]
+        if item["status"] == "Processed":
+            return item
+        time.sleep(0.02)
+    raise AssertionError(f"lead list {list_id} never processed: {item}")
+
+
 def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
+    """Facts (vendor facts sections 2, 5, 6): the import is queued (201, `Unprocessed`, counts 0,
+    no `leads_count`); pages of 15 with `?page=`; `PATCH .../update` resets the booleans left
+    out to false; the campaign GET carries `total_leads` and never `reputation_building`."""
     sandbox.bison.add_workspace("Bulk Test", "tok-bulk")
     campaign = sandbox.bison.add_campaign(
         "Bulk Test", "Evergreen, Last Upload: March 1st-7th", max_emails_per_day=250
@@ -160,8 +173,14 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
         created = client.post(
             "/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", csv_body, "text/csv")}
         )
-        list_id = created.json()["data"]["id"]
-        assert created.json()["data"]["leads_count"] == 2
+        queued = created.json()["data"]
+        assert created.status_code == 201 and queued["status"] == "Unprocessed"
+        assert (queued["leads_processed"], queued["leads_succeeded"], queued["leads_failed"]) == (0, 0, 0)
+        assert "leads_count" not in queued
+        list_id = queued["id"]
+        done = _processed(client, list_id)
+        assert (done["leads_processed"], done["leads_succeeded"], done["leads_failed"]) == (2, 2, 0)
+        assert done["error_messages"] == [] and "leads_count" not in done
         for i in range(16):
             client.post(
                 "/api/leads/bulk/csv",
@@ -174,20 +193,24 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
             len(page1["data"]) == 15 and page1["meta"]["last_page"] == 2 and page1["links"]["next"]
         )
         assert len(page2["data"]) == 2 and page2["links"]["next"] is None
+        assert all("leads_count" not in item for item in page1["data"] + page2["data"])
         found = client.get("/api/campaigns", params={"search": "evergreen"}).json()["data"]
         assert [c["id"] for c in found] == [campaign["id"]]
+        assert found[0]["total_leads"] == 0 and "reputation_building" not in found[0]
         attach = client.post(
             f"/api/campaigns/{campaign['id']}/leads/attach-lead-list",
             json={"lead_list_id": list_id},
         )
         assert attach.status_code == 200
+        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 2
         updated = client.patch(
             f"/api/campaigns/{campaign['id']}/update", json={"name": "Renamed"}
         ).json()["data"]
     assert updated["name"] == "Renamed" and updated["max_emails_per_day"] == 250
-    assert (
-        updated["open_tracking"] is False and updated["can_unsubscribe"] is False
-    )  # omitted -> false
+    assert "reputation_building" not in updated
+    stored = sandbox.bison.workspaces["Bulk Test"].campaigns[campaign["id"]]
+    for reset in ("plain_text", "open_tracking", "reputation_building", "can_unsubscribe"):
+        assert stored[reset] is False, reset  # left out of the update: false
     assert sandbox.bison.attached_lists("Bulk Test", campaign["id"]) == [
         "(March 1st - 7th renewals)"
     ]
@@ -196,7 +219,33 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
     ] == {"zip": "07001"}
 
 
+def test_bison_import_refuses_an_invalid_email_row(sandbox: Sandbox) -> None:
+    """Fact (vendor facts section 5): `leads_failed` and `error_messages` report refused rows.
+
+    Fails against the old sandbox (and so the connector never met it): every row was imported
+    at once and nothing was ever refused."""
+    sandbox.bison.add_workspace("Refusals", "tok-refusals")
+    with _bison(sandbox, "Refusals") as client:
+        created = client.post(
+            "/api/leads/bulk/csv",
+            data={
+                "name": "mixed",
+                "columnsToMap[first_name][]": "first",
+                "columnsToMap[last_name][]": "last",
+                "columnsToMap[email][]": "mail",
+            },
+            files={"csv": ("l.csv", b"first,last,mail\nAnn,Lee,ann@example.com\nBo,Ray,bo@@\n")},
+        )
+        done = _processed(client, created.json()["data"]["id"])
+    assert (done["leads_processed"], done["leads_succeeded"], done["leads_failed"]) == (2, 1, 1)
+    assert done["error_messages"] == ["Row 3: The email field must be a valid email address."]
+    assert [lead["email"] for lead in sandbox.bison.list_leads("Refusals", "mixed")] == [
+        "ann@example.com"
+    ]
+
+
 def test_bison_refuses_another_workspaces_token(sandbox: Sandbox) -> None:
+    """Fact (vendor facts section 7): errors are `{"data": {"success": false, "message": ...}}`."""
     theirs = sandbox.bison.campaign("Lone Star Agency", "Evergreen, Last Upload: January 22nd-31st")
     with _bison(sandbox, "Acme Insurance") as client:
         denied = client.get(f"/api/campaigns/{theirs['id']}")

@@ -3,6 +3,7 @@
 
 import os
 import tempfile
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     Backoff,
+    Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -18,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import registry, settings, store
+from homeowner_dagster import outcomes_store, registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
@@ -27,9 +29,12 @@ from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
-from homeowner_dagster.leads.gap import gap_status, rejected_facts
+from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
+from homeowner_dagster.leads.outcomes import yield_book
+from homeowner_dagster.leads.routing import RoutingRule
 from homeowner_dagster.partitions import client_month_partitions, split_client_month
 from homeowner_dagster.resources import slack as messages
+from homeowner_dagster.resources.clay import ClayTableFull, ClayWebhookExhausted
 from homeowner_dagster.resources.cole import ColeError, ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
@@ -54,6 +59,19 @@ def _no_leads() -> pd.DataFrame:
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
+def _no_zips(dsn: str, slug: str, month: date) -> Failure:
+    """Which command fixes an empty territory: a first sheet, or an assignment for this client."""
+    m = month_key(month)
+    if store.derived_territory(dsn, month).sheet_month is None:
+        return no_zips(slug, m)  # no sheet at or before the month
+    return needs_fix(
+        f"{slug} holds no ZIPs in {m} (the latest sheet and the changes since give it none)",
+        f"`homeowner zips assign --client {slug} --month {m} ZIP...` "
+        f"(see `homeowner zips show --client {slug} --month {m}`), then re-run this partition",
+        "NoZipsForMonth",
+    )
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
@@ -72,9 +90,9 @@ def raw_leads(
     dsn = database.dsn()
     watch = Stopwatch()
     client = client_for_run(slug, dsn)
-    territory = store.territory(dsn, slug, month)
+    territory = store.territory(dsn, slug, month)  # carried forward from the latest sheet
     if territory.empty and not store.is_hnw_destination(dsn, slug):
-        raise no_zips(slug, month_key(month))
+        raise _no_zips(dsn, slug, month)
     unlicensed_states = sorted(set(territory["state"]) - set(client.licensed_states))
     if unlicensed_states:
         raise unlicensed(slug, unlicensed_states)
@@ -166,32 +184,34 @@ def cleaned_leads(
                 **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
             },
         )
-    rules = store.hnw_rules_for(dsn, slug)
-    hnw_states = sorted({s for r in rules for s in r["source_states"]} & set(client.licensed_states))
+    rules = [RoutingRule.from_record(r) for r in store.hnw_rules_for(dsn, slug)]
     with watch.stage("database"):
         held_elsewhere = store.dedupe_keys_held_elsewhere(dsn, slug, month)
+        pulled_on = store.raw_pulled_on(dsn, slug, month)
     with watch.stage("cleaning"):
         result = clean_leads(
             raw,
             month,
             max_home_value=client.max_home_value,
-            hnw_states=hnw_states,
+            routing_rules=rules,
             head_of_household_required=client.head_of_household_required,
-            known_dedupe_keys=held_elsewhere,
+            held_by_others=held_elsewhere,
+            pulled_on=pulled_on,
         )
     emails = pd.concat([result.cleaned["email"], result.hnw["email"]]).drop_duplicates().tolist()
     context.log.info(f"{slug}: verifying {len(emails)} email address(es)")
     with watch.stage("api"):
-        verdicts, stats = email_verification.verify_cached(dsn, emails)
+        try:
+            verdicts, stats = email_verification.verify_cached(dsn, emails)
+        except (ClayTableFull, ClayWebhookExhausted) as exc:  # a person must add a table or webhook
+            raise Failure(str(exc), allow_retries=False) from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
-    hnw_safe = result.hnw["email"].isin(safe)
-    unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe.to_numpy()]].assign(reason="email_not_safe_to_send")
+    hnw_safe = result.hnw["email"].isin(safe).to_numpy()
+    unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe]].assign(reason="email_not_safe_to_send")
     rejected = pd.concat([result.rejected, unsafe_hnw]).sort_index(kind="stable")
-    routed: dict[str, pd.DataFrame] = {}
-    hnw = result.hnw[hnw_safe.to_numpy()]
-    if not hnw.empty:
-        routed[rules[0]["destination_client"]] = hnw
+    result = replace(result, hnw=result.hnw[hnw_safe], destinations=result.destinations[hnw_safe])
+    routed = result.routed()
     rejected = rejected.join(rejected_facts(rejected).add_prefix("reason_"))
     routed_rows = sum(len(f) for f in routed.values())
     check_results = checks.enforce(
@@ -201,25 +221,48 @@ def cleaned_leads(
         ]
     )
     with watch.stage("database"):
+        routed_before = store.routed_destinations(dsn, slug, month)
         store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
+        destination_totals = {}
+        for destination in sorted(set(routed) | routed_before):  # a rule dropped: totals shrink
+            counts = store.month_counts(dsn, destination, month)
+            receiver = registry.get_client(destination, dsn)
+            status = gap_status(counts["cleaned"], receiver.package_tier, receiver.target_override)
+            store.refresh_routed_totals(dsn, destination, month, counts, status.gap, status.status)
+            destination_totals[destination] = counts["routed_in"]
 
     by_reason = rejected["reason"].value_counts().sort_index()
+    routed_counts = {d: len(f) for d, f in routed.items()}
     slack.post(
         channel_for(client),
         messages.data_refinement_complete(
-            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()}
+            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()},
+            routed=routed_counts,
         ),
     )
+    # The destination hears of its routed leads whichever month runs first: its cleaned leads
+    # are written here, by the source (see store.write_cleaned_leads).
+    for destination, count in routed_counts.items():
+        receiver = registry.get_client(destination, dsn)
+        slack.post(
+            channel_for(receiver),
+            messages.routed_leads_received(
+                receiver.name, client.name, month_key(month), count, destination_totals[destination]
+            ),
+        )
     return MaterializeResult(
         check_results=check_results,
         metadata={
             "summary": md.summary(
                 f"{client.name}, renewal month {month_key(month)}: cleaning",
                 {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                 "routed to another client": routed_rows},
+                 "routed to another client": routed_rows,
+                 "held by another client": int(by_reason.get("held_by_other_client", 0))},
             ),
             **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                         "routed": routed_rows}),
+                         "routed": routed_rows,
+                         "held_by_other_client": int(by_reason.get("held_by_other_client", 0))}),
+            "routed_to": MetadataValue.json(routed_counts),
             "by_reason": md.table(
                 by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
             ),
@@ -254,6 +297,8 @@ def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresReso
             "cleaned_count": counts["cleaned"],
             "rejected_count": counts["rejected"],
             "routed_count": counts["routed_out"],
+            "routed_in_count": counts["routed_in"],
+            "held_by_other_client_count": counts["held_by_other_client"],
             "target_count": status.target,
             "gap": status.gap,
         },
@@ -308,7 +353,7 @@ def _expected_yields(
     partitions_def=client_month_partitions,
     deps=[monthly_cleaned_leads],
     kinds={"postgres", "slack"},
-    description="PT3 gap report: under / met / over target, the minimum to proceed, and counted "
+    description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
     "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
 )
 def gap_report(
@@ -330,7 +375,7 @@ def gap_report(
     yields: dict[str, float] = {}
     basis = None
     watch = Stopwatch()
-    if status.status == "under":
+    if status.gap > 0:  # under or below_minimum: look for nearby free ZIPs
         with watch.stage("browser"):
             yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
@@ -348,6 +393,7 @@ def gap_report(
         max_candidates=config.max_candidates,
         yield_basis=basis,
         sample_surplus=client.sample_surplus,
+        outcomes=(book := yield_book(slug, outcomes_store.outcomes_until(dsn, month))),
     )
     surplus_held = 0
     if status.status == "over" and client.sample_surplus:
@@ -356,7 +402,7 @@ def gap_report(
         keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
-    markdown = gap_solver.markdown_report(status, suggestions)
+    markdown = gap_solver.markdown_report(status, suggestions, gap_solver.outcome_note(book))
     store.write_gap_report(
         dsn,
         {
@@ -370,13 +416,19 @@ def gap_report(
             "meets_minimum": status.meets_minimum,
             "suggestions": [sg.as_dict() for sg in suggestions],
             "report_markdown": markdown,
+            "routed_in_count": counts["routed_in"],
+            "held_by_other_client_count": counts["held_by_other_client"],
         },
     )
+    held = store.upload_held(dsn, slug, month)
     slack.post(
         channel_for(client),
         messages.gap_analysis(
             client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
             gap_solver.slack_summary(suggestions),
+            minimum=status.minimum_to_proceed,
+            suggestion_zips=suggestion_zip_lines(suggestions),
+            held_until_approved=held,
         ),
     )
     return MaterializeResult(
@@ -388,12 +440,17 @@ def gap_report(
             ),
             "status": MetadataValue.text(status.status),
             **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
-                         "suggestions": len(suggestions), "surplus_held_back": surplus_held}),
+                         "suggestions": len(suggestions), "surplus_held_back": surplus_held,
+                         "routed_in": counts["routed_in"], "held_by_other_client": counts["held_by_other_client"]}),
             "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
+            "uploads_held": MetadataValue.bool(bool(held)),
             "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
             "settings": MetadataValue.text(
                 f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
                 f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
+            ),
+            "ranked_by": MetadataValue.text(
+                "expected interested replies" if book is not None else "leads (no outcome data yet)"
             ),
             "report": MetadataValue.md(markdown),
             **md.seconds(watch.metadata()),

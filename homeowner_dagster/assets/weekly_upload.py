@@ -30,6 +30,7 @@ from dagster import (
 
 from homeowner_dagster import registry, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets.hold import upload_hold
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.assets.stopwatch import Stopwatch
 from homeowner_dagster.leads.calendar import (
@@ -145,6 +146,9 @@ def bison_lead_lists(
         # is not materialized, which skips PT5.
         for name in ("no_lead_uploaded_twice", "bison_count_matches_ledger"):
             yield AssetCheckResult(check_name=name, passed=True, metadata={"skipped": reason})
+        return
+    if held := upload_hold(context, dsn, client, window, slack):  # hold_below_minimum: `homeowner approve`
+        yield held
         return
     watch = Stopwatch()
     with watch.stage("database"):
@@ -283,6 +287,8 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
+    if held := upload_hold(context, dsn, client, window):  # hold_below_minimum: nothing to attach
+        return held
     watch = Stopwatch()
     meta: dict[str, Any] = {}
     with bison_workspace(bison, client) as workspace, store.upload_lock(dsn, slug, window):

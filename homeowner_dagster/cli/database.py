@@ -1,14 +1,15 @@
-"""`homeowner migrate | clients import | zips import|assign|move | dev | check`."""
+"""`homeowner migrate | clients import | zips import|assign|move|show | dev | check`."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
@@ -52,6 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--month", required=True)
     p.add_argument("zips", nargs="+")
     p.set_defaults(handler=run_zips_move)
+    p = zsub.add_parser("show", help="a client's ZIPs for a month (latest sheet plus changes since)")
+    p.add_argument("--client", required=True)
+    p.add_argument("--month", required=True)
+    p.set_defaults(handler=run_zips_show)
 
     p = subparsers.add_parser("dev", help="run the Dagster UI on this project's database")
     p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
@@ -110,6 +115,17 @@ def _read(path: Path) -> str:
         raise CommandError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def login_name() -> str | None:
+    """Who runs the command, recorded with territory changes and approvals."""
+    name = os.environ.get("HOMEOWNER_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):
+        return None
+
+
 def _report(exc: TerritoryError, what: str) -> CommandError:
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
@@ -153,7 +169,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
     text = _read(args.file)
     try:
         sheet = parse_zip_sheet(text)
-        written = registry.import_zips(sheet, month, _ready_database())
+        written = registry.import_zips(sheet, month, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "ZIP import") from None
     print(f"{written} ZIP(s) assigned for {month} ({len(sheet.rows) - written} already held)")
@@ -163,7 +179,7 @@ def run_zips_import(args: argparse.Namespace) -> int:
 def run_zips_assign(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        written = registry.assign_zips(args.client, month, args.zips, _ready_database())
+        written = registry.assign_zips(args.client, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "assignment") from None
     print(f"{written} ZIP(s) assigned to {args.client} for {month}")
@@ -173,10 +189,28 @@ def run_zips_assign(args: argparse.Namespace) -> int:
 def run_zips_move(args: argparse.Namespace) -> int:
     month = _month(args.month)
     try:
-        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database())
+        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name())
     except TerritoryError as exc:
         raise _report(exc, "move") from None
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
+    return 0
+
+
+def run_zips_show(args: argparse.Namespace) -> int:
+    month = _month(args.month)
+    try:
+        zips, sheet_month = registry.territory_of(args.client, month, _ready_database())
+    except TerritoryError as exc:
+        raise _report(exc, "zips show") from None
+    if sheet_month is None and zips.empty:
+        print(f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
+              f"(run `homeowner zips import SHEET.csv --month {month}`)")
+        return 0
+    basis = f"the sheet of {sheet_month} plus changes since" if sheet_month else "assignments only, no sheet"
+    print(f"{args.client} {month}: {len(zips)} ZIP(s), from {basis}")
+    for z in zips.itertuples():
+        pulled = z.pulled_at.date().isoformat() if isinstance(z.pulled_at, datetime) else "not pulled"
+        print(f"  {z.zip}  {z.state}  {z.source:<32} {pulled}")
     return 0
 
 

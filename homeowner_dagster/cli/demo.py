@@ -13,9 +13,13 @@ from homeowner_dagster.cli import CommandError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the monthly and weekly pipeline for three demo clients on the sandbox"
+        "demo", help="run the monthly and weekly pipeline for the demo clients (three and a high-net-worth one) on the sandbox"
     )
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
+    p.add_argument(
+        "--weeks", type=int, default=6,
+        help="simulated weeks after the uploads, so Email Bison outcomes exist (0: none)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -28,15 +32,21 @@ def run(args: argparse.Namespace) -> int:
     embedded = not os.environ.get(settings.DATABASE_URL_ENV)
     started_database = embedded and not db.embedded_running()
     try:
-        summary = run_demo(today=args.today)
+        summary = run_demo(today=args.today, weeks=args.weeks)
     except Exception as exc:  # one line for the user; the run's own logs hold the details
         raise CommandError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     finally:
         if started_database:
             db.stop_embedded()
     table = summary.pop("table")
+    reports = summary.pop("gap_reports", {})
     print(f"renewal month {summary['month']}, {time.perf_counter() - began:.0f} s")
     print(table.to_string(index=False))
+    for client, report in reports.items():
+        ranking = [line for line in report.splitlines() if line.startswith(("Ranked by", "No outcome data"))]
+        if ranking:
+            print(f"gap report {client}: {ranking[0]}")
+            print("\n".join(line for line in report.splitlines() if line.startswith("| ")))
     print(json.dumps({"clients": summary["clients"]}))
     if started_database:
         print("embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)")

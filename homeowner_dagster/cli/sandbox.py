@@ -21,10 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from homeowner_dagster.sandbox import Sandbox
+    from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
 
     stop = install_stop_handlers()  # Ctrl-C and SIGTERM, even when started with them ignored
     began = time.perf_counter()
     sandbox = Sandbox(seed=args.seed)
+    sandbox.bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import, visible
     try:
         sandbox.start()
     except RuntimeError as exc:

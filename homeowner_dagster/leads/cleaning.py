@@ -2,7 +2,7 @@
 
 Every raw row ends in exactly one place: `cleaned` (a lead to email), `rejected` (its original
 values and the first reason it failed, in REJECTION_REASONS order) or `hnw` (a lead above the
-client's maximum home value in a state routed to the high-net-worth client). Rules work on whole
+client's maximum home value that a routing rule sends to another client: leads/routing.py). Rules work on whole
 columns (pandas .str methods, regex, numpy); columns with few distinct values (names, cities,
 states, ZIPs, dates) are computed once per distinct value and spread back with their codes.
 
@@ -35,6 +35,7 @@ from homeowner_dagster.leads.columns import (
     REJECTION_REASONS,
     SOURCE_COLUMNS,
 )
+from homeowner_dagster.leads.routing import RoutingRule, route_destinations, routed_counts
 
 ALL_REASONS: list[str] = REJECTION_REASONS + PIPELINE_REJECTION_REASONS
 OUTPUT_COLUMNS: list[str] = CLEANED_COLUMNS + SOURCE_COLUMNS
@@ -89,6 +90,15 @@ class CleaningResult:
     rejected: pd.DataFrame
     hnw: pd.DataFrame
     raw: pd.DataFrame = field(repr=False)
+    # The destination client of each `hnw` lead (indexed like `hnw`).
+    destinations: pd.Series = field(default_factory=lambda: pd.Series(dtype=object), repr=False)
+
+    def routed(self) -> dict[str, pd.DataFrame]:
+        """The routed leads per destination client, in destination order."""
+        return {
+            str(d): self.hnw.loc[(self.destinations == d).to_numpy()]
+            for d in sorted(set(self.destinations))
+        }
 
     def reject(self, mask: pd.Series, reason: str) -> CleaningResult:
         """Move cleaned leads matching `mask` (indexed like `cleaned`) to `rejected` with `reason`.
@@ -117,6 +127,7 @@ class CleaningResult:
             "cleaned_rows": len(self.cleaned),
             "rejected_rows": len(self.rejected),
             "hnw_rows": len(self.hnw),
+            "routed_to": routed_counts(self.destinations),
             "by_reason": by_reason,
         }
 
@@ -310,14 +321,24 @@ def clean_leads(
     *,
     max_home_value: float = 900000,
     hnw_states: Iterable[str] = (),
+    routing_rules: Iterable[RoutingRule] = (),
     head_of_household_required: bool = True,
     known_dedupe_keys: Iterable[str] = (),
+    held_by_others: Iterable[str] = (),
+    pulled_on: date | None = None,
 ) -> CleaningResult:
     """Apply every PT2 rule to a raw export for renewal month `month`.
 
-    `known_dedupe_keys` are leads already held (earlier files of the batch, other clients):
-    rows with those keys are `duplicate`.
+    `known_dedupe_keys` are leads already seen in this batch (earlier files): rows with those keys
+    are `duplicate`. `held_by_others` are leads another client holds this month: those rows are
+    `held_by_other_client`. `routing_rules` (in the client file's order) route homes above the cap;
+    `hnw_states` is the short form used by `homeowner clean`: every home above the cap in those
+    states goes to `hnw`. `pulled_on` is the day of the Cole pull: a purchase after it is no date.
     """
+    rules = list(routing_rules)
+    short = sorted({s.strip().upper() for s in hnw_states if s and s.strip()})
+    if short:
+        rules.append(RoutingRule("hnw", "hnw", tuple(short), float(max_home_value)))
     raw = raw.reset_index(drop=True)
     headers = match_headers(raw.columns)
     n = len(raw)
@@ -335,7 +356,7 @@ def clean_leads(
 
     bad_zip = (zips == "").to_numpy(dtype=bool)
     bad_email = ~valid_emails(emails).to_numpy(dtype=bool)
-    bad_date = purchase.isna().to_numpy()
+    bad_date = purchase.isna().to_numpy() | no_renewal_in_month(purchase, month, pulled_on)
     outside = ~bad_date & (purchase.dt.month != month.month).to_numpy()
     no_value = home_value.isna().to_numpy()
     not_head = _not_head_of_household(raw, headers, first_name, head_of_household_required)
@@ -343,26 +364,28 @@ def clean_leads(
 
     earlier = bad_zip | bad_email | bad_date | outside | no_value | not_head
     states = tidy_states(column("state"))
-    routed = {s.strip().upper() for s in hnw_states if s and s.strip()}
-    to_hnw = np.zeros(n, dtype=bool)
-    if routed:
-        to_hnw = above_max & states.isin(routed).to_numpy(dtype=bool)
+    destination = route_destinations(states, home_value, max_home_value, rules).to_numpy()
+    to_hnw = destination != ""
     above_max &= ~to_hnw
     survivors = ~earlier & ~above_max  # cleaned or HNW, unless a duplicate
 
     addresses = tidy_addresses(column("address").loc[survivors])
     keys = dedupe_key(emails.loc[survivors], addresses)
     known = set(known_dedupe_keys)
+    held = np.zeros(n, dtype=bool)
+    held[survivors] = keys.isin(set(held_by_others)).to_numpy(dtype=bool)
     duplicate = np.zeros(n, dtype=bool)
     duplicate[survivors] = (keys.duplicated(keep="first") | keys.isin(known)).to_numpy(dtype=bool)
+    duplicate &= ~held
 
-    failed = [bad_zip, bad_email, bad_date, outside, no_value, not_head, above_max, duplicate]
+    failed = [bad_zip, bad_email, bad_date, outside, no_value, not_head, above_max, held, duplicate]
     first_failed = np.select(failed, list(range(1, len(failed) + 1)), default=0)  # 0: none
     rejected_mask = first_failed > 0
     rejected = raw.loc[rejected_mask].copy()
-    reasons = pd.array(REJECTION_REASONS, dtype=TEXT)
+    reasons = pd.array(REJECTION_REASONS[:-1] + ["held_by_other_client", "duplicate"], dtype=TEXT)
     rejected["reason"] = reasons.take(first_failed[rejected_mask] - 1)
 
+    duplicate |= held
     keep = survivors & ~duplicate  # boolean masks below: no index lookups
     kept = raw.index[keep]
     fresh = keep[survivors]  # survivors that are not duplicates
@@ -395,9 +418,23 @@ def clean_leads(
         index=kept,
     )[OUTPUT_COLUMNS]
     hnw_mask = to_hnw[keep]
+    hnw = leads.loc[hnw_mask]
     return CleaningResult(
-        cleaned=leads.loc[~hnw_mask], rejected=rejected, hnw=leads.loc[hnw_mask], raw=raw
+        cleaned=leads.loc[~hnw_mask],
+        rejected=rejected,
+        hnw=hnw,
+        raw=raw,
+        destinations=pd.Series(destination[keep][hnw_mask], index=hnw.index, dtype=object),
     )
+
+
+def no_renewal_in_month(purchase: pd.Series, month: date, pulled_on: date | None = None) -> np.ndarray:
+    """Purchase dates that cannot give a renewal in `month`: on or after January 1st of the renewal
+    month's year (the first anniversary is a year later), or after the day of the pull."""
+    late = (purchase >= pd.Timestamp(month.year, 1, 1)).to_numpy()
+    if pulled_on is not None:
+        late |= (purchase > pd.Timestamp(pulled_on)).to_numpy()
+    return late
 
 
 def _not_head_of_household(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -19,7 +21,7 @@ class GapStatus:
     target: int
     minimum_to_proceed: int
     gap: int
-    status: str  # under | met | over
+    status: str  # one of STATUSES
     meets_minimum: bool
 
     @property
@@ -30,12 +32,52 @@ class GapStatus:
         return asdict(self) | {"surplus": self.surplus}
 
 
+STATUSES: tuple[str, ...] = ("met", "under", "below_minimum", "over")
+VERDICTS: dict[str, str] = {
+    "met": "target met",
+    "under": "under target, above the minimum to proceed",
+    "below_minimum": "below the minimum to proceed",
+    "over": "over target",
+}
+
+
 def gap_status(cleaned: int, package_tier: int, target_override: int | None = None) -> GapStatus:
+    """`over` / `met` against the target; short of it, `under` while at or above the minimum to
+    proceed (11,500 / 23,000), `below_minimum` beneath it."""
     target = target_for(package_tier, target_override)
     gap = target - cleaned
-    status = "under" if gap > 0 else ("met" if gap == 0 else "over")
     minimum = minimum_for(package_tier, target_override)
+    if gap < 0:
+        status = "over"
+    elif gap == 0:
+        status = "met"
+    else:
+        status = "under" if cleaned >= minimum else "below_minimum"
     return GapStatus(cleaned, target, minimum, gap, status, cleaned >= minimum)
+
+
+SUGGESTION_LABELS: dict[str, str] = {
+    "move_zips": "Move ZIPs",
+    "adjacent_zips": "Adjacent ZIPs",
+    "raise_home_value_cap": "Raise home-value cap",
+    "drop_head_of_household": "Drop head-of-household filter",
+    "surplus": "Surplus",
+    "no_zips_left": "No ZIPs left",
+}
+
+
+def suggestion_zip_lines(suggestions: Sequence[Any], limit: int = 15) -> list[str]:
+    """One line per suggestion with its ZIP codes, for the Slack gap message (ZIPs are no one's
+    personal data). Suggestions without ZIPs (filters, surplus) are left to the summary."""
+    lines: list[str] = []
+    for s in suggestions:
+        zips = list(getattr(s, "zips", ()) or ())
+        if not zips:
+            continue
+        label = SUGGESTION_LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if getattr(s, "donor", None) else "")
+        shown = ", ".join(zips[:limit]) + (f", … (+{len(zips) - limit})" if len(zips) > limit else "")
+        lines.append(f"• {label} (+{int(s.leads):,} leads): {shown}")
+    return lines
 
 
 def rejected_facts(rejected: pd.DataFrame) -> pd.DataFrame:

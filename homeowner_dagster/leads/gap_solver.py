@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from homeowner_dagster.leads.gap import GapStatus
+from homeowner_dagster.leads.outcomes import YieldBook
 
 KINDS: tuple[str, ...] = (
     "move_zips",
@@ -73,6 +74,7 @@ KINDS: tuple[str, ...] = (
     "drop_head_of_household",
     "surplus",
     "no_zips_left",
+    "drop_low_yield_zip",
 )
 EARTH_RADIUS_MILES = 3958.8
 # Cells of a candidate x territory distance matrix computed at once (bounds memory).
@@ -93,6 +95,8 @@ class Suggestion:
     donor: str | None = None
     covers_gap: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    # Interested replies the proposal is expected to bring (measured yields); None without outcome data.
+    expected_interested: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -550,7 +554,7 @@ def suggest_relaxation(
 # The whole report
 
 
-def suggest(
+def _suggest_by_leads(
     client: str,
     status: GapStatus,
     states: Iterable[str],
@@ -567,7 +571,7 @@ def suggest(
     yield_basis: str | None = None,
     sample_surplus: bool = False,
 ) -> list[Suggestion]:
-    """Every proposal for one client and month: under -> fixes, over -> surplus, met -> none."""
+    """The proposals counted in leads: under -> fixes, over -> surplus, met -> none."""
     licensed = _norm_states(states)
     if status.status == "met" or status.gap == 0:
         return []
@@ -619,6 +623,115 @@ def suggest(
             )
         )
     return out
+
+
+def suggest(
+    client: str,
+    status: GapStatus,
+    states: Iterable[str],
+    assignments: pd.DataFrame,
+    totals: pd.DataFrame,
+    rejected: pd.DataFrame,
+    expected_yield: Mapping[str, float] | Callable[[str], float | None],
+    max_home_value: float,
+    head_of_household_required: bool,
+    radius_miles: float = 25.0,
+    *,
+    raise_to: float = 1_000_000,
+    max_candidates: int = 200,
+    yield_basis: str | None = None,
+    sample_surplus: bool = False,
+    outcomes: YieldBook | None = None,
+) -> list[Suggestion]:
+    """Every proposal for one client and month: under -> fixes, over -> surplus, met -> none.
+
+    With measured outcomes (`outcomes`, see leads.outcomes.yield_book) each proposal also gets its
+    expected interested replies, low-yield ZIPs get a "drop or swap" proposal, and the list is
+    ranked by expected interested replies instead of leads. Without, the list is as before.
+    """
+    out = _suggest_by_leads(
+        client,
+        status,
+        states,
+        assignments,
+        totals,
+        rejected,
+        expected_yield,
+        max_home_value,
+        head_of_household_required,
+        radius_miles,
+        raise_to=raise_to,
+        max_candidates=max_candidates,
+        yield_basis=yield_basis,
+        sample_surplus=sample_surplus,
+    )
+    if outcomes is None:
+        return out
+    return rank_by_expected_interest(out + suggest_low_yield_drops(outcomes), outcomes)
+
+
+# Ranking by measured outcomes
+
+
+def suggest_low_yield_drops(book: YieldBook) -> list[Suggestion]:
+    """"Drop or swap" for each of the client's ZIPs whose whole interval lies below its average.
+
+    Expected interested = what swapping the ZIP's leads for leads at the client's average would add.
+    """
+    out = []
+    for row in book.client_zips.itertuples(index=False):
+        if not bool(row.low_yield):
+            continue
+        rate = float(row.shrunk_per_1000) / 1000
+        out.append(
+            Suggestion(
+                kind="drop_low_yield_zip",
+                leads=int(row.leads),
+                basis=(
+                    f"measured: {int(row.interested)} interested of {int(row.leads):,} leads; 95% interval "
+                    f"{float(row.lower_per_1000):.1f}-{float(row.upper_per_1000):.1f} per 1,000, entirely below "
+                    f"the client's {book.client_rate * 1000:.1f}"
+                ),
+                zips=(str(row.zip),),
+                covers_gap=False,
+                details={
+                    "interested_per_1000": float(row.shrunk_per_1000),
+                    "interval_per_1000": [float(row.lower_per_1000), float(row.upper_per_1000)],
+                    "client_per_1000": round(book.client_rate * 1000, 2),
+                },
+                expected_interested=round(int(row.leads) * (book.client_rate - rate), 1),
+            )
+        )
+    return out
+
+
+def _leads_by_zip(s: Suggestion) -> dict[str, float]:
+    for key in ("cleaned_by_zip", "expected_by_zip", "rows_by_zip"):
+        if key in s.details:
+            return {str(z): float(n) for z, n in s.details[key].items()}
+    return {}
+
+
+def expected_interested(s: Suggestion, book: YieldBook) -> float:
+    """Interested replies a proposal is expected to bring, from each ZIP's measured yield
+    (the client's average where a ZIP was never measured)."""
+    if s.expected_interested is not None:
+        return s.expected_interested
+    if s.kind == "no_zips_left":
+        return 0.0
+    by_zip = _leads_by_zip(s)
+    if not by_zip:
+        return round(s.leads * book.client_rate, 1)
+    return round(sum(n * book.rate(z) for z, n in by_zip.items()), 1)
+
+
+def rank_by_expected_interest(suggestions: Sequence[Suggestion], book: YieldBook) -> list[Suggestion]:
+    """Each proposal with its expected interested replies, most first (ties keep their order)."""
+    from dataclasses import replace
+
+    scored = [replace(s, expected_interested=expected_interested(s, book)) for s in suggestions]
+    order = sorted(range(len(scored)), key=lambda i: (-(scored[i].expected_interested or 0.0), i))
+    return [scored[i] for i in order]
 
 
 # Over-target sample
@@ -688,6 +801,7 @@ _LABELS = {
     "drop_head_of_household": "Drop head-of-household filter",
     "surplus": "Surplus",
     "no_zips_left": "No ZIPs left",
+    "drop_low_yield_zip": "Drop or swap low-yield ZIP",
 }
 
 
@@ -702,8 +816,23 @@ def _zip_list(zips: Sequence[str], limit: int = 10) -> str:
     return f"{shown}, … (+{len(zips) - limit})" if len(zips) > limit else shown
 
 
-def markdown_report(status: GapStatus, suggestions: Sequence[Suggestion]) -> str:
-    """The gap report as Markdown, for the asset's metadata."""
+def outcome_note(book: YieldBook | None) -> str:
+    """One line saying how the proposals are ranked, and why."""
+    if book is None:
+        return (
+            "No outcome data for this client yet (no uploaded lead measured in Email Bison): "
+            "proposals are ranked by leads."
+        )
+    return (
+        f"Ranked by expected interested replies: {book.leads_measured:,} leads measured, client "
+        f"average {book.client_rate * 1000:.1f} interested per 1,000 (unmeasured ZIPs assumed average)."
+    )
+
+
+def markdown_report(
+    status: GapStatus, suggestions: Sequence[Suggestion], note: str | None = None
+) -> str:
+    """The gap report as Markdown, for the asset's metadata (`note`: see `outcome_note`)."""
     head = (
         f"**Cleaned {_fmt(status.cleaned)} of {_fmt(status.target)}** "
         f"(minimum to proceed {_fmt(status.minimum_to_proceed)}; "
@@ -713,21 +842,38 @@ def markdown_report(status: GapStatus, suggestions: Sequence[Suggestion]) -> str
             else (f"surplus {_fmt(status.surplus)})" if status.gap < 0 else "on target)")
         )
     )
+    if note:
+        head += "\n\n" + note
     if not suggestions:
         return head + "\n\nNo suggestions."
+    ranked = any(s.expected_interested is not None for s in suggestions)
     lines = [
         head,
         "",
-        "| kind | leads | covers gap | ZIPs | basis |",
-        "|---|---:|---|---|---|",
+        "| kind | leads | " + ("expected interested | " if ranked else "") + "covers gap | ZIPs | basis |",
+        "|---|---:|" + ("---:|" if ranked else "") + "---|---|---|",
     ]
     for s in suggestions:
         kind = _LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if s.donor else "")
-        covers = "—" if s.kind in ("surplus", "no_zips_left") else ("yes" if s.covers_gap else "no")
+        covers = (
+            "—"
+            if s.kind in ("surplus", "no_zips_left", "drop_low_yield_zip")
+            else ("yes" if s.covers_gap else "no")
+        )
+        interested = (
+            (f"{s.expected_interested:,.1f} | " if s.expected_interested is not None else "— | ")
+            if ranked
+            else ""
+        )
         lines.append(
-            f"| {_cell(kind)} | {_fmt(s.leads)} | {covers} | {_cell(_zip_list(s.zips))} | {_cell(s.basis)} |"
+            f"| {_cell(kind)} | {_fmt(s.leads)} | {interested}{covers} | {_cell(_zip_list(s.zips))} | {_cell(s.basis)} |"
         )
     return "\n".join(lines)
+
+
+def _interest(s: Suggestion) -> str:
+    """" (~N interested)" when outcome data ranked the proposals, else nothing."""
+    return f" (~{s.expected_interested:,.0f} interested)" if s.expected_interested is not None else ""
 
 
 def slack_summary(suggestions: Sequence[Suggestion]) -> str:
@@ -738,6 +884,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
         best = moves[0]
         lines.append(
             f"Move {len(best.zips)} ZIP(s) from {best.donor}: +{_fmt(best.leads)} leads"
+            + _interest(best)
             + (" (covers gap)" if best.covers_gap else "")
             + (f"; {len(moves) - 1} other donor(s)" if len(moves) > 1 else "")
         )
@@ -745,7 +892,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
         if s.kind == "adjacent_zips":
             lines.append(
                 f"Adjacent: {len(s.zips)} free ZIP(s) within {s.details.get('radius_miles', 0):g} mi: "
-                f"~+{_fmt(s.leads)} leads" + (" (covers gap)" if s.covers_gap else "")
+                f"~+{_fmt(s.leads)} leads" + _interest(s) + (" (covers gap)" if s.covers_gap else "")
             )
     relax = [s for s in suggestions if s.kind in ("raise_home_value_cap", "drop_head_of_household")]
     if relax:
@@ -756,6 +903,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
                 else "no HoH filter"
             )
             + f" +{_fmt(s.leads)}"
+            + _interest(s)
             for s in relax
         ]
         lines.append("Filters: " + ", ".join(parts))
@@ -764,4 +912,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
             lines.append(f"Surplus: {_fmt(s.leads)} leads over target (upsell)")
         elif s.kind == "no_zips_left":
             lines.append("No free ZIPs left in licensed states: escalate to head of fulfilment")
+    low = [s for s in suggestions if s.kind == "drop_low_yield_zip"]
+    if low:
+        lines.insert(0, f"Low-yield ZIP(s) to drop or swap: {', '.join(z for s in low for z in s.zips)}")
     return "\n".join(lines[:4]) if lines else "No suggestions"

@@ -94,6 +94,7 @@ CLIENT_FIELDS = {
     "slack_channel": ("slackchannel", "channel"),
     "active": ("active",),
     "campaign_name": ("campaignname", "campaign", "evergreencampaign"),
+    "hold_below_minimum": ("holdbelowminimum",),
 }
 
 
@@ -186,6 +187,7 @@ def parse_clients(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
                 "slack_channel": str(row["slack_channel"] or "").strip() or None,
                 "active": _truthy(row["active"], True),
                 "campaign_name": str(row["campaign_name"] or "").strip() or None,
+                "hold_below_minimum": _truthy(row["hold_below_minimum"], False),
             }
             if not (math.isfinite(record["max_home_value"]) and record["max_home_value"] > 0):
                 raise ValueError(f"max home value must be a positive amount (got {max_value!r})")
@@ -335,3 +337,102 @@ def parse_hnw_rules(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
     if problems:
         raise TerritoryError(problems)
     return pd.DataFrame(out, columns=columns)
+
+
+# Territories that carry forward: a sheet applies from its month on, changes apply from theirs
+
+CHANGE_COLUMNS = ["id", "kind", "month", "zip", "state", "color", "client_slug", "from_client"]
+TERRITORY_COLUMNS = ["zip", "state", "color", "client_slug", "source"]
+
+
+@dataclass(frozen=True)
+class Territory:
+    """Who holds which ZIP in one month, how each got there, and changes that could not apply."""
+
+    month: str
+    sheet_month: str | None  # the latest sheet at or before the month; None when there is none
+    zips: pd.DataFrame  # TERRITORY_COLUMNS, one row per ZIP, sorted by client then ZIP
+    problems: list[tuple[int, str]]  # (change id, why it does not apply), in replay order
+
+
+def sheet_month_for(changes: pd.DataFrame, month: str) -> str | None:
+    """The month of the latest imported sheet at or before `month`."""
+    months = changes.loc[(changes["kind"] == "sheet") & (changes["month"] <= month), "month"]
+    return str(months.max()) if not months.empty else None
+
+
+def derive_territory(changes: pd.DataFrame, month: str) -> Territory:
+    """The ZIPs of `month`: the latest sheet at or before it, then every assignment and move
+    approved for a month from that sheet's up to `month`, in month then approval order.
+
+    A sheet replaces everything before it. An assignment takes a ZIP only when no other client
+    holds it; a move only when its `from` client holds it: anything else is a problem (the caller
+    refuses the change that causes one), so a ZIP never has two clients in a month.
+    """
+    sheet_month = sheet_month_for(changes, month)
+    held: dict[str, dict[str, object]] = {}
+    problems: list[tuple[int, str]] = []
+    if sheet_month is not None:
+        sheet = changes[(changes["kind"] == "sheet") & (changes["month"] == sheet_month)].sort_values("id")
+        for c in sheet.itertuples():
+            owner = held.get(c.zip)
+            if owner is not None and owner["client_slug"] != c.client_slug:
+                problems.append(
+                    (int(c.id), f"ZIP {c.zip} is given to {owner['client_slug']} and {c.client_slug} in the {sheet_month} sheet")
+                )
+                continue
+            held[c.zip] = _holding(c, f"sheet {sheet_month}")
+    later = changes[
+        changes["kind"].isin(["assign", "move"])
+        & (changes["month"] >= (sheet_month or ""))
+        & (changes["month"] <= month)
+    ].sort_values(["month", "id"])
+    for c in later.itertuples():
+        owner = held.get(c.zip)
+        holder = owner["client_slug"] if owner else None
+        if c.kind == "assign":
+            if holder is not None and holder != c.client_slug:
+                problems.append((int(c.id), f"ZIP {c.zip} already belongs to {holder} in {month}"))
+                continue
+            if holder is None:
+                held[c.zip] = _holding(c, f"assigned {c.month}")
+        else:
+            if holder != c.from_client:
+                problems.append(
+                    (int(c.id), f"ZIP {c.zip} is held by {holder or 'no client'}, not {c.from_client}, in {month}")
+                )
+                continue
+            held[c.zip] = _holding(c, f"moved from {c.from_client} {c.month}")
+    zips = pd.DataFrame(list(held.values()), columns=TERRITORY_COLUMNS)
+    zips = zips.sort_values(["client_slug", "zip"], ignore_index=True)
+    return Territory(month, sheet_month, zips, problems)
+
+
+def _holding(change: object, source: str) -> dict[str, object]:
+    color = getattr(change, "color", None)
+    return {
+        "zip": change.zip,
+        "state": change.state,
+        "color": color if isinstance(color, str) and color else None,
+        "client_slug": change.client_slug,
+        "source": source,
+    }
+
+
+def months_to_check(changes: pd.DataFrame, month: str, also: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The months where a change from `month` on can clash with another: `month` itself, and each
+    later month where some change applies (the territory is constant in between), plus `also`."""
+    later = set(changes.loc[changes["month"] > month, "month"]) | {m for m in also if m >= month}
+    return sorted({month} | {str(m) for m in later})
+
+
+def new_problems(changes: pd.DataFrame, proposed: pd.DataFrame, months: list[str]) -> list[str]:
+    """Problems that `proposed` changes would create in any of `months` (none: safe to record)."""
+    before = {(m, p) for m in months for p in derive_territory(changes, m).problems}
+    combined = pd.concat([changes, proposed], ignore_index=True) if not changes.empty else proposed
+    out: list[str] = []
+    for m in months:
+        for problem in derive_territory(combined, m).problems:
+            if (m, problem) not in before and problem[1] not in out:
+                out.append(problem[1])
+    return out

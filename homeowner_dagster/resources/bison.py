@@ -1,9 +1,17 @@
 """Email Bison: one lead list per renewal window, and the weekly Evergreen campaign hand-over.
 
 Each client has its own workspace: an instance URL and the name of the environment variable that
-holds that workspace's token (read when a workspace is opened, never logged). Creating calls are
-made idempotent by looking the object up first, not by retrying blindly: a list whose name
-exists is never uploaded again, even when the previous upload's answer was lost.
+holds that workspace's token (read when a workspace is opened, never logged). A lead list upload
+is never repeated blindly: when its answer is lost, the list created by that very upload (same
+name, created since the upload began) is looked up before anything is sent again; whether a list
+for a window already exists is the caller's question (the ledger, then the name).
+
+Bison imports a CSV in the background (the upload answers with the list `Unprocessed`, counts 0):
+`lead_list_count` polls the list, bounded, until it is `Processed` and returns `leads_succeeded`;
+refused rows (`leads_failed`) end in `BisonImportFailed` quoting Bison's `error_messages`.
+A rename sends every setting back (Bison resets the booleans left out of an update to false),
+including those the campaign GET does not return, which must be configured; it then reads the
+campaign back and fails if any setting changed.
 
 `send_with_retries` is the project's one retry rule for HTTP APIs (DeBounce and Clay use it too):
 429 waits `Retry-After`, 5xx and dropped connections back off exponentially with jitter, bounded.
@@ -15,10 +23,12 @@ import csv
 import io
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +36,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
@@ -44,15 +55,66 @@ CAMPAIGN_SETTINGS: tuple[str, ...] = (
     "sequence_prioritization",
     "unsubscribe_text",
 )
+# Booleans `PATCH .../update` sets to false when left out: four documented (vendor facts section 6)
+# and `include_auto_replies_in_stats`, treated the same way because nobody says it is not.
+RESET_BOOLEANS: tuple[str, ...] = (
+    "plain_text",
+    "open_tracking",
+    "reputation_building",
+    "can_unsubscribe",
+    "include_auto_replies_in_stats",
+)
 _FORMULA_PREFIXES = ("=", "+", "-", "@")
+_EMAIL_LIKE = re.compile(r"[^\s@,;:'\"<>()\[\]]+@[^\s@,;:'\"<>()\[\]]+")
+# A list created by a lost upload is younger than this when it is looked for; last year's
+# list of the same window name is far older (allows for a skewed clock at Bison's end).
+_RECOVERY_WINDOW = timedelta(hours=1)
 
 
 class BisonError(RuntimeError):
     """Email Bison refused or failed a call; carries the server's message and status."""
 
+    transient = False  # read by run_errors.failure_for: only transient errors are retried
+
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class BisonFieldMissing(BisonError):
+    """An answer lacks a field the project relies on (or holds something unreadable in it)."""
+
+    def __init__(self, what: str, field_name: str, value: Any = None) -> None:
+        problem = "has no" if value is None else f"holds {value!r} in"
+        super().__init__(f"Email Bison: {what} {problem} field {field_name!r}")
+        self.field_name = field_name
+
+
+class BisonImportFailed(BisonError):
+    """Bison processed the list but refused rows: `leads_failed` > 0, with its `error_messages`."""
+
+    def __init__(self, list_id: int | str, succeeded: int, failed: int, messages: list[str]) -> None:
+        shown = "; ".join(messages[:5]) or "no error_messages given"
+        more = f" (+{len(messages) - 5} more)" if len(messages) > 5 else ""
+        super().__init__(
+            f"Email Bison lead list {list_id}: {failed} row(s) refused, {succeeded} imported: "
+            f"{shown}{more}. Fix the rows (or remove them from the window) and upload again."
+        )
+        self.list_id, self.succeeded, self.failed, self.messages = list_id, succeeded, failed, messages
+
+
+class BisonImportTimeout(BisonError):
+    """The list was still not `Processed` when the bounded poll gave up; a later run polls again."""
+
+    transient = True
+
+
+class BisonSettingUnknown(BisonError):
+    """A boolean Bison would reset is not returned by the campaign GET and not configured."""
+
+
+class BisonSettingsChanged(BisonError):
+    """A campaign setting read back after a rename differs from the one read before it."""
 
 
 class RetriesExhausted(RuntimeError):
@@ -120,8 +182,49 @@ def neutralise_formula(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
+def _without_addresses(text: str) -> str:
+    """Bison's error text without e-mail addresses (homeowners' data stays out of logs)."""
+    return _EMAIL_LIKE.sub("<email>", text)
+
+
+def _messages(value: Any) -> list[str]:
+    """`error_messages` as a flat list of strings, whatever shape Bison gives it."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [_without_addresses(value)]
+    if isinstance(value, dict):
+        return [_without_addresses(f"{k}: {v}") for k, v in value.items()]
+    if isinstance(value, list):
+        return [m for item in value for m in _messages(item)]
+    return [_without_addresses(str(value))]
+
+
+def _count(item: dict[str, Any], field_name: str, what: str) -> int:
+    """A count field of a Bison answer; missing or unreadable is an error naming the field."""
+    value = item.get(field_name)
+    if value is None:
+        raise BisonFieldMissing(what, field_name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BisonFieldMissing(what, field_name, value) from None
+
+
+def _timestamp(item: dict[str, Any], what: str) -> datetime:
+    value = item.get("created_at")
+    if not value:
+        raise BisonFieldMissing(what, "created_at")
+    try:
+        stamp = datetime.fromisoformat(str(value).replace(" ", "T"))
+    except ValueError:
+        raise BisonFieldMissing(what, "created_at", value) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
     """The CSV Bison gets (our column names as headers) and its columnsToMap (Bison field -> header)."""
+    frame = bison_frame(frame)  # every date as YYYY-MM-DD, whichever path built the frame
     columns = [c for c in BISON_FIELD_MAP if c in frame.columns]
     if "email" not in columns:
         raise BisonError("a lead list needs an email column")
@@ -131,6 +234,25 @@ def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
     for row in frame[columns].itertuples(index=False, name=None):
         writer.writerow([neutralise_formula(v) for v in row])
     return out.getvalue().encode("utf-8"), {BISON_FIELD_MAP[c]: c for c in columns}
+
+
+@dataclass(frozen=True)
+class ImportPoll:
+    """How `lead_list_count` waits for a queued import: doubling pauses, bounded in total."""
+
+    first_seconds: float = 0.1
+    max_seconds: float = 15.0
+    timeout_seconds: float = 900.0
+
+    def pauses(self) -> Iterator[float]:
+        """The pause before each poll; ends when the next one would pass the time limit."""
+        waited, pause = 0.0, self.first_seconds
+        while waited + pause <= self.timeout_seconds:
+            yield pause
+            waited += pause
+            pause = min(pause * 2, self.max_seconds)
+        if waited < self.timeout_seconds:
+            yield self.timeout_seconds - waited
 
 
 class BisonWorkspace:
@@ -144,6 +266,8 @@ class BisonWorkspace:
         min_interval_seconds: float,
         timeout_seconds: float,
         existing_lead_behavior: str,
+        import_poll: ImportPoll | None = None,
+        settings_not_returned: dict[str, bool] | None = None,
     ) -> None:
         self._client = httpx.Client(
             base_url=instance_url.rstrip("/"),
@@ -155,6 +279,10 @@ class BisonWorkspace:
         self._last_request = 0.0
         self._pace_lock = threading.Lock()
         self._existing_lead_behavior = existing_lead_behavior
+        self._import_poll = import_poll or ImportPoll()
+        # What to send for a boolean Bison resets but the campaign GET does not return.
+        self._settings_not_returned = dict(settings_not_returned or {})
+        self._no_list_route = False  # set when the instance has no GET /api/lead-lists/{id}
         self.requests = 0
 
     def close(self) -> None:
@@ -243,15 +371,77 @@ class BisonWorkspace:
                 return item
         return None
 
+    def _lead_list_by_id(self, list_id: int | str) -> dict[str, Any]:
+        """One lead list. `GET /api/lead-lists/{id}` is not in the facts (only the paged list
+        is): when the instance has no such route, the paged list is searched instead."""
+        if not self._no_list_route:
+            try:
+                body = self._call("GET", f"/api/lead-lists/{list_id}")
+            except BisonError as exc:
+                if exc.status != 404 or "route" not in str(exc).lower():
+                    raise
+                self._no_list_route = True  # "The route api/lead-lists/7 could not be found."
+            else:
+                data = body.get("data") if isinstance(body, dict) else None
+                if not isinstance(data, dict):
+                    raise BisonFieldMissing(f"lead list {list_id}", "data")
+                return data
+        for item in self._pages("/api/lead-lists"):
+            if str(item.get("id")) == str(list_id):
+                return item
+        raise BisonError(f"Email Bison: lead list {list_id} was not found", 404)
+
     def lead_list_count(self, list_id: int | str) -> int:
-        body = self._call("GET", f"/api/lead-lists/{list_id}")
-        return int((body.get("data") or {}).get("leads_count") or 0)
+        """`leads_succeeded` once Bison has processed the list's import (polled, bounded).
+
+        Refused rows raise `BisonImportFailed` (Bison's `error_messages` quoted, addresses
+        removed); a list still not `Processed` at the time limit raises `BisonImportTimeout`.
+        """
+        what = f"lead list {list_id}"
+        status = None
+        for pause in self._import_poll.pauses():
+            time.sleep(pause)
+            item = self._lead_list_by_id(list_id)
+            status = item.get("status")
+            if status is None:
+                raise BisonFieldMissing(what, "status")
+            if str(status).lower() == "processed":
+                succeeded = _count(item, "leads_succeeded", what)
+                failed = _count(item, "leads_failed", what)
+                if failed > 0:
+                    if "error_messages" not in item:
+                        raise BisonFieldMissing(what, "error_messages")
+                    raise BisonImportFailed(
+                        list_id, succeeded, failed, _messages(item["error_messages"])
+                    )
+                return succeeded
+            if str(status).lower() in ("failed", "error"):  # not seen documented; fail at once
+                raise BisonImportFailed(list_id, 0, 0, _messages(item.get("error_messages")))
+        raise BisonImportTimeout(
+            f"Email Bison lead list {list_id} still {status!r} after "
+            f"{self._import_poll.timeout_seconds:.0f} s; the next run looks again"
+        )
+
+    def _list_created_since(self, name: str, since: datetime) -> dict[str, Any] | None:
+        """The newest list named `name` created after `since` (less a margin), if any.
+
+        Only for an upload whose answer was lost: last year's list of the same name is older.
+        """
+        found = [
+            item
+            for item in self._pages("/api/lead-lists")
+            if item.get("name") == name
+            and _timestamp(item, f"lead list {item.get('id')}") >= since - _RECOVERY_WINDOW
+        ]
+        return max(found, key=lambda item: int(item["id"]), default=None)
 
     def upload_lead_list(self, name: str, frame: pd.DataFrame) -> tuple[int, bool]:
-        """Upload `frame` as the lead list `name`; (list id, created). An existing list is reused."""
-        found = self.find_lead_list(name)
-        if found is not None:
-            return int(found["id"]), False
+        """Upload `frame` as a new lead list `name`; (list id, True). Bison imports it later.
+
+        Costs one custom-variable look-up and one POST (more only to create missing variables
+        or to recover a lost answer). Whether the window already has a list is the caller's
+        question: this always creates one.
+        """
         if len(frame) > CSV_ROW_LIMIT:
             raise BisonError(
                 f"lead list {name!r} has {len(frame)} leads; Bison takes at most {CSV_ROW_LIMIT} per CSV"
@@ -263,6 +453,7 @@ class BisonWorkspace:
             "existing_lead_behavior": self._existing_lead_behavior,
             **{f"columnsToMap[{field}][]": header for field, header in mapping.items()},
         }
+        began = datetime.now(UTC)
         last: Exception | None = None
         for attempt in range(self._policy.max_attempts):
             self._pace()
@@ -280,11 +471,14 @@ class BisonWorkspace:
                     continue
                 if response.status_code < 500:
                     body = self._json(response)
-                    return int(body["data"]["id"]), True
+                    created = body.get("data") if isinstance(body, dict) else None
+                    if not isinstance(created, dict) or created.get("id") is None:
+                        raise BisonFieldMissing(f"the answer to uploading {name!r}", "data.id")
+                    return int(created["id"]), True
                 last = BisonError(f"Email Bison: HTTP {response.status_code}", response.status_code)
             # A 5xx or a lost answer may still have created the list: look before sending again.
             time.sleep(self._policy.backoff(attempt))
-            found = self.find_lead_list(name)
+            found = self._list_created_since(name, began)
             if found is not None:
                 return int(found["id"]), True
         raise RetriesExhausted(
@@ -319,18 +513,45 @@ class BisonWorkspace:
         )
 
     def rename_campaign(self, campaign_id: int | str, new_name: str) -> dict[str, Any]:
-        """Rename, sending the campaign's current settings back so none is switched off."""
-        current = self.campaign(campaign_id)
+        """Rename, sending every setting back, then read the campaign back: nothing else changes.
+
+        Bison sets a boolean left out of the update to false, and its campaign GET does not
+        return every boolean (`reputation_building` is write-only): such a boolean is sent with
+        its configured value, and without one the rename is refused before anything is sent.
+        """
+        before = self.campaign(campaign_id)
         body = {
-            key: current[key]
+            key: before[key]
             for key in CAMPAIGN_SETTINGS
-            if key in current and current[key] is not None
+            if key in before and before[key] is not None
         }
+        for key in RESET_BOOLEANS:
+            if key in body:
+                continue
+            if key not in self._settings_not_returned:
+                variable = f"BISON_{key.upper()}"
+                raise BisonSettingUnknown(
+                    f"campaign {campaign_id}: Email Bison does not return {key!r} and switches "
+                    f"it off when a rename leaves it out; export {variable}=true or false (what "
+                    "the Evergreen campaign should keep) and run the step again"
+                )
+            body[key] = self._settings_not_returned[key]
         body["name"] = new_name
-        updated = self._call("PATCH", f"/api/campaigns/{campaign_id}/update", json=body)["data"]
-        if updated.get("name") != new_name:
-            raise BisonError(f"campaign {campaign_id} kept the title {updated.get('name')!r}")
-        return updated
+        self._call("PATCH", f"/api/campaigns/{campaign_id}/update", json=body)
+        after = self.campaign(campaign_id)
+        changed = [
+            f"{key}: {before[key]!r} -> {after.get(key)!r}"
+            for key in CAMPAIGN_SETTINGS
+            if key != "name" and before.get(key) is not None and after.get(key) != before[key]
+        ]
+        if after.get("name") != new_name:
+            changed.insert(0, f"name: {after.get('name')!r} (wanted {new_name!r})")
+        if changed:
+            raise BisonSettingsChanged(
+                f"campaign {campaign_id} changed by the rename: {'; '.join(changed)}; "
+                "put the settings back in Bison by hand"
+            )
+        return after
 
     # -- window identity and campaign checks (weekly lifecycle) ---------------------------------
 
@@ -385,6 +606,33 @@ class BisonResource(ConfigurableResource):
     max_backoff_seconds: float = 30.0
     timeout_seconds: float = 120.0
     existing_lead_behavior: str = Field(default="put", description="put, patch or skip")
+    import_first_poll_seconds: float = Field(
+        default=0.1, description="first pause before asking whether an import is processed"
+    )
+    import_max_poll_seconds: float = Field(default=15.0, description="longest pause between polls")
+    import_timeout_seconds: float = Field(
+        default=900.0, description="give up waiting for an import after this long (typed error)"
+    )
+    campaign_settings_not_returned: dict[str, bool] = Field(
+        default_factory=dict,
+        description="values to send for campaign booleans the GET does not return (else "
+        "BISON_<NAME> from the environment, e.g. BISON_REPUTATION_BUILDING=true)",
+    )
+
+    def settings_not_returned(self) -> dict[str, bool]:
+        """The configured value of each resettable boolean: this resource's, else BISON_<NAME>."""
+        values: dict[str, bool] = {}
+        for key in RESET_BOOLEANS:
+            if key in self.campaign_settings_not_returned:
+                values[key] = bool(self.campaign_settings_not_returned[key])
+                continue
+            raw = os.environ.get(f"BISON_{key.upper()}")
+            if raw is None or not raw.strip():
+                continue
+            if raw.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise BisonError(f"BISON_{key.upper()} must be true or false, not {raw!r}")
+            values[key] = raw.strip().lower() in ("true", "1", "yes")
+        return values
 
     def workspace(self, instance_url: str, token_env: str) -> BisonWorkspace:
         """Open a client's workspace; the token is read from `token_env` now, never stored in config."""
@@ -400,4 +648,10 @@ class BisonResource(ConfigurableResource):
             self.min_interval_seconds,
             self.timeout_seconds,
             self.existing_lead_behavior,
+            ImportPoll(
+                self.import_first_poll_seconds,
+                self.import_max_poll_seconds,
+                self.import_timeout_seconds,
+            ),
+            self.settings_not_returned(),
         )

@@ -1,22 +1,36 @@
 """Clay, through its official ingress only: rows pushed to a table's webhook, read back by the API.
 
-A webhook takes 50,000 submissions in its whole life (deleting rows does not give them back), so
-a push that would cross the limit stops before sending and asks for a new webhook URL.
+Two limits, counted in Postgres (`clay_webhook_usage`) across runs, processes and clients:
+- a Clay table holds at most 40,000 rows (the SOP's rule);
+- a webhook takes 50,000 submissions in its whole life (deleting rows does not give them back).
+Tables are made by a person in Clay; their webhooks come from the environment, several allowed,
+used in order: `CLAY_WEBHOOK_URL` / `CLAY_WEBHOOK_TOKEN` / `CLAY_TABLE_NAME`, then the same names
+with `_2`, `_3`, ... A push goes whole to the first webhook with room for it in both limits; one
+that fits none fails before anything is sent, naming the table and the variables to set. Crossing
+90% of either limit posts a Slack warning. Usage is reserved before sending (a push that fails
+halfway is counted in full: Clay may have taken those rows, so the count errs on the safe side).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from homeowner_dagster import db
 from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
+from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 WEBHOOK_LIMIT = 50_000
+TABLE_ROW_LIMIT = 40_000
+WARN_SHARE = 0.9
+WEBHOOK_LIMIT_REACHED = 2**31 - 1  # a webhook Clay itself refused: more than any limit
 
 
 class ClayError(RuntimeError):
@@ -27,20 +41,66 @@ class ClayWebhookExhausted(ClayError):
     """The webhook would pass its 50,000 submissions: create a new webhook on the table."""
 
 
+class ClayTableFull(ClayError):
+    """The table would pass the SOP's 40,000 rows: a person makes the next table in Clay."""
+
+
+@dataclass(frozen=True)
+class ClayWebhook:
+    """One configured webhook: the table it feeds (by name), its URL and its token."""
+
+    number: int  # 1 for CLAY_WEBHOOK_URL, 2 for CLAY_WEBHOOK_URL_2, ...
+    table_name: str
+    url: str
+    token: str | None
+
+    @property
+    def webhook_id(self) -> str:
+        """The URL's last segment names the webhook (the URL itself is not stored anywhere)."""
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _suffix(number: int) -> str:
+    return "" if number == 1 else f"_{number}"
+
+
+def env_names(number: int, prefix: str = "CLAY") -> str:
+    """`CLAY_WEBHOOK_URL_2 / CLAY_WEBHOOK_TOKEN_2 / CLAY_TABLE_NAME_2`: what to set for entry n."""
+    s = _suffix(number)
+    return f"{prefix}_WEBHOOK_URL{s} / {prefix}_WEBHOOK_TOKEN{s} / {prefix}_TABLE_NAME{s}"
+
+
 class ClayResource(ConfigurableResource):
-    """A Clay table: its webhook (push) and the public API (read). Secrets from EnvVar."""
+    """Clay tables: their webhooks (push) and the public API (read). Secrets from EnvVar."""
 
     webhook_url: str = Field(
-        description="the table's webhook URL, from EnvVar (it names the table)"
+        description="the first table's webhook URL, from EnvVar (it names the webhook)"
     )
     webhook_token: str | None = Field(
         default=None, description="the webhook's auth token, from EnvVar"
+    )
+    table_name: str | None = Field(
+        default=None, description="the first table's name in Clay (CLAY_TABLE_NAME)"
+    )
+    env_prefix: str = Field(
+        default="CLAY",
+        description="more webhooks, in order, from {prefix}_WEBHOOK_URL_2, {prefix}_WEBHOOK_TOKEN_2, "
+        "{prefix}_TABLE_NAME_2, _3, ...",
     )
     api_key: str | None = Field(default=None, description="Clay API key for reading, from EnvVar")
     api_url: str = "https://api.clay.com"
     table_id: str | None = None
     chunk_size: int = 100
     webhook_limit: int = WEBHOOK_LIMIT
+    table_row_limit: int = TABLE_ROW_LIMIT
+    warn_share: float = WARN_SHARE
+    database_url: str | None = Field(
+        default=None, description="where usage is counted; default HOMEOWNER_DATABASE_URL"
+    )
+    slack: HomeownerSlackResource | None = None
+    slack_channel: str | None = Field(
+        default=None, description="warnings go here; default HOMEOWNER_SLACK_CHANNEL"
+    )
     max_attempts: int = 5
     retry_base_seconds: float = 0.5
     timeout_seconds: float = 60.0
@@ -48,35 +108,146 @@ class ClayResource(ConfigurableResource):
     def _policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.retry_base_seconds)
 
-    def push_rows(self, rows: Sequence[dict[str, Any]], submitted_before: int = 0) -> int:
-        """POST `rows` to the webhook in chunks; returns submissions made.
-
-        `submitted_before` is what this webhook already took (the caller's ledger): a push that
-        would cross the limit raises before sending anything.
-        """
-        if submitted_before + len(rows) > self.webhook_limit:
-            raise ClayWebhookExhausted(
-                f"this webhook has taken {submitted_before} of {self.webhook_limit} submissions and "
-                f"{len(rows)} more would pass the limit; create a new webhook on the table and "
-                "set its URL and token"
+    def webhooks(self) -> list[ClayWebhook]:
+        """The configured webhooks, in the order they are used."""
+        first = self.table_name or os.environ.get(f"{self.env_prefix}_TABLE_NAME") or self.table_id
+        found = [ClayWebhook(1, first or "Clay table 1", self.webhook_url, self.webhook_token)]
+        number = 2
+        while url := os.environ.get(f"{self.env_prefix}_WEBHOOK_URL_{number}"):
+            found.append(
+                ClayWebhook(
+                    number,
+                    os.environ.get(f"{self.env_prefix}_TABLE_NAME_{number}") or f"Clay table {number}",
+                    url,
+                    os.environ.get(f"{self.env_prefix}_WEBHOOK_TOKEN_{number}"),
+                )
             )
-        headers = {"x-clay-webhook-auth": self.webhook_token} if self.webhook_token else {}
+            number += 1
+        return found
+
+    def usage(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(submissions per webhook id, rows per table name) as counted in the database."""
+        with db.connect(self.database_url) as conn:
+            return _usage(conn)
+
+    def push_rows(self, rows: Sequence[dict[str, Any]], submitted_before: int | None = None) -> int:
+        """POST `rows` to the first webhook with room for all of them; returns submissions made.
+
+        Counted in the database unless `submitted_before` is given (what the webhook already
+        took, for a caller keeping its own count): a push that would pass a limit raises before
+        sending anything.
+        """
+        if not rows:
+            return 0
+        if submitted_before is not None:
+            hook = self.webhooks()[0]
+            if submitted_before + len(rows) > self.webhook_limit:
+                raise ClayWebhookExhausted(self._webhook_full(hook, submitted_before, len(rows)))
+            return self._send(hook, rows, submitted_before)
+        hook, warnings = self._reserve(len(rows))
+        for text in warnings:
+            self._warn(text)
+        return self._send(hook, rows, None)
+
+    def _reserve(self, n: int) -> tuple[ClayWebhook, list[str]]:
+        """Pick the webhook and count the push against it and its table, in one transaction
+        serialized across processes (two runs cannot both take the last rows)."""
+        hooks = self.webhooks()
+        with db.transaction(self.database_url) as conn:
+            conn.execute("select pg_advisory_xact_lock(hashtextextended('clay-usage', 0))")
+            by_hook, by_table = _usage(conn)
+            chosen = next(
+                (
+                    h
+                    for h in hooks
+                    if by_hook.get(h.webhook_id, 0) + n <= self.webhook_limit
+                    and by_table.get(h.table_name, 0) + n <= self.table_row_limit
+                ),
+                None,
+            )
+            if chosen is None:
+                last = hooks[-1]
+                if by_table.get(last.table_name, 0) + n > self.table_row_limit:
+                    raise ClayTableFull(self._table_full(last, by_table.get(last.table_name, 0), n, len(hooks)))
+                raise ClayWebhookExhausted(
+                    self._webhook_full(last, by_hook.get(last.webhook_id, 0), n, len(hooks))
+                )
+            conn.execute(
+                "insert into clay_webhook_usage (webhook_id, table_name, submissions) values (%s, %s, %s) "
+                "on conflict (webhook_id) do update set submissions = clay_webhook_usage.submissions + "
+                "excluded.submissions, table_name = excluded.table_name, updated_at = now()",
+                [chosen.webhook_id, chosen.table_name, n],
+            )
+        warnings = []
+        hook_before = by_hook.get(chosen.webhook_id, 0)
+        table_before = by_table.get(chosen.table_name, 0)
+        if _crosses(table_before, n, self.table_row_limit, self.warn_share):
+            warnings.append(
+                f"⚠️ Clay table nearly full: {chosen.table_name!r} holds {table_before + n:,} of "
+                f"{self.table_row_limit:,} rows. Make the next table in Clay, add a webhook to it and "
+                f"set {env_names(len(hooks) + 1, self.env_prefix)}."
+            )
+        if _crosses(hook_before, n, self.webhook_limit, self.warn_share):
+            warnings.append(
+                f"⚠️ Clay webhook nearly used up: webhook {chosen.number} of table {chosen.table_name!r} "
+                f"has taken {hook_before + n:,} of {self.webhook_limit:,} submissions. Add a new webhook "
+                f"on the table and set {env_names(len(hooks) + 1, self.env_prefix)}."
+            )
+        return chosen, warnings
+
+    def _table_full(self, hook: ClayWebhook, held: int, n: int, count: int = 1) -> str:
+        return (
+            f"Clay table {hook.table_name!r} holds {held:,} of {self.table_row_limit:,} rows and "
+            f"{n:,} more would pass the limit; nothing was sent. Make the next table in Clay, add a "
+            f"webhook to it and set {env_names(count + 1, self.env_prefix)}"
+        )
+
+    def _webhook_full(self, hook: ClayWebhook, taken: int, n: int, count: int = 1) -> str:
+        state = (
+            "was refused by Clay for its limit"
+            if taken >= WEBHOOK_LIMIT_REACHED
+            else f"has taken {taken:,} of {self.webhook_limit:,} submissions and {n:,} more would pass the limit"
+        )
+        return (
+            f"Clay webhook {hook.number} of table {hook.table_name!r} {state}; nothing was "
+            f"sent. Create a new webhook on the table (or a new table) and set "
+            f"{env_names(count + 1, self.env_prefix)}"
+        )
+
+    def _warn(self, text: str) -> None:
+        if self.slack is None:
+            return
+        channel = self.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+        self.slack.post(channel, text)
+
+    def _send(self, hook: ClayWebhook, rows: Sequence[dict[str, Any]], before: int | None) -> int:
+        headers = {"x-clay-webhook-auth": hook.token} if hook.token else {}
         sent = 0
         with httpx.Client(timeout=self.timeout_seconds) as client:
             for start in range(0, len(rows), self.chunk_size):
                 chunk = list(rows[start : start + self.chunk_size])
                 response = send_with_retries(
-                    client, "POST", self.webhook_url, self._policy(), json=chunk, headers=headers
+                    client, "POST", hook.url, self._policy(), json=chunk, headers=headers
                 )
                 if response.status_code == 403 and "limit" in response.text.lower():
+                    if before is None:  # Clay knows better than our count: mark the webhook used up
+                        self._mark_used_up(hook)
                     raise ClayWebhookExhausted(
-                        f"Clay refused the webhook after {submitted_before + sent} submissions "
-                        "(its limit is reached); create a new webhook on the table"
+                        f"Clay refused webhook {hook.number} of table {hook.table_name!r} after "
+                        f"{sent:,} of {len(rows):,} rows (its limit is reached); create a new webhook "
+                        f"on the table and set {env_names(len(self.webhooks()) + 1, self.env_prefix)}"
                     )
                 if response.status_code >= 400:
                     raise ClayError(f"Clay webhook refused rows: HTTP {response.status_code}")
                 sent += len(chunk)
         return sent
+
+    def _mark_used_up(self, hook: ClayWebhook) -> None:
+        with db.transaction(self.database_url) as conn:
+            conn.execute(
+                "update clay_webhook_usage set used_up = true, updated_at = now() where webhook_id = %s",
+                [hook.webhook_id],
+            )
 
     def iter_rows(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Every row of the table (`{"id":..., "fields": {...}}`), cursor page by page."""
@@ -126,3 +297,20 @@ class ClayResource(ConfigurableResource):
                     f"Clay filled {column!r} for {len(done)} of {len(wanted)} rows before the timeout"
                 )
             time.sleep(poll_seconds)
+
+
+def _usage(conn: Any) -> tuple[dict[str, int], dict[str, int]]:
+    by_hook: dict[str, int] = {}
+    by_table: dict[str, int] = {}
+    for webhook_id, table, submissions, used_up in conn.execute(
+        "select webhook_id, table_name, submissions, used_up from clay_webhook_usage"
+    ).fetchall():
+        by_hook[webhook_id] = WEBHOOK_LIMIT_REACHED if used_up else int(submissions)
+        by_table[table] = by_table.get(table, 0) + int(submissions)
+    return by_hook, by_table
+
+
+def _crosses(before: int, n: int, limit: int, share: float) -> bool:
+    """This push takes the count from under `share` of the limit to at or above it."""
+    mark = share * limit
+    return before < mark <= before + n

@@ -67,13 +67,21 @@ def raw_pull_complete(
 
 
 def data_refinement_complete(
-    client: str, month: str, refined: int, rejected_by_reason: Mapping[str, int]
+    client: str,
+    month: str,
+    refined: int,
+    rejected_by_reason: Mapping[str, int],
+    routed: Mapping[str, int] | None = None,
 ) -> str:
     lines = [
         f"✅ Data Refinement Complete: {client}",
         f"Renewal month: {month}",
         f"Refined leads: {_n(refined)}",
     ]
+    lines += [f"Routed to {dest} (high net worth): {_n(n)}" for dest, n in (routed or {}).items() if n]
+    held = int(rejected_by_reason.get("held_by_other_client", 0))
+    if held:
+        lines.append(f"Held by another client this month: {_n(held)}")
     rejected = {reason: count for reason, count in rejected_by_reason.items() if count}
     if rejected:
         lines.append(f"Rejected: {_n(sum(rejected.values()))}")
@@ -82,6 +90,14 @@ def data_refinement_complete(
             for reason, count in sorted(rejected.items(), key=lambda kv: -kv[1])
         ]
     return "\n".join(lines)
+
+
+def routed_leads_received(client: str, source: str, month: str, count: int, routed_in_total: int) -> str:
+    """A high-net-worth destination's leads come from other clients' cleaning runs."""
+    return (
+        f"↪️ High-Net-Worth Leads Routed: {client}\nRenewal month: {month}\n"
+        f"From {source}: {_n(count)}\nRouted in this month: {_n(routed_in_total)}"
+    )
 
 
 def refined_data_uploaded(client: str, windows: Sequence[tuple[str, int]], total: int) -> str:
@@ -111,19 +127,35 @@ def gap_analysis(
     gap: int,
     status: str,
     suggestions_summary: str = "",
+    *,
+    minimum: int | None = None,
+    suggestion_zips: Sequence[str] = (),
+    held_until_approved: str | None = None,
 ) -> str:
-    verdict = {"under": "under target", "met": "target met", "over": "over target"}.get(
-        status, status
-    )
+    """The gap report: status (met / under / below_minimum / over) against target and minimum to
+    proceed, the suggestions' numbers, and the ZIP codes each suggestion would add."""
+    from homeowner_dagster.leads.gap import VERDICTS
+
+    verdict = VERDICTS.get(status, status)
     lines = [
         f"📊 Gap Analysis: {client}",
         f"Renewal month: {month}",
-        f"Cleaned: {_n(cleaned)} / target {_n(target)} ({verdict})",
+        f"Status: {status} ({verdict})",
+        f"Cleaned: {_n(cleaned)} / target {_n(target)}"
+        + (f", minimum to proceed {_n(minimum)}" if minimum is not None else ""),
         f"Gap: {gap:+,}" if gap else "Gap: 0",
     ]
     if suggestions_summary:
         lines.append(f"Suggestions: {suggestions_summary}")
+    lines += list(suggestion_zips)
+    if held_until_approved:
+        lines.append(f"⏸️ Weekly uploads held: {held_until_approved}")
     return "\n".join(lines)
+
+
+def upload_held(client: str, list_name: str, reason: str) -> str:
+    """A weekly upload skipped because the month is below the minimum and not yet approved."""
+    return f"⏸️ Upload held: {client}\nWindow: {list_name}\n{reason}"
 
 
 def failure_alert(

@@ -85,6 +85,9 @@ class Sandbox:
         self.storage = StorageState(service_key=f"sandbox-service-role-{seed}")
         self.storage.create_bucket("homeowner-artifacts", public=False)
         self.bison = BisonState()
+        # Simulated sending: seeded like the rest; bounces follow DeBounce's verdict per address.
+        self.bison.outcomes.seed = seed
+        self.bison.outcomes.verification_code = self.debounce.code_for
         for workspace, campaigns in DEMO_WORKSPACES:
             self.bison.add_workspace(workspace, f"sandbox-bison-{slug(workspace).lower()}-{seed}")
             for title in campaigns:
@@ -186,11 +189,14 @@ class Sandbox:
             "DEBOUNCE_API_URL": self.urls["debounce"],
             "DEBOUNCE_BULK_URL": self.urls["debounce"],
             "BISON_INSTANCE_URL": self.urls["bison"],
+            # The sandbox's campaigns keep reputation building on; Bison never returns it.
+            "BISON_REPUTATION_BUILDING": "true",
             "CLAY_WEBHOOK_URL": f"{self.urls['clay']}/v3/sources/webhook/{self.clay_webhook_id}",
             "CLAY_WEBHOOK_TOKEN": self.clay.webhooks[self.clay_webhook_id].token,
             "CLAY_API_KEY": self.clay.api_key,
             "CLAY_API_URL": self.urls["clay"],
             "CLAY_TABLE_ID": self.clay_table_id,
+            "CLAY_TABLE_NAME": self.clay.tables[self.clay_table_id]["name"],
             "SLACK_BOT_TOKEN": self.slack.token,
             "SLACK_API_URL": f"{self.urls['slack']}/api/",
             "SUPABASE_URL": self.urls["storage"],

@@ -6,6 +6,13 @@ Routes (all under `/api`): custom variables, `POST /leads/bulk/csv` (multipart: 
 `PATCH /campaigns/{id}/update` (booleans left out of the body become false, as on the real one).
 Lists are Laravel pages of 15 (`data`, `links`, `meta`); errors are
 `{"data": {"success": false, "message": ...}}`; another workspace's token gets 403.
+
+As the vendor documents it (shared/vendor-facts/email-bison.md, sections 5 and 6), always on:
+- a bulk CSV import is queued: the 201 answer is the new lead list `Unprocessed` with counts 0;
+  `import_seconds` later it is `Processed` with `leads_processed` / `leads_succeeded` /
+  `leads_failed` and `error_messages` (a row with an invalid email is refused and counted);
+- the campaign GET leaves out the settings in `BisonState.campaign_omits`
+  (`reputation_building` is write-only), while the update still resets them when left out.
 """
 
 from __future__ import annotations
@@ -51,6 +58,11 @@ CAMPAIGN_VALUES = (
     "unsubscribe_text",
 )
 _MAPPING_KEY = re.compile(r"^columnsToMap\[([^\]]+)\]\[\]$")
+_VALID_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+# Seconds from a bulk CSV POST to the list being `Processed`: small for tests, about 1 s in the
+# demo (the real import takes seconds to minutes).
+IMPORT_SECONDS = 0.05
+DEMO_IMPORT_SECONDS = 1.0
 
 
 def _now() -> str:
@@ -74,6 +86,15 @@ class BisonState:
     requests: int = 0
     holding: int = 0  # requests held at a crash point right now
     hold_generation: int = 0  # release_holds() ends every hold begun before it
+    import_seconds: float = IMPORT_SECONDS
+    # Campaign settings the GET never returns (write-only per a live probe); tests add more.
+    campaign_omits: set[str] = field(default_factory=lambda: {"reputation_building"})
+    # Test knobs for answers the vendor might give: lead-list fields left out of every answer,
+    # and booleans the update endpoint does not take (so they fall back to false).
+    list_omits: set[str] = field(default_factory=set)
+    update_drops: set[str] = field(default_factory=set)
+    list_by_id_route: bool = True  # False: `GET /api/lead-lists/{id}` is an unknown route
+    outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -143,18 +164,49 @@ class BisonState:
         return [ws.lead_lists[i]["name"] for i in ws.campaigns[campaign_id]["lead_list_ids"]]
 
 
+def _outcome_simulator() -> Any:
+    from homeowner_dagster.sandbox.bison_outcomes import OutcomeSimulator
+
+    return OutcomeSimulator()
+
+
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"data": {"success": False, "message": message}}, status)
 
 
-def _list_view(lead_list: dict[str, Any]) -> dict[str, Any]:
-    view = {k: v for k, v in lead_list.items() if k != "lead_emails"}
-    view["leads_count"] = len(lead_list["lead_emails"])
-    return view
+LIST_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "leads_processed",
+    "leads_succeeded",
+    "leads_failed",
+    "error_messages",
+    "created_at",
+    "updated_at",
+)
 
 
-def _campaign_view(campaign: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k != "lead_list_ids"}
+def _list_view(lead_list: dict[str, Any], omits: set[str] = frozenset()) -> dict[str, Any]:
+    """What `GET /api/lead-lists` shows of a list (no `leads_count`: the real one has none).
+
+    A list stored without import fields (a demo snapshot from before, a test's own) shows as done.
+    """
+    done = len(lead_list.get("lead_emails", ()))
+    defaults = {
+        "status": "Processed",
+        "leads_processed": done,
+        "leads_succeeded": done,
+        "leads_failed": 0,
+        "error_messages": [],
+    }
+    return {
+        key: lead_list.get(key, defaults.get(key)) for key in LIST_FIELDS if key not in omits
+    }
+
+
+def _campaign_view(campaign: dict[str, Any], omits: set[str] = frozenset()) -> dict[str, Any]:
+    return {k: v for k, v in campaign.items() if k != "lead_list_ids" and k not in omits}
 
 
 def _page(request: Request, items: list[dict[str, Any]]) -> Response:
@@ -239,11 +291,11 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         finally:
             state.holding -= 1
 
-    def maybe_drop(payload: dict[str, Any]) -> Response:
+    def maybe_drop(payload: dict[str, Any], status: int = 200) -> Response:
         """The answer, or (fault `dropped_connection`) half of it and a closed connection."""
         if faults.take("bison", "dropped_connection") is not None:
             return dropped_response(json.dumps(payload).encode(), "application/json")
-        return JSONResponse(payload)
+        return JSONResponse(payload, status)
 
     async def custom_variables(request: Request) -> Response:
         workspace = await guard(request)
@@ -260,6 +312,50 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return _error(422, "The name has already been taken.")
         workspace.custom_variables[name] = next(state._ids)
         return maybe_drop({"data": {"id": workspace.custom_variables[name], "name": name}})
+
+    def import_rows(
+        workspace: Workspace,
+        lead_list: dict[str, Any],
+        rows: list[dict[str, str]],
+        mapping: dict[str, str],
+        behaviour: str,
+    ) -> None:
+        """The queued import: each row becomes a lead, or is refused and described."""
+        with state._lock:
+            emails: list[str] = []
+            errors: list[str] = []
+            for number, row in enumerate(rows, start=2):  # row 1 is the header
+                email = (row.get(mapping["email"]) or "").strip().lower()
+                if not _VALID_EMAIL.match(email):
+                    errors.append(f"Row {number}: The email field must be a valid email address.")
+                    continue
+                values = {target: row.get(header, "") for target, header in mapping.items()}
+                standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
+                custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
+                lead = workspace.leads.get(email)
+                if lead is None:
+                    lead = {"id": next(state._ids), "email": email, "custom_variables": {}}
+                    workspace.leads[email] = lead
+                    lead.update(standard)
+                    lead["custom_variables"].update(custom)
+                elif behaviour == "put":
+                    lead.update(standard)
+                    lead["custom_variables"] = custom
+                elif behaviour == "patch":
+                    lead.update({k: v for k, v in standard.items() if v})
+                    lead["custom_variables"].update({k: v for k, v in custom.items() if v})
+                lead["email"] = email
+                if email not in emails:
+                    emails.append(email)
+            lead_list.update(
+                status="Processed",
+                leads_processed=len(rows),
+                leads_succeeded=len(rows) - len(errors),
+                leads_failed=len(errors),
+                error_messages=errors,
+                lead_emails=emails,
+                updated_at=_now(),
+            )
 
     async def bulk_csv(request: Request) -> Response:
         workspace = await guard(request)
@@ -299,54 +395,45 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return _error(422, f"The CSV has no column named {missing[0]}.")
         with state._lock:
             list_id = next(state._ids)
-            emails: list[str] = []
-            for row in rows:
-                email = (row.get(mapping["email"]) or "").strip().lower()
-                if not email:
-                    continue
-                values = {target: row.get(header, "") for target, header in mapping.items()}
-                standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
-                custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
-                lead = workspace.leads.get(email)
-                if lead is None:
-                    lead = {"id": next(state._ids), "email": email, "custom_variables": {}}
-                    workspace.leads[email] = lead
-                    lead.update(standard)
-                    lead["custom_variables"].update(custom)
-                elif behaviour == "put":
-                    lead.update(standard)
-                    lead["custom_variables"] = custom
-                elif behaviour == "patch":
-                    lead.update({k: v for k, v in standard.items() if v})
-                    lead["custom_variables"].update({k: v for k, v in custom.items() if v})
-                lead["email"] = email
-                if email not in emails:
-                    emails.append(email)
             lead_list = {
                 "id": list_id,
                 "name": name,
+                "status": "Unprocessed",
+                "leads_processed": 0,
+                "leads_succeeded": 0,
+                "leads_failed": 0,
+                "error_messages": [],
                 "created_at": _now(),
                 "updated_at": _now(),
-                "lead_emails": emails,
+                "lead_emails": [],
             }
             workspace.lead_lists[list_id] = lead_list
+        # Queued, as on the real one: the leads land `import_seconds` later.
+        asyncio.get_running_loop().call_later(
+            state.import_seconds, import_rows, workspace, lead_list, rows, mapping, behaviour
+        )
         await hold("slow_after_create", request)
-        return maybe_drop({"data": _list_view(lead_list)})
+        return maybe_drop({"data": _list_view(lead_list, state.list_omits)}, status=201)
 
     async def lead_lists(request: Request) -> Response:
         workspace = await guard(request)
         if isinstance(workspace, Response):
             return workspace
-        return _page(request, [_list_view(lst) for lst in workspace.lead_lists.values()])
+        return _page(
+            request, [_list_view(lst, state.list_omits) for lst in workspace.lead_lists.values()]
+        )
 
     async def lead_list(request: Request) -> Response:
         workspace = await guard(request)
         if isinstance(workspace, Response):
             return workspace
+        if not state.list_by_id_route:
+            path = request.url.path.lstrip("/")
+            return _error(404, f"The route {path} could not be found.")
         found = owned(workspace, "lead list", request.path_params["list_id"])
         if isinstance(found, Response):
             return found
-        return JSONResponse({"data": _list_view(found)})
+        return JSONResponse({"data": _list_view(found, state.list_omits)})
 
     async def campaigns(request: Request) -> Response:
         workspace = await guard(request)
@@ -354,7 +441,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return workspace
         search = request.query_params.get("search", "").lower()
         found = [
-            _campaign_view(c) for c in workspace.campaigns.values() if search in c["name"].lower()
+            _campaign_view(c, state.campaign_omits)
+            for c in workspace.campaigns.values()
+            if search in c["name"].lower()
         ]
         return _page(request, found)
 
@@ -365,7 +454,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         found = owned(workspace, "campaign", request.path_params["campaign_id"])
         if isinstance(found, Response):
             return found
-        return JSONResponse({"data": _campaign_view(found)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
 
     async def attach_lead_list(request: Request) -> Response:
         workspace = await guard(request)
@@ -383,6 +472,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         elif lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
+            state.outcomes.on_attach(  # the campaign starts sending (simulated clock)
+                workspace.name, found["id"], [workspace.leads[e] for e in lead_list["lead_emails"]]
+            )
         await hold("slow_after_attach", request)
         return maybe_drop(
             {
@@ -407,13 +499,16 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             if key in body and body[key] is not None:
                 found[key] = body[key]
         for key in CAMPAIGN_BOOLEANS:
-            found[key] = bool(body.get(key, False))  # the real endpoint's behaviour
+            taken = key in body and key not in state.update_drops
+            found[key] = bool(body[key]) if taken else False  # left out: false, as documented
         found["updated_at"] = _now()
         await hold("slow_after_update", request)
-        return JSONResponse({"data": _campaign_view(found)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
+
+    from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
 
     return Starlette(
-        routes=[
+        routes=outcome_routes(state, guard, owned) + [
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
             Route("/api/lead-lists", lead_lists, methods=["GET"]),

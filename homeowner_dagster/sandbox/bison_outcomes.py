@@ -1,0 +1,434 @@
+"""Sandbox Email Bison: the campaign sends its emails on a simulated clock and homeowners answer.
+
+Nothing here is visible to the pipeline except through the Bison API (replies, stats). What each
+lead does is decided once, when its list is attached to a campaign, from a seeded hash of
+(seed, campaign, email), so a re-run, a restart or a restored demo state sees the same outcomes:
+
+- each ZIP has a planted reply rate and interest rate per uploaded lead (`plant`, or seeded
+  defaults: replies 1-6 %, interested 15-60 % of those);
+- a lead that does not reply bounces with the probability of its DeBounce code
+  (`BOUNCE_BY_CODE`; "Safe to Send" = code 5 bounces 2 %), so the marginal bounce rate of a code
+  is exactly that probability;
+- some leads that neither reply nor bounce send an automated (out-of-office) reply; a share of
+  non-interested human replies are unsubscribe requests ("please remove me");
+- the email goes out 0-2 days after the attach, a reply comes 1-14 days after the send.
+
+The clock is the wall clock plus an offset moved by `advance` (Python) or
+`POST /sandbox/clock {"days": N}`; an event exists once the simulated clock has passed it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+PAGE_SIZE = 15
+# Probability that an email to a lead with this DeBounce code bounces (not a vendor fact: planted).
+BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15, 6: 0.60, 2: 0.60, 1: 0.90}
+AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
+UNSUBSCRIBE_SHARE = 0.20  # of non-interested human replies
+SENDER = "agent@evergreen-mail.example"
+
+
+@dataclass(frozen=True)
+class ZipRates:
+    """Planted behaviour of one ZIP's homeowners, per uploaded lead."""
+
+    reply: float
+    interested: float
+
+
+def _unit(*parts: object) -> float:
+    """A seeded uniform number in [0, 1) from the parts."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+@dataclass
+class Fate:
+    """What happens to one lead of one campaign, and when."""
+
+    email: str
+    lead_id: int
+    zip: str
+    campaign_id: int
+    workspace: str
+    sent_at: datetime
+    bounced: bool
+    reply: str | None  # interested | human | unsubscribe | automated | None
+    reply_at: datetime | None
+
+
+@dataclass
+class OutcomeSimulator:
+    """Simulated sending for every campaign of the sandbox Bison (see the module docstring)."""
+
+    seed: int = 7
+    verification_code: Callable[[str], int] = field(default=lambda email: 5)
+    offset: timedelta = field(default_factory=timedelta)
+    planted: dict[str, ZipRates] = field(default_factory=dict)
+    # (workspace, campaign id, email) -> [lead id, zip, attached at ISO]
+    attached: dict[tuple[str, int, str], list[Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, days: float = 0, weeks: float = 0) -> datetime:
+        """Move the simulated clock forward; returns the new simulated now."""
+        with self._lock:
+            self.offset += timedelta(days=days, weeks=weeks)
+        return self.now()
+
+    # -- planted rates -----------------------------------------------------------------------
+
+    def plant(self, zip_code: str, reply: float, interested: float) -> None:
+        if not 0 <= interested <= reply <= 1:
+            raise ValueError("need 0 <= interested <= reply <= 1")
+        self.planted[zip_code] = ZipRates(reply, interested)
+
+    def rates_for(self, zip_code: str) -> ZipRates:
+        if zip_code in self.planted:
+            return self.planted[zip_code]
+        reply = 0.01 + 0.05 * _unit(self.seed, "reply", zip_code)
+        return ZipRates(reply, reply * (0.15 + 0.45 * _unit(self.seed, "interest", zip_code)))
+
+    # -- hooks from the Bison app ------------------------------------------------------------
+
+    def on_attach(self, workspace: str, campaign_id: int, leads: list[dict[str, Any]]) -> None:
+        """Leads of a list attached to a campaign start their sequence now (simulated)."""
+        at = _iso(self.now())
+        with self._lock:
+            for lead in leads:
+                key = (workspace, int(campaign_id), str(lead["email"]))
+                if key not in self.attached:
+                    zip_code = str((lead.get("custom_variables") or {}).get("zip") or "")
+                    self.attached[key] = [int(lead["id"]), zip_code, at]
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def fate(self, workspace: str, campaign_id: int, email: str) -> Fate:
+        lead_id, zip_code, at = self.attached[(workspace, campaign_id, email)]
+        attached_at = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        sent_at = attached_at + timedelta(hours=48 * _unit(self.seed, "send", campaign_id, email))
+        rates = self.rates_for(zip_code)
+        u = _unit(self.seed, "outcome", campaign_id, email)
+        bounced, reply = False, None
+        if u < rates.interested:
+            reply = "interested"
+        elif u < rates.reply:
+            unsub = _unit(self.seed, "unsub", campaign_id, email) < UNSUBSCRIBE_SHARE
+            reply = "unsubscribe" if unsub else "human"
+        else:
+            bounce_p = BOUNCE_BY_CODE.get(self.verification_code(email), 0.5)
+            v = _unit(self.seed, "bounce", campaign_id, email)
+            if v < min(1.0, bounce_p / (1 - rates.reply)):
+                bounced = True
+            elif _unit(self.seed, "auto", campaign_id, email) < AUTOMATED_SHARE:
+                reply = "automated"
+        reply_at = (
+            sent_at + timedelta(hours=24 + 13 * 24 * _unit(self.seed, "delay", campaign_id, email))
+            if reply
+            else None
+        )
+        return Fate(email, lead_id, zip_code, campaign_id, workspace, sent_at, bounced, reply, reply_at)
+
+    def fates(self, workspace: str, campaign_id: int | None = None) -> list[Fate]:
+        with self._lock:
+            keys = [k for k in self.attached if k[0] == workspace and campaign_id in (None, k[1])]
+        return [self.fate(*k) for k in keys]
+
+    def replies(self, workspace: str, campaign_id: int | None, with_outgoing: bool) -> list[dict[str, Any]]:
+        """Every reply (and bounce notice, and with `with_outgoing` every sent email) so far, newest first."""
+        now = self.now()
+        out: list[dict[str, Any]] = []
+        for f in self.fates(workspace, campaign_id):
+            if f.sent_at > now:
+                continue
+            if with_outgoing:
+                out.append(self._outgoing(f))
+            if f.bounced:
+                out.append(self._bounce(f))
+            elif f.reply and f.reply_at and f.reply_at <= now:
+                out.append(self._reply(f))
+        out.sort(key=lambda r: (r["date_received"], r["id"]), reverse=True)
+        return out
+
+    def _base(self, f: Fate, kind: str, at: datetime) -> dict[str, Any]:
+        number = int(_unit(self.seed, kind, f.campaign_id, f.email) * 10**12)
+        return {
+            "id": number,
+            "uuid": str(uuid.UUID(int=number)),
+            "read": False,
+            "interested": False,
+            "automated_reply": False,
+            "date_received": _iso(at),
+            "type": "Tracked Reply",
+            "tracked_reply": True,
+            "scheduled_email_id": number + 1,
+            "campaign_id": f.campaign_id,
+            "lead_id": f.lead_id,
+            "sender_email_id": 1,
+            "cc": None,
+            "bcc": None,
+            "parent_id": None,
+            "attachments": [],
+        }
+
+    def _reply(self, f: Fate) -> dict[str, Any]:
+        assert f.reply_at is not None
+        texts = {
+            "interested": "Yes, my renewal is coming up. Please send me a quote.",
+            "human": "Thanks, but I am happy with my current agent.",
+            "unsubscribe": "Please remove me from your list. Unsubscribe.",
+            "automated": "I am out of the office and will reply when I return.",
+        }
+        reply = self._base(f, "reply", f.reply_at)
+        reply.update(
+            folder="inbox",
+            subject="Re: Your home insurance renewal",
+            interested=f.reply == "interested",
+            automated_reply=f.reply == "automated",
+            text_body=texts[str(f.reply)],
+            html_body=f"<p>{texts[str(f.reply)]}</p>",
+            from_name="Homeowner",
+            from_email_address=f.email,
+            primary_to_email_address=SENDER,
+            to=[{"name": None, "address": SENDER}],
+        )
+        return reply
+
+    def _bounce(self, f: Fate) -> dict[str, Any]:
+        text = (
+            f"Delivery to the following recipient failed permanently:\n\n     {f.email}\n\n"
+            "The email account that you tried to reach does not exist."
+        )
+        notice = self._base(f, "bounce", f.sent_at + timedelta(minutes=3))
+        notice.update(
+            folder="bounced",
+            subject="Delivery Status Notification (Failure)",
+            text_body=text,
+            html_body=f"<pre>{text}</pre>",
+            from_name="Mail Delivery Subsystem",
+            from_email_address="mailer-daemon@googlemail.com",
+            primary_to_email_address=SENDER,
+            to=[{"name": None, "address": SENDER}],
+        )
+        return notice
+
+    def _outgoing(self, f: Fate) -> dict[str, Any]:
+        sent = self._base(f, "sent", f.sent_at)
+        sent.update(
+            folder="sent",
+            type="Outgoing Email",
+            tracked_reply=False,
+            campaign_id=None,  # as probed on the real /api/replies
+            subject="Your home insurance renewal",
+            text_body="Hi, your home insurance renews soon...",
+            html_body="<p>Hi, your home insurance renews soon...</p>",
+            from_name="Agent",
+            from_email_address=SENDER,
+            primary_to_email_address=f.email,
+            to=[{"name": None, "address": f.email}],
+        )
+        return sent
+
+    def stats(self, workspace: str, campaign_id: int, start: date, end: date) -> dict[str, Any]:
+        """`POST /campaigns/{id}/stats`: events dated within [start, end], numbers as strings."""
+        now = self.now()
+
+        def within(moment: datetime | None) -> bool:
+            return moment is not None and moment <= now and start <= moment.date() <= end
+
+        sent = bounced = replied = interested = unsubscribed = opened = 0
+        for f in self.fates(workspace, campaign_id):
+            if not within(f.sent_at):
+                continue
+            sent += 1
+            bounced += f.bounced
+            opened += (not f.bounced) and _unit(self.seed, "open", campaign_id, f.email) < 0.4
+            if f.reply and within(f.reply_at):
+                replied += 1
+                interested += f.reply == "interested"
+                unsubscribed += f.reply == "unsubscribe"
+
+        def pct(n: int) -> str:
+            return f"{100 * n / sent:.2f}" if sent else "0"
+
+        return {
+            "emails_sent": str(sent),
+            "total_leads_contacted": str(sent),
+            "opened": str(opened),
+            "opened_percentage": pct(opened),
+            "unique_opens_per_contact": str(opened),
+            "unique_opens_per_contact_percentage": pct(opened),
+            "unique_replies_per_contact": str(replied),
+            "unique_replies_per_contact_percentage": pct(replied),
+            "bounced": str(bounced),
+            "bounced_percentage": pct(bounced),
+            "unsubscribed": str(unsubscribed),
+            "unsubscribed_percentage": pct(unsubscribed),
+            "interested": str(interested),
+            "interested_percentage": pct(interested),
+            "sequence_step_stats": [
+                {
+                    "sequence_step_id": 1,
+                    "email_subject": "Your home insurance renewal",
+                    "sent": sent,
+                    "leads_contacted": sent,
+                    "unique_opens": opened,
+                    "unique_replies": replied,
+                    "unsubscribed": unsubscribed,
+                    "bounced": bounced,
+                    "interested": interested,
+                }
+            ],
+        }
+
+    # -- kept between demo runs --------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "offset_seconds": self.offset.total_seconds(),
+            "attached": [[*k, *v] for k, v in self.attached.items()],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.offset = timedelta(seconds=float(data.get("offset_seconds", 0)))
+        self.attached = {
+            (str(w), int(c), str(e)): [int(i), str(z), str(a)]
+            for w, c, e, i, z, a in data.get("attached", [])
+        }
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def _cursor_page(request: Request, items: list[dict[str, Any]]) -> Response:
+    """Laravel's cursor paginator: `data`, `links`, `meta.next_cursor` (opaque)."""
+    raw = request.query_params.get("cursor")
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(raw.encode()))["offset"]) if raw else 0
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"data": {"success": False, "message": "The cursor is invalid."}}, 422)
+    chunk = items[offset : offset + PAGE_SIZE]
+
+    def encode(value: int) -> str:
+        return base64.urlsafe_b64encode(json.dumps({"offset": value}).encode()).decode()
+
+    next_cursor = encode(offset + PAGE_SIZE) if offset + PAGE_SIZE < len(items) else None
+    prev_cursor = encode(max(offset - PAGE_SIZE, 0)) if offset > 0 else None
+    path = str(request.url.replace(query=""))
+    return JSONResponse(
+        {
+            "data": chunk,
+            "links": {
+                "first": None,
+                "last": None,
+                "prev": f"{path}?cursor={prev_cursor}" if prev_cursor else None,
+                "next": f"{path}?cursor={next_cursor}" if next_cursor else None,
+            },
+            "meta": {
+                "path": path,
+                "per_page": PAGE_SIZE,
+                "next_cursor": next_cursor,
+                "prev_cursor": prev_cursor,
+            },
+        }
+    )
+
+
+def _filtered(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    folder = request.query_params.get("folder", "all")
+    status = request.query_params.get("status")
+    lead_id = request.query_params.get("lead_id")
+    if folder != "all":
+        items = [r for r in items if r["folder"] == folder]
+    if status == "interested":
+        items = [r for r in items if r["interested"]]
+    elif status == "automated_reply":
+        items = [r for r in items if r["automated_reply"]]
+    elif status == "not_automated_reply":
+        items = [r for r in items if not r["automated_reply"]]
+    if lead_id:
+        items = [r for r in items if str(r["lead_id"]) == lead_id]
+    return items
+
+
+def outcome_routes(state: Any, guard: Callable, owned: Callable) -> list[Route]:
+    """Replies, stats and the clock, added to the sandbox Bison app (`guard`/`owned` are its own)."""
+    from homeowner_dagster.sandbox.bison import _page
+
+    simulator: OutcomeSimulator = state.outcomes
+
+    def paged(request: Request, items: list[dict[str, Any]]) -> Response:
+        items = _filtered(request, items)
+        if request.query_params.get("pagination_type") == "cursor":
+            return _cursor_page(request, items)
+        return _page(request, items)
+
+    async def campaign_replies(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "campaign", request.path_params["campaign_id"])
+        if isinstance(found, Response):
+            return found
+        return paged(request, simulator.replies(workspace.name, int(found["id"]), with_outgoing=False))
+
+    async def all_replies(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        items = simulator.replies(workspace.name, None, with_outgoing=True)
+        campaign_id = request.query_params.get("campaign_id")
+        if campaign_id:
+            items = [r for r in items if str(r["campaign_id"]) == campaign_id]
+        return paged(request, items)
+
+    async def campaign_stats(request: Request) -> Response:
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        found = owned(workspace, "campaign", request.path_params["campaign_id"])
+        if isinstance(found, Response):
+            return found
+        try:
+            body = await request.json()
+            start = date.fromisoformat(str(body["start_date"]))
+            end = date.fromisoformat(str(body["end_date"]))
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse(
+                {"message": "The start date field is required.", "errors": {"start_date": ["required"]}}, 422
+            )
+        return JSONResponse({"data": simulator.stats(workspace.name, int(found["id"]), start, end)})
+
+    async def clock(request: Request) -> Response:
+        if request.method == "POST":
+            body = await request.json()
+            simulator.advance(days=float(body.get("days", 0)), weeks=float(body.get("weeks", 0)))
+        return JSONResponse({"now": _iso(simulator.now()), "offset_days": simulator.offset.total_seconds() / 86400})
+
+    return [
+        Route("/api/campaigns/{campaign_id}/replies", campaign_replies, methods=["GET"]),
+        Route("/api/replies", all_replies, methods=["GET"]),
+        Route("/api/campaigns/{campaign_id}/stats", campaign_stats, methods=["POST"]),
+        Route("/sandbox/clock", clock, methods=["GET", "POST"]),
+    ]
