@@ -38,6 +38,7 @@ CLIENT_COLUMNS = [
     "sample_surplus",
     "slack_channel",
     "active",
+    "campaign_name",
     "hold_below_minimum",
 ]
 
@@ -61,6 +62,7 @@ class Client:
     sample_surplus: bool
     slack_channel: str | None
     active: bool
+    campaign_name: str | None = None  # Evergreen campaign title pattern; None: the default
     hold_below_minimum: bool = False  # no weekly upload of a below-minimum month until approved
 
 
@@ -261,6 +263,7 @@ def _client(r: dict[str, Any]) -> Client:
         sample_surplus=bool(r["sample_surplus"]),
         slack_channel=r["slack_channel"],
         active=bool(r["active"]),
+        campaign_name=r.get("campaign_name") or None,
         hold_below_minimum=bool(r.get("hold_below_minimum", False)),
     )
 

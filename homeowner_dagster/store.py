@@ -614,7 +614,10 @@ def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] |
             "select * from client_lead_batches where client_slug = %s and window_start = %s",
             [client, window.start],
         )
-    return frame.iloc[0].to_dict() if not frame.empty else None
+    if frame.empty:
+        return None
+    # Plain values: a column never set is None (not NaN or NaT).
+    return {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
 
 
 def keys_uploaded_elsewhere(dsn: str, client: str, window: RenewalWindow, keys: Iterable[str]) -> int:
@@ -628,28 +631,76 @@ def keys_uploaded_elsewhere(dsn: str, client: str, window: RenewalWindow, keys: 
     return int(row[0])
 
 
-def record_upload(
-    dsn: str,
-    client: str,
-    window: RenewalWindow,
-    list_id: str,
-    lead_count: int,
-    dedupe_keys: Iterable[str],
+_STATE_ORDER = "array['pending','list_created','list_verified','attached','done']"
+
+
+def _advance(state: str) -> sql.Composable:
+    """SQL for `status` moved on to `state`, never back (a slow run cannot undo a later one)."""
+    return sql.SQL(
+        "status = case when array_position({order}, status) < array_position({order}, {state}) "
+        "then {state} else status end"
+    ).format(order=sql.SQL(_STATE_ORDER), state=sql.Literal(state))
+
+
+def _update_window(
+    dsn: str, client: str, window: RenewalWindow, state: str | None, values: dict[str, Any]
 ) -> None:
-    """The ledger row and the leads it holds, in one transaction (a lead goes out once a month)."""
+    sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in values]
+    if state is not None:
+        sets.append(_advance(state))
+    sets.append(sql.SQL("updated_at = now()"))
+    stmt = sql.SQL("update client_lead_batches set {sets} where client_slug = %s and window_start = %s").format(
+        sets=sql.SQL(", ").join(sets)
+    )
+    with db.transaction(dsn) as conn:
+        conn.execute(stmt, [*values.values(), client, window.start])
+
+
+def ensure_window(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any]:
+    """The window's ledger row, created `pending` (month pulled, nothing in Bison) when missing."""
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            "insert into client_lead_batches (client_slug, window_start, window_end, month, list_name, status) "
+            "values (%s, %s, %s, %s, %s, 'pending') on conflict (client_slug, window_start) do nothing",
+            [client, window.start, window.end, month_key(window.month), window.list_name],
+        )
+    row = ledger_row(dsn, client, window)
+    assert row is not None
+    return row
+
+
+def record_list_requested(dsn: str, client: str, window: RenewalWindow) -> datetime:
+    """Written just before the list is created: a list found by name later than this is ours."""
+    with db.transaction(dsn) as conn:
+        at = conn.execute(
+            "update client_lead_batches set list_requested_at = now(), list_name = %s, updated_at = now() "
+            "where client_slug = %s and window_start = %s returning list_requested_at",
+            [window.list_name, client, window.start],
+        ).fetchone()[0]
+    return at
+
+
+def record_list_created(
+    dsn: str, client: str, window: RenewalWindow, list_id: str, dedupe_keys: Iterable[str]
+) -> None:
+    """`list_created`: the list's id and the leads sent to it, in one transaction."""
     m = month_key(window.month)
     keys = pd.DataFrame({"dedupe_key": list(dedupe_keys)})
     with db.transaction(dsn) as conn:
-        conn.execute(
-            "insert into client_lead_batches (client_slug, window_start, window_end, month, list_name, "
-            "bison_list_id, lead_count, uploaded_at, status) values (%s, %s, %s, %s, %s, %s, %s, %s, 'uploaded') "
-            "on conflict (client_slug, window_start) do update set bison_list_id = excluded.bison_list_id, "
-            "lead_count = excluded.lead_count, list_name = excluded.list_name, "
-            "uploaded_at = coalesce(client_lead_batches.uploaded_at, excluded.uploaded_at), "
-            "status = case when client_lead_batches.status in ('attached', 'skipped') "
-            "then client_lead_batches.status else 'uploaded' end",
-            [client, window.start, window.end, m, window.list_name, list_id, lead_count, now()],
-        )
+        updated = conn.execute(
+            sql.SQL(
+                "update client_lead_batches set bison_list_id = %s, lead_count = %s, list_name = %s, "
+                "uploaded_at = coalesce(uploaded_at, now()), updated_at = now(), {advance} "
+                "where client_slug = %s and window_start = %s "
+                "and (bison_list_id is null or bison_list_id = %s)"
+            ).format(advance=_advance("list_created")),
+            [list_id, len(keys), window.list_name, client, window.start, list_id],
+        ).rowcount
+        if updated != 1:
+            raise ListAlreadyRecorded(
+                f"{client}: another list is already recorded for {window.list_name}; Bison list "
+                f"{list_id} is a second one (two runs uploaded at once?): delete it in Bison"
+            )
         db.replace_partition(
             conn,
             "client_lead_batch_leads",
@@ -658,34 +709,123 @@ def record_upload(
         )
 
 
-def record_evergreen(
-    dsn: str,
-    client: str,
-    window: RenewalWindow,
-    campaign_id: str,
-    title_before: str,
-    title_after: str,
-    status: str,
+class ListAlreadyRecorded(RuntimeError):
+    """The window's ledger row already names a different Bison list: never overwritten."""
+
+
+def record_list_verified(dsn: str, client: str, window: RenewalWindow, in_bison: int) -> None:
+    _update_window(dsn, client, window, "list_verified", {"lead_count": in_bison, "list_verified_at": now()})
+
+
+def record_campaign_before_attach(
+    dsn: str, client: str, window: RenewalWindow, campaign_id: str, title: str, leads_before: int
 ) -> None:
+    """The campaign and its lead count just before attaching: the attach check compares with it."""
+    _update_window(
+        dsn, client, window, None,
+        {"campaign_id": campaign_id, "campaign_title_before": title, "campaign_leads_before": leads_before},
+    )
+
+
+def record_attached(dsn: str, client: str, window: RenewalWindow, leads_after: int) -> None:
     with db.transaction(dsn) as conn:
         conn.execute(
-            "update client_lead_batches set campaign_id = %s, campaign_title_before = %s, "
-            "campaign_title_after = %s, status = %s, "
-            "attached_at = case when %s = 'attached' then coalesce(attached_at, now()) else attached_at end "
-            "where client_slug = %s and window_start = %s",
-            [campaign_id, title_before, title_after, status, status, client, window.start],
+            sql.SQL(
+                "update client_lead_batches set campaign_leads_after = %s, "
+                "attached_at = coalesce(attached_at, now()), updated_at = now(), {advance} "
+                "where client_slug = %s and window_start = %s"
+            ).format(advance=_advance("attached")),
+            [leads_after, client, window.start],
         )
 
 
-def uploaded_windows(dsn: str, client: str) -> set[date]:
-    """Windows whose Bison list is recorded as uploaded (or further)."""
+def record_done(dsn: str, client: str, window: RenewalWindow, title_after: str) -> None:
+    with db.transaction(dsn) as conn:
+        conn.execute(
+            sql.SQL(
+                "update client_lead_batches set campaign_title_after = %s, "
+                "done_at = coalesce(done_at, now()), updated_at = now(), {advance} "
+                "where client_slug = %s and window_start = %s"
+            ).format(advance=_advance("done")),
+            [title_after, client, window.start],
+        )
+
+
+ANNOUNCEMENTS = ("list_announced_at", "evergreen_announced_at", "missed_reported_at")
+
+
+def mark_announced(dsn: str, client: str, window: RenewalWindow, which: str) -> None:
+    """Remember that a window's Slack message went out, so a later run does not post it again."""
+    if which not in ANNOUNCEMENTS:
+        raise ValueError(which)
+    _update_window(dsn, client, window, None, {which: now()})
+
+
+def windows_in_states(dsn: str, client: str, states: Iterable[str]) -> set[date]:
     with db.connect(dsn) as conn:
         rows = conn.execute(
-            "select window_start from client_lead_batches where client_slug = %s "
-            "and status in ('uploaded', 'attached', 'skipped')",
+            "select window_start from client_lead_batches where client_slug = %s and status = any(%s)",
+            [client, list(states)],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def done_windows(dsn: str, client: str, announced: bool = False) -> set[date]:
+    """Windows whose list is attached and whose campaign title has moved on (state `done`).
+
+    `announced`: only those whose 'Evergreen uploads completed' message went out too (a run that
+    died between the two leaves a window the next Monday finishes by posting it).
+    """
+    if not announced:
+        return windows_in_states(dsn, client, ["done"])
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select window_start from client_lead_batches where client_slug = %s and status = 'done' "
+            "and evergreen_announced_at is not null",
             [client],
         ).fetchall()
     return {r[0] for r in rows}
+
+
+def missed_reported(dsn: str, client: str) -> set[date]:
+    """Windows whose miss was already posted to Slack (posted once)."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select window_start from client_lead_batches where client_slug = %s and missed_reported_at is not null",
+            [client],
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def client_windows(dsn: str, client: str) -> pd.DataFrame:
+    """Every ledger row of the client, oldest window first (what `homeowner windows` prints)."""
+    with db.connect(dsn) as conn:
+        return db.read_frame(
+            conn,
+            "select window_start, window_end, month, status, list_name, bison_list_id, lead_count, "
+            "campaign_title_after, missed_reported_at, updated_at from client_lead_batches "
+            "where client_slug = %s order by window_start",
+            [client],
+        )
+
+
+def stored_campaign(dsn: str, client: str) -> dict[str, Any] | None:
+    """The Evergreen campaign found for this client before: pattern, campaign_id, campaign_name."""
+    with db.connect(dsn) as conn:
+        frame = db.read_frame(
+            conn, "select pattern, campaign_id, campaign_name from client_campaigns where client_slug = %s", [client]
+        )
+    return frame.iloc[0].to_dict() if not frame.empty else None
+
+
+def store_campaign(dsn: str, client: str, pattern: str, campaign_id: str, name: str) -> None:
+    with db.transaction(dsn) as conn:
+        db.upsert(
+            conn,
+            "client_campaigns",
+            {"client_slug": client, "pattern": pattern, "campaign_id": campaign_id, "campaign_name": name, "found_at": now()},
+            key="client_slug",
+        )
 
 
 def months_with_cleaned_leads(dsn: str, client: str) -> set[str]:

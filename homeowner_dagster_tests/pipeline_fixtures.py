@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions, instance_for_test
 
-from homeowner_dagster import db, registry
-from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
+from homeowner_dagster import db, registry, store
+from homeowner_dagster.leads.calendar import add_months, month_key, readable_date, windows_of_month
 from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
 from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
 from homeowner_dagster.sandbox import Sandbox
@@ -72,6 +73,35 @@ class Pipeline:
         for window in windows_of_month(month):
             for client in clients:
                 self.weekly(client, window.start)
+
+
+def seed_month(dsn: str, client: str, month: date, per_window: int = 3) -> None:
+    """A pulled month: `per_window` cleaned leads in each renewal window, and its totals row.
+
+    Written with the pipeline's own store functions, for tests of the weekly part that do not
+    need the Cole pull (covered by test_pipeline) to run first.
+    """
+    rows = []
+    for window in windows_of_month(month):
+        for i in range(per_window):
+            day = window.start + timedelta(days=i)
+            rows.append({
+                "first_name": f"Pat{i}", "last_name": "Doe", "email": f"{client}.{day.isoformat()}.{i}@example.com",
+                "phone": "5551234567", "address": f"{i} Main St", "city": "Hoboken", "state": "NJ", "zip": "07030",
+                "date_of_birth": "1970-01-01", "home_value": 300000.0, "purchase_date": day.replace(year=2015),
+                "purchase_day": day.day, "readable_purchase_date": readable_date(day), "renewal_date": day,
+                "renewal_window": window.start, "dedupe_key": f"{client}-{day.isoformat()}-{i}",
+                "source_export": "seed.csv", "source_row": len(rows) + 1,
+            })
+    cleaned = pd.DataFrame(rows)
+    rejected = pd.DataFrame({"source_export": pd.Series(dtype=object), "source_row": pd.Series(dtype=int),
+                             "reason": pd.Series(dtype=object)})
+    store.write_cleaned_leads(dsn, client, month, cleaned, rejected)
+    store.write_monthly_totals(dsn, {
+        "client_slug": client, "month": month_key(month), "client_name": client, "workspace_name": client,
+        "raw_count": len(rows), "cleaned_count": len(rows), "rejected_count": 0, "routed_count": 0,
+        "target_count": 15000, "gap": 15000 - len(rows),
+    })
 
 
 def load_clients(dsn: str, month: date = MONTH) -> None:

@@ -75,11 +75,13 @@ def test_every_window_2025_to_2035_has_exactly_one_due_monday_and_months_are_til
 
 def test_list_names_and_titles() -> None:
     feb = windows_of_month(date(2027, 2, 1))
-    assert feb[0].list_name == "(February 1st - 7th renewals)"
-    assert feb[1].list_name == "(February 8th - 14th renewals)"
-    assert feb[2].list_name == "(February 15th - 21st renewals)"
-    assert feb[3].list_name == "(February 22nd - 28th renewals)"
-    assert windows_of_month(date(2028, 2, 1))[3].list_name == "(February 22nd - 29th renewals)"
+    assert feb[0].list_name == "(February 1st - 7th renewals) 2027"
+    assert feb[1].list_name == "(February 8th - 14th renewals) 2027"
+    assert feb[2].list_name == "(February 15th - 21st renewals) 2027"
+    assert feb[3].list_name == "(February 22nd - 28th renewals) 2027"
+    assert windows_of_month(date(2028, 2, 1))[3].list_name == "(February 22nd - 29th renewals) 2028"
+    # Next year's window has a list name of its own: it can never find this year's list.
+    assert windows_of_month(date(2028, 2, 1))[0].list_name != feb[0].list_name
     assert feb[0].evergreen_title == "Evergreen, Last Upload: February 1\u20137"
     assert windows_of_month(date(2027, 3, 1))[3].evergreen_title == "Evergreen, Last Upload: March 22\u201331"
 
@@ -91,6 +93,11 @@ def test_list_names_and_titles() -> None:
         "Evergreen, Last Upload: February 1-7",
         "EVERGREEN, LAST UPLOAD: february 1 - 7",
         "evergreen,last upload: Feb 1-7",
+        "Evergreen, Last Upload: Feb 1\u20137",
+        "Evergreen, Last Upload: February 1st - 7th",
+        "Evergreen, Last Upload: February 1st-7th",
+        "evergreen, last upload: february 1ST \u2014 7TH",
+        "Evergreen, Last Upload: Feb. 1 \u2212 7",
     ],
 )
 def test_title_parser_accepts_the_spellings_people_use(title: str) -> None:
@@ -101,7 +108,16 @@ def test_title_parser_accepts_the_spellings_people_use(title: str) -> None:
 
 @pytest.mark.parametrize(
     "title",
-    ["Evergreen", "Evergreen, Last Upload: Smarch 1-7", "Evergreen, Last Upload: March 2-8", "", "Evergreen, Last Upload: March 22-25"],
+    [
+        "Evergreen",
+        "Evergreen, Last Upload: Smarch 1-7",
+        "Evergreen, Last Upload: March 2-8",
+        "",
+        "Evergreen, Last Upload: March 22-25",
+        "Evergreen, Last Upload: Ma 1-7",  # March or May: never a guess
+        "Evergreen, Last Upload: February 1st and 7th",
+        "Evergreen, Last Upload: 1-7 February",
+    ],
 )
 def test_title_parser_refuses_with_the_title_quoted(title: str) -> None:
     with pytest.raises(ValueError, match="campaign title"):
@@ -143,3 +159,28 @@ def test_a_window_list_holds_one_lead_per_address() -> None:
         {"email": ["a@x.com", "b@x.com", "a@x.com"], "address": ["1 Main St", "2 Oak Ave", "9 Elm St"]}
     )
     assert list(window_list_leads(leads)["address"]) == ["1 Main St", "2 Oak Ave"]
+
+
+def test_the_sandbox_seed_titles_are_read() -> None:
+    """The ordinal style the sandbox's demo workspaces seed (issue 11: it used to be refused)."""
+    from homeowner_dagster.sandbox import DEMO_WORKSPACES
+
+    for _, titles in DEMO_WORKSPACES:
+        evergreen = [t for t in titles if t.startswith("Evergreen")]
+        for title in evergreen:
+            parsed = parse_evergreen_title(title)
+            assert parsed.start_day in (1, 22)
+
+
+@pytest.mark.parametrize(
+    ("title", "after"),
+    [
+        ("evergreen,last upload: Feb 1-7", "Evergreen, Last Upload: February 8\u201314"),
+        ("Evergreen, Last Upload: February 1st - 7th", "Evergreen, Last Upload: February 8\u201314"),
+        ("HNW Evergreen, Last Upload: Feb 1st-7th", "HNW Evergreen, Last Upload: February 8\u201314"),
+    ],
+)
+def test_a_moved_title_keeps_the_campaigns_own_prefix(title: str, after: str) -> None:
+    from homeowner_dagster.leads.calendar import retitle
+
+    assert retitle(title, RenewalWindow.starting(date(2027, 2, 8))) == after

@@ -23,7 +23,7 @@ import pytest
 from homeowner_dagster.leads.calendar import RenewalWindow, add_months, windows_of_month
 from homeowner_dagster.sandbox import Sandbox
 from homeowner_dagster_tests import pipeline_fixtures
-from homeowner_dagster_tests.pipeline_fixtures import MONTH, Pipeline
+from homeowner_dagster_tests.pipeline_fixtures import MONTH, Pipeline, seed_month
 
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
@@ -44,6 +44,10 @@ from homeowner_dagster.definitions import build_definitions
 from homeowner_dagster.partitions import client_window_key
 
 job_name, client, start = sys.argv[1:4]
+if "nolock" in sys.argv[4:]:  # the lock switched off, to show the concurrency test catches it
+    import contextlib
+    from homeowner_dagster import store
+    store.upload_lock = lambda *args, **kwargs: contextlib.nullcontext()
 dsn = os.environ["HOMEOWNER_DATABASE_URL"]
 overrides = {
     "storage": {"postgres": {"postgres_url": db.dagster_storage_url(dsn)}},
@@ -64,9 +68,9 @@ with instance_for_test(overrides=overrides) as instance:
 """
 
 
-def start_weekly(window: RenewalWindow = WINDOW, client: str = CLIENT) -> subprocess.Popen:
+def start_weekly(window: RenewalWindow = WINDOW, client: str = CLIENT, lock: bool = True) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, "weekly_upload", client, window.start.isoformat()],
+        [sys.executable, "-c", CHILD, "weekly_upload", client, window.start.isoformat(), *([] if lock else ["nolock"])],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -86,9 +90,15 @@ def wait_for(condition: Callable[[], bool], child: subprocess.Popen, what: str, 
         time.sleep(0.05)
 
 
-def kill(child: subprocess.Popen) -> None:
+def kill(child: subprocess.Popen, sandbox: Sandbox | None = None) -> None:
+    """SIGKILL the run; the request it left held in Bison is abandoned, never landing later."""
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait(timeout=30) == -signal.SIGKILL
+    if sandbox is not None:
+        deadline = time.monotonic() + 30
+        while sandbox.bison.holding:
+            assert time.monotonic() < deadline, "a held Bison request outlived the killed run"
+            time.sleep(0.05)
 
 
 def ledger(dsn: str, window: RenewalWindow = WINDOW) -> dict[str, Any] | None:
@@ -143,7 +153,7 @@ def assert_window_done_once(
 
 def assert_campaign_recorded(row: dict[str, Any]) -> None:
     """The ledger says this window's list was attached and the title moved from the old one."""
-    assert (row["status"], row["attached"]) == ("attached", True)
+    assert (row["status"], row["attached"]) == ("done", True)
     assert (row["campaign_title_before"], row["campaign_title_after"]) == (PREVIOUS_TITLE, WINDOW.evergreen_title)
 
 
@@ -151,7 +161,7 @@ def assert_campaign_recorded(row: dict[str, Any]) -> None:
 
 @pytest.fixture
 def month_pulled(pipeline: Pipeline) -> Pipeline:
-    assert pipeline.monthly(CLIENT).success
+    seed_month(pipeline.dsn, CLIENT, MONTH, per_window=5)
     assert evergreen(pipeline.sandbox)["name"] == PREVIOUS_TITLE
     return pipeline
 
@@ -163,9 +173,10 @@ def test_killed_after_the_list_was_created_the_next_run_uploads_nothing_twice(mo
 
     child = start_weekly()
     wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE), child, "the list exists in Bison")
-    assert ledger(dsn) is None  # the run is waiting for Bison's answer: nothing recorded yet
-    kill(child)
-    assert ledger(dsn) is None
+    # The run is waiting for Bison's answer: the ledger knows a list was asked for, not its id.
+    assert (ledger(dsn)["status"], ledger(dsn)["bison_list_id"]) == ("pending", None)
+    kill(child, sandbox)
+    assert (ledger(dsn)["status"], ledger(dsn)["bison_list_id"]) == ("pending", None)
     assert sandbox.bison.list_names(WORKSPACE).count(WINDOW.list_name) == 1
     leads_in_list = len(sandbox.bison.list_leads(WORKSPACE, WINDOW.list_name))
     leads_in_workspace = len(sandbox.bison.workspaces[WORKSPACE].leads)
@@ -204,7 +215,7 @@ def test_killed_between_attach_and_rename_the_next_run_renames_once(
 
     child = start_weekly()
     wait_for(lambda: done(sandbox, campaign_id), child, crash_point)
-    kill(child)
+    kill(child, sandbox)
     row = ledger(dsn)
     assert row is not None and row["lead_count"] > 0  # PT4 finished before the crash
     assert evergreen(sandbox)["name"] == PREVIOUS_TITLE  # not renamed yet
@@ -215,42 +226,112 @@ def test_killed_between_attach_and_rename_the_next_run_renames_once(
     assert sandbox.bison.campaign_titles(WORKSPACE).count(WINDOW.evergreen_title) == 1
 
 
-@pytest.mark.parametrize(
-    "slow_attach",
-    [0, 5],
-    ids=["as-fast-as-they-go", "bison-slow-to-attach"],  # the second: the race held open
-)
-def test_two_runs_of_the_same_window_at_once_upload_one_list(month_pulled: Pipeline, slow_attach: int) -> None:
+def test_killed_after_the_rename_was_applied_the_next_run_repairs_the_ledger_and_posts_once(
+    month_pulled: Pipeline,
+) -> None:
+    """Issue 14: the PATCH landed in Bison, the run died before recording it or posting Slack."""
     sandbox, dsn = month_pulled.sandbox, month_pulled.dsn
-    if slow_attach:
-        sandbox.faults.on("bison", "slow_after_attach", times=1, delay=slow_attach)
     settings_before = settings_of(evergreen(sandbox))
-    leads_before = len(sandbox.bison.workspaces[WORKSPACE].leads)
+    sandbox.faults.on("bison", "slow_after_update", times=1, delay=HOLD_SECONDS)
 
-    children = [start_weekly(), start_weekly()]
-    outcomes = [child.communicate(timeout=300) + (child.returncode,) for child in children]
-    codes = [code for _, _, code in outcomes]
-    assert 0 in codes, outcomes  # at least one run succeeds ...
-    for out, err, code in outcomes:  # ... and a run that fails says so as a failed run
-        assert code in (0, 1) and "RUN " in out, err[-3000:]
+    child = start_weekly()
+    wait_for(lambda: evergreen(sandbox)["name"] == WINDOW.evergreen_title, child, "the rename applied in Bison")
+    kill(child, sandbox)
+    assert ledger(dsn)["status"] == "attached"  # stale: Bison already shows the new title
+    completed = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]
+    assert completed == []
 
-    assert_window_done_once(sandbox, dsn, settings_before, campaign_record=False)
-    in_bison = len(sandbox.bison.list_leads(WORKSPACE, WINDOW.list_name))
-    assert len(sandbox.bison.workspaces[WORKSPACE].leads) == leads_before + in_bison
-    # Each lead went out in one list only.
+    result = month_pulled.weekly(CLIENT, WINDOW.start)
+    assert result.success
+    assert_window_done_once(sandbox, dsn, settings_before)
+    completed = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]
+    assert len(completed) == 1 and WINDOW.evergreen_title in completed[0]
+    assert month_pulled.weekly(CLIENT, WINDOW.start).success  # and never again
+    assert len([t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]) == 1
+    assert sandbox.bison.holding == 0 and evergreen(sandbox)["name"] == WINDOW.evergreen_title
+
+
+def advisory_lock_waiters(dsn: str) -> int:
+    """Sessions of this database waiting for an advisory lock (a run blocked on the upload lock)."""
     with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select count(*) from pg_locks l join pg_database d on d.oid = l.database "
+            "where l.locktype = 'advisory' and not l.granted and d.datname = current_database()"
+        ).fetchone()[0]
+
+
+def overlapping_runs(p: Pipeline, lock: bool) -> tuple[list[tuple[str, str, int]], bool]:
+    """Two runs of one window, the first held in Bison while the second starts.
+
+    Run A's upload is held twice: before Bison creates the list (B starts and reaches its lookup
+    meanwhile) and between the list's creation and A's ledger write. Returns both runs' outcomes
+    and whether B was seen blocked on the upload lock while A was held.
+    """
+    sandbox = p.sandbox
+    sandbox.faults.on("bison", "slow_before_create", times=1, delay=HOLD_SECONDS)
+    sandbox.faults.on("bison", "slow_after_create", times=1, delay=HOLD_SECONDS)
+    first = start_weekly(lock=lock)
+    wait_for(lambda: sandbox.bison.holding == 1, first, "run A held before its list is created")
+    second = start_weekly(lock=lock)
+    if lock:
+        wait_for(lambda: advisory_lock_waiters(p.dsn) >= 1, second, "run B waiting for the upload lock")
+        blocked = sandbox.bison.holding == 1 and advisory_lock_waiters(p.dsn) >= 1
+        sandbox.bison.release_holds()  # A creates its list, then is held again before the ledger
+        wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE) and sandbox.bison.holding == 1,
+                 first, "run A held between list creation and ledger write")
+        blocked = blocked and advisory_lock_waiters(p.dsn) >= 1 and sandbox.bison.holding == 1
+    else:
+        blocked = False
+        wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE), second, "run B uploads meanwhile")
+    sandbox.faults.off("bison")
+    sandbox.bison.release_holds()
+    outcomes = [child.communicate(timeout=300) + (child.returncode,) for child in (first, second)]
+    return outcomes, blocked
+
+
+def concurrency_problems(p: Pipeline, outcomes: list[tuple[str, str, int]]) -> list[str]:
+    """What the two runs got wrong: empty when both succeeded (or one skipped cleanly) and the
+    window ended done exactly once."""
+    sandbox, problems = p.sandbox, []
+    for out, err, code in outcomes:
+        if code != 0 or "RUN " not in out:
+            problems.append(f"a run failed (exit {code}): {(out + err)[-400:]}")
+    names = sandbox.bison.list_names(WORKSPACE)
+    if names.count(WINDOW.list_name) != 1:
+        problems.append(f"{names.count(WINDOW.list_name)} lists named {WINDOW.list_name}")
+    row = ledger(p.dsn)
+    campaign = evergreen(sandbox)
+    if row is None or row["status"] != "done":
+        problems.append(f"window state {row and row['status']}")
+    elif campaign["lead_list_ids"] != [int(row["bison_list_id"])]:
+        problems.append(f"campaign holds lists {campaign['lead_list_ids']}, ledger says {row['bison_list_id']}")
+    if campaign["name"] != WINDOW.evergreen_title:
+        problems.append(f"campaign title {campaign['name']!r}")
+    texts = sandbox.slack.messages_in("#garden-state")
+    for message in ("✅ Refined Data Uploaded", "Evergreen uploads completed"):
+        if len([t for t in texts if t.startswith(message)]) != 1:
+            problems.append(f"{len([t for t in texts if t.startswith(message)])} {message!r} messages")
+    return problems
+
+
+def test_two_runs_that_provably_overlap_upload_one_list(month_pulled: Pipeline) -> None:
+    """Issue 14: B starts while A is held in Bison; the upload lock makes B wait, then B finds the
+    window done and ends cleanly."""
+    outcomes, blocked = overlapping_runs(month_pulled, lock=True)
+    assert blocked  # B was waiting on the lock while A was held between creation and ledger
+    assert concurrency_problems(month_pulled, outcomes) == []
+    assert month_pulled.sandbox.bison.holding == 0
+    with psycopg.connect(month_pulled.dsn) as conn:
         dupes = conn.execute(
             "select count(*) - count(distinct (month, dedupe_key)) from client_lead_batch_leads"
         ).fetchone()[0]
     assert dupes == 0
-    # A third run afterwards uploads and attaches nothing.
-    def outcome() -> tuple[object, ...]:
-        row = ledger(dsn)
-        return (row["bison_list_id"], row["lead_count"], row["keys"], row["attached"],
-                sandbox.bison.lead_lists(WORKSPACE), evergreen(sandbox)["lead_list_ids"], evergreen(sandbox)["name"])
 
-    before = outcome()
-    assert month_pulled.weekly(CLIENT, WINDOW.start).success
-    assert outcome() == before
-    # The run that waited for the lock reads the first run's record: it stays 'attached'.
-    assert_campaign_recorded(ledger(dsn))
+
+def test_the_overlap_test_fails_when_the_upload_lock_is_switched_off(month_pulled: Pipeline) -> None:
+    """The same two runs with `store.upload_lock` replaced by a no-op in both: the checks above
+    find the damage (a second list of the window, a failed run), so they can fail."""
+    outcomes, blocked = overlapping_runs(month_pulled, lock=False)
+    assert not blocked
+    problems = concurrency_problems(month_pulled, outcomes)
+    assert any("2 lists named" in problem for problem in problems), problems

@@ -685,7 +685,7 @@ def test_weekly_run_under_bison_fault(
                 "and renewal_window = %s and not surplus",
                 [client, window.start],
             ).fetchone()[0]
-        assert ledger == (in_bison, "attached", window.evergreen_title)
+        assert ledger == (in_bison, "done", window.evergreen_title)
         assert in_bison == keys == expected > 0
         campaign = sandbox.bison.campaign(workspace, window.evergreen_title)
         assert sandbox.bison.attached_lists(workspace, campaign["id"]).count(window.list_name) == 1

@@ -274,7 +274,7 @@ def per_client_counts(dsn: str, month: date = MONTH) -> dict[str, dict[str, int]
         "due": "select client_slug, sum(n) from (select client_slug, renewal_window, count(distinct email) as n "
                "from cleaned_leads where month = %s and not surplus group by 1, 2) w group by 1",
         "uploaded": "select client_slug, sum(lead_count) from client_lead_batches where month = %s group by 1",
-        "windows": "select client_slug, count(*) from client_lead_batches where month = %s and status = 'attached' group by 1",
+        "windows": "select client_slug, count(*) from client_lead_batches where month = %s and status = 'done' group by 1",
     }
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     with psycopg.connect(dsn) as conn:

@@ -168,4 +168,4 @@ def test_a_late_window_is_flagged_in_slack(pipeline: Pipeline) -> None:
     assert result.success
     texts = pipeline.sandbox.slack.messages_in("#sunshine")
     late = [t for t in texts if t.startswith("⚠️ Late upload")]
-    assert late == ["⚠️ Late upload: Sunshine Coverage\nWindow: (January 8th - 14th renewals) was due on Monday 2026-12-07; uploading it now"]
+    assert late == ["⚠️ Late upload: Sunshine Coverage\nWindow: (January 8th - 14th renewals) 2027 was due on Monday 2026-12-07; uploading it now"]

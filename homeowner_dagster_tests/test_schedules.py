@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from dagster import (
     MultiPartitionKey,
@@ -46,8 +48,23 @@ def clients(database_url: str) -> str:
     return database_url
 
 
-def tick(schedule, when: datetime, dsn: str) -> list[RunRequest] | SkipReason:  # noqa: ANN001
-    context = build_schedule_context(scheduled_execution_time=when, resources={"database": PostgresResource()})
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(seed=3) as running:
+        yield running
+
+
+@pytest.fixture
+def slack(sandbox: Sandbox) -> Iterator[HomeownerSlackResource]:
+    sandbox.slack.messages.clear()
+    yield HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/")
+
+
+def tick(schedule, when: datetime, dsn: str, slack: HomeownerSlackResource | None = None) -> list[RunRequest] | SkipReason:  # noqa: ANN001
+    resources: dict[str, object] = {"database": PostgresResource()}
+    if slack is not None:
+        resources["slack"] = slack
+    context = build_schedule_context(scheduled_execution_time=when, resources=resources)
     result = schedule(context)
     return result if isinstance(result, SkipReason) else list(result)
 
@@ -74,35 +91,103 @@ def test_monthly_tick_on_the_15th_pulls_m_plus_2_once_per_active_client(clients:
         (date(2024, 1, 1), RenewalWindow(date(2024, 2, 1), date(2024, 2, 7))),
     ],
 )
-def test_weekly_tick_requests_the_due_window_per_client(clients: str, monday: date, window: RenewalWindow) -> None:
-    requests = tick(weekly_upload_schedule, datetime(monday.year, monday.month, monday.day, 9, tzinfo=CHICAGO), clients)
+def test_weekly_tick_requests_the_due_window_per_client(
+    clients: str, slack: HomeownerSlackResource, monday: date, window: RenewalWindow
+) -> None:
+    requests = tick(weekly_upload_schedule, datetime(monday.year, monday.month, monday.day, 9, tzinfo=CHICAGO), clients, slack)
     assert [str(r.partition_key) for r in requests] == [f"garden-state|{window.key}", f"lone-star|{window.key}"]
     assert all(r.tags["late"] == "false" for r in requests)
 
 
-def test_a_monday_with_no_due_window_skips(clients: str) -> None:
-    result = tick(weekly_upload_schedule, datetime(2026, 12, 28, 9, tzinfo=CHICAGO), clients)
+def test_a_monday_with_no_due_window_skips(clients: str, slack: HomeownerSlackResource) -> None:
+    result = tick(weekly_upload_schedule, datetime(2026, 12, 28, 9, tzinfo=CHICAGO), clients, slack)
     assert isinstance(result, SkipReason)
 
 
-def test_a_window_that_never_uploaded_is_requested_late(clients: str) -> None:
+def pulled(dsn: str, client: str, month: str) -> None:
+    store.write_monthly_totals(
+        dsn,
+        {"client_slug": client, "month": month, "client_name": client, "workspace_name": "GS",
+         "raw_count": 10, "cleaned_count": 5, "rejected_count": 5, "routed_count": 0,
+         "target_count": 15000, "gap": 14995},
+    )
+
+
+def set_state(dsn: str, client: str, start: date, state: str) -> None:
+    window = RenewalWindow.starting(start)
+    store.ensure_window(dsn, client, window)
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "update client_lead_batches set status = %s, "
+            "evergreen_announced_at = case when %s = 'done' then now() end "
+            "where client_slug = %s and window_start = %s",
+            [state, state, client, start],
+        )
+
+
+def at(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 9, tzinfo=CHICAGO)
+
+
+def test_a_window_that_never_uploaded_is_requested_late(clients: str, slack: HomeownerSlackResource) -> None:
     # 2027-01 was pulled for garden-state; its Jan 8 window never reached Bison. On Mon Jan 4
     # the due window is Feb 1; Jan 8 starts within 34 days and is flagged late.
-    store.write_monthly_totals(
-        clients,
-        {"client_slug": "garden-state", "month": "2027-01", "client_name": "Garden State",
-         "workspace_name": "GS", "raw_count": 10, "cleaned_count": 5, "rejected_count": 5,
-         "routed_count": 0, "target_count": 15000, "gap": 14995},
-    )
-    requests = tick(weekly_upload_schedule, datetime(2027, 1, 4, 9, tzinfo=CHICAGO), clients)
+    pulled(clients, "garden-state", "2027-01")
+    requests = tick(weekly_upload_schedule, at(date(2027, 1, 4)), clients, slack)
     gs = [(str(r.partition_key), r.tags["late"]) for r in requests if str(r.partition_key).startswith("garden")]
     assert ("garden-state|2027-01-08", "true") in gs
     assert ("garden-state|2027-02-01", "false") in gs
+    # One run per window and Monday: next Monday may ask again for a window still not done.
+    assert {r.run_key for r in requests} >= {"weekly-garden-state-2027-01-08-2027-01-04"}
 
 
-def test_windows_to_upload_skips_uploaded_and_unpulled() -> None:
+@pytest.mark.parametrize("stopped_in", ["pending", "list_created", "list_verified", "attached"])
+def test_a_window_not_done_is_asked_for_every_monday_until_its_first_day(
+    clients: str, slack: HomeownerSlackResource, stopped_in: str
+) -> None:
+    """PT5 failed after PT4 (or any other stop): the next Mondays request the window again."""
+    pulled(clients, "garden-state", "2027-02")
+    window = RenewalWindow.starting(date(2027, 2, 1))
+    set_state(clients, "garden-state", window.start, stopped_in)
+    asked = []
+    for monday in (date(2026, 12, 28), date(2027, 1, 4), date(2027, 1, 11), date(2027, 1, 18), date(2027, 1, 25), date(2027, 2, 1)):
+        result = tick(weekly_upload_schedule, at(monday), clients, slack)
+        requests = [] if isinstance(result, SkipReason) else result
+        if any(str(r.partition_key) == f"garden-state|{window.key}" for r in requests):
+            asked.append(monday)
+    assert asked == [date(2027, 1, 4), date(2027, 1, 11), date(2027, 1, 18), date(2027, 1, 25)]
+    with psycopg.connect(clients) as conn:  # done, its Slack message not posted: asked for again
+        conn.execute("update client_lead_batches set status = 'done' where window_start = %s", [window.start])
+    requests = tick(weekly_upload_schedule, at(date(2027, 1, 25)), clients, slack)
+    assert f"garden-state|{window.key}" in [str(r.partition_key) for r in requests]
+    set_state(clients, "garden-state", window.start, "done")
+    requests = tick(weekly_upload_schedule, at(date(2027, 1, 25)), clients, slack)
+    assert f"garden-state|{window.key}" not in [str(r.partition_key) for r in requests]
+
+
+def test_a_window_whose_first_day_came_without_being_done_is_posted_once(
+    clients: str, sandbox: Sandbox, slack: HomeownerSlackResource
+) -> None:
+    pulled(clients, "garden-state", "2027-02")
+    set_state(clients, "garden-state", date(2027, 2, 1), "list_verified")
+    set_state(clients, "garden-state", date(2027, 2, 8), "done")
+    tick(weekly_upload_schedule, at(date(2027, 2, 1)), clients, slack)
+    tick(weekly_upload_schedule, at(date(2027, 2, 1)), clients, slack)  # the same tick again
+    tick(weekly_upload_schedule, at(date(2027, 2, 8)), clients, slack)
+    tick(weekly_upload_schedule, at(date(2027, 2, 15)), clients, slack)
+    missed = [m for m in sandbox.slack.messages if m["text"].startswith("\u26d4 Missed window")]
+    titles = sorted(m["text"].splitlines()[1] for m in missed)
+    # Feb 1 (stopped list_verified) and Feb 15 (never uploaded) once each; Feb 8 was done.
+    assert titles == [
+        "Window: (February 15th - 21st renewals) 2027 began without being done (state: pending).",
+        "Window: (February 1st - 7th renewals) 2027 began without being done (state: list_verified).",
+    ]
+    assert all("homeowner windows force --client garden-state --window 2027-02-" in m["text"] for m in missed)
+
+
+def test_windows_to_upload_skips_done_and_unpulled() -> None:
     monday = date(2027, 1, 4)
-    out = windows_to_upload(monday, uploaded={date(2027, 1, 8)}, pulled_months={"2027-01"})
+    out = windows_to_upload(monday, done={date(2027, 1, 8)}, pulled_months={"2027-01"})
     assert [(w.start, late) for w, late in out] == [
         (date(2027, 1, 15), True), (date(2027, 1, 22), True), (date(2027, 2, 1), False)
     ]

@@ -1,41 +1,62 @@
 """Group `weekly_upload` (PT4-PT5), partitioned by client x renewal window.
 
-Exactly once: the Bison list is looked up by its name before any upload, so a re-run (or a run
-after a crash between upload and ledger) finds the list instead of uploading it again; the
-Evergreen campaign is only moved forward, never back.
+A window's life is a state machine kept in the ledger (`client_lead_batches.status`):
+pending -> list_created -> list_verified (PT4) -> attached -> done (PT5). Each step reads the
+state it finds, under the window's upload lock, and does only what is left, so a run after a
+crash at any point finishes the window without doing anything twice.
+
+Identity: the list is looked up by the id in the ledger; by name only when the ledger has none,
+and then only a list created after this window's own upload request is taken as ours. Any other
+list with the name stops the run (a person's list, or last year's) instead of being reused.
 """
 
 
 import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
-import pandas as pd
 from dagster import (
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     Backoff,
+    Failure,
     Jitter,
     MaterializeResult,
     RetryPolicy,
     asset,
 )
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import registry, run_errors, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets.hold import upload_hold
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.assets.stopwatch import Stopwatch
-from homeowner_dagster.leads.calendar import parse_evergreen_title, window_list_leads
+from homeowner_dagster.leads.calendar import (
+    RenewalWindow,
+    month_key,
+    parse_evergreen_title,
+    retitle,
+    state_at_least,
+    window_list_leads,
+)
 from homeowner_dagster.partitions import (
+    client_month_key,
     client_window_partitions,
     split_client_window,
     window_to_month,
 )
 from homeowner_dagster.resources import slack as messages
-from homeowner_dagster.resources.bison import BisonResource
+from homeowner_dagster.resources.bison import BisonResource, BisonWorkspace
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 GROUP = "weekly_upload"
+# A list found by name is ours when Bison created it after our request, give or take clock skew.
+CLOCK_SKEW = timedelta(minutes=2)
+DEFAULT_CAMPAIGN = "Evergreen"
+HNW_CAMPAIGN = "HNW Evergreen"
 
 
 def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN201
@@ -43,11 +64,57 @@ def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN
     registry.ensure_bison_destination_allowed(client)  # issue 13: token only to allowed hosts
     instance = client.bison_instance_url or os.environ.get("BISON_INSTANCE_URL")
     if not instance or not client.bison_token_env:
-        raise ValueError(
-            f"{client.slug}: set its Bison instance URL (or BISON_INSTANCE_URL) and token variable"
+        raise Failure(
+            f"{client.slug}: set its Bison instance URL (or BISON_INSTANCE_URL) and token variable "
+            "in the client file, then `homeowner clients import`",
+            allow_retries=False,
         )
     return bison.workspace(instance, client.bison_token_env)
+
+
 BISON_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def force_command(slug: str, window: RenewalWindow) -> str:
+    return f"homeowner windows force --client {slug} --window {window.key}"
+
+
+def _created_at(lead_list: dict[str, Any]) -> datetime | None:
+    text = str(lead_list.get("created_at") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _list_is_ours(lead_list: dict[str, Any], requested_at: Any) -> bool:
+    created = _created_at(lead_list)
+    if created is None or requested_at is None:
+        return False
+    return created >= requested_at - CLOCK_SKEW
+
+
+def _adopt_or_refuse(
+    slug: str, window: RenewalWindow, found: list[dict[str, Any]], requested_at: Any
+) -> dict[str, Any] | None:
+    """A list by the window's name and no id in the ledger: ours after a crash, or a stranger."""
+    ours = [lst for lst in found if _list_is_ours(lst, requested_at)]
+    strangers = [lst for lst in found if lst not in ours]
+    if strangers or len(ours) > 1:
+        listed = ", ".join(f"id {lst.get('id')} created {lst.get('created_at')}" for lst in found)
+        raise Failure(
+            f"{slug}: Email Bison already has a list named {window.list_name!r} ({listed}) that this "
+            "pipeline did not create for this window; it is not reused. Rename or delete it in Bison, "
+            f"then run `{force_command(slug, window)}`",
+            allow_retries=False,
+        )
+    return ours[0] if ours else None
+
+
+def _skip(context: AssetExecutionContext, reason: str) -> None:
+    """End the run as skipped: no materialization, PT5 not run, the reason on the run's tags."""
+    context.log.warning(reason)
+    context.instance.add_run_tags(context.run_id, {"homeowner/skipped": reason[:200]})
 
 
 @asset(
@@ -55,68 +122,155 @@ BISON_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, 
     partitions_def=client_window_partitions,
     deps=[AssetDep(cleaned_leads, partition_mapping=window_to_month)],
     retry_policy=BISON_RETRY,
+    output_required=False,
     kinds={"postgres"},
     check_specs=checks.specs("bison_lead_lists", "no_lead_uploaded_twice", "bison_count_matches_ledger"),
     description="PT4: the window's cleaned leads as one Email Bison lead list, e.g. "
-    "'(February 1st - 7th renewals)', recorded in the client_lead_batches ledger.",
+    "'(February 1st - 7th renewals) 2027'; window state pending -> list_created -> list_verified.",
 )
 def bison_lead_lists(
     context: AssetExecutionContext,
     database: PostgresResource,
     bison: BisonResource,
     slack: HomeownerSlackResource,
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = run_errors.client_for_run(slug, dsn)
+    month = month_key(window.month)
+    if month not in store.months_with_cleaned_leads(dsn, slug):
+        pull = f"Dagster UI, job monthly_pull, partition {client_month_key(slug, window.month)}"
+        slack.post(channel_for(client), messages.month_not_pulled(client.name, window.list_name, month, pull))
+        reason = f"renewal month {month} not pulled: nothing uploaded for {window.list_name}"
+        _skip(context, reason)
+        # Nothing was uploaded, so nothing can be uploaded twice or miscounted; the asset itself
+        # is not materialized, which skips PT5.
+        for name in ("no_lead_uploaded_twice", "bison_count_matches_ledger"):
+            yield AssetCheckResult(check_name=name, passed=True, metadata={"skipped": reason})
+        return
     if held := upload_hold(context, dsn, client, window, slack):  # hold_below_minimum: `homeowner approve`
-        return held
-    workspace = bison_workspace(bison, client)
+        yield held
+        return
     watch = Stopwatch()
     with watch.stage("database"):
         leads = window_list_leads(store.window_leads(dsn, slug, window))
-    with store.upload_lock(dsn, slug, window) as lock:
-        # Announced once: when this window first reaches the ledger (also after a crash that
-        # lost the ledger row but left the list in Bison).
-        first_record = store.ledger_row(dsn, slug, window) is None
+    new_upload = False
+    with bison_workspace(bison, client) as workspace, store.upload_lock(dsn, slug, window) as lock:
+        row = store.ensure_window(dsn, slug, window)
+        state_found = row["status"]
         clashes = store.keys_uploaded_elsewhere(dsn, slug, window, leads["dedupe_key"])
         check_results = checks.enforce([checks.no_lead_uploaded_twice(clashes, len(leads))])
-        lock.ensure_held()  # issue 13: no Bison call after a lost lock
-        with watch.stage("api"):
-            existing = workspace.find_lead_list(window.list_name)
-        if existing is not None:
-            list_id, created = str(existing["id"]), False
-            context.log.info(f"{slug}: list {window.list_name} already in Bison (id {list_id}); not uploading again")
-        else:
-            context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
-            lock.ensure_held()  # issue 13: no Bison call after a lost lock
+        list_id = str(row["bison_list_id"]) if row.get("bison_list_id") else None
+        if list_id is not None:
+            lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
             with watch.stage("api"):
-                list_id, created = workspace.upload_lead_list(window.list_name, leads)
-            list_id = str(list_id)
-        lock.ensure_held()  # issue 13: no Bison call after a lost lock
-        with watch.stage("api"):
-            in_bison = workspace.lead_list_count(list_id)
-        # The ledger is written first: whatever the count says, the list exists and must be known.
-        store.record_upload(dsn, slug, window, list_id, in_bison, leads["dedupe_key"])
-        check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, len(leads))])
-    if first_record and context.run.tags.get("late") == "true":
-        slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
-    if first_record:
-        slack.post(
-            channel_for(client),
-            messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison),
-        )
-    return MaterializeResult(
+                found = workspace.lead_list(list_id)
+            if found is None:
+                raise Failure(
+                    f"{slug}: the ledger records Bison list {list_id} for {window.list_name}, but the "
+                    "workspace has no such list (deleted by hand?). Nothing was uploaded again.",
+                    allow_retries=False,
+                )
+        else:
+            lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+            with watch.stage("api"):
+                named = workspace.find_lead_lists(window.list_name)
+            adopted = _adopt_or_refuse(slug, window, named, row.get("list_requested_at"))
+            if adopted is not None:
+                list_id = str(adopted["id"])
+                context.log.info(f"{slug}: {window.list_name} was created by an earlier run (id {list_id})")
+            else:
+                store.record_list_requested(dsn, slug, window)
+                context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {window.list_name}")
+                lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+                with watch.stage("api"):
+                    created_id, new_upload = workspace.upload_lead_list(window.list_name, leads)
+                list_id = str(created_id)
+            try:
+                store.record_list_created(dsn, slug, window, list_id, leads["dedupe_key"])
+            except store.ListAlreadyRecorded as exc:
+                raise Failure(str(exc), allow_retries=False) from None
+        row = store.ledger_row(dsn, slug, window) or row
+        sent = int(row["lead_count"])
+        if not state_at_least(row["status"], "list_verified"):
+            lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+            with watch.stage("api"):
+                in_bison = workspace.lead_list_count(list_id)
+            if in_bison != sent:
+                raise Failure(
+                    f"{slug}: Bison list {window.list_name} (id {list_id}) holds {in_bison} lead(s), "
+                    f"{sent} were sent; the window stays list_created. Check the list in Bison, then run "
+                    f"`{force_command(slug, window)}`",
+                    allow_retries=False,
+                )
+            store.record_list_verified(dsn, slug, window, in_bison)
+        else:
+            in_bison = sent
+        check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, sent)])
+        row = store.ledger_row(dsn, slug, window) or row
+        # Announced once per window, under the lock: a run that waited sees it was posted.
+        if row.get("list_announced_at") is None:
+            if context.run.tags.get("late") == "true":
+                slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
+            slack.post(channel_for(client), messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison))
+            store.mark_announced(dsn, slug, window, "list_announced_at")
+    yield MaterializeResult(
         check_results=check_results,
         metadata={
+            "window_state": str(row["status"]),
+            "window_state_found": str(state_found),
             "list_name": window.list_name,
             "bison_list_id": list_id,
             "leads_in_window": len(leads),
             "leads_in_bison": in_bison,
-            "new_upload": created,
-            "uploaded_now": len(leads) if created else 0,
+            "new_upload": new_upload,
+            "uploaded_now": len(leads) if new_upload else 0,
             **watch.metadata(),
-        }
+        },
+    )
+
+
+def campaign_patterns(dsn: str, client: registry.Client) -> list[str]:
+    """Titles the client's Evergreen campaign may start with, in order of preference.
+
+    The client file's `campaign_name`; else `HNW Evergreen` then `Evergreen` for a high-net-worth
+    routing destination (its campaign may share a workspace with the ordinary one), else
+    `Evergreen`.
+    """
+    if client.campaign_name:
+        return [client.campaign_name]
+    if store.is_hnw_destination(dsn, client.slug):
+        return [HNW_CAMPAIGN, DEFAULT_CAMPAIGN]
+    return [DEFAULT_CAMPAIGN]
+
+
+def evergreen_campaign_of(dsn: str, workspace: BisonWorkspace, client: registry.Client) -> dict[str, Any]:
+    """The client's Evergreen campaign: by the id stored after the first match, else by pattern."""
+    patterns = campaign_patterns(dsn, client)
+    stored = store.stored_campaign(dsn, client.slug)
+    if stored is not None and stored["pattern"] in patterns:
+        campaign = workspace.campaign_or_none(stored["campaign_id"])
+        if campaign is not None:
+            return campaign
+    for pattern in patterns:
+        found = workspace.find_campaigns(pattern)
+        if len(found) > 1:
+            listed = "; ".join(f"{c.get('name')!r} (id {c.get('id')})" for c in found)
+            raise Failure(
+                f"{client.slug}: {len(found)} campaigns start with {pattern!r}: {listed}. Rename all but "
+                "one, or set a more precise campaign_name in the client file and run "
+                "`homeowner clients import`",
+                allow_retries=False,
+            )
+        if found:
+            campaign = found[0]
+            store.store_campaign(dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name")))
+            return campaign
+    raise Failure(
+        f"{client.slug}: no campaign whose title starts with {' or '.join(map(repr, patterns))} in "
+        f"workspace {client.workspace_name}; create it, or set campaign_name in the client file and "
+        "run `homeowner clients import`",
+        allow_retries=False,
     )
 
 
@@ -126,8 +280,8 @@ def bison_lead_lists(
     deps=[bison_lead_lists],
     retry_policy=BISON_RETRY,
     kinds={"postgres", "slack"},
-    description="PT5: the window's list attached to the client's Evergreen campaign, title moved "
-    "on to 'Evergreen, Last Upload: February 1–7'.",
+    description="PT5: the window's list attached to the client's Evergreen campaign, then the title "
+    "moved on to 'Evergreen, Last Upload: February 1–7' (never back); window state -> attached -> done.",
 )
 def evergreen_campaign(
     context: AssetExecutionContext,
@@ -137,58 +291,80 @@ def evergreen_campaign(
 ) -> MaterializeResult:
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
-    client = registry.get_client(slug, dsn)
+    client = run_errors.client_for_run(slug, dsn)
     if held := upload_hold(context, dsn, client, window):  # hold_below_minimum: nothing to attach
         return held
-    workspace = bison_workspace(bison, client)
     watch = Stopwatch()
-    with store.upload_lock(dsn, slug, window) as lock:  # one run moves the campaign at a time
+    meta: dict[str, Any] = {}
+    with bison_workspace(bison, client) as workspace, store.upload_lock(dsn, slug, window) as lock:
         # Read under the lock: a run that waited must see what the run before it recorded.
-        ledger = store.ledger_row(dsn, slug, window)
-        if ledger is None or not ledger.get("bison_list_id"):
-            raise RuntimeError(
-                f"{slug}: no Bison list recorded for {window.list_name}; materialize bison_lead_lists first"
+        row = store.ledger_row(dsn, slug, window)
+        if row is None or not state_at_least(row["status"], "list_verified"):
+            raise Failure(
+                f"{slug}: {window.list_name} is not verified in Bison yet; materialize bison_lead_lists first",
+                allow_retries=False,
             )
-        lock.ensure_held()  # issue 13: no Bison call after a lost lock
-        with watch.stage("api"):
-            campaign = workspace.find_evergreen_campaign()
-        title = str(campaign["name"])
-        try:
-            current = parse_evergreen_title(title).window(window.start)
-        except ValueError:
-            current = None
-        if current is not None and current >= window:
-            done_by_us = pd.notna(ledger.get("attached_at"))
-            note = f"{slug}: campaign already says {title!r}; nothing attached"
-            if done_by_us:
-                context.log.info(note + " (this window was attached by an earlier run)")
-            else:
-                context.log.warning(note + " (someone moved it by hand to this window or later)")
-            if not done_by_us:
-                store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "skipped")
-            return MaterializeResult(metadata={"campaign_title": title, "attached": False, "reason": "already at or past this window"})
-        already_attached = pd.notna(ledger.get("attached_at"))
-        if not already_attached:
-            lock.ensure_held()  # issue 13: no Bison call after a lost lock
+        state_found = str(row["status"])
+        list_id, leads = str(row["bison_list_id"]), int(row["lead_count"])
+        if state_found != "done":
+            lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
             with watch.stage("api"):
-                workspace.attach_lead_list(campaign["id"], ledger["bison_list_id"])
-            # Recorded before the rename: a crash in between re-runs the rename only.
-            store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, title, "attached")
-        lock.ensure_held()  # issue 13: no Bison call after a lost lock
-        with watch.stage("api"):
-            workspace.rename_campaign(campaign["id"], window.evergreen_title)
-        store.record_evergreen(dsn, slug, window, str(campaign["id"]), title, window.evergreen_title, "attached")
-    slack.post(
-        channel_for(client),
-        messages.evergreen_uploads_completed(client.name, window.evergreen_title, int(ledger["lead_count"])),
-    )
+                campaign = evergreen_campaign_of(dsn, workspace, client)
+            campaign_id, title = str(campaign["id"]), str(campaign["name"])
+            if state_found == "list_verified":
+                before = row.get("campaign_leads_before")
+                if before is None or str(row.get("campaign_id")) != campaign_id:
+                    lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+                    with watch.stage("api"):
+                        before = workspace.campaign_lead_count(campaign_id)
+                    store.record_campaign_before_attach(dsn, slug, window, campaign_id, title, int(before))
+                # Late windows too: attaching never depends on what the title says.
+                lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+                with watch.stage("api"):
+                    workspace.attach_lead_list(campaign_id, list_id)
+                    after = workspace.campaign_lead_count(campaign_id)
+                if after < int(before) + leads:
+                    raise Failure(
+                        f"{slug}: after attaching {window.list_name} ({leads} leads) campaign {campaign_id} "
+                        f"holds {after} leads ({int(before)} before): the list is not in it. The window "
+                        f"stays list_verified; next Monday's run attaches it again, or run "
+                        f"`{force_command(slug, window)}`",
+                        allow_retries=False,
+                    )
+                store.record_attached(dsn, slug, window, after)
+                meta.update(campaign_leads_before=int(before), campaign_leads_after=after)
+            try:
+                current = parse_evergreen_title(title).window(window.start)
+            except ValueError:
+                context.log.warning(f"{slug}: campaign title {title!r} not understood; not renamed")
+                slack.post(channel_for(client), messages.unreadable_campaign_title(client.name, title, window.list_name))
+                return MaterializeResult(
+                    metadata={**meta, "window_state": "attached", "window_state_found": state_found,
+                              "campaign_id": campaign_id, "title_before": title, "title_unreadable": True,
+                              **watch.metadata()}
+                )
+            if current >= window:
+                context.log.info(f"{slug}: campaign already says {title!r}; title left as it is")
+                title_after = title
+            else:
+                title_after = retitle(title, window)
+                lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
+                with watch.stage("api"):
+                    workspace.rename_campaign(campaign_id, title_after)
+            store.record_done(dsn, slug, window, title_after)
+            meta.update(campaign_id=campaign_id, title_before=title, title_after=title_after)
+        row = store.ledger_row(dsn, slug, window) or row
+        if row.get("evergreen_announced_at") is None:
+            now_title = str(row.get("campaign_title_after") or window.evergreen_title)
+            slack.post(channel_for(client), messages.evergreen_uploads_completed(client.name, now_title, leads))
+            store.mark_announced(dsn, slug, window, "evergreen_announced_at")
     return MaterializeResult(
         metadata={
-            "campaign_id": str(campaign["id"]),
-            "title_before": title,
-            "title_after": window.evergreen_title,
-            "attached": True,
-            "leads": int(ledger["lead_count"]),
+            **meta,
+            "window_state": str(row["status"]),
+            "window_state_found": state_found,
+            "attached": state_found in ("list_verified",),
+            "leads": leads,
             **watch.metadata(),
         }
     )

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "homeowner_dagster.cli.demo",
     "homeowner_dagster.cli.check",
     "homeowner_dagster.cli.artifacts",
+    "homeowner_dagster.cli.windows",
     "homeowner_dagster.cli.approve",
     "homeowner_dagster.cli.debounce",
 )

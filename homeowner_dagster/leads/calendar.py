@@ -96,9 +96,13 @@ class RenewalWindow:
 
     @property
     def list_name(self) -> str:
-        """`(February 1st - 7th renewals)`: the Email Bison lead list of this window."""
+        """`(February 1st - 7th renewals) 2028`: the Email Bison lead list of this window.
+
+        The team's wording plus the year: the SOP's name repeats every year, ours must not, so
+        next year's window never finds this year's list.
+        """
         month = MONTH_NAMES[self.start.month - 1]
-        return f"({month} {ordinal(self.start.day)} - {ordinal(self.end.day)} renewals)"
+        return f"({month} {ordinal(self.start.day)} - {ordinal(self.end.day)} renewals) {self.start.year}"
 
     @property
     def evergreen_title(self) -> str:
@@ -147,20 +151,53 @@ def renewal_month_pulled_on(day: date) -> date:
     return add_months(day.replace(day=1), 2)
 
 
-def windows_to_upload(monday: date, uploaded: set[date], pulled_months: set[str]) -> list[tuple[RenewalWindow, bool]]:
-    """The due window, plus any window starting within the next 34 days never uploaded (late)."""
+# A window's life in the Bison ledger, in order. `done`: the list is attached and the campaign
+# title moved on to it (or left because it already names a later window).
+WINDOW_STATES: tuple[str, ...] = ("pending", "list_created", "list_verified", "attached", "done")
+
+
+def state_at_least(state: str | None, wanted: str) -> bool:
+    """Has a window in `state` (None: no ledger row, i.e. pending) reached `wanted`?"""
+    return WINDOW_STATES.index(state or "pending") >= WINDOW_STATES.index(wanted)
+
+
+def windows_to_upload(
+    monday: date, done: set[date], pulled_months: set[str]
+) -> list[tuple[RenewalWindow, bool]]:
+    """What Monday's run asks for: (window, late).
+
+    The due window always (its run ends as skipped with a notice when its month is not pulled),
+    and every window of a pulled month that is not `done` and whose first day is still ahead
+    (up to Monday + 34 days), whatever state it stopped in: late when its due Monday has passed.
+    """
     due = due_window(monday)
     out: list[tuple[RenewalWindow, bool]] = []
-    if due is not None:
+    if due is not None and due.start not in done:
         out.append((due, False))
-    for window in windows_starting_between(monday, monday + timedelta(days=LEAD_DAYS_MAX)):
-        if window == due or window.start in uploaded or window.start < monday:
+    for window in windows_starting_between(monday + timedelta(days=1), monday + timedelta(days=LEAD_DAYS_MAX)):
+        # Any window starting before Monday + 28 other than the due one is late.
+        if window == due or window.start in done:
             continue
-        if due is not None and window > due:
-            continue  # not due yet
         if month_key(window.month) in pulled_months:
-            out.append((window, True))
+            out.append((window, window.due_monday < monday))
     return sorted(out, key=lambda item: item[0])
+
+
+# How far back Monday's run looks for missed windows: a window is missed on the first Monday on or
+# after its first day, so five weeks cover a schedule that was off for a month; older history
+# (months pulled before this pipeline ran) is not announced.
+MISSED_LOOKBACK_DAYS = 35
+
+
+def missed_windows(monday: date, settled: set[date], pulled_months: set[str]) -> list[RenewalWindow]:
+    """Windows of pulled months whose first day has come, except `settled` (done or reported)."""
+    return [
+        window
+        for month in sorted(pulled_months)
+        for window in windows_of_month(parse_month(month))
+        if monday - timedelta(days=MISSED_LOOKBACK_DAYS) < window.start <= monday
+        and window.start not in settled
+    ]
 
 
 def window_list_leads(leads: pd.DataFrame) -> pd.DataFrame:
@@ -173,8 +210,13 @@ def window_list_leads(leads: pd.DataFrame) -> pd.DataFrame:
 
 
 EVERGREEN_PREFIX = "Evergreen, Last Upload:"
+# Any dash people type: hyphen, en dash, em dash, minus sign, figure dash.
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+# `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`, any case.
+# An optional prefix of the campaign's own (`HNW Evergreen, Last Upload: ...`) is kept on rename.
 _TITLE_RE = re.compile(
-    r"^\s*evergreen\s*,\s*last\s+upload\s*:\s*([a-z]+)\.?\s+(\d{1,2})\s*[\u2013\u2014-]\s*(\d{1,2})\s*$",
+    rf"^\s*+((?:[a-z&'-]++\s++){{0,3}}?evergreen\s*+,?\s*+last\s++upload\s*+:?)\s*+([a-z]++)\.?\s*+{_DAY}\s*+[{_DASHES}]\s*+{_DAY}\s*$",
     re.IGNORECASE,
 )
 
@@ -197,7 +239,9 @@ class EvergreenTitle:
 
 
 def parse_evergreen_title(title: str) -> EvergreenTitle:
-    """Read `Evergreen, Last Upload: February 1–7` (en dash or hyphen, any case).
+    """Read `Evergreen, Last Upload: February 1–7` in every form the team writes.
+
+    `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`; any case, any dash.
 
     Raises ValueError with the title quoted when it does not name a renewal window.
     """
@@ -206,7 +250,7 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
         raise ValueError(
             f"campaign title {title!r} is not like 'Evergreen, Last Upload: February 1\u20137'"
         )
-    name, start, end = m.group(1).lower(), int(m.group(2)), int(m.group(3))
+    name, start, end = m.group(2).lower(), int(m.group(3)), int(m.group(4))
     months = [n.lower() for n in MONTH_NAMES]
     matches = [i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))]
     if len(matches) != 1:
@@ -220,6 +264,21 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
     if start == 22 and not 28 <= end <= 31:
         raise ValueError(f"campaign title {title!r}: the last window ends on the month's last day")
     return EvergreenTitle(month, start, end)
+
+
+def retitle(title: str, window: RenewalWindow) -> str:
+    """The campaign's title moved on to `window`, keeping the campaign's own prefix.
+
+    `Evergreen, Last Upload: January 22nd-31st` -> `Evergreen, Last Upload: February 1–7`;
+    `HNW Evergreen, Last Upload: Jan 22-31` -> `HNW Evergreen, Last Upload: February 1–7`.
+    """
+    m = _TITLE_RE.match(title or "")
+    if not m:
+        return window.evergreen_title
+    head = m.group(1).strip()
+    if re.sub(r"[\s,:]+", " ", head).strip().casefold() == "evergreen last upload":
+        head = EVERGREEN_PREFIX  # the team's own spelling, whatever case or spacing it had
+    return window.evergreen_title.replace(EVERGREEN_PREFIX, head, 1)
 
 
 # Vectorized forms for cleaning a million rows: no Python loop per row.

@@ -93,6 +93,7 @@ CLIENT_FIELDS = {
     "sample_surplus": ("samplesurplus",),
     "slack_channel": ("slackchannel", "channel"),
     "active": ("active",),
+    "campaign_name": ("campaignname", "campaign", "evergreencampaign"),
     "hold_below_minimum": ("holdbelowminimum",),
 }
 
@@ -185,6 +186,7 @@ def parse_clients(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
                 "sample_surplus": _truthy(row["sample_surplus"], False),
                 "slack_channel": str(row["slack_channel"] or "").strip() or None,
                 "active": _truthy(row["active"], True),
+                "campaign_name": str(row["campaign_name"] or "").strip() or None,
                 "hold_below_minimum": _truthy(row["hold_below_minimum"], False),
             }
             if not (math.isfinite(record["max_home_value"]) and record["max_home_value"] > 0):

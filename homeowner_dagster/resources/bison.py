@@ -553,6 +553,47 @@ class BisonWorkspace:
             )
         return after
 
+    # -- window identity and campaign checks (weekly lifecycle) ---------------------------------
+
+    def lead_list(self, list_id: int | str) -> dict[str, Any] | None:
+        """The lead list with this id, or None when the workspace has no such list (404)."""
+        try:
+            body = self._call("GET", f"/api/lead-lists/{list_id}")
+        except BisonError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return body.get("data") or None
+
+    def find_lead_lists(self, name: str) -> list[dict[str, Any]]:
+        """Every lead list with exactly this name (Bison does not keep names unique)."""
+        return [item for item in self._pages("/api/lead-lists") if item.get("name") == name]
+
+    def find_campaigns(self, pattern: str) -> list[dict[str, Any]]:
+        """Campaigns whose title starts with `pattern`, any case (`Evergreen`, `HNW Evergreen`)."""
+        wanted = pattern.strip().casefold()
+        return [
+            c
+            for c in self._pages("/api/campaigns", {"search": pattern.strip()})
+            if str(c.get("name", "")).strip().casefold().startswith(wanted)
+        ]
+
+    def campaign_or_none(self, campaign_id: int | str) -> dict[str, Any] | None:
+        """The campaign with this id, or None when it is gone (404)."""
+        try:
+            return self.campaign(campaign_id)
+        except BisonError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def campaign_lead_count(self, campaign_id: int | str) -> int:
+        """How many leads the campaign holds: `total_leads` (vendor facts, section 6)."""
+        data = self.campaign(campaign_id)
+        if data.get("total_leads") is None:
+            raise BisonError(f"campaign {campaign_id}: Email Bison sent no total_leads")
+        return int(data["total_leads"])
+
 
 class BisonResource(ConfigurableResource):
     """Email Bison API client settings shared by every client's workspace."""

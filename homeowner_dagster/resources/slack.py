@@ -221,6 +221,31 @@ def failure_alert(
     return "\n".join(lines)
 
 
+def month_not_pulled(client: str, list_name: str, month: str, how_to_pull: str) -> str:
+    """A window's Monday came and its renewal month was never pulled: nothing was uploaded."""
+    return (
+        f"⏸️ Upload skipped: {client}\nWindow: {list_name}\n"
+        f"Renewal month {month} has not been pulled; nothing was uploaded.\nPull it: {how_to_pull}"
+    )
+
+
+def missed_window(client: str, list_name: str, state: str, how_to_force: str) -> str:
+    """A window whose renewals have begun without its list reaching the Evergreen campaign."""
+    return (
+        f"⛔ Missed window: {client}\nWindow: {list_name} began without being done (state: {state}).\n"
+        f"To upload it anyway: {how_to_force}"
+    )
+
+
+def unreadable_campaign_title(client: str, title: str, list_name: str) -> str:
+    """The campaign's title names no window: the list is attached, the title left as it is."""
+    return (
+        f"⚠️ Evergreen title not understood: {client}\nCampaign title: {title}\n"
+        f"{list_name} is attached; the title was not changed. Write it like "
+        "'Evergreen, Last Upload: February 1-7' and the next Monday run finishes the window."
+    )
+
+
 def unknown_client_partitions(slugs: Sequence[str]) -> str:
     """Client partitions the registry does not know (a typo in the UI's "Add partition")."""
     return "\n".join(

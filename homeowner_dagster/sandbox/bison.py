@@ -84,6 +84,8 @@ class Workspace:
 class BisonState:
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     requests: int = 0
+    holding: int = 0  # requests held at a crash point right now
+    hold_generation: int = 0  # release_holds() ends every hold begun before it
     import_seconds: float = IMPORT_SECONDS
     # Campaign settings the GET never returns (write-only per a live probe); tests add more.
     campaign_omits: set[str] = field(default_factory=lambda: {"reputation_building"})
@@ -97,6 +99,10 @@ class BisonState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- set-up helpers for tests and the demo ------------------------------------------------
+
+    def release_holds(self) -> None:
+        """Let every request held at a crash point go on now (tests that hold a run on purpose)."""
+        self.hold_generation += 1
 
     def add_workspace(self, name: str, token: str) -> Workspace:
         workspace = Workspace(next(self._ids), name, token)
@@ -264,11 +270,26 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 return _error(403, "This action is unauthorized.")
         return _error(404, f"The {kind} was not found.")
 
-    async def hold(name: str) -> None:
-        """Crash point `name` (see HOLD_FAULTS): wait `delay` seconds before going on."""
+    async def hold(name: str, request: Request | None = None) -> bool:
+        """Crash point `name` (see HOLD_FAULTS): wait `delay` seconds before going on.
+
+        Returns False when the caller went away while held (killed): the request is then
+        abandoned, so nothing it would still do lands after the test that killed it.
+        """
         params = faults.take("bison", name)
-        if params is not None:
-            await asyncio.sleep(float(params.get("delay", 30)))
+        if params is None:
+            return True
+        state.holding += 1
+        generation = state.hold_generation
+        try:
+            deadline = time.monotonic() + float(params.get("delay", 30))
+            while time.monotonic() < deadline and state.hold_generation == generation:
+                if request is not None and await request.is_disconnected():
+                    return False
+                await asyncio.sleep(0.05)
+            return True
+        finally:
+            state.holding -= 1
 
     def maybe_drop(payload: dict[str, Any], status: int = 200) -> Response:
         """The answer, or (fault `dropped_connection`) half of it and a closed connection."""
@@ -364,6 +385,8 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if behaviour not in ("put", "patch", "skip"):
             return _error(422, "The selected existing lead behavior is invalid.")
         text = (await upload.read()).decode("utf-8-sig")
+        if not await hold("slow_before_create", request):
+            return _error(499, "Client closed the request.")
         rows = list(csv.DictReader(io.StringIO(text)))
         if len(rows) > CSV_ROW_LIMIT:
             return _error(422, f"A CSV may hold at most {CSV_ROW_LIMIT} leads.")
@@ -389,7 +412,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         asyncio.get_running_loop().call_later(
             state.import_seconds, import_rows, workspace, lead_list, rows, mapping, behaviour
         )
-        await hold("slow_after_create")
+        await hold("slow_after_create", request)
         return maybe_drop({"data": _list_view(lead_list, state.list_omits)}, status=201)
 
     async def lead_lists(request: Request) -> Response:
@@ -444,13 +467,15 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         lead_list = owned(workspace, "lead list", body.get("lead_list_id"))
         if isinstance(lead_list, Response):
             return lead_list
-        if lead_list["id"] not in found["lead_list_ids"]:
+        if faults.take("bison", "attach_not_counted") is not None:
+            pass  # accepted, not (yet) in the campaign
+        elif lead_list["id"] not in found["lead_list_ids"]:
             found["lead_list_ids"].append(lead_list["id"])
             found["total_leads"] += len(lead_list["lead_emails"])
             state.outcomes.on_attach(  # the campaign starts sending (simulated clock)
                 workspace.name, found["id"], [workspace.leads[e] for e in lead_list["lead_emails"]]
             )
-        await hold("slow_after_attach")
+        await hold("slow_after_attach", request)
         return maybe_drop(
             {
                 "data": {
@@ -468,7 +493,8 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if isinstance(found, Response):
             return found
         body = await request.json()
-        await hold("slow_before_update")
+        if not await hold("slow_before_update", request):
+            return _error(499, "Client closed the request.")
         for key in CAMPAIGN_VALUES:
             if key in body and body[key] is not None:
                 found[key] = body[key]
@@ -476,6 +502,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             taken = key in body and key not in state.update_drops
             found[key] = bool(body[key]) if taken else False  # left out: false, as documented
         found["updated_at"] = _now()
+        await hold("slow_after_update", request)
         return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
 
     from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
