@@ -47,7 +47,10 @@ job_name, client, start = sys.argv[1:4]
 if "nolock" in sys.argv[4:]:  # the lock switched off, to show the concurrency test catches it
     import contextlib
     from homeowner_dagster import store
-    store.upload_lock = lambda *args, **kwargs: contextlib.nullcontext()
+    class NoLock:
+        def ensure_held(self) -> None:
+            pass
+    store.upload_lock = lambda *args, **kwargs: contextlib.nullcontext(NoLock())
 dsn = os.environ["HOMEOWNER_DATABASE_URL"]
 overrides = {
     "storage": {"postgres": {"postgres_url": db.dagster_storage_url(dsn)}},

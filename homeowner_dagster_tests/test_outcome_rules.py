@@ -123,12 +123,15 @@ def test_only_windows_attached_in_the_last_90_days_are_measured(database_url: st
     today = date(2027, 3, 1)
     for start, attached in ((date(2027, 1, 1), today - timedelta(days=60)), (date(2026, 11, 1), today - timedelta(days=120))):
         window = RenewalWindow.starting(start)
-        store.record_upload(database_url, "garden-state", window, "9", 0, [])
-        store.record_evergreen(database_url, "garden-state", window, "5", "t", "t", "attached")
+        store.ensure_window(database_url, "garden-state", window)
+        store.record_list_created(database_url, "garden-state", window, str(start.toordinal()), [])
+        store.record_list_verified(database_url, "garden-state", window, 0)
+        store.record_campaign_before_attach(database_url, "garden-state", window, "5", "t", 0)
+        store.record_attached(database_url, "garden-state", window, 0)
         with db.transaction(database_url) as conn:
             conn.execute("update client_lead_batches set attached_at = %s where window_start = %s",
                          [datetime.combine(attached, datetime.min.time()), start])
-    skipped = RenewalWindow.starting(date(2027, 1, 8))  # campaign moved on by hand: none of its leads sent
-    store.record_upload(database_url, "garden-state", skipped, "10", 0, [])
-    store.record_evergreen(database_url, "garden-state", skipped, "5", "t", "t", "skipped")
+    unattached = RenewalWindow.starting(date(2027, 1, 8))  # list made, never attached: nothing sent
+    store.ensure_window(database_url, "garden-state", unattached)
+    store.record_list_created(database_url, "garden-state", unattached, "10", [])
     assert outcomes_store.windows_to_measure(database_url, today) == [("garden-state", date(2027, 1, 1))]

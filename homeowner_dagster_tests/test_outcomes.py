@@ -87,9 +87,14 @@ def seed_window(p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int
     workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], TOKEN_ENV)
     campaign = next(c for c in sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"].startswith("Evergreen"))
     list_id, _ = workspace.upload_lead_list(window.list_name, leads[["email", "first_name", "last_name", "zip"]])
+    assert workspace.lead_list_count(list_id) == len(leads)  # the queued import is processed
     workspace.attach_lead_list(campaign["id"], list_id)
-    store.record_upload(p.dsn, CLIENT, window, str(list_id), len(leads), leads["dedupe_key"])
-    store.record_evergreen(p.dsn, CLIENT, window, str(campaign["id"]), "t", "t", "attached")
+    store.ensure_window(p.dsn, CLIENT, window)
+    store.record_list_created(p.dsn, CLIENT, window, str(list_id), leads["dedupe_key"])
+    store.record_list_verified(p.dsn, CLIENT, window, len(leads))
+    store.record_campaign_before_attach(p.dsn, CLIENT, window, str(campaign["id"]), "t", 0)
+    store.record_attached(p.dsn, CLIENT, window, len(leads))
+    store.record_done(p.dsn, CLIENT, window, "t")
     return len(leads)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -35,6 +36,10 @@ def _upload_and_attach(sandbox: Sandbox, token: str, campaign_id: int, leads: in
     )
     created.raise_for_status()
     list_id = created.json()["data"]["id"]
+    for _ in range(200):  # the import is queued, as on the real Bison: attach once it is processed
+        if client.get(f"/api/lead-lists/{list_id}").json()["data"]["status"] == "Processed":
+            break
+        time.sleep(0.05)
     client.post(
         f"/api/campaigns/{campaign_id}/leads/attach-lead-list", json={"lead_list_id": list_id}
     ).raise_for_status()

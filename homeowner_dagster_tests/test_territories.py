@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from dagster import AssetKey, DagsterEventType
 
+from homeowner_dagster import migrate
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
 from homeowner_dagster.leads.gap import gap_status
@@ -287,14 +288,15 @@ def test_hold_below_minimum_waits_for_homeowner_approve(
 
 
 def test_assignments_made_before_the_migration_become_that_months_sheet(
-    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+    empty_database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     folder = Path(__file__).resolve().parents[1] / "migrations"
     files = sorted(folder.glob("*.sql"))
     mine = folder / "20261202100100_territory_carry_forward_and_hold.sql"
+    for f in files[: files.index(mine)]:  # the database as it was before this migration
+        (tmp_path / f.name).write_text(f.read_text())
+    migrate.migrate(empty_database_url, tmp_path)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
-        for f in files[: files.index(mine)]:
-            conn.execute(f.read_text())
         conn.execute("insert into clients (slug, name, workspace_name, package_tier, licensed_states) "
                      "values ('acme', 'Acme', 'Acme', 100, '{NJ}')")
         conn.execute("insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "

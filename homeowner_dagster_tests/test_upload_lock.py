@@ -59,10 +59,13 @@ def test_a_killed_lock_session_ends_the_run_with_nothing_uploaded_twice(pipeline
     assert error.cause is not None and "terminat" in error.cause.message.lower()
     assert pipe.sandbox.bison.requests == seen["requests"], "a Bison call after the lock was lost"
     assert _lists_named(pipe, window.list_name) == 1
-    assert store.ledger_row(pipe.dsn, "garden-state", window) is None
+    # The list's id reached the ledger (a database write, guarded against a second id); the run
+    # stopped at its next Bison call, so the window waits in `list_created` for the re-run.
+    stopped = store.ledger_row(pipe.dsn, "garden-state", window)
+    assert stopped is not None and stopped["status"] == "list_created" and stopped["bison_list_id"]
 
     again = pipe.weekly("garden-state", window.start)
     assert again.success
-    assert _lists_named(pipe, window.list_name) == 1  # found by name, not uploaded again
+    assert _lists_named(pipe, window.list_name) == 1  # found by the ledger's id, not uploaded again
     ledger = store.ledger_row(pipe.dsn, "garden-state", window)
     assert ledger is not None and ledger["lead_count"] > 0

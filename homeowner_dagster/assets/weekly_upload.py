@@ -137,6 +137,7 @@ def bison_lead_lists(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = run_errors.client_for_run(slug, dsn)
+    registry.ensure_bison_destination_allowed(client)  # a row edited since its import is refused too
     month = month_key(window.month)
     if month not in store.months_with_cleaned_leads(dsn, slug):
         pull = f"Dagster UI, job monthly_pull, partition {client_month_key(slug, window.month)}"
@@ -292,6 +293,7 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = run_errors.client_for_run(slug, dsn)
+    registry.ensure_bison_destination_allowed(client)  # a row edited since its import is refused too
     if held := upload_hold(context, dsn, client, window):  # hold_below_minimum: nothing to attach
         return held
     watch = Stopwatch()
