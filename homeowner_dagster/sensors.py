@@ -135,7 +135,7 @@ def agent_runs_success_sensor(context: RunStatusSensorContext, database: Postgre
     mirror_run(database.dsn(), context.dagster_run, "success")
 
 
-@run_failure_sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING)
+@run_failure_sensor(minimum_interval_seconds=5, default_status=DefaultSensorStatus.RUNNING)
 def run_failure_alert_sensor(
     context: RunFailureSensorContext, database: PostgresResource, slack: HomeownerSlackResource
 ) -> None:
