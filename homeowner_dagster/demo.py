@@ -222,6 +222,7 @@ def run_demo(
             monthly = defs.resolve_job_def("monthly_pull")
             weekly = defs.resolve_job_def("weekly_upload")
             new_uploads = {c: 0 for c in clients}
+            same_owner = {c: 0 for c in clients}  # cleaned, not uploaded: the owner's email is in the list
             for slug in clients:
                 progress(f"[monthly] {slug} {month_key(month)}: Cole pull, cleaning, totals, gap report")
                 began = time.perf_counter()
@@ -252,12 +253,15 @@ def run_demo(
                         value = mat.metadata.get("uploaded_now")
                         if value is not None:
                             new_uploads[slug] += int(value.value)
+                        shared = mat.metadata.get("same_owner_other_home")
+                        if shared is not None:
+                            same_owner[slug] += int(shared.value)
             if weeks > 0:
                 _outcomes(defs, instance, sandbox, clients, month, weeks, clock, progress)
         finally:
             instance.dispose()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
-    summary = _summary(dsn, month, clients, new_uploads)
+    summary = _summary(dsn, month, clients, new_uploads, same_owner)
     runs = clock.seconds.get("monthly runs (wall)", 0.0) + clock.seconds.get("weekly runs (wall)", 0.0)
     measured = sum(clock.seconds.get(k, 0.0) for k in ("browser", "cleaning", "database", "api"))
     clock.seconds["dagster overhead"] = max(0.0, runs - measured)
@@ -314,7 +318,9 @@ def _record(dsn: str, result: object) -> None:
     mirror_run(dsn, run, "success" if result.success else "failure")  # type: ignore[attr-defined]
 
 
-def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, int]) -> dict[str, object]:
+def _summary(
+    dsn: str, month: date, clients: list[str], new_uploads: dict[str, int], same_owner: dict[str, int]
+) -> dict[str, object]:
     m = month_key(month)
     with db.connect(dsn) as conn:
         totals = db.read_frame(
@@ -338,6 +344,7 @@ def _summary(dsn: str, month: date, clients: list[str], new_uploads: dict[str, i
             "cleaned": int(r.cleaned),
             "uploaded": int(r.uploaded),
             "new_uploads": int(new_uploads.get(r.slug, 0)),
+            "same_owner": int(same_owner.get(r.slug, 0)),
             "replies": int(r.replies),
             "interested": int(r.interested),
             "routed_in": int(r.routed_in),

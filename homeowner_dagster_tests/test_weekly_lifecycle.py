@@ -284,3 +284,19 @@ def test_a_high_net_worth_destination_takes_its_hnw_evergreen_campaign(pulled: P
 
 def evergreen_titles(p: Pipeline) -> list[str]:
     return sorted(c["name"] for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if "vergreen" in c["name"])
+
+
+def test_an_owner_of_two_homes_in_one_window_gets_one_email_and_slack_says_why(pulled: Pipeline) -> None:
+    """Cleaned 3, uploaded 2: the gap is named in Slack and in the run's metadata, not silent."""
+    with psycopg.connect(pulled.dsn, autocommit=True) as conn:
+        conn.execute(
+            "update cleaned_leads set email = %s where client_slug = %s and email = %s",
+            [f"{CLIENT}.{FIRST.start.isoformat()}.0@example.com", CLIENT,
+             f"{CLIENT}.{(FIRST.start + timedelta(days=1)).isoformat()}.1@example.com"],
+        )
+    result = pulled.weekly(CLIENT, FIRST.start)
+    meta = metadata(result, "bison_lead_lists")
+    assert (meta["cleaned_in_window"], meta["leads_in_bison"], meta["same_owner_other_home"]) == (3, 2, 1)
+    assert ledger(pulled.dsn, FIRST)["lead_count"] == 2
+    [posted] = slack_texts(pulled, "✅ Refined Data Uploaded")
+    assert "Not in the list: 1 cleaned lead(s) of owners with another home" in posted

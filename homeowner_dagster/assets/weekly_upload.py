@@ -154,7 +154,11 @@ def bison_lead_lists(
         return
     watch = Stopwatch()
     with watch.stage("database"):
-        leads = window_list_leads(store.window_leads(dsn, slug, window))
+        cleaned_in_window = store.window_leads(dsn, slug, window)
+    leads = window_list_leads(cleaned_in_window)
+    same_owner = len(cleaned_in_window) - len(leads)  # an owner of two homes gets one email
+    if same_owner:
+        context.log.info(f"{slug}: {same_owner} cleaned lead(s) share an email with another home in {window.list_name}")
     new_upload = False
     with bison_workspace(bison, client) as workspace, store.upload_lock(dsn, slug, window) as lock:
         row = store.ensure_window(dsn, slug, window)
@@ -213,7 +217,10 @@ def bison_lead_lists(
         if row.get("list_announced_at") is None:
             if context.run.tags.get("late") == "true":
                 slack.post(channel_for(client), messages.late_window(client.name, window.list_name, window.due_monday.isoformat()))
-            slack.post(channel_for(client), messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison))
+            slack.post(
+                channel_for(client),
+                messages.refined_data_uploaded(client.name, [(window.list_name, in_bison)], in_bison, same_owner),
+            )
             store.mark_announced(dsn, slug, window, "list_announced_at")
     yield MaterializeResult(
         check_results=check_results,
@@ -223,6 +230,8 @@ def bison_lead_lists(
             "list_name": window.list_name,
             "bison_list_id": list_id,
             "leads_in_window": len(leads),
+            "cleaned_in_window": len(cleaned_in_window),
+            "same_owner_other_home": same_owner,
             "leads_in_bison": in_bison,
             "new_upload": new_upload,
             "uploaded_now": len(leads) if new_upload else 0,

@@ -140,10 +140,18 @@ def routed_leads_received(client: str, source: str, month: str, count: int, rout
     )
 
 
-def refined_data_uploaded(client: str, windows: Sequence[tuple[str, int]], total: int) -> str:
+def refined_data_uploaded(
+    client: str, windows: Sequence[tuple[str, int]], total: int, same_owner: int = 0
+) -> str:
+    """`same_owner`: cleaned leads left out because their owner's email is already in the list."""
     lines = [f"✅ Refined Data Uploaded: {client}"]
     lines += [f"• {list_name}: {_n(count)} leads" for list_name, count in windows]
     lines.append(f"Total: {_n(total)} leads")
+    if same_owner:
+        lines.append(
+            f"Not in the list: {_n(same_owner)} cleaned lead(s) of owners with another home "
+            "renewing in this window (one email per owner)"
+        )
     return "\n".join(lines)
 
 
