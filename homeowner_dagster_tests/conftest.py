@@ -77,3 +77,18 @@ def empty_database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
     yield url
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow tests first, the longest first (a file's longest `slow(seconds=N)`, 60 when
+    unsaid).
+
+    With two workers a seven-minute file handed out last ends the run alone; started first, the
+    short files fill the other worker meanwhile. pyproject's `--no-loadscope-reorder` keeps
+    xdist from sorting the files by their number of tests instead.
+    """
+    seconds: dict[Path, int] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        seconds[item.path] = max(seconds.get(item.path, 0), marker.kwargs.get("seconds", 60) if marker else 0)
+    items.sort(key=lambda item: -seconds[item.path])

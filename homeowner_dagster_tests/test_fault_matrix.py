@@ -62,6 +62,8 @@ from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, TERRITORY, Pipeline
 from homeowner_dagster_tests.test_pipeline import WORKSPACES, bison_view
 
+pytestmark = pytest.mark.slow(seconds=530)  # the whole file, 8 min 46 s alone: started first
+
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 
 # Gap reports skip Cole count queries here: a second browser session per run would double the

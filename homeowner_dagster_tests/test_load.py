@@ -333,7 +333,7 @@ def load_sandbox() -> Iterator[Sandbox]:
         yield sandbox
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=420)
 def test_fifty_clients_one_month_nothing_lost_nothing_twice(
     load_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,7 +115,7 @@ def _full_run_id(instance: DagsterInstance, prefix: str) -> str:
     return next(r.run_id for r in instance.get_runs() if r.run_id.startswith(prefix))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, Sandbox], database_url: str, tmp_path: Path) -> None:
     running, sandbox = ui
     DOCS.mkdir(parents=True, exist_ok=True)

@@ -258,7 +258,7 @@ def pii_in(
     return found
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     secret_pipeline: Pipeline, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

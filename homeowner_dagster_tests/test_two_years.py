@@ -133,7 +133,7 @@ def walk_one_day(
     return failed
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=370)
 def test_two_years_of_mondays_and_15ths_each_window_done_once_a_year(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
