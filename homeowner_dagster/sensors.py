@@ -135,7 +135,9 @@ def agent_runs_success_sensor(context: RunStatusSensorContext, database: Postgre
     mirror_run(database.dsn(), context.dagster_run, "success")
 
 
-@run_failure_sensor(minimum_interval_seconds=5, default_status=DefaultSensorStatus.RUNNING)
+# Evaluated on every pass of Dagster's sensor daemon (a fixed 5 s loop): an interval of 5 would
+# let jitter skip a pass and post the alert 10 s after the failure instead of 5.
+@run_failure_sensor(minimum_interval_seconds=1, default_status=DefaultSensorStatus.RUNNING)
 def run_failure_alert_sensor(
     context: RunFailureSensorContext, database: PostgresResource, slack: HomeownerSlackResource
 ) -> None:

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 import types
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -555,14 +556,14 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
             export.started += 1
         if faults.take("cole", "dropped_download") is not None:
 
-            async def halfway():  # noqa: ANN202 - the connection drops mid-body
+            async def halfway() -> AsyncIterator[bytes]:  # the connection drops mid-body
                 yield body[: len(body) // 2]
                 await asyncio.sleep(0.05)
                 raise ConnectionResetError("sandbox: download dropped halfway")
 
             return StreamingResponse(halfway(), media_type=media, headers=headers)
 
-        async def whole():  # noqa: ANN202
+        async def whole() -> AsyncIterator[bytes]:
             # Counted before the last byte goes out, so a client holding the whole file
             # always sees it counted (a background task after the response raced with it).
             yield body[:-1]
