@@ -89,6 +89,13 @@ def _dims(key: MultiPartitionKey | str) -> dict[str, str]:
     raise TypeError("expected a MultiPartitionKey (use context.partition_key)")
 
 
+def today() -> date:
+    """Today in Chicago by Dagster's clock (which the tests and `homeowner demo --today` set)."""
+    from dagster._time import get_current_datetime
+
+    return get_current_datetime(TIMEZONE).date()
+
+
 def cole_login_tags(states: tuple[str, ...] | list[str]) -> dict[str, str]:
     """Run tags that make dagster.yaml allow one run per Cole state login at a time."""
     return {f"cole-login-{s.upper()}": "in-use" for s in states}

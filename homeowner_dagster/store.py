@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -342,25 +344,30 @@ def upload_held(dsn: str, client: str, month: date) -> str | None:
     """Why the weekly upload of this renewal month waits for a person, or None to go ahead.
 
     Only a client with `hold_below_minimum: true` is held, only for a month whose gap report is
-    `below_minimum`, and only until someone runs `homeowner approve` for it (the default is to
-    upload and flag).
+    `below_minimum` or missing (fail closed: without the report nobody knows), and only until
+    someone runs `homeowner approve` for it (the default is to upload and flag).
     """
     m = month_key(month)
     with db.connect(dsn) as conn:
         row = conn.execute(
-            "select g.cleaned_count, g.minimum_to_proceed from clients c "
-            "join gap_reports g on g.client_slug = c.slug and g.month = %s "
-            "left join upload_approvals a on a.client_slug = c.slug and a.month = g.month "
-            "where c.slug = %s and c.hold_below_minimum and g.status = 'below_minimum' "
-            "and a.client_slug is null",
-            [m, client],
+            "select g.status, g.cleaned_count, g.minimum_to_proceed from clients c "
+            "left join gap_reports g on g.client_slug = c.slug and g.month = %s "
+            "left join upload_approvals a on a.client_slug = c.slug and a.month = %s "
+            "where c.slug = %s and c.hold_below_minimum and a.client_slug is null",
+            [m, m, client],
         ).fetchone()
-    if row is None:
+    approve = f"`homeowner approve --client {client} --month {m}`"
+    if row is None or (row[0] is not None and row[0] != "below_minimum"):
         return None
+    if row[0] is None:
+        return (
+            f"{client} {m} has no gap report and the client is set to hold_below_minimum: nobody knows "
+            f"whether it meets its minimum. Materialize the month's gap_report (job monthly_pull), or "
+            f"run {approve} to upload it anyway"
+        )
     return (
-        f"{client} {m} is below its minimum to proceed ({row[0]:,} of {row[1]:,} cleaned leads) and "
-        f"the client is set to hold_below_minimum: run `homeowner approve --client {client} --month {m}` "
-        "to upload it"
+        f"{client} {m} is below its minimum to proceed ({row[1]:,} of {row[2]:,} cleaned leads) and "
+        f"the client is set to hold_below_minimum: run {approve} to upload it"
     )
 
 
@@ -575,7 +582,34 @@ def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[Upload
     The session has connect and lock timeouts and TCP keepalives; a lost session surfaces as
     UploadLockLost at the next `ensure_held()`, and the unlock never hides the run's own error.
     """
-    key = f"bison-upload|{client}|{window.key}"
+    with _advisory_session(dsn, f"bison-upload|{client}|{window.key}") as lock:
+        yield lock
+
+
+# How often a PT5 waiting for its campaign asks again, and how often its log says it still waits.
+CAMPAIGN_LOCK_POLL_SECONDS = 0.5
+CAMPAIGN_LOCK_REMIND_SECONDS = 60.0
+
+
+@contextmanager
+def campaign_lock(
+    dsn: str, workspace: str, say: Callable[[str], None] | None = None
+) -> Iterator[UploadLock]:
+    """One PT5 per Bison workspace (so per Evergreen campaign) at a time, however the run was
+    launched (schedule, UI, backfill, `homeowner windows force`): run tags do not reach UI runs,
+    so it is held here, like the Cole login lock. A run that finds it taken waits (its log says
+    so); the holder's death releases it with its session. The title then only moves forward:
+    each run reads it after the one before has renamed it."""
+    with _advisory_session(dsn, f"bison-campaign|{workspace}", say=say) as lock:
+        yield lock
+
+
+@contextmanager
+def _advisory_session(
+    dsn: str, key: str, say: Callable[[str], None] | None = None
+) -> Iterator[UploadLock]:
+    """A session-level advisory lock on its own connection. Without `say`: wait at most
+    LOCK_WAIT (lock_timeout); with `say`: poll without limit, saying that the run waits."""
     conn = db.connect(
         dsn,
         autocommit=True,
@@ -587,8 +621,11 @@ def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[Upload
         application_name=LOCK_APPLICATION_NAME,
     )
     with conn:
-        conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(LOCK_WAIT)))
-        conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", [key])
+        if say is None:
+            conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(LOCK_WAIT)))
+            conn.execute("select pg_advisory_lock(hashtextextended(%s, 0))", [key])
+        else:
+            _poll_for_lock(conn, key, say)
         lock = UploadLock(conn, key)
         lock.ensure_held()
         try:
@@ -597,6 +634,22 @@ def upload_lock(dsn: str, client: str, window: RenewalWindow) -> Iterator[Upload
             _unlock_quietly(conn, key)
             raise
         _unlock_quietly(conn, key)
+
+
+def _poll_for_lock(conn: Any, key: str, say: Callable[[str], None]) -> None:
+    def try_once() -> bool:
+        return bool(conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0])
+
+    if try_once():
+        return
+    began = last_said = time.monotonic()
+    say(f"waiting for {key}: another run holds it")
+    while not try_once():
+        time.sleep(CAMPAIGN_LOCK_POLL_SECONDS)
+        if time.monotonic() - last_said >= CAMPAIGN_LOCK_REMIND_SECONDS:
+            last_said = time.monotonic()
+            say(f"still waiting for {key} ({last_said - began:.0f} s)")
+    say(f"{key} free after {time.monotonic() - began:.1f} s")
 
 
 def _unlock_quietly(conn: Any, key: str) -> None:
@@ -669,23 +722,34 @@ def ensure_window(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any
     return row
 
 
-def record_list_requested(dsn: str, client: str, window: RenewalWindow) -> datetime:
-    """Written just before the list is created: a list found by name later than this is ours."""
+def record_list_requested(
+    dsn: str, client: str, window: RenewalWindow, list_name: str | None = None
+) -> datetime:
+    """Written just before the list is created: a list found by this name later than this is ours."""
     with db.transaction(dsn) as conn:
         at = conn.execute(
             "update client_lead_batches set list_requested_at = now(), list_name = %s, updated_at = now() "
             "where client_slug = %s and window_start = %s returning list_requested_at",
-            [window.list_name, client, window.start],
+            [list_name or window.list_name, client, window.start],
         ).fetchone()[0]
     return at
 
 
 def record_list_created(
-    dsn: str, client: str, window: RenewalWindow, list_id: str, dedupe_keys: Iterable[str]
+    dsn: str,
+    client: str,
+    window: RenewalWindow,
+    list_id: str,
+    dedupe_keys: Iterable[str],
+    email_keys: Iterable[str] | None = None,
+    list_name: str | None = None,
 ) -> None:
-    """`list_created`: the list's id and the leads sent to it, in one transaction."""
+    """`list_created`: the list's id and the leads sent to it (with their `email_keys`, what
+    identifies each in Bison), in one transaction."""
     m = month_key(window.month)
     keys = pd.DataFrame({"dedupe_key": list(dedupe_keys)})
+    if email_keys is not None:
+        keys["email_hash"] = list(email_keys)
     with db.transaction(dsn) as conn:
         updated = conn.execute(
             sql.SQL(
@@ -694,7 +758,7 @@ def record_list_created(
                 "where client_slug = %s and window_start = %s "
                 "and (bison_list_id is null or bison_list_id = %s)"
             ).format(advance=_advance("list_created")),
-            [list_id, len(keys), window.list_name, client, window.start, list_id],
+            [list_id, len(keys), list_name or window.list_name, client, window.start, list_id],
         ).rowcount
         if updated != 1:
             raise ListAlreadyRecorded(
@@ -718,13 +782,135 @@ def record_list_verified(dsn: str, client: str, window: RenewalWindow, in_bison:
 
 
 def record_campaign_before_attach(
-    dsn: str, client: str, window: RenewalWindow, campaign_id: str, title: str, leads_before: int
+    dsn: str,
+    client: str,
+    window: RenewalWindow,
+    campaign_id: str,
+    title: str,
+    leads_before: int,
+    held: CampaignHolds | None = None,
+    new: int | None = None,
 ) -> None:
-    """The campaign and its lead count just before attaching: the attach check compares with it."""
+    """The campaign and its lead count just before attaching, and how many of the window's leads
+    it lacks (`new`) or holds already (`held`): the attach check waits for that growth."""
+    values: dict[str, Any] = {
+        "campaign_id": campaign_id, "campaign_title_before": title, "campaign_leads_before": leads_before,
+    }
+    if held is not None:
+        values.update(leads_in_campaign=held.in_campaign, leads_returning=held.returning, leads_new=new)
+    _update_window(dsn, client, window, None, values)
+
+
+@dataclass(frozen=True)
+class CampaignHolds:
+    """Of one window's leads, those the campaign got in earlier windows (B-UNIQUE: by email), and
+    those of them first attached in an earlier renewal year (returning homeowners)."""
+
+    in_campaign: int
+    returning: int
+
+
+def campaign_holds(dsn: str, client: str, window: RenewalWindow, campaign_id: str) -> CampaignHolds:
+    """What the ledger knows the campaign already holds of this window's leads.
+
+    Counted from every window (any client) attached to the campaign, or whose attach may have
+    happened (`list_verified` with a lead count recorded before attaching: a run stopped there).
+    """
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "with mine as (select distinct email_hash from client_lead_batch_leads "
+            "  where client_slug = %(client)s and window_start = %(start)s and email_hash is not null), "
+            "earlier as (select l.email_hash, min(b.window_start) as first_window "
+            "  from client_lead_batch_leads l join client_lead_batches b "
+            "    on b.client_slug = l.client_slug and b.window_start = l.window_start "
+            "  where b.campaign_id = %(campaign)s and not (b.client_slug = %(client)s and b.window_start = %(start)s) "
+            "    and (b.status in ('attached', 'done') "
+            "         or (b.status = 'list_verified' and b.campaign_leads_before is not null)) "
+            "  group by l.email_hash) "
+            "select count(e.email_hash), count(e.email_hash) filter (where e.first_window < %(year)s) "
+            "from mine m left join earlier e using (email_hash)",
+            {"client": client, "start": window.start, "campaign": str(campaign_id),
+             "year": date(window.start.year, 1, 1)},
+        ).fetchone()
+    return CampaignHolds(int(row[0]), int(row[1]))
+
+
+def record_list_position(dsn: str, client: str, window: RenewalWindow, position: int | None) -> None:
+    """Where the window's list sat in Bison's paged list of lead lists (0 = first item)."""
+    if position is not None:
+        _update_window(dsn, client, window, None, {"list_position": int(position)})
+
+
+def next_list_position(dsn: str, client: str) -> int | None:
+    """Where a new list of the client should show up in Bison's listing: after its latest one."""
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select list_position from client_lead_batches where client_slug = %s "
+            "and list_position is not null order by list_verified_at desc nulls last, window_start desc limit 1",
+            [client],
+        ).fetchone()
+    return None if row is None else int(row[0]) + 1
+
+
+def record_refused(dsn: str, client: str, window: RenewalWindow, refused: int, messages: list[str]) -> None:
+    """Bison refused rows of the window's list: the window waits for `homeowner windows accept`."""
     _update_window(
-        dsn, client, window, None,
-        {"campaign_id": campaign_id, "campaign_title_before": title, "campaign_leads_before": leads_before},
+        dsn, client, window, None, {"refused_rows": refused, "refused_messages": "\n".join(messages)[:4000]}
     )
+
+
+def accept_refused(dsn: str, client: str, window: RenewalWindow, by: str) -> dict[str, Any] | None:
+    """A person's go-ahead to go on without the rows Bison refused; None when none were refused."""
+    with db.transaction(dsn) as conn:
+        row = conn.execute(
+            "update client_lead_batches set refused_accepted_at = now(), refused_accepted_by = %s, "
+            "updated_at = now() where client_slug = %s and window_start = %s and refused_rows > 0 "
+            "returning refused_rows, status",
+            [by, client, window.start],
+        ).fetchone()
+    return None if row is None else {"refused_rows": int(row[0]), "status": row[1]}
+
+
+def forget_list(dsn: str, client: str, window: RenewalWindow) -> str | None:
+    """Forget the window's unverified Bison list (refused rows, deleted in Bison): the window is
+    `pending` again and the next run uploads it anew. None unless the window is `list_created`."""
+    with db.transaction(dsn) as conn:
+        row = conn.execute(
+            "with old as (select bison_list_id from client_lead_batches where client_slug = %s "
+            "  and window_start = %s and status = 'list_created' for update) "
+            "update client_lead_batches set status = 'pending', bison_list_id = null, lead_count = 0, "
+            "list_requested_at = null, list_position = null, refused_rows = null, refused_messages = null, "
+            "refused_accepted_at = null, refused_accepted_by = null, updated_at = now() "
+            "from old where client_slug = %s and window_start = %s and status = 'list_created' "
+            "returning old.bison_list_id",
+            [client, window.start, client, window.start],
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute(
+            "delete from client_lead_batch_leads where client_slug = %s and window_start = %s",
+            [client, window.start],
+        )
+    return str(row[0])
+
+
+def bison_variables(dsn: str, workspace: str) -> set[str]:
+    """Custom variables seen to exist in this Bison workspace."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select name from bison_custom_variables where workspace_name = %s", [workspace]
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def confirm_bison_variables(dsn: str, workspace: str, names: Iterable[str]) -> None:
+    with db.transaction(dsn) as conn, conn.cursor() as cur:
+        for name in sorted(set(names)):
+            cur.execute(
+                "insert into bison_custom_variables (workspace_name, name) values (%s, %s) "
+                "on conflict (workspace_name, name) do update set confirmed_at = now()",
+                [workspace, name],
+            )
 
 
 def record_attached(dsn: str, client: str, window: RenewalWindow, leads_after: int) -> None:
@@ -803,7 +989,8 @@ def client_windows(dsn: str, client: str) -> pd.DataFrame:
         return db.read_frame(
             conn,
             "select window_start, window_end, month, status, list_name, bison_list_id, lead_count, "
-            "campaign_title_after, missed_reported_at, updated_at from client_lead_batches "
+            "campaign_title_after, missed_reported_at, refused_rows, refused_accepted_at, "
+            "leads_returning, updated_at from client_lead_batches "
             "where client_slug = %s order by window_start",
             [client],
         )
@@ -816,6 +1003,47 @@ def stored_campaign(dsn: str, client: str) -> dict[str, Any] | None:
             conn, "select pattern, campaign_id, campaign_name from client_campaigns where client_slug = %s", [client]
         )
     return frame.iloc[0].to_dict() if not frame.empty else None
+
+
+def campaign_titled_windows(dsn: str, campaign_id: str) -> list[date]:
+    """First days of the windows this campaign's title was moved to (or left on) by a run."""
+    with db.connect(dsn) as conn:
+        rows = conn.execute(
+            "select window_start from client_lead_batches where campaign_id = %s and status = 'done'",
+            [str(campaign_id)],
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def forget_campaign(dsn: str, client: str) -> None:
+    """The stored campaign was renamed away, archived or deleted: look for the pattern again."""
+    with db.transaction(dsn) as conn:
+        conn.execute("delete from client_campaigns where client_slug = %s", [client])
+
+
+def campaign_user(dsn: str, campaign_id: str, client: Any) -> str | None:
+    """Another active client of the same Bison workspace whose Evergreen campaign this is."""
+    with db.connect(dsn) as conn:
+        row = conn.execute(
+            "select k.client_slug from client_campaigns k join clients c on c.slug = k.client_slug "
+            "where k.campaign_id = %s and k.client_slug <> %s and c.active and c.workspace_name = %s "
+            "and coalesce(c.bison_instance_url, '') = coalesce(%s, '')",
+            [campaign_id, client.slug, client.workspace_name, client.bison_instance_url],
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def shares_workspace(dsn: str, client: Any) -> bool:
+    """Does another active client upload to the same Bison workspace (a high-net-worth client
+    beside an ordinary one)? Their lists then carry the client's name, so names never collide."""
+    with db.connect(dsn) as conn:
+        return bool(
+            conn.execute(
+                "select exists (select 1 from clients where active and slug <> %s and workspace_name = %s "
+                "and coalesce(bison_instance_url, '') = coalesce(%s, ''))",
+                [client.slug, client.workspace_name, client.bison_instance_url],
+            ).fetchone()[0]
+        )
 
 
 def store_campaign(dsn: str, client: str, pattern: str, campaign_id: str, name: str) -> None:

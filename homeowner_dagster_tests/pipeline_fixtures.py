@@ -16,6 +16,7 @@ from homeowner_dagster import db, registry, store
 from homeowner_dagster.leads.calendar import add_months, month_key, readable_date, windows_of_month
 from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
 from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
+from homeowner_dagster.resources import bison as bison_resource
 from homeowner_dagster.sandbox import Sandbox
 
 MONTH = date(2027, 1, 1)
@@ -138,6 +139,8 @@ def pipeline(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    # Waits for Bison (an import, an attach's 5-minute sync) move the sandbox clock instead.
+    monkeypatch.setattr(bison_resource, "pause", pipeline_sandbox.bison.advance)
     pipeline_sandbox.faults.off()
     from homeowner_dagster.definitions import build_definitions
 

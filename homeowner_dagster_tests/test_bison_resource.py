@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from homeowner_dagster.resources import bison as bison_module
 from homeowner_dagster.resources.bison import (
+    BisonAttachNotSynced,
     BisonError,
     BisonFieldMissing,
     BisonImportFailed,
@@ -24,7 +27,7 @@ from homeowner_dagster.resources.bison import (
     BisonWorkspace,
 )
 from homeowner_dagster.sandbox import Sandbox
-from homeowner_dagster.sandbox.bison import IMPORT_SECONDS
+from homeowner_dagster.sandbox.bison import IMPORT_SECONDS, SYNC_SECONDS
 
 WORKSPACE = "Acme Insurance"
 TOKEN_ENV = "BISON_TOKEN_ACME_INSURANCE"
@@ -39,13 +42,17 @@ def sandbox() -> Iterator[Sandbox]:
 def workspace(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[BisonWorkspace]:
     for name, value in sandbox.env().items():
         monkeypatch.setenv(name, value)
-    resource = BisonResource(min_interval_seconds=0.0, retry_base_seconds=0.01)
+    # Waits for an import or an attach's sync move the sandbox clock instead of sleeping.
+    monkeypatch.setattr(bison_module, "pause", sandbox.bison.advance)
+    sandbox.bison.reset_rate_limit()
+    resource = BisonResource(retry_base_seconds=0.01)  # paced 0.1 s a call: 10 a second (B-RATE-LIMIT)
     with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
         yield ws
     sandbox.faults.off()
     bison = sandbox.bison
-    bison.import_seconds, bison.campaign_omits = IMPORT_SECONDS, {"reputation_building"}
-    bison.list_omits, bison.update_drops, bison.list_by_id_route = set(), set(), True
+    bison.import_seconds, bison.sync_seconds = IMPORT_SECONDS, SYNC_SECONDS
+    bison.campaign_omits = {"reputation_building", "include_auto_replies_in_stats"}
+    bison.list_omits, bison.update_drops = set(), set()
 
 
 CUSTOM_VARIABLES = [
@@ -91,25 +98,30 @@ def test_upload_creates_one_list_with_custom_variables_and_neutralised_formulas(
     assert {"cellphone", "home_value", "renewal_date"} <= workspace.custom_variables()
 
 
-def test_new_list_costs_three_requests_once_custom_variables_exist(
+def test_new_list_costs_two_requests_once_custom_variables_are_known(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Custom-variable look-up, CSV POST, one poll: 3 requests seen by the sandbox.
+    """Facts B-CUSTOM-VARS, B-NO-STATUS-ROUTE: CSV POST and one poll of the listing (from where
+    the list should be): 2 requests seen by the sandbox once the variables are known to exist;
+    3 with a look-up of the variables. A refusal for a missing variable creates it and sends again.
 
-    Fails against the old connector: it looked the list up by name first (4 requests).
+    Fails against the old connector: it looked the variables up every time (3 requests).
     """
     workspace.ensure_custom_variables(CUSTOM_VARIABLES)
-    sandbox.bison.import_seconds = 0  # done before the first poll, however loaded the machine
     before = sandbox.bison.requests
-    list_id, _ = workspace.upload_lead_list("(April 1st - 7th renewals)", leads(5, start=300))
-    assert workspace.lead_list_count(list_id) == 5
-    assert sandbox.bison.requests - before <= 3
+    list_id, _ = workspace.upload_lead_list("(April 1st - 7th renewals)", leads(5, start=300), CUSTOM_VARIABLES)
+    assert workspace.lead_list_count(list_id, near=len(sandbox.bison.workspaces[WORKSPACE].lead_lists) - 1) == 5
+    assert sandbox.bison.requests - before == 2
+    del sandbox.bison.workspaces[WORKSPACE].custom_variables["cellphone"]  # deleted by a person
+    list_id, _ = workspace.upload_lead_list("(April 2nd renewals)", leads(2, start=305), CUSTOM_VARIABLES)
+    assert workspace.lead_list_count(list_id) == 2
+    assert "cellphone" in sandbox.bison.workspaces[WORKSPACE].custom_variables
 
 
 def test_fact_import_is_queued_and_counted_when_processed(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Fact (section 5): the CSV import is queued; the list is `Unprocessed` with counts 0 at
+    """Fact B-QUEUED (section 5): the CSV import is queued; the list is `Unprocessed` with counts 0 at
     first and reports `leads_succeeded` once `Processed`; there is no `leads_count`.
 
     Fails against the old connector: it read `leads_count` (absent) and returned 0 at once.
@@ -124,7 +136,7 @@ def test_fact_import_is_queued_and_counted_when_processed(
 def test_fact_refused_rows_are_a_typed_error_quoting_error_messages(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Fact (section 5): a processed list reports `leads_failed` and `error_messages`.
+    """Fact B-REFUSED-ROWS (section 5): a processed list reports `leads_failed` and `error_messages`.
 
     Fails against the old connector: it returned a count and never looked at `leads_failed`.
     """
@@ -165,14 +177,25 @@ def test_import_poll_gives_up_with_a_typed_error(sandbox: Sandbox, workspace: Bi
     assert timed_out.value.transient
 
 
-def test_import_is_polled_through_the_paged_list_when_there_is_no_by_id_route(
+def test_fact_import_is_polled_through_the_paged_list_with_no_by_id_route(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """The facts only show `GET /api/lead-lists` (pages of 15): without a by-id route the
-    poll reads the paged list and still sees the import end."""
-    sandbox.bison.list_by_id_route = False
+    """Fact B-NO-STATUS-ROUTE: no `GET /api/lead-lists/{id}` (the sandbox has none): the poll
+    reads the paged list. From where the list should be, one request; without a hint, page 1
+    then the last page (the listing's order is not documented); a list not listed is a 404."""
+    ws = sandbox.bison.workspaces[WORKSPACE]
+    for i in range(35):
+        ws.lead_lists[30_000 + i] = {"id": 30_000 + i, "name": f"filler {i}", "created_at": "",
+                                     "updated_at": "", "lead_emails": []}  # fmt: skip
     list_id, _ = workspace.upload_lead_list("(May 8th - 14th renewals)", leads(3, start=350))
-    assert workspace.lead_list_count(list_id) == 3
+    position = len(ws.lead_lists) - 1
+    before = sandbox.bison.requests
+    assert workspace.lead_list_count(list_id, near=position) == 3
+    assert sandbox.bison.requests - before == 1
+    workspace.list_positions.clear()
+    before = sandbox.bison.requests
+    assert workspace.lead_list(list_id)["status"] == "Processed"
+    assert sandbox.bison.requests - before == 2
     with pytest.raises(BisonError, match="not found"):
         workspace.lead_list_count(999_999)
 
@@ -216,7 +239,7 @@ def test_lost_upload_answer_finds_this_upload_not_last_years_list(
 def test_fact_pagination_find_lead_list_walks_every_page(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Fact (section 2): pages of 15 with `?page=N` and `meta.last_page`."""
+    """Fact B-PAGES (section 2): pages of 15 with `?page=N` and `meta.last_page`."""
     ws = sandbox.bison.workspaces[WORKSPACE]
     for i in range(40):
         ws.lead_lists[10_000 + i] = {
@@ -235,8 +258,10 @@ def test_fact_pagination_find_lead_list_walks_every_page(
 def test_fact_rename_resends_every_boolean_and_total_leads_counts_the_list(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Facts (section 6): `PATCH .../update` resets booleans left out to false; the campaign
-    GET does not return `reputation_building`; the campaign's lead count is `total_leads`.
+    """Facts B-UPDATE-RESETS, B-GET-OMITS, B-TOTAL-LEADS, B-SYNC, B-UNIQUE (section 6): `PATCH
+    .../update` resets booleans left out to false; the campaign GET does not return
+    `reputation_building`; the campaign's lead count is `total_leads`, which shows an attach only
+    after the sync (waited out, on the sandbox clock); attaching a list twice adds its leads once.
 
     Fails against the old connector: it resent only what the GET returned, so reputation
     building was switched off.
@@ -256,7 +281,9 @@ def test_fact_rename_resends_every_boolean_and_total_leads_counts_the_list(
     assert workspace.lead_list_count(list_id) == 2
     workspace.attach_lead_list(campaign["id"], list_id)
     workspace.attach_lead_list(campaign["id"], list_id)
-    assert workspace.campaign(campaign["id"])["total_leads"] == leads_before + 2
+    assert workspace.campaign(campaign["id"])["total_leads"] == leads_before  # not synced yet
+    synced = workspace.wait_for_total_leads(campaign["id"], leads_before + 2)
+    assert synced["total_leads"] == leads_before + 2
     workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: March 22nd-31st")
     after = sandbox.bison.campaign(WORKSPACE, "Evergreen, Last Upload: March 22nd-31st")
     assert after["plain_text"] is True and after["open_tracking"] is False
@@ -288,6 +315,7 @@ def test_rename_sends_the_configured_value_of_a_setting_bison_never_returns(
     campaign = sandbox.bison.add_campaign(WORKSPACE, "Reminders", reputation_building=True)
     monkeypatch.setenv(TOKEN_ENV, sandbox.bison.workspaces[WORKSPACE].token)
     monkeypatch.setenv("BISON_REPUTATION_BUILDING", "false")
+    monkeypatch.setenv("BISON_INCLUDE_AUTO_REPLIES_IN_STATS", "true")
     resource = BisonResource(min_interval_seconds=0.0)
     with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
         ws.rename_campaign(campaign["id"], "Reminders, renamed")
@@ -330,10 +358,11 @@ def test_evergreen_lookup_errors_are_clear(
 def test_fact_error_shape_other_workspace_is_forbidden_and_missing_token_is_named(
     sandbox: Sandbox, workspace: BisonWorkspace
 ) -> None:
-    """Fact (section 7): errors are `{"data": {"success": false, "message": ...}}`; the
-    connector's error quotes that message and keeps the status."""
+    """Fact B-ERRORS (section 7): errors are `{"data": {"success": false, "message": ...}}`; the
+    connector's error quotes that message and keeps the status; a 200 with `success: false` is
+    an error too."""
     theirs = sandbox.bison.campaign("Lone Star Agency", "Evergreen, Last Upload: January 22nd-31st")
-    with pytest.raises(BisonError, match="unauthorized") as denied:
+    with pytest.raises(BisonError, match="api key does not match the workspace") as denied:
         workspace.rename_campaign(theirs["id"], "hijacked")
     assert denied.value.status == 403
     with pytest.raises(BisonError, match="BISON_TOKEN_NOBODY"):
@@ -350,3 +379,71 @@ def test_429_waits_retry_after_and_500_recovers(
     sandbox.faults.on("bison", "http_500", times=2)
     assert workspace.find_evergreen_campaign()["name"].startswith("Evergreen")
     assert sandbox.faults.fired.count(("bison", "http_500")) >= 2
+
+
+def test_fact_an_attach_counts_after_the_sync_and_one_that_never_lands_is_typed(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Facts B-SYNC, B-UNIQUE, B-ERRORS: `wait_for_total_leads` reads `total_leads` once the
+    documented 5 minutes have passed (one read on the strict sandbox) and returns the campaign;
+    an attach accepted but never counted ends in `BisonAttachNotSynced` after the bounded wait.
+    Attaching a list whose import is not done is refused as a 200 with `success: false`.
+
+    Fails against the old connector: it read `total_leads` at once (before the sync) and its
+    error parser took a 200 for a success."""
+    campaign = sandbox.bison.add_campaign(WORKSPACE, "Sync test")
+    sandbox.bison.import_seconds = 60  # still queued when the attach comes
+    list_id, _ = workspace.upload_lead_list("(June 1st - 7th renewals)", leads(3, start=600))
+    with pytest.raises(BisonError, match="not been processed") as early:
+        workspace.attach_lead_list(campaign["id"], list_id)
+    assert early.value.status == 200
+    assert workspace.lead_list_count(list_id) == 3
+    workspace.attach_lead_list(campaign["id"], list_id)
+    before = sandbox.bison.requests
+    assert workspace.wait_for_total_leads(campaign["id"], 3)["total_leads"] == 3
+    assert sandbox.bison.requests - before == 1
+    again, _ = workspace.upload_lead_list("(June 8th - 14th renewals)", leads(3, start=601))  # 2 known
+    assert workspace.lead_list_count(again) == 3
+    sandbox.faults.on("bison", "attach_not_counted", times=1)
+    workspace.attach_lead_list(campaign["id"], again)
+    with pytest.raises(BisonAttachNotSynced, match="holds 3 leads after 900 s, at least 4 expected"):
+        workspace.wait_for_total_leads(campaign["id"], 4)
+    workspace.attach_lead_list(campaign["id"], again)  # attached again: only the new lead counts
+    assert workspace.wait_for_total_leads(campaign["id"], 4)["total_leads"] == 4
+
+
+def test_fact_rate_limit_is_waited_out_in_both_retry_after_forms(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fact B-RATE-LIMIT: unpaced, the connector meets Bison's 429s (Retry-After as seconds and
+    as an HTTP date by turns), waits them out and every call ends well.
+
+    Fails against the old connector: it read only seconds, so a dated Retry-After fell back to
+    the default backoff."""
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    sandbox.bison.reset_rate_limit()
+    limited = sandbox.bison.rate_limited
+    waits: list[float] = []
+    policy_wait = bison_module.RetryPolicy.retry_after
+
+    def recorded(self: bison_module.RetryPolicy, response: Any, attempt: int) -> float:
+        waits.append(policy_wait(self, response, attempt))
+        return waits[-1]
+
+    monkeypatch.setattr(bison_module.RetryPolicy, "retry_after", recorded)
+    unpaced = BisonResource(min_interval_seconds=0.0, retry_base_seconds=5.0)
+    with unpaced.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
+        names = [ws.find_evergreen_campaign()["name"] for _ in range(25)]  # 10 a second at most
+    assert len(names) == 25 and sandbox.bison.rate_limited - limited >= 2
+    assert waits and all(0 < w <= 1.0 for w in waits)  # the header's wait, not the 5 s backoff
+
+
+def test_fact_a_list_over_50000_leads_is_refused_before_anything_is_sent(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
+    """Fact B-CSV-LIMIT: at most 50,000 leads per CSV; a bigger list is refused here, unsent."""
+    before = sandbox.bison.requests
+    with pytest.raises(BisonError, match="at most 50000 per CSV"):
+        workspace.upload_lead_list("(too big)", pd.DataFrame({"email": [f"x{i}@example.com" for i in range(50_001)]}))
+    assert sandbox.bison.requests == before

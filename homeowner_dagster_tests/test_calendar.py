@@ -117,6 +117,9 @@ def test_title_parser_accepts_the_spellings_people_use(title: str) -> None:
         "Evergreen, Last Upload: Ma 1-7",  # March or May: never a guess
         "Evergreen, Last Upload: February 1st and 7th",
         "Evergreen, Last Upload: 1-7 February",
+        "Evergreen, Last Upload: Feb 22-31",  # impossible days are refused
+        "Evergreen, Last Upload: April 22-31",
+        "Evergreen, Last Upload: June 22-29",
     ],
 )
 def test_title_parser_refuses_with_the_title_quoted(title: str) -> None:
@@ -128,6 +131,36 @@ def test_title_round_trips_for_every_window_of_a_year() -> None:
     for month in range(1, 13):
         for w in windows_of_month(date(2027, month, 1)):
             assert parse_evergreen_title(w.evergreen_title).window(w.start) == w
+            # Read on its due Monday (28-34 days before), the window itself: this year's.
+            assert parse_evergreen_title(w.evergreen_title).window(w.due_monday) == w
+
+
+@pytest.mark.parametrize(
+    ("title", "today", "start"),
+    [
+        ("Evergreen, Last Upload: June 22-30", date(2027, 1, 11), date(2026, 6, 22)),  # stale: last June
+        ("Evergreen, Last Upload: December 22-31", date(2027, 1, 4), date(2026, 12, 22)),
+        ("Evergreen, Last Upload: Feb 8-14", date(2027, 1, 4), date(2027, 2, 8)),  # the coming 5 weeks
+        ("Evergreen, Last Upload: Feb 15-21", date(2027, 1, 4), date(2026, 2, 15)),  # 6 weeks ahead: last year's
+        ("Evergreen, Last Upload: January 1-7", date(2027, 11, 26), date(2027, 1, 1)),
+        ("Evergreen, Last Upload: January 1-7", date(2027, 11, 27), date(2028, 1, 1)),
+    ],
+)
+def test_a_titles_year_makes_it_the_latest_window_at_most_five_weeks_ahead(
+    title: str, today: date, start: date
+) -> None:
+    """Never a window more than six months ahead (a stale "June 22-30" in January is last June,
+    not next June), never one more than five weeks ahead (a window is uploaded 28-34 days before)."""
+    assert parse_evergreen_title(title).window(today).start == start
+
+
+def test_a_title_the_ledger_knows_is_read_in_the_year_it_was_written() -> None:
+    """A window the campaign's title was moved to before (the ledger's) wins over the date rule:
+    a window uploaded early still reads as itself."""
+    parsed = parse_evergreen_title("Evergreen, Last Upload: January 8-14")
+    assert parsed.window(date(2026, 12, 3)).start == date(2026, 1, 8)  # 36 days ahead: last year
+    known = [date(2027, 1, 8), date(2026, 12, 22)]
+    assert parsed.window(date(2026, 12, 3), known).start == date(2027, 1, 8)
 
 
 def test_readable_dates_and_renewal_dates() -> None:
@@ -175,12 +208,16 @@ def test_the_sandbox_seed_titles_are_read() -> None:
 @pytest.mark.parametrize(
     ("title", "after"),
     [
-        ("evergreen,last upload: Feb 1-7", "Evergreen, Last Upload: February 8\u201314"),
-        ("Evergreen, Last Upload: February 1st - 7th", "Evergreen, Last Upload: February 8\u201314"),
-        ("HNW Evergreen, Last Upload: Feb 1st-7th", "HNW Evergreen, Last Upload: February 8\u201314"),
+        ("evergreen,last upload: Feb 1-7", "Evergreen, Last Upload: Feb 8-14"),
+        ("Evergreen, Last Upload: February 1st - 7th", "Evergreen, Last Upload: February 8th - 14th"),
+        ("HNW Evergreen, Last Upload: Feb 1st-7th", "HNW Evergreen, Last Upload: Feb 8th-14th"),
+        ("Evergreen, Last Upload: February 1\u20137", "Evergreen, Last Upload: February 8\u201314"),
+        ("Evergreen, Last Upload: FEB. 1 \u2013 7", "Evergreen, Last Upload: FEB. 8 \u2013 14"),
     ],
 )
-def test_a_moved_title_keeps_the_campaigns_own_prefix(title: str, after: str) -> None:
+def test_a_moved_title_keeps_the_campaigns_own_prefix_and_style(title: str, after: str) -> None:
+    """Abbreviated or full month (its case and dot), hyphen or en dash (and its spaces),
+    ordinals or not: the campaign's own style is kept ("Feb 8-14", the SOP's, stays that way)."""
     from homeowner_dagster.leads.calendar import retitle
 
     assert retitle(title, RenewalWindow.starting(date(2027, 2, 8))) == after

@@ -43,6 +43,7 @@ def warnings(sandbox: Sandbox) -> list[str]:
 
 
 def test_push_in_chunks_and_read_back_all_pages(sandbox: Sandbox, database_url: str) -> None:
+    """Fact CL-READ-API."""
     table_id, hook = sandbox.clay.add_table("March", token="tok")
     clay = clay_for(sandbox, table_id, hook, "tok")
     sandbox.faults.on("clay", "http_500", times=1)
@@ -84,6 +85,7 @@ def test_table_rows_warn_at_90_percent_and_refuse_past_the_limit_across_runs(
 def test_webhook_submissions_warn_at_90_percent_and_refuse_past_the_limit(
     sandbox: Sandbox, database_url: str
 ) -> None:
+    """Fact CL-WEBHOOK-LIMIT."""
     sandbox.slack.messages.clear()
     table_id, hook = sandbox.clay.add_table("May", token="tok4")
     limits = {"table_row_limit": 1_000, "webhook_limit": 100}

@@ -73,6 +73,7 @@ def _waiting_runs(instance: DagsterInstance) -> set[str]:
 def test_three_clients_of_one_state_never_share_a_cole_login(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Fact C-LOGIN-PER-STATE."""
     zips = demo_zips("NJ", 3)
     registry.upsert_clients(parse_clients(_clients_yaml(), "clients.yaml"), database_url)
     sheet = "Zipcode,Territory,Color\n" + "".join(f"{z},{c},\n" for z, c in zip(zips, CLIENTS, strict=True))

@@ -244,6 +244,7 @@ def test_missing_credentials_are_an_auth_failure(resource, monkeypatch) -> None:
 
 
 def test_page_object_raises_export_cap_exceeded(cole, page) -> None:
+    """Fact C-EXPORT-CAP."""
     pages = ColePages(page, cole.url, 5_000)
     username, password, _ = TEST_CREDENTIALS["NJ"]
     assert pages.login("NJ", username, password) is False

@@ -66,6 +66,7 @@ def debounce(sandbox: Sandbox, **overrides: object) -> EmailVerificationResource
 
 
 def test_single_endpoint_verifies_each_distinct_address_once(sandbox: Sandbox) -> None:
+    """Fact D-CODES."""
     before = sandbox.debounce.credits_used
     frame = debounce(sandbox).verify(EMAILS)
     assert list(frame.columns) == [
@@ -98,6 +99,7 @@ def test_single_endpoint_recovers_from_faults(sandbox: Sandbox, fault: str) -> N
 
 
 def test_bulk_flow_goes_through_a_signed_storage_url(sandbox: Sandbox) -> None:
+    """Fact D-BULK."""
     env = sandbox.env()
     artifacts = ArtifactStoreResource(
         backend="supabase",
@@ -205,7 +207,7 @@ def test_failed_bulk_job_ends_the_step_at_once_and_a_rerun_uploads_afresh(
 def test_bulk_upload_whose_answer_was_lost_is_never_sent_again(
     sandbox: Sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """Sandbox mode `dropped_upload` (accepted and paid, answer lost). The old connector resent
+    """Fact D-BULK-BY-ID. Sandbox mode `dropped_upload` (accepted and paid, answer lost). The old connector resent
     the upload through its generic retries and paid for the list twice (uploads + 2 here)."""
     emails = [f"lost-upload{i}@example.com" for i in range(150)]
     key = listing_key(emails)
@@ -240,7 +242,7 @@ def test_bulk_upload_whose_answer_was_lost_is_never_sent_again(
 def test_single_verdicts_are_cached_as_they_arrive_so_a_rerun_pays_only_for_the_rest(
     sandbox: Sandbox, database_url: str
 ) -> None:
-    """DeBounce answers 402 "Credits Low" once the balance runs out. The old connector wrote the
+    """Fact D-CREDITS. DeBounce answers 402 "Credits Low" once the balance runs out. The old connector wrote the
     cache after the whole batch, so the 12 verdicts paid for were lost and the rerun paid 40."""
     emails = [f"partial{i}@example.com" for i in range(40)]
     resource = debounce(sandbox)

@@ -110,6 +110,7 @@ def _lists_in_storage(sandbox: Sandbox) -> list[str]:
 
 
 def test_the_bulk_list_is_deleted_once_results_are_in(sandbox: Sandbox) -> None:
+    """Fact ST-DELETE."""
     downloads = sandbox.storage.downloads
     frame = _bulk(sandbox).verify([f"owner{i}@example.com" for i in range(40)])
     assert len(frame) == 40

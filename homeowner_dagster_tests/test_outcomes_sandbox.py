@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -36,16 +35,15 @@ def _upload_and_attach(sandbox: Sandbox, token: str, campaign_id: int, leads: in
     )
     created.raise_for_status()
     list_id = created.json()["data"]["id"]
-    for _ in range(200):  # the import is queued, as on the real Bison: attach once it is processed
-        if client.get(f"/api/lead-lists/{list_id}").json()["data"]["status"] == "Processed":
-            break
-        time.sleep(0.05)
+    sandbox.bison.advance(sandbox.bison.import_seconds)  # the import is queued, as on the real Bison
     client.post(
         f"/api/campaigns/{campaign_id}/leads/attach-lead-list", json={"lead_list_id": list_id}
     ).raise_for_status()
 
 
 def test_campaign_sends_on_the_simulated_clock_and_replies_page_by_cursor(sandbox: Sandbox) -> None:
+    """Fact B-REPLIES, B-STATS."""
+    sandbox.bison.rate_limit_per_second = 1_000  # this walk through pages is not about B-RATE-LIMIT
     ws = sandbox.bison.add_workspace("Outcome Test", "token-outcome-test")
     campaign = sandbox.bison.add_campaign("Outcome Test", "Evergreen, Last Upload: December 22nd-31st")
     sandbox.bison.outcomes.plant("07030", reply=0.30, interested=0.10)
@@ -130,6 +128,7 @@ def test_outcomes_are_seeded_and_bounces_follow_the_verification_result() -> Non
 def test_connector_reads_cursor_pages_and_stops_at_replies_older_than_the_attach(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Fact B-REPLIES, B-STATS."""
     from homeowner_dagster.resources.bison import BisonResource
     from homeowner_dagster.resources.bison_outcomes import campaign_replies, campaign_stats
 

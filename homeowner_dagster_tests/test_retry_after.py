@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -42,3 +42,39 @@ def test_the_wait_is_capped_and_falls_back_when_absent() -> None:
     assert capped_wait("86400", cap_seconds=30, fallback=1) == 30
     assert capped_wait(None, cap_seconds=30, fallback=1.5) == 1.5
     assert capped_wait("2", cap_seconds=30, fallback=1) == 2
+
+
+def test_the_http_retry_rule_reads_both_forms_capped() -> None:
+    """Bison, DeBounce and Clay share `send_with_retries`' RetryPolicy: a 429's Retry-After as
+    seconds or as an HTTP date, capped; anything else falls back to the backoff.
+
+    Fails against the old RetryPolicy: it read only seconds, so a date fell back to the backoff."""
+    from email.utils import format_datetime
+
+    import httpx
+
+    from homeowner_dagster.resources.bison import RetryPolicy
+
+    policy = RetryPolicy(max_backoff_seconds=30.0, base_seconds=100.0)  # backoff would be >= 15 s
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=8), usegmt=True)
+    dated = policy.retry_after(httpx.Response(429, headers={"Retry-After": later}), 0)
+    assert 6.0 <= dated <= 8.0
+    assert policy.retry_after(httpx.Response(429, headers={"Retry-After": "3"}), 0) == 3.0
+    assert policy.retry_after(httpx.Response(429, headers={"Retry-After": "86400"}), 0) == 30.0
+    assert 15.0 <= policy.retry_after(httpx.Response(429, headers={"Retry-After": "soon"}), 0) <= 30.0
+
+
+def test_every_connector_reads_retry_after_through_the_one_parser() -> None:
+    """No connector parses the header itself: a module that reads `Retry-After` imports
+    resources/retry_after.py (Cole, Slack) or uses the shared RetryPolicy (Bison, DeBounce, Clay)."""
+    from homeowner_dagster import settings
+
+    resources = settings.project_root() / "homeowner_dagster" / "resources"
+    for path in resources.rglob("*.py"):
+        text = path.read_text()
+        if path.name == "retry_after.py" or "retry-after" not in text.lower():
+            continue
+        reads_header = '"Retry-After"' in text or "'retry-after'" in text.lower() or '"retry-after"' in text.lower()
+        if reads_header:
+            assert "retry_after import" in text, f"{path.name} reads Retry-After without resources/retry_after.py"
+    assert "float(header)" not in (resources / "bison.py").read_text()

@@ -150,6 +150,7 @@ def test_generator_sizes() -> None:
 
 
 def test_csv_bytes_are_windows_1252_with_headers() -> None:
+    """Fact C-SOP-FIELDS."""
     data = generator.csv_bytes([generator.rows_for("07030", MONTH)], "sop", "cp1252")
     text = data.decode("cp1252")
     rows = list(csv.reader(io.StringIO(text)))
@@ -183,6 +184,7 @@ def test_login_search_count_and_csv_download(cole, page) -> None:
 
 
 def test_only_ticked_fields_and_filters(cole, page) -> None:
+    """Fact C-SOP-FIELDS."""
     login(page, cole.url)
     fill_search(
         page,
@@ -202,6 +204,7 @@ def test_only_ticked_fields_and_filters(cole, page) -> None:
 
 
 def test_zips_with_spaces_are_refused_visibly(cole, page) -> None:
+    """Fact C-ZIP-LIST."""
     login(page, cole.url)
     fill_search(page, "07030, 07302")
     assert page.inner_text("#search-error") == ZIP_SPACES_MESSAGE
@@ -209,6 +212,7 @@ def test_zips_with_spaces_are_refused_visibly(cole, page) -> None:
 
 
 def test_export_of_10000_or_more_is_refused(cole, page) -> None:
+    """Fact C-EXPORT-CAP."""
     login(page, cole.url)
     fill_search(page, "08701")
     count = record_count(page)

@@ -48,6 +48,7 @@ def _debounce(sandbox: Sandbox, email: str, key: str | None = None) -> httpx.Res
 
 
 def test_debounce_single_answers_string_values_deterministically(sandbox: Sandbox) -> None:
+    """Fact D-CODES."""
     before = sandbox.debounce.balance
     first = _debounce(sandbox, "Pat.Owner@example.com").json()
     again = _debounce(sandbox, "pat.owner@example.com").json()
@@ -63,6 +64,7 @@ def test_debounce_single_answers_string_values_deterministically(sandbox: Sandbo
 
 
 def test_debounce_refuses_a_sixth_concurrent_call(sandbox: Sandbox) -> None:
+    """Fact D-CONCURRENCY."""
     sandbox.debounce.latency = 1.0  # long enough for all ten calls to meet on a loaded machine
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:
@@ -76,6 +78,7 @@ def test_debounce_refuses_a_sixth_concurrent_call(sandbox: Sandbox) -> None:
 
 
 def test_debounce_bulk_fetches_the_list_from_a_signed_storage_url(sandbox: Sandbox) -> None:
+    """Fact D-BULK, ST-SIGNED-URL."""
     env = sandbox.env()
     bucket = create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_ROLE_KEY"]).storage.from_(
         "homeowner-artifacts"
@@ -134,20 +137,43 @@ def _bison(sandbox: Sandbox, workspace: str) -> httpx.Client:
     )
 
 
-def _processed(client: httpx.Client, list_id: int) -> dict:
-    """The list once its queued import is done (the sandbox takes `import_seconds`)."""
-    for _ in range(250):
-        item = client.get(f"/api/lead-lists/{list_id}").json()["data"]
-        if item["status"] == "Processed":
-            return item
-        time.sleep(0.02)
-    raise AssertionError(f"lead list {list_id} never processed: {item}")
+def _listed(client: httpx.Client, list_id: int) -> dict:
+    """The list as the paged list of lead lists shows it (there is no by-id route)."""
+    page = 1
+    while True:
+        body = client.get("/api/lead-lists", params={"page": page}).json()
+        for item in body["data"]:
+            if item["id"] == list_id:
+                return item
+        if page >= body["meta"]["last_page"]:
+            raise AssertionError(f"lead list {list_id} not listed")
+        page += 1
 
 
-def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
-    """Facts (vendor facts sections 2, 5, 6): the import is queued (201, `Unprocessed`, counts 0,
-    no `leads_count`); pages of 15 with `?page=`; `PATCH .../update` resets the booleans left
-    out to false; the campaign GET carries `total_leads` and never `reputation_building`."""
+def _processed(sandbox: Sandbox, client: httpx.Client, list_id: int) -> dict:
+    """The list once its queued import is done: the sandbox clock moves past `import_seconds`."""
+    assert _listed(client, list_id)["status"] == "Unprocessed"
+    sandbox.bison.advance(sandbox.bison.import_seconds)
+    return _listed(client, list_id)
+
+
+@pytest.fixture
+def bison_defaults(sandbox: Sandbox) -> Iterator[None]:
+    """Put back the knobs a test turned (the documented behaviour is the default)."""
+    yield
+    from homeowner_dagster.sandbox.bison import RATE_LIMIT_PER_SECOND, SYNC_SECONDS
+
+    sandbox.bison.rate_limit_per_second, sandbox.bison.sync_seconds = RATE_LIMIT_PER_SECOND, SYNC_SECONDS
+    sandbox.bison.reset_rate_limit()
+
+
+def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox, bison_defaults: None) -> None:
+    """Facts B-QUEUED, B-CUSTOM-VARS, B-PAGES, B-SYNC, B-TOTAL-LEADS, B-UPDATE-RESETS,
+    B-UPDATE-ANSWER, B-GET-OMITS: the import is queued (201, `Unprocessed`, counts 0, no
+    `leads_count`); a custom variable must exist first; pages of 15 with `?page=`; an attach
+    counts in `total_leads` 5 minutes later; `PATCH .../update` resets the booleans left out to
+    false and answers the campaign; the GET never shows `reputation_building`."""
+    sandbox.bison.rate_limit_per_second = 1000  # this test's burst is not about the rate limit
     sandbox.bison.add_workspace("Bulk Test", "tok-bulk")
     campaign = sandbox.bison.add_campaign(
         "Bulk Test", "Evergreen, Last Upload: March 1st-7th", max_emails_per_day=250
@@ -178,7 +204,7 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
         assert (queued["leads_processed"], queued["leads_succeeded"], queued["leads_failed"]) == (0, 0, 0)
         assert "leads_count" not in queued
         list_id = queued["id"]
-        done = _processed(client, list_id)
+        done = _processed(sandbox, client, list_id)
         assert (done["leads_processed"], done["leads_succeeded"], done["leads_failed"]) == (2, 2, 0)
         assert done["error_messages"] == [] and "leads_count" not in done
         for i in range(16):
@@ -202,6 +228,10 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
             json={"lead_list_id": list_id},
         )
         assert attach.status_code == 200
+        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 0
+        sandbox.bison.advance(299)
+        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 0
+        sandbox.bison.advance(1)  # B-SYNC: counted 5 minutes after the attach
         assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 2
         updated = client.patch(
             f"/api/campaigns/{campaign['id']}/update", json={"name": "Renamed"}
@@ -220,7 +250,8 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox) -> None:
 
 
 def test_bison_import_refuses_an_invalid_email_row(sandbox: Sandbox) -> None:
-    """Fact (vendor facts section 5): `leads_failed` and `error_messages` report refused rows.
+    """Fact B-REFUSED-ROWS (vendor facts section 5): `leads_failed` and `error_messages` report
+    refused rows.
 
     Fails against the old sandbox (and so the connector never met it): every row was imported
     at once and nothing was ever refused."""
@@ -236,7 +267,7 @@ def test_bison_import_refuses_an_invalid_email_row(sandbox: Sandbox) -> None:
             },
             files={"csv": ("l.csv", b"first,last,mail\nAnn,Lee,ann@example.com\nBo,Ray,bo@@\n")},
         )
-        done = _processed(client, created.json()["data"]["id"])
+        done = _processed(sandbox, client, created.json()["data"]["id"])
     assert (done["leads_processed"], done["leads_succeeded"], done["leads_failed"]) == (2, 1, 1)
     assert done["error_messages"] == ["Row 3: The email field must be a valid email address."]
     assert [lead["email"] for lead in sandbox.bison.list_leads("Refusals", "mixed")] == [
@@ -245,20 +276,121 @@ def test_bison_import_refuses_an_invalid_email_row(sandbox: Sandbox) -> None:
 
 
 def test_bison_refuses_another_workspaces_token(sandbox: Sandbox) -> None:
-    """Fact (vendor facts section 7): errors are `{"data": {"success": false, "message": ...}}`."""
+    """Facts B-ERRORS, B-BEARER (vendor facts section 7): errors are
+    `{"data": {"success": false, "message": ...}}`; another workspace's object is a 403 "api key
+    does not match the workspace"; an unknown route is a 404 naming it; a refused action can
+    come as a 200 with `data.success: false`."""
     theirs = sandbox.bison.campaign("Lone Star Agency", "Evergreen, Last Upload: January 22nd-31st")
     with _bison(sandbox, "Acme Insurance") as client:
         denied = client.get(f"/api/campaigns/{theirs['id']}")
         assert denied.status_code == 403
         assert denied.json() == {
-            "data": {"success": False, "message": "This action is unauthorized."}
+            "data": {"success": False, "message": "api key does not match the workspace"}
         }
+        unknown = client.get("/api/no-such-thing")
+        assert unknown.status_code == 404
+        assert unknown.json()["data"]["message"] == "The route api/no-such-thing could not be found."
     assert (
         httpx.get(
             f"{sandbox.urls['bison']}/api/campaigns", headers={"Authorization": "Bearer nope"}
         ).status_code
         == 401
     )
+
+
+def _upload(client: httpx.Client, name: str, rows: bytes) -> int:
+    form = {
+        "name": name,
+        "columnsToMap[first_name][]": "first",
+        "columnsToMap[last_name][]": "last",
+        "columnsToMap[email][]": "mail",
+    }
+    created = client.post("/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", b"first,last,mail\n" + rows)})
+    assert created.status_code == 201, created.text
+    return created.json()["data"]["id"]
+
+
+def test_bison_keeps_one_lead_per_email_and_attach_adds_only_new_leads(
+    sandbox: Sandbox, bison_defaults: None
+) -> None:
+    """Facts B-UNIQUE, B-SYNC, B-WORKSPACES (vendor facts sections 5, 8): a CSV with an email the
+    workspace has updates that lead in place (no second lead); attaching a list adds to the
+    campaign only leads not in it yet, counted in `total_leads` 5 minutes later; the same
+    address in another workspace is another lead with its own id. Attaching a list whose import
+    is not done answers 200 with `data.success: false` (a guess, B-ERRORS)."""
+    bison = sandbox.bison
+    bison.add_workspace("Unique Test", "tok-unique")
+    bison.add_workspace("Other Test", "tok-other")
+    campaign = bison.add_campaign("Unique Test", "Evergreen, Last Upload: March 1st-7th")
+    with _bison(sandbox, "Unique Test") as client:
+        first = _upload(client, "year one", b"Ann,Lee,ann@example.com\nBo,Ray,bo@example.com\n")
+        early = client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first})
+        assert early.status_code == 200 and early.json()["data"]["success"] is False
+        bison.advance(bison.import_seconds)
+        client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first})
+        bison.advance(300)
+        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 2
+        second = _upload(client, "year two", b"Ann,Lee-Smith,ANN@example.com\nCy,Day,cy@example.com\n")
+        bison.advance(bison.import_seconds)
+        client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": second})
+        bison.advance(300)
+        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 3  # Cy only
+    ws = bison.workspaces["Unique Test"]
+    assert sorted(ws.leads) == ["ann@example.com", "bo@example.com", "cy@example.com"]
+    assert ws.leads["ann@example.com"]["last_name"] == "Lee-Smith"  # updated in place (put)
+    assert bison.campaign_emails("Unique Test", campaign["id"]).count("ann@example.com") == 1
+    with _bison(sandbox, "Other Test") as client:
+        _upload(client, "elsewhere", b"Ann,Lee,ann@example.com\n")
+        bison.advance(bison.import_seconds)
+        client.get("/api/lead-lists")
+    other = bison.workspaces["Other Test"].leads["ann@example.com"]
+    assert other["id"] != ws.leads["ann@example.com"]["id"]
+
+
+def test_bison_has_no_route_for_one_lead_list(sandbox: Sandbox) -> None:
+    """Fact B-NO-STATUS-ROUTE (vendor facts sections 5, 8): no `GET /api/lead-lists/{id}` is
+    documented, so the sandbox has none: the paged list is the only way to read a list."""
+    with _bison(sandbox, "Acme Insurance") as client:
+        list_id = _upload(client, "by id", b"Ann,Lee,ann@example.com\n")
+        answer = client.get(f"/api/lead-lists/{list_id}")
+    assert answer.status_code == 404
+    assert answer.json()["data"]["message"] == f"The route api/lead-lists/{list_id} could not be found."
+
+
+def test_bison_rate_limit_answers_429_with_retry_after_in_both_forms(
+    sandbox: Sandbox, bison_defaults: None
+) -> None:
+    """Fact B-RATE-LIMIT (vendor facts section 7): past 10 requests a second on one token the
+    answer is 429 with `Retry-After`, as seconds and as an HTTP date by turns."""
+    from email.utils import parsedate_to_datetime
+
+    sandbox.bison.reset_rate_limit()  # a clean second for this token
+    with _bison(sandbox, "Acme Insurance") as client:
+        answers = [client.get("/api/campaigns") for _ in range(20)]
+    statuses = [a.status_code for a in answers]
+    limited = [a for a in answers if a.status_code == 429]
+    assert statuses[:10] == [200] * 10 and len(limited) >= 2
+    waits = [a.headers["Retry-After"] for a in limited]
+    assert any(w.isdigit() and 0 < int(w) <= 1 for w in waits)
+    assert any(parsedate_to_datetime(w) for w in waits if not w.isdigit())
+    assert limited[0].json() == {"data": {"success": False, "message": "Too Many Attempts."}}
+
+
+def test_bison_campaign_get_shows_the_documented_fields(sandbox: Sandbox) -> None:
+    """Facts B-CAMPAIGN-FIELDS, B-GET-OMITS (vendor facts section 6): the campaign object's
+    documented fields, `status` written like "Active"; never `reputation_building` (write-only)
+    nor `include_auto_replies_in_stats` (typed by one client only: absent, the safe side)."""
+    theirs = sandbox.bison.campaign("Acme Insurance", "Evergreen, Last Upload: January 1st-7th")
+    with _bison(sandbox, "Acme Insurance") as client:
+        shown = client.get(f"/api/campaigns/{theirs['id']}").json()["data"]
+    documented = {
+        "id", "uuid", "name", "type", "status", "completion_percentage", "emails_sent", "opened",
+        "unique_opens", "replied", "unique_replies", "bounced", "unsubscribed", "interested",
+        "total_leads_contacted", "total_leads", "max_emails_per_day", "max_new_leads_per_day",
+        "plain_text", "open_tracking", "can_unsubscribe", "unsubscribe_text",
+        "sequence_prioritization", "tags", "created_at", "updated_at",
+    }  # fmt: skip
+    assert set(shown) == documented and shown["status"] == "Active"
 
 
 @pytest.mark.parametrize("fault", KNOWN_FAULTS["bison"])
@@ -354,6 +486,7 @@ def _slack(sandbox: Sandbox, token: str | None = None) -> WebClient:
 
 
 def test_slack_auth_test_and_post_message(sandbox: Sandbox) -> None:
+    """Fact S-POST."""
     client = _slack(sandbox)
     assert client.auth_test()["bot_id"] == "B0SANDBOX"
     ts = client.chat_postMessage(channel="#homeowner-ops", text="✅ Raw Pull Complete")["ts"]
@@ -378,6 +511,7 @@ def test_slack_faults(sandbox: Sandbox, fault: str) -> None:
 
 
 def test_storage_upload_sign_and_download_with_the_supabase_client(sandbox: Sandbox) -> None:
+    """Fact ST-SIGNED-URL."""
     env = sandbox.env()
     storage = create_client(env["SUPABASE_URL"], env["SUPABASE_SERVICE_ROLE_KEY"]).storage
     bucket = storage.from_("homeowner-artifacts")

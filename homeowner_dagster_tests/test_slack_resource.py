@@ -18,6 +18,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def test_post_lands_in_the_channel_and_survives_429_and_500(sandbox: Sandbox) -> None:
+    """Fact S-POST, S-RATE-LIMIT."""
     env = sandbox.env()
     slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"])
     sandbox.faults.on("slack", "http_429", times=1, retry_after=0)
@@ -34,7 +35,7 @@ def test_post_lands_in_the_channel_and_survives_429_and_500(sandbox: Sandbox) ->
 def test_a_long_retry_after_delays_the_message_at_most_the_cap(
     sandbox: Sandbox, retry_after: int | str
 ) -> None:
-    """Sandbox mode: Slack answers 429 `ratelimited` with Retry-After. slack_sdk's own handler
+    """Fact S-RATE-LIMIT. Sandbox mode: Slack answers 429 `ratelimited` with Retry-After. slack_sdk's own handler
     (the old resource) slept the hour, and crashed on a date with a bare ValueError."""
     env = sandbox.env()
     slack = HomeownerSlackResource(

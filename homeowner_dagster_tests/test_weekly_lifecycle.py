@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from dagster import DagsterEventType, build_schedule_context
+from dagster._core.test_utils import freeze_time
 
 from homeowner_dagster import db, registry, settings, store
 from homeowner_dagster.cli import main as homeowner
@@ -32,6 +34,7 @@ from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, MONTH, Pipel
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
 
+CHICAGO = ZoneInfo("America/Chicago")
 CLIENT = "garden-state"
 WORKSPACE = "Garden State Insurance"
 CHANNEL = "#garden-state"
@@ -121,23 +124,27 @@ def test_a_late_window_after_the_due_one_is_attached_and_the_title_stays(pulled:
 
 
 @pytest.mark.parametrize(
-    "title",
+    ("title", "moved_on"),
     [
-        "Evergreen, Last Upload: December 22-31",
-        "evergreen, last upload: Dec 22\u201331",
-        "Evergreen, Last Upload: December 22nd - 31st",
-        "EVERGREEN, LAST UPLOAD: December 22nd-31st",
+        ("Evergreen, Last Upload: December 22-31", "Evergreen, Last Upload: January 1-7"),
+        ("evergreen, last upload: Dec 22\u201331", "Evergreen, Last Upload: Jan 1\u20137"),
+        ("Evergreen, Last Upload: December 22nd - 31st", "Evergreen, Last Upload: January 1st - 7th"),
+        ("EVERGREEN, LAST UPLOAD: December 22nd-31st", "Evergreen, Last Upload: January 1st-7th"),
     ],
 )
-def test_every_title_style_is_read_and_moved_forward(pulled: Pipeline, title: str) -> None:
+def test_every_title_style_is_read_and_moved_forward_in_its_own_style(
+    pulled: Pipeline, title: str, moved_on: str
+) -> None:
+    """Abbreviated or full month, hyphen or en dash, ordinals or not: the campaign's own style."""
     evergreen(pulled)["name"] = title
     assert pulled.weekly(CLIENT, FIRST.start).success
-    assert evergreen(pulled)["name"] == FIRST.evergreen_title
+    assert evergreen(pulled)["name"] == moved_on
 
 
 def test_a_title_naming_a_later_window_in_ordinal_style_is_not_moved_back(pulled: Pipeline) -> None:
     evergreen(pulled)["name"] = "Evergreen, Last Upload: January 8th-14th"
-    assert pulled.weekly(CLIENT, FIRST.start).success
+    with freeze_time(datetime(2026, 12, 7, 9, tzinfo=CHICAGO)):  # SECOND's Monday: FIRST is late
+        assert pulled.weekly(CLIENT, FIRST.start).success
     campaign = evergreen(pulled)
     assert campaign["name"] == "Evergreen, Last Upload: January 8th-14th"
     assert pulled.sandbox.bison.attached_lists(WORKSPACE, campaign["id"]) == [FIRST.list_name]
@@ -157,7 +164,7 @@ def test_an_unreadable_title_is_a_slack_alert_and_no_rename(pulled: Pipeline) ->
     # A person fixes the title; the next run finishes the window without attaching again.
     campaign["name"] = "Evergreen, Last Upload: December 22-31"
     assert pulled.weekly(CLIENT, FIRST.start).success
-    assert evergreen(pulled)["name"] == FIRST.evergreen_title
+    assert evergreen(pulled)["name"] == "Evergreen, Last Upload: January 1-7"  # its own style
     assert evergreen(pulled)["total_leads"] == 3
     assert ledger(pulled.dsn, FIRST)["status"] == "done"
 
@@ -181,38 +188,53 @@ def test_campaign_found_by_the_client_files_pattern_any_case_and_kept_by_id(pull
     registry.upsert_clients(parse_clients(text, "clients.yaml"), pulled.dsn)
     hnw = pulled.sandbox.bison.add_campaign(WORKSPACE, "hnw evergreen, last upload: Dec 22nd-31st")
     assert pulled.weekly(CLIENT, FIRST.start).success
-    assert hnw["name"] == "hnw evergreen, last upload: January 1\u20137"  # its own prefix kept
+    assert hnw["name"] == "hnw evergreen, last upload: Jan 1st-7th"  # its own prefix and style kept
     assert hnw["lead_list_ids"] != []
     assert store.stored_campaign(pulled.dsn, CLIENT)["campaign_id"] == str(hnw["id"])
     # Found by its stored id afterwards, even once a second campaign matches the pattern.
     pulled.sandbox.bison.add_campaign(WORKSPACE, "HNW Evergreen test")
     assert pulled.weekly(CLIENT, SECOND.start).success
-    assert hnw["name"] == "hnw evergreen, last upload: January 8\u201314"
+    assert hnw["name"] == "hnw evergreen, last upload: Jan 8th-14th"
 
 
-def test_a_list_with_the_windows_name_not_created_for_it_stops_the_run(pulled: Pipeline) -> None:
-    """A person's list (or any list older than this window's upload request) is never reused."""
+def test_a_list_with_the_windows_name_not_created_for_it_is_never_reused(pulled: Pipeline) -> None:
+    """A person's list of the same name (or any list older than this window's upload request) is
+    never taken as the window's: a new window uploads its own beside it (a lookup by name would
+    cost a walk through every page of lists, B-PAGES); after a lost upload answer the stranger
+    stops the run instead of being adopted."""
     bison = pulled.sandbox.bison
     ws = bison.workspaces[WORKSPACE]
-    ws.lead_lists[9999] = {"id": 9999, "name": FIRST.list_name, "created_at": "2026-01-05T10:00:00.000000Z",
-                          "updated_at": "2026-01-05T10:00:00.000000Z", "lead_emails": []}
-    result = pulled.weekly(CLIENT, FIRST.start, raise_on_error=False)
+    stranger = {"id": 9999, "name": FIRST.list_name, "created_at": "2026-01-05T10:00:00.000000Z",
+                "updated_at": "2026-01-05T10:00:00.000000Z", "lead_emails": []}
+    ws.lead_lists[9999] = dict(stranger)
+    assert pulled.weekly(CLIENT, FIRST.start).success
+    row = ledger(pulled.dsn, FIRST)
+    assert row["status"] == "done" and row["bison_list_id"] != "9999"
+    assert bison.list_names(WORKSPACE).count(FIRST.list_name) == 2
+    assert bison.attached_lists(WORKSPACE, evergreen(pulled)["id"]) == [FIRST.list_name]
+    assert 9999 not in evergreen(pulled)["lead_list_ids"]
+    # SECOND's upload was requested and its answer lost: only a list created since may be its own.
+    ws.lead_lists[9998] = {**stranger, "id": 9998, "name": SECOND.list_name}
+    store.ensure_window(pulled.dsn, CLIENT, SECOND)
+    store.record_list_requested(pulled.dsn, CLIENT, SECOND)
+    result = pulled.weekly(CLIENT, SECOND.start, raise_on_error=False)
     assert not result.success
     assert "did not create for this window" in failure_message(result)
-    assert "homeowner windows force --client garden-state --window 2027-01-01" in failure_message(result)
-    assert bison.list_names(WORKSPACE) == [FIRST.list_name]  # nothing uploaded
-    assert ledger(pulled.dsn, FIRST)["status"] == "pending"
+    assert "homeowner windows force --client garden-state --window 2027-01-08" in failure_message(result)
+    assert bison.list_names(WORKSPACE).count(SECOND.list_name) == 1  # nothing uploaded
+    assert ledger(pulled.dsn, SECOND)["status"] == "pending"
     # Removed by the person: the next run uploads the window's own list.
-    del ws.lead_lists[9999]
-    assert pulled.weekly(CLIENT, FIRST.start).success
-    assert ledger(pulled.dsn, FIRST)["status"] == "done"
+    del ws.lead_lists[9998]
+    assert pulled.weekly(CLIENT, SECOND.start).success
+    assert ledger(pulled.dsn, SECOND)["status"] == "done"
 
 
 def test_an_attach_the_campaign_does_not_show_fails_with_both_counts(pulled: Pipeline) -> None:
     pulled.sandbox.faults.on("bison", "attach_not_counted", times=1)
     result = pulled.weekly(CLIENT, FIRST.start, raise_on_error=False)
     assert not result.success
-    assert "holds 0 leads (0 before)" in failure_message(result) and "(3 leads)" in failure_message(result)
+    assert "holds 0 leads (0 before) after waiting 900 s" in failure_message(result)
+    assert "(3 lead(s) new to the campaign, 0 already in it)" in failure_message(result)
     assert ledger(pulled.dsn, FIRST)["status"] == "list_verified"
     assert pulled.weekly(CLIENT, FIRST.start).success  # next Monday's run attaches it
     assert evergreen(pulled)["total_leads"] == 3 and ledger(pulled.dsn, FIRST)["status"] == "done"
@@ -278,7 +300,7 @@ def test_a_high_net_worth_destination_takes_its_hnw_evergreen_campaign(pulled: P
         )
     hnw = pulled.sandbox.bison.add_campaign(WORKSPACE, "HNW Evergreen, Last Upload: December 22-31")
     assert pulled.weekly(CLIENT, FIRST.start).success
-    assert hnw["name"] == "HNW Evergreen, Last Upload: January 1\u20137"
+    assert hnw["name"] == "HNW Evergreen, Last Upload: January 1-7"
     assert evergreen_titles(pulled) == sorted([PREVIOUS.evergreen_title, hnw["name"]])  # the other untouched
 
 

@@ -27,12 +27,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--client", help="client slug (required)")
     p.set_defaults(handler=run_list)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    force = actions.add_parser(
-        "force", help="run the weekly upload (PT4-PT5) of one window now, e.g. a missed one"
+    _window_action(actions, "force", run_force, "run the weekly upload (PT4-PT5) of one window now, e.g. a missed one")
+    accept = _window_action(
+        actions, "accept", run_accept,
+        "go on without the rows Bison refused in a window's list (the next run verifies it)",
     )
-    force.add_argument("--client", default=argparse.SUPPRESS, help="client slug")
-    force.add_argument("--window", required=True, help="first day of the window, YYYY-MM-DD")
-    force.set_defaults(handler=run_force)
+    accept.add_argument("--by", default=os.environ.get("USER", "operator"), help="who accepts (recorded)")
+    _window_action(
+        actions, "forget-list", run_forget,
+        "forget a window's Bison list that was refused or deleted in Bison (the next run uploads anew)",
+    )
+
+
+def _window_action(
+    actions: argparse._SubParsersAction, name: str, handler: object, help_text: str
+) -> argparse.ArgumentParser:
+    """An action on one window of one client (`--client`, `--window`)."""
+    action = actions.add_parser(name, help=help_text)
+    action.add_argument("--client", default=argparse.SUPPRESS, help="client slug")
+    action.add_argument("--window", required=True, help="first day of the window, YYYY-MM-DD")
+    action.set_defaults(handler=handler)
+    return action
 
 
 def _database() -> str:
@@ -66,17 +81,67 @@ def run_list(args: argparse.Namespace) -> int:
     if not table:
         print(f"{args.client}: no renewal month pulled yet, no window in the ledger")
         return 0
-    print(f"{'window':<11} {'state':<14} {'leads':>6}  {'list id':<8} list / missed")
+    print(f"{'window':<11} {'state':<14} {'leads':>6}  {'list id':<8} list / missed / way forward")
     for r in table:
-        leads = r.get("lead_count")
-        missed = r.get("missed_reported_at")
-        note = " (reported missed)" if missed is not None and str(missed) != "NaT" and r["status"] != "done" else ""
-        list_id = r.get("bison_list_id")
+        leads, list_id = _value(r.get("lead_count")), _value(r.get("bison_list_id"))
+        note = " (reported missed)" if _value(r.get("missed_reported_at")) is not None and r["status"] != "done" else ""
         print(
             f"{r['window_start'].isoformat():<11} {r['status']:<14} "
-            f"{'' if leads is None or str(leads) == 'nan' else int(leads):>6}  "
-            f"{'' if list_id is None or str(list_id) == 'nan' else list_id:<8} {r['list_name']}{note}"
+            f"{'' if leads is None else int(leads):>6}  "
+            f"{'' if list_id is None else list_id:<8} {r['list_name']}{note}"
         )
+        if (step := way_forward(args.client, r)) is not None:
+            print(f"{'':<11} -> {step}")
+    return 0
+
+
+def _value(value: object) -> object:
+    """A ledger value, None when unset (NaN, NaT)."""
+    return None if value is None or str(value) in ("nan", "NaT", "None") else value
+
+
+def way_forward(slug: str, row: dict[str, object]) -> str | None:
+    """What a person does for a window stopped where no run can go on by itself."""
+    refused = _value(row.get("refused_rows"))
+    if row.get("status") == "list_created" and refused and _value(row.get("refused_accepted_at")) is None:
+        window = f"--client {slug} --window {row['window_start'].isoformat()}"  # type: ignore[union-attr]
+        return (
+            f"Bison refused {int(refused)} row(s): `homeowner windows accept {window}` goes on without "  # type: ignore[call-overload]
+            f"them, or fix them and `homeowner windows forget-list {window}` to upload the list anew"
+        )
+    return None
+
+
+def run_accept(args: argparse.Namespace) -> int:
+    window = _window(args.window)
+    url = _database()
+    client = _client(args.client, url)
+    accepted = store.accept_refused(url, client.slug, window, args.by)
+    if accepted is None:
+        raise CommandError(f"{client.slug} {window.key}: Bison refused no row of this window's list")
+    print(
+        f"{client.slug} {window.list_name}: going on without the {accepted['refused_rows']} refused row(s) "
+        f"(accepted by {args.by}); the next run verifies the list. Now: homeowner windows force "
+        f"--client {client.slug} --window {window.key}"
+    )
+    return 0
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    window = _window(args.window)
+    url = _database()
+    client = _client(args.client, url)
+    forgotten = store.forget_list(url, client.slug, window)
+    if forgotten is None:
+        raise CommandError(
+            f"{client.slug} {window.key}: only a window in state list_created (a list not verified) "
+            "can forget its list"
+        )
+    print(
+        f"{client.slug} {window.list_name}: Bison list {forgotten} forgotten (delete it in Bison if it is "
+        f"still there); the next run uploads the window anew. Now: homeowner windows force "
+        f"--client {client.slug} --window {window.key}"
+    )
     return 0
 
 

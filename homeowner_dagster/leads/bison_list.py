@@ -7,6 +7,7 @@ carry `datetime.date`, leads straight from cleaning carry pandas timestamps (who
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 
 import pandas as pd
@@ -43,3 +44,20 @@ def bison_frame(leads: pd.DataFrame) -> pd.DataFrame:
         if column in out.columns:
             out[column] = iso_dates(out[column])
     return out
+
+
+def email_keys(emails: pd.Series) -> pd.Series:
+    """What identifies a lead in a Bison workspace (B-UNIQUE: its email), as the ledger keeps it:
+    the SHA-256 of the trimmed, lower-cased address (the same as the migration's SQL)."""
+    return emails.fillna("").astype(str).str.strip().str.lower().map(
+        lambda e: hashlib.sha256(e.encode("utf-8")).hexdigest()
+    )
+
+
+def expected_growth(list_leads: int, already_in_campaign: int, refused: int = 0) -> int:
+    """How much a campaign's `total_leads` must grow once a list is attached and synced.
+
+    Bison adds only leads the campaign does not hold yet (B-UNIQUE): the list's leads less those
+    already attached to it in earlier windows, less rows Bison refused (not in the list at all).
+    """
+    return max(0, list_leads - already_in_campaign - refused)

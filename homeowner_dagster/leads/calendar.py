@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar as _calendar
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -120,6 +121,12 @@ class RenewalWindow:
         return RenewalWindow.starting(self.end + timedelta(days=1))
 
 
+def client_list_name(window: RenewalWindow, client_name: str, shared_workspace: bool) -> str:
+    """The window's Bison list name for a client: the team's name, plus the client's name when
+    another client uploads to the same workspace (two clients' lists never share a name)."""
+    return f"{window.list_name} {client_name}" if shared_workspace else window.list_name
+
+
 def windows_of_month(month: date) -> list[RenewalWindow]:
     """The four renewal windows of a month; they tile it with no gap or overlap."""
     first = month.replace(day=1)
@@ -210,32 +217,64 @@ def window_list_leads(leads: pd.DataFrame) -> pd.DataFrame:
 
 
 EVERGREEN_PREFIX = "Evergreen, Last Upload:"
+# A title names a window whose upload is done: at most five weeks ahead of today (a window is
+# uploaded 28-34 days before its first day).
+TITLE_AHEAD_DAYS = 35
 # Any dash people type: hyphen, en dash, em dash, minus sign, figure dash.
 _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-"
-_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 # `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`, any case.
 # An optional prefix of the campaign's own (`HNW Evergreen, Last Upload: ...`) is kept on rename.
 _TITLE_RE = re.compile(
-    rf"^\s*+((?:[a-z&'-]++\s++){{0,3}}?evergreen\s*+,?\s*+last\s++upload\s*+:?)\s*+([a-z]++)\.?\s*+{_DAY}\s*+[{_DASHES}]\s*+{_DAY}\s*$",
+    r"^\s*+(?P<head>(?:[a-z&'-]++\s++){0,3}?evergreen\s*+,?\s*+last\s++upload\s*+:?)\s*+"
+    r"(?P<month>[a-z]++)(?P<dot>\.?)\s*+(?P<start>\d{1,2})(?P<ordinal>st|nd|rd|th)?"
+    rf"(?P<dash>\s*+[{_DASHES}]\s*+)(?P<end>\d{{1,2}})(?:st|nd|rd|th)?\s*$",
     re.IGNORECASE,
 )
+# The longest the last window of each month can be (February: 29 in a leap year).
+_MONTH_LAST_DAYS = {m: max(last_day_of_month(2028, m), last_day_of_month(2027, m)) for m in range(1, 13)}
 
 
 @dataclass(frozen=True)
 class EvergreenTitle:
-    """What an Evergreen campaign title says: the last window uploaded (month, first and last day)."""
+    """What an Evergreen campaign title says: the last window uploaded (month, first and last
+    day), and how the campaign writes it (kept when the title moves on)."""
 
     month: int
     start_day: int
     end_day: int
+    head: str = EVERGREEN_PREFIX
+    month_style: str = "full"  # full | abbreviated | abbreviated. (with a dot)
+    month_case: str = "title"  # title | upper | lower
+    dash: str = "\u2013"  # the dash as written, with its spaces
+    ordinals: bool = False
 
-    def window(self, near: date) -> RenewalWindow:
-        """The window this title names, in the year that puts it closest to `near`."""
-        candidates = []
-        for year in (near.year - 1, near.year, near.year + 1):
-            w = RenewalWindow.starting(date(year, self.month, self.start_day))
-            candidates.append((abs((w.start - near).days), w))
-        return min(candidates)[1]
+    def window(self, today: date, known: Iterable[date] = ()) -> RenewalWindow:
+        """The window this title names. `known`: first days of windows this campaign's title was
+        moved to before (the ledger): the latest of them this title names, if any. Otherwise
+        the year that makes it the latest window starting before `today` + TITLE_AHEAD_DAYS:
+        a title names a window uploaded already, at most its lead time ahead, never one months
+        ahead ("June 22-30" read in January is last June)."""
+        named = [d for d in known if (d.month, d.day) == (self.month, self.start_day)]
+        if named:
+            return RenewalWindow.starting(max(named))
+        latest = today + timedelta(days=TITLE_AHEAD_DAYS)
+        for year in (latest.year, latest.year - 1):
+            start = date(year, self.month, self.start_day)
+            if start <= latest:
+                return RenewalWindow.starting(start)
+        raise AssertionError("unreachable: last year's window always starts before today")
+
+    def naming(self, window: RenewalWindow) -> str:
+        """`window` written the way this title writes its window (month, dash, ordinals)."""
+        month = MONTH_NAMES[window.start.month - 1]
+        if self.month_style != "full":
+            month = month[:3] + ("." if self.month_style.endswith(".") else "")
+        month = {"upper": month.upper(), "lower": month.lower()}.get(self.month_case, month)
+        first, last = window.start.day, window.end.day
+        days = (
+            f"{ordinal(first)}{self.dash}{ordinal(last)}" if self.ordinals else f"{first}{self.dash}{last}"
+        )
+        return f"{self.head} {month} {days}"
 
 
 def parse_evergreen_title(title: str) -> EvergreenTitle:
@@ -243,14 +282,16 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
 
     `February 1-7`, `Feb 1–7`, `February 1st - 7th`, `February 1st-7th`; any case, any dash.
 
-    Raises ValueError with the title quoted when it does not name a renewal window.
+    Raises ValueError with the title quoted when it does not name a renewal window (an
+    impossible day such as "Feb 22-31" included).
     """
     m = _TITLE_RE.match(title or "")
     if not m:
         raise ValueError(
             f"campaign title {title!r} is not like 'Evergreen, Last Upload: February 1\u20137'"
         )
-    name, start, end = m.group(2).lower(), int(m.group(3)), int(m.group(4))
+    written = m.group("month")
+    name, start, end = written.lower(), int(m.group("start")), int(m.group("end"))
     months = [n.lower() for n in MONTH_NAMES]
     matches = [i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))]
     if len(matches) != 1:
@@ -261,24 +302,34 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
     expected_end = {1: 7, 8: 14, 15: 21}.get(start)
     if expected_end is not None and end != expected_end:
         raise ValueError(f"campaign title {title!r}: window {start} ends on {expected_end}")
-    if start == 22 and not 28 <= end <= 31:
-        raise ValueError(f"campaign title {title!r}: the last window ends on the month's last day")
-    return EvergreenTitle(month, start, end)
+    shortest = 28 if month == 2 else _MONTH_LAST_DAYS[month]
+    if start == 22 and not shortest <= end <= _MONTH_LAST_DAYS[month]:
+        raise ValueError(
+            f"campaign title {title!r}: {MONTH_NAMES[month - 1]}'s last window ends on day "
+            + ("28 or 29" if month == 2 else str(_MONTH_LAST_DAYS[month]))
+        )
+    head = m.group("head").strip()
+    if re.sub(r"[\s,:]+", " ", head).strip().casefold() == "evergreen last upload":
+        head = EVERGREEN_PREFIX  # the team's own spelling, whatever case or spacing it had
+    style = "full" if name == months[month - 1] else "abbreviated" + m.group("dot")
+    case = "upper" if written.isupper() else "lower" if written.islower() else "title"
+    return EvergreenTitle(
+        month, start, end, head, style, case, m.group("dash"), m.group("ordinal") is not None
+    )
 
 
 def retitle(title: str, window: RenewalWindow) -> str:
-    """The campaign's title moved on to `window`, keeping the campaign's own prefix.
+    """The campaign's title moved on to `window`, in the campaign's own style: its prefix, full
+    or abbreviated month, its dash, ordinals or not.
 
-    `Evergreen, Last Upload: January 22nd-31st` -> `Evergreen, Last Upload: February 1–7`;
-    `HNW Evergreen, Last Upload: Jan 22-31` -> `HNW Evergreen, Last Upload: February 1–7`.
+    `Evergreen, Last Upload: January 22nd-31st` -> `Evergreen, Last Upload: February 1st-7th`;
+    `HNW Evergreen, Last Upload: Jan 22–31` -> `HNW Evergreen, Last Upload: Feb 1–7`.
+    A title that cannot be read becomes the team's standard one.
     """
-    m = _TITLE_RE.match(title or "")
-    if not m:
+    try:
+        return parse_evergreen_title(title).naming(window)
+    except ValueError:
         return window.evergreen_title
-    head = m.group(1).strip()
-    if re.sub(r"[\s,:]+", " ", head).strip().casefold() == "evergreen last upload":
-        head = EVERGREEN_PREFIX  # the team's own spelling, whatever case or spacing it had
-    return window.evergreen_title.replace(EVERGREEN_PREFIX, head, 1)
 
 
 # Vectorized forms for cleaning a million rows: no Python loop per row.

@@ -7,14 +7,20 @@ name, created since the upload began) is looked up before anything is sent again
 for a window already exists is the caller's question (the ledger, then the name).
 
 Bison imports a CSV in the background (the upload answers with the list `Unprocessed`, counts 0):
-`lead_list_count` polls the list, bounded, until it is `Processed` and returns `leads_succeeded`;
-refused rows (`leads_failed`) end in `BisonImportFailed` quoting Bison's `error_messages`.
-A rename sends every setting back (Bison resets the booleans left out of an update to false),
-including those the campaign GET does not return, which must be configured; it then reads the
-campaign back and fails if any setting changed.
+`lead_list_count` polls the paged list of lead lists (no route reads one list: B-NO-STATUS-ROUTE),
+bounded, until it is `Processed` and returns `leads_succeeded`; refused rows (`leads_failed`) end
+in `BisonImportFailed` quoting Bison's `error_messages`. An attach counts in `total_leads` only
+after Bison's sync (up to 5 minutes, B-SYNC): `wait_for_total_leads` waits that out. A rename sends
+every setting back (Bison resets the booleans left out of an update to false), including those the
+campaign GET does not return, which must be configured; the update's answer (the campaign) must
+show every setting unchanged.
 
 `send_with_retries` is the project's one retry rule for HTTP APIs (DeBounce and Clay use it too):
-429 waits `Retry-After`, 5xx and dropped connections back off exponentially with jitter, bounded.
+429 waits `Retry-After` (seconds or an HTTP date, capped; resources/retry_after.py), 5xx and
+dropped connections back off exponentially with jitter, bounded.
+
+Waits between polls go through `pause` (time.sleep): the tests and the demo, talking to the
+sandbox, set it to move the sandbox's clock on instead of sleeping.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pydantic import Field
 
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
 STANDARD_FIELDS: tuple[str, ...] = ("email", "first_name", "last_name", "title", "company", "notes")
@@ -69,6 +76,13 @@ _EMAIL_LIKE = re.compile(r"[^\s@,;:'\"<>()\[\]]+@[^\s@,;:'\"<>()\[\]]+")
 # A list created by a lost upload is younger than this when it is looked for; last year's
 # list of the same window name is far older (allows for a skewed clock at Bison's end).
 _RECOVERY_WINDOW = timedelta(hours=1)
+PAGE_SIZE = 15  # Bison's pages (vendor facts section 2): `per_page` is ignored
+
+
+def pause(seconds: float) -> None:
+    """Wait between two polls of Bison (a queued import, an attach's sync). The tests and the
+    demo replace it so that the sandbox's clock moves on instead (they never sleep)."""
+    time.sleep(seconds)
 
 
 class BisonError(RuntimeError):
@@ -117,6 +131,21 @@ class BisonSettingsChanged(BisonError):
     """A campaign setting read back after a rename differs from the one read before it."""
 
 
+class BisonAttachNotSynced(BisonError):
+    """After waiting out Bison's documented sync, `total_leads` still lacks the attached leads."""
+
+    def __init__(self, campaign_id: int | str, expected: int, seen: int, waited: float) -> None:
+        super().__init__(
+            f"campaign {campaign_id} holds {seen} leads after {waited:.0f} s, at least {expected} "
+            "expected (Bison documents that attached leads sync within 5 minutes)"
+        )
+        self.expected, self.seen, self.waited = expected, seen, waited
+
+
+class BisonCustomVariableMissing(BisonError):
+    """The upload named a custom variable the workspace does not have (it must exist first)."""
+
+
 class RetriesExhausted(RuntimeError):
     """A call kept failing with 429/5xx or dropped connections until the retry budget ran out."""
 
@@ -134,14 +163,12 @@ class RetryPolicy:
         )
 
     def retry_after(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After")
+        """A 429's wait: its Retry-After (seconds or an HTTP date), capped; else the backoff."""
         try:
-            return (
-                min(self.max_backoff_seconds, max(float(header), 0.0))
-                if header
-                else self.backoff(attempt)
+            return capped_wait(
+                response.headers.get("Retry-After"), self.max_backoff_seconds, self.backoff(attempt)
             )
-        except ValueError:
+        except InvalidRetryAfter:
             return self.backoff(attempt)
 
 
@@ -237,6 +264,25 @@ def lead_list_csv(frame: pd.DataFrame) -> tuple[bytes, dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class SyncPoll:
+    """How `wait_for_total_leads` waits for an attach to sync (B-SYNC: "up to 5 minutes"): the
+    first read once the documented time has passed, then every `every_seconds`, bounded."""
+
+    first_seconds: float = 300.0
+    every_seconds: float = 60.0
+    timeout_seconds: float = 900.0
+
+    def pauses(self) -> Iterator[float]:
+        waited, pause_seconds = 0.0, min(self.first_seconds, self.timeout_seconds)
+        while True:
+            yield pause_seconds
+            waited += pause_seconds
+            if waited >= self.timeout_seconds:
+                return
+            pause_seconds = min(self.every_seconds, self.timeout_seconds - waited)
+
+
+@dataclass(frozen=True)
 class ImportPoll:
     """How `lead_list_count` waits for a queued import: doubling pauses, bounded in total."""
 
@@ -268,6 +314,7 @@ class BisonWorkspace:
         existing_lead_behavior: str,
         import_poll: ImportPoll | None = None,
         settings_not_returned: dict[str, bool] | None = None,
+        sync_poll: SyncPoll | None = None,
     ) -> None:
         self._client = httpx.Client(
             base_url=instance_url.rstrip("/"),
@@ -280,10 +327,15 @@ class BisonWorkspace:
         self._pace_lock = threading.Lock()
         self._existing_lead_behavior = existing_lead_behavior
         self._import_poll = import_poll or ImportPoll()
+        self._sync_poll = sync_poll or SyncPoll()
         # What to send for a boolean Bison resets but the campaign GET does not return.
         self._settings_not_returned = dict(settings_not_returned or {})
-        self._no_list_route = False  # set when the instance has no GET /api/lead-lists/{id}
         self.requests = 0
+        # Where each list was last seen in the paged list of lead lists (0 = first item): the
+        # next list is looked for from there (the listing's order is not documented).
+        self.list_positions: dict[str, int] = {}
+        # Custom variables seen to exist (by a look-up or by creating them) through this object.
+        self.variables_confirmed: set[str] = set()
 
     def close(self) -> None:
         self._client.close()
@@ -316,10 +368,11 @@ class BisonWorkspace:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code >= 400:
+        data = body.get("data") if isinstance(body, dict) else None
+        refused = isinstance(data, dict) and data.get("success") is False  # B-ERRORS: a 200 too
+        if response.status_code >= 400 or refused:
             message = None
             if isinstance(body, dict):
-                data = body.get("data")
                 message = (data.get("message") if isinstance(data, dict) else None) or body.get(
                     "message"
                 )
@@ -333,18 +386,27 @@ class BisonWorkspace:
         """Every item of a Laravel-paginated list, page by page (15 per page)."""
         page = 1
         while True:
-            body = self._call("GET", path, params={**(params or {}), "page": page})
-            yield from body.get("data") or []
-            meta = body.get("meta") or {}
-            if page >= int(meta.get("last_page") or 1):
+            items, last_page = self._page(path, page, params)
+            yield from items
+            if page >= last_page:
                 return
             page += 1
+
+    def _page(
+        self, path: str, page: int, params: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page's items and the listing's last page number."""
+        body = self._call("GET", path, params={**(params or {}), "page": page})
+        meta = body.get("meta") or {}
+        return list(body.get("data") or []), max(int(meta.get("last_page") or 1), 1)
 
     # -- custom variables --------------------------------------------------------------------
 
     def custom_variables(self) -> set[str]:
         body = self._call("GET", "/api/custom-variables")
-        return {item["name"] for item in body.get("data") or []}
+        found = {item["name"] for item in body.get("data") or []}
+        self.variables_confirmed |= found
+        return found
 
     def ensure_custom_variables(self, names: Iterable[str]) -> list[str]:
         """Create the custom variables that do not exist yet; returns the ones created."""
@@ -360,6 +422,7 @@ class BisonWorkspace:
                 if name not in self.custom_variables():  # the answer was lost, not the variable
                     self._call("POST", "/api/custom-variables", retry=False, json={"name": name})
             created.append(name)
+            self.variables_confirmed.add(name)
         return created
 
     # -- lead lists ----------------------------------------------------------------------------
@@ -371,37 +434,43 @@ class BisonWorkspace:
                 return item
         return None
 
-    def _lead_list_by_id(self, list_id: int | str) -> dict[str, Any]:
-        """One lead list. `GET /api/lead-lists/{id}` is not in the facts (only the paged list
-        is): when the instance has no such route, the paged list is searched instead."""
-        if not self._no_list_route:
-            try:
-                body = self._call("GET", f"/api/lead-lists/{list_id}")
-            except BisonError as exc:
-                if exc.status != 404 or "route" not in str(exc).lower():
-                    raise
-                self._no_list_route = True  # "The route api/lead-lists/7 could not be found."
-            else:
-                data = body.get("data") if isinstance(body, dict) else None
-                if not isinstance(data, dict):
-                    raise BisonFieldMissing(f"lead list {list_id}", "data")
-                return data
-        for item in self._pages("/api/lead-lists"):
-            if str(item.get("id")) == str(list_id):
-                return item
-        raise BisonError(f"Email Bison: lead list {list_id} was not found", 404)
+    def _find_list(self, list_id: int | str, near: int | None = None) -> dict[str, Any] | None:
+        """The lead list with this id, from the paged list of lead lists (B-NO-STATUS-ROUTE).
 
-    def lead_list_count(self, list_id: int | str) -> int:
+        The listing's order is not documented: the page holding position `near` (where a list
+        was seen before, or where the next new one should be) is read first, then the last page
+        and the others backwards, so a new list costs one request whichever way Bison sorts.
+        """
+        first = 1 if near is None else max(near, 0) // PAGE_SIZE + 1
+        seen: set[int] = set()
+        pages = [first]
+        while pages:
+            page = pages.pop(0)
+            items, last_page = self._page("/api/lead-lists", page)
+            seen.add(page)
+            for index, item in enumerate(items):
+                if str(item.get("id")) == str(list_id):
+                    self.list_positions[str(list_id)] = (page - 1) * PAGE_SIZE + index
+                    return item
+            if not pages:
+                pages = [p for p in range(last_page, 0, -1) if p not in seen]
+        return None
+
+    def lead_list_count(self, list_id: int | str, near: int | None = None) -> int:
         """`leads_succeeded` once Bison has processed the list's import (polled, bounded).
 
-        Refused rows raise `BisonImportFailed` (Bison's `error_messages` quoted, addresses
-        removed); a list still not `Processed` at the time limit raises `BisonImportTimeout`.
+        `near`: where in the listing to look first (see `_find_list`). Refused rows raise
+        `BisonImportFailed` (Bison's `error_messages` quoted, addresses removed); a list still
+        not `Processed` at the time limit raises `BisonImportTimeout`; a list the listing does
+        not hold is an error (404).
         """
         what = f"lead list {list_id}"
         status = None
-        for pause in self._import_poll.pauses():
-            time.sleep(pause)
-            item = self._lead_list_by_id(list_id)
+        for seconds in self._import_poll.pauses():
+            pause(seconds)
+            item = self._find_list(list_id, self.list_positions.get(str(list_id), near))
+            if item is None:
+                raise BisonError(f"Email Bison: lead list {list_id} was not found", 404)
             status = item.get("status")
             if status is None:
                 raise BisonFieldMissing(what, "status")
@@ -435,19 +504,34 @@ class BisonWorkspace:
         ]
         return max(found, key=lambda item: int(item["id"]), default=None)
 
-    def upload_lead_list(self, name: str, frame: pd.DataFrame) -> tuple[int, bool]:
+    def upload_lead_list(
+        self, name: str, frame: pd.DataFrame, variables_known: Iterable[str] = ()
+    ) -> tuple[int, bool]:
         """Upload `frame` as a new lead list `name`; (list id, True). Bison imports it later.
 
-        Costs one custom-variable look-up and one POST (more only to create missing variables
-        or to recover a lost answer). Whether the window already has a list is the caller's
-        question: this always creates one.
+        Costs one POST, plus one custom-variable look-up unless every custom variable the list
+        uses is in `variables_known` (seen to exist before); more only to create missing
+        variables or to recover a lost answer. A refusal naming a missing custom variable makes
+        it look them up, create what is missing and send once more. Whether the window already
+        has a list is the caller's question: this always creates one.
         """
         if len(frame) > CSV_ROW_LIMIT:
             raise BisonError(
                 f"lead list {name!r} has {len(frame)} leads; Bison takes at most {CSV_ROW_LIMIT} per CSV"
             )
         data, mapping = lead_list_csv(frame)
-        self.ensure_custom_variables(mapping)
+        custom = {field for field in mapping if field not in STANDARD_FIELDS}
+        if not custom <= set(variables_known):
+            self.ensure_custom_variables(mapping)
+        try:
+            return self._post_lead_list(name, data, mapping)
+        except BisonCustomVariableMissing:
+            self.ensure_custom_variables(mapping)  # deleted in Bison since we last looked
+            return self._post_lead_list(name, data, mapping)
+
+    def _post_lead_list(self, name: str, data: bytes, mapping: dict[str, str]) -> tuple[int, bool]:
+        """The CSV POST, repeated only where nothing can have been created (429), and a lost
+        answer looked for by name before sending again."""
         form = {
             "name": name,
             "existing_lead_behavior": self._existing_lead_behavior,
@@ -469,6 +553,10 @@ class BisonWorkspace:
                 if response.status_code == 429:  # refused before any work: safe to send again
                     time.sleep(self._policy.retry_after(response, attempt))
                     continue
+                if response.status_code == 422 and "custom variable" in response.text.lower():
+                    raise BisonCustomVariableMissing(
+                        f"Email Bison refused {name!r}: a custom variable is missing", 422
+                    )
                 if response.status_code < 500:
                     body = self._json(response)
                     created = body.get("data") if isinstance(body, dict) else None
@@ -512,14 +600,18 @@ class BisonWorkspace:
             json={"lead_list_id": int(list_id)},
         )
 
-    def rename_campaign(self, campaign_id: int | str, new_name: str) -> dict[str, Any]:
-        """Rename, sending every setting back, then read the campaign back: nothing else changes.
+    def rename_campaign(
+        self, campaign_id: int | str, new_name: str, before: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Rename, sending every setting back; the update's answer (the campaign, as documented)
+        must show nothing else changed.
 
-        Bison sets a boolean left out of the update to false, and its campaign GET does not
-        return every boolean (`reputation_building` is write-only): such a boolean is sent with
-        its configured value, and without one the rename is refused before anything is sent.
+        `before`: the campaign as just read (else it is read now). Bison sets a boolean left out
+        of the update to false, and its campaign GET does not return every boolean
+        (`reputation_building` is write-only): such a boolean is sent with its configured value,
+        and without one the rename is refused before anything is sent.
         """
-        before = self.campaign(campaign_id)
+        before = before if before is not None else self.campaign(campaign_id)
         body = {
             key: before[key]
             for key in CAMPAIGN_SETTINGS
@@ -537,8 +629,10 @@ class BisonWorkspace:
                 )
             body[key] = self._settings_not_returned[key]
         body["name"] = new_name
-        self._call("PATCH", f"/api/campaigns/{campaign_id}/update", json=body)
-        after = self.campaign(campaign_id)
+        answer = self._call("PATCH", f"/api/campaigns/{campaign_id}/update", json=body)
+        after = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(after, dict) or "name" not in after:
+            after = self.campaign(campaign_id)  # an answer without the campaign: read it back
         changed = [
             f"{key}: {before[key]!r} -> {after.get(key)!r}"
             for key in CAMPAIGN_SETTINGS
@@ -555,15 +649,9 @@ class BisonWorkspace:
 
     # -- window identity and campaign checks (weekly lifecycle) ---------------------------------
 
-    def lead_list(self, list_id: int | str) -> dict[str, Any] | None:
-        """The lead list with this id, or None when the workspace has no such list (404)."""
-        try:
-            body = self._call("GET", f"/api/lead-lists/{list_id}")
-        except BisonError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return body.get("data") or None
+    def lead_list(self, list_id: int | str, near: int | None = None) -> dict[str, Any] | None:
+        """The lead list with this id, or None when the paged list of lead lists lacks it."""
+        return self._find_list(list_id, self.list_positions.get(str(list_id), near))
 
     def find_lead_lists(self, name: str) -> list[dict[str, Any]]:
         """Every lead list with exactly this name (Bison does not keep names unique)."""
@@ -589,10 +677,30 @@ class BisonWorkspace:
 
     def campaign_lead_count(self, campaign_id: int | str) -> int:
         """How many leads the campaign holds: `total_leads` (vendor facts, section 6)."""
-        data = self.campaign(campaign_id)
-        if data.get("total_leads") is None:
-            raise BisonError(f"campaign {campaign_id}: Email Bison sent no total_leads")
-        return int(data["total_leads"])
+        return total_leads(self.campaign(campaign_id))
+
+    def wait_for_total_leads(self, campaign_id: int | str, at_least: int) -> dict[str, Any]:
+        """The campaign once its `total_leads` reaches `at_least`, read after Bison's documented
+        sync time (B-SYNC) and then now and then, bounded; `BisonAttachNotSynced` otherwise."""
+        waited, seen = 0.0, None
+        for seconds in self._sync_poll.pauses():
+            pause(seconds)
+            waited += seconds
+            campaign = self.campaign(campaign_id)
+            seen = total_leads(campaign)
+            if seen >= at_least:
+                return campaign
+        raise BisonAttachNotSynced(campaign_id, at_least, seen or 0, waited)
+
+
+def total_leads(campaign: dict[str, Any]) -> int:
+    """A campaign's lead count: `total_leads` (vendor facts, section 6); absent is an error."""
+    if campaign.get("total_leads") is None:
+        raise BisonFieldMissing(f"campaign {campaign.get('id')}", "total_leads")
+    try:
+        return int(campaign["total_leads"])
+    except (TypeError, ValueError):
+        raise BisonFieldMissing(f"campaign {campaign.get('id')}", "total_leads", campaign["total_leads"]) from None
 
 
 class BisonResource(ConfigurableResource):
@@ -612,6 +720,14 @@ class BisonResource(ConfigurableResource):
     import_max_poll_seconds: float = Field(default=15.0, description="longest pause between polls")
     import_timeout_seconds: float = Field(
         default=900.0, description="give up waiting for an import after this long (typed error)"
+    )
+    sync_first_poll_seconds: float = Field(
+        default=300.0,
+        description="first read of total_leads after an attach (Bison: synced within 5 minutes)",
+    )
+    sync_poll_seconds: float = Field(default=60.0, description="then read it this often")
+    sync_timeout_seconds: float = Field(
+        default=900.0, description="an attach not counted after this long fails the step"
     )
     campaign_settings_not_returned: dict[str, bool] = Field(
         default_factory=dict,
@@ -654,4 +770,5 @@ class BisonResource(ConfigurableResource):
                 self.import_timeout_seconds,
             ),
             self.settings_not_returned(),
+            SyncPoll(self.sync_first_poll_seconds, self.sync_poll_seconds, self.sync_timeout_seconds),
         )

@@ -155,8 +155,24 @@ def refined_data_uploaded(
     return "\n".join(lines)
 
 
-def evergreen_uploads_completed(client: str, window_title: str, count: int) -> str:
-    return f"Evergreen uploads completed: {client}\nCampaign now: {window_title}\nLeads attached: {_n(count)}"
+def evergreen_uploads_completed(client: str, window_title: str, count: int, returning: int = 0) -> str:
+    """`returning`: leads already in the campaign from an earlier year (Bison keeps one lead per
+    email; whether it emails them again is not documented, so the number is shown)."""
+    text = f"Evergreen uploads completed: {client}\nCampaign now: {window_title}\nLeads attached: {_n(count)}"
+    if returning:
+        text += (
+            f"\nAlready in the campaign from an earlier year: {_n(returning)} homeowner(s) "
+            "(whether Bison emails them again is not documented; see the runbook)"
+        )
+    return text
+
+
+def campaign_let_go(client: str, name: str, campaign_id: str, why: str) -> str:
+    """The stored Evergreen campaign no longer qualifies: the title pattern is searched again."""
+    return (
+        f"⚠️ Evergreen campaign changed: {client}\nThe campaign used so far, {name!r} (id {campaign_id}), "
+        f"{why}; it is no longer used. Looking for the Evergreen campaign by its title again."
+    )
 
 
 def late_window(client: str, list_name: str, due_monday: str) -> str:

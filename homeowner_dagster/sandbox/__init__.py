@@ -201,8 +201,10 @@ class Sandbox:
             "DEBOUNCE_API_URL": self.urls["debounce"],
             "DEBOUNCE_BULK_URL": self.urls["debounce"],
             "BISON_INSTANCE_URL": self.urls["bison"],
-            # The sandbox's campaigns keep reputation building on; Bison never returns it.
+            # The sandbox's campaigns keep reputation building and auto replies in stats on;
+            # its GET never returns them (B-GET-OMITS), so the rename must be told.
             "BISON_REPUTATION_BUILDING": "true",
+            "BISON_INCLUDE_AUTO_REPLIES_IN_STATS": "true",
             "CLAY_WEBHOOK_URL": f"{self.urls['clay']}/v3/sources/webhook/{self.clay_webhook_id}",
             "CLAY_WEBHOOK_TOKEN": self.clay.webhooks[self.clay_webhook_id].token,
             "CLAY_API_KEY": self.clay.api_key,

@@ -7,12 +7,24 @@ Routes (all under `/api`): custom variables, `POST /leads/bulk/csv` (multipart: 
 Lists are Laravel pages of 15 (`data`, `links`, `meta`); errors are
 `{"data": {"success": false, "message": ...}}`; another workspace's token gets 403.
 
-As the vendor documents it (shared/vendor-facts/email-bison.md, sections 5 and 6), always on:
-- a bulk CSV import is queued: the 201 answer is the new lead list `Unprocessed` with counts 0;
-  `import_seconds` later it is `Processed` with `leads_processed` / `leads_succeeded` /
-  `leads_failed` and `error_messages` (a row with an invalid email is refused and counted);
-- the campaign GET leaves out the settings in `BisonState.campaign_omits`
-  (`reputation_building` is write-only), while the update still resets them when left out.
+As the vendor documents it (shared/vendor-facts/email-bison.md; fact ids in sandbox/README.md),
+always on, the harsh parts included:
+- B-UNIQUE: a lead is its email within a workspace; a CSV with an existing email updates that
+  lead in place (`existing_lead_behavior`), and a list only references leads;
+- B-QUEUED: a bulk CSV import is queued: the 201 answer is the new lead list `Unprocessed` with
+  counts 0; `import_seconds` later (on the sandbox clock) it is `Processed` with counts and
+  `error_messages` (a row with an invalid email is refused and counted);
+- B-SYNC: attaching a list adds to the campaign only leads not already in it, and they count in
+  `total_leads` `sync_seconds` (5 minutes) later on the sandbox clock;
+- B-NO-STATUS-ROUTE: there is no `GET /api/lead-lists/{id}`; an unknown route answers 404
+  "The route api/... could not be found.";
+- B-RATE-LIMIT: more than `rate_limit_per_second` (10) requests a second on one token answer
+  429 with `Retry-After`, in seconds and as an HTTP date by turns;
+- B-GET-OMITS: the campaign GET leaves out `reputation_building` and
+  `include_auto_replies_in_stats`, while the update still resets them when left out.
+
+The sandbox clock is the simulated clock of `bison_outcomes.py` (wall clock plus an offset):
+`advance(seconds)` moves it, as `POST /sandbox/clock` does. Tests advance it instead of sleeping.
 """
 
 from __future__ import annotations
@@ -22,11 +34,15 @@ import csv
 import io
 import itertools
 import json
+import math
 import re
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -59,10 +75,17 @@ CAMPAIGN_VALUES = (
 )
 _MAPPING_KEY = re.compile(r"^columnsToMap\[([^\]]+)\]\[\]$")
 _VALID_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-# Seconds from a bulk CSV POST to the list being `Processed`: small for tests, about 1 s in the
-# demo (the real import takes seconds to minutes).
+# Seconds (sandbox clock) from a bulk CSV POST to the list being `Processed`: small for tests,
+# about 1 s in the demo (the real import takes seconds to minutes).
 IMPORT_SECONDS = 0.05
 DEMO_IMPORT_SECONDS = 1.0
+# B-SYNC: attached leads count in `total_leads` this long after the attach (sandbox clock): the
+# documented "up to 5 minutes", taken whole.
+SYNC_SECONDS = 300.0
+# B-RATE-LIMIT: requests a second per token (a guess: 10/s from a third party's docs).
+RATE_LIMIT_PER_SECOND = 10
+# Campaign keys the sandbox keeps for itself, never shown by the API.
+_CAMPAIGN_INTERNAL = ("lead_list_ids", "lead_emails", "syncing")
 
 
 def _now() -> str:
@@ -78,6 +101,10 @@ class Workspace:
     leads: dict[str, dict[str, Any]] = field(default_factory=dict)  # email -> lead
     lead_lists: dict[int, dict[str, Any]] = field(default_factory=dict)
     campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Queued imports: list id -> (due on the sandbox clock, rows, mapping, behaviour).
+    imports: dict[int, tuple[datetime, list[dict[str, str]], dict[str, str], str]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -87,16 +114,56 @@ class BisonState:
     holding: int = 0  # requests held at a crash point right now
     hold_generation: int = 0  # release_holds() ends every hold begun before it
     import_seconds: float = IMPORT_SECONDS
-    # Campaign settings the GET never returns (write-only per a live probe); tests add more.
-    campaign_omits: set[str] = field(default_factory=lambda: {"reputation_building"})
+    sync_seconds: float = SYNC_SECONDS
+    rate_limit_per_second: int = RATE_LIMIT_PER_SECOND
+    rate_limited: int = 0  # 429s answered so far (every other one dates its Retry-After)
+    # Campaign settings the GET never returns: `reputation_building` is write-only (probe);
+    # `include_auto_replies_in_stats` is typed by one client only (fail safe: absent). Tests add more.
+    campaign_omits: set[str] = field(
+        default_factory=lambda: {"reputation_building", "include_auto_replies_in_stats"}
+    )
     # Test knobs for answers the vendor might give: lead-list fields left out of every answer,
     # and booleans the update endpoint does not take (so they fall back to false).
     list_omits: set[str] = field(default_factory=set)
     update_drops: set[str] = field(default_factory=set)
-    list_by_id_route: bool = True  # False: `GET /api/lead-lists/{id}` is an unknown route
     outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _recent: dict[str, deque[float]] = field(default_factory=dict)  # token -> request times
+
+    # -- the sandbox clock ----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The sandbox clock (shared with the simulated sending of `bison_outcomes.py`)."""
+        return self.outcomes.now()
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the sandbox clock on: queued imports and attach syncs that fall due happen."""
+        return self.outcomes.advance(days=seconds / 86_400)
+
+    def settle(self, workspace: Workspace) -> None:
+        """Do what is due by the sandbox clock: queued imports, then attached leads' syncs."""
+        now = self.now()
+        with self._lock:
+            for list_id, (due, rows, mapping, behaviour) in list(workspace.imports.items()):
+                if due <= now:
+                    del workspace.imports[list_id]
+                    _import_rows(self, workspace, workspace.lead_lists[list_id], rows, mapping, behaviour)
+            for campaign in workspace.campaigns.values():
+                syncing = campaign.get("syncing") or []
+                due = [item for item in syncing if datetime.fromisoformat(item[0]) <= now]
+                if due:
+                    campaign["syncing"] = [item for item in syncing if item not in due]
+                    campaign["total_leads"] = int(campaign.get("total_leads") or 0) + len(due)
+
+    def reset_rate_limit(self) -> None:
+        """Forget recent requests (a test starting with a clean second)."""
+        with self._lock:
+            self._recent.clear()
+
+    def settle_all(self) -> None:
+        for workspace in self.workspaces.values():
+            self.settle(workspace)
 
     # -- set-up helpers for tests and the demo ------------------------------------------------
 
@@ -117,7 +184,18 @@ class BisonState:
             "uuid": str(uuid.uuid4()),
             "name": title,
             "type": "outbound",
-            "status": "active",
+            "status": "Active",
+            "completion_percentage": 0,
+            "emails_sent": 0,
+            "opened": 0,
+            "unique_opens": 0,
+            "replied": 0,
+            "unique_replies": 0,
+            "bounced": 0,
+            "unsubscribed": 0,
+            "interested": 0,
+            "total_leads_contacted": 0,
+            "tags": [],
             "max_emails_per_day": 1000,
             "max_new_leads_per_day": 1000,
             "plain_text": False,
@@ -131,6 +209,8 @@ class BisonState:
             "created_at": _now(),
             "updated_at": _now(),
             "lead_list_ids": [],
+            "lead_emails": [],  # every lead in the campaign, synced or not (B-UNIQUE, B-SYNC)
+            "syncing": [],  # [due on the sandbox clock (ISO), email]: not in total_leads yet
         }
         campaign.update(settings)
         self.workspaces[workspace].campaigns[campaign_id] = campaign
@@ -140,6 +220,7 @@ class BisonState:
 
     def lead_lists(self, workspace: str) -> dict[str, int]:
         """List name -> lead count (a name appears once per list, so duplicates show)."""
+        self.settle(self.workspaces[workspace])
         lists = self.workspaces[workspace].lead_lists.values()
         return {f"{lst['name']}#{lst['id']}": len(lst["lead_emails"]) for lst in lists}
 
@@ -148,6 +229,7 @@ class BisonState:
 
     def list_leads(self, workspace: str, name: str) -> list[dict[str, Any]]:
         ws = self.workspaces[workspace]
+        self.settle(ws)
         for lst in ws.lead_lists.values():
             if lst["name"] == name:
                 return [ws.leads[email] for email in lst["lead_emails"]]
@@ -157,7 +239,12 @@ class BisonState:
         return [c["name"] for c in self.workspaces[workspace].campaigns.values()]
 
     def campaign(self, workspace: str, title: str) -> dict[str, Any]:
+        self.settle(self.workspaces[workspace])
         return next(c for c in self.workspaces[workspace].campaigns.values() if c["name"] == title)
+
+    def campaign_emails(self, workspace: str, campaign_id: int) -> list[str]:
+        """Every lead (email) in the campaign, synced or not."""
+        return list(self.workspaces[workspace].campaigns[campaign_id].get("lead_emails") or [])
 
     def attached_lists(self, workspace: str, campaign_id: int) -> list[str]:
         ws = self.workspaces[workspace]
@@ -206,7 +293,53 @@ def _list_view(lead_list: dict[str, Any], omits: set[str] = frozenset()) -> dict
 
 
 def _campaign_view(campaign: dict[str, Any], omits: set[str] = frozenset()) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k != "lead_list_ids" and k not in omits}
+    return {k: v for k, v in campaign.items() if k not in _CAMPAIGN_INTERNAL and k not in omits}
+
+
+def _import_rows(
+    state: BisonState,
+    workspace: Workspace,
+    lead_list: dict[str, Any],
+    rows: list[dict[str, str]],
+    mapping: dict[str, str],
+    behaviour: str,
+) -> None:
+    """The queued import: each row becomes a lead (B-UNIQUE: an existing email is that lead,
+    updated in place), or is refused and described."""
+    emails: list[str] = []
+    errors: list[str] = []
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        email = (row.get(mapping["email"]) or "").strip().lower()
+        if not _VALID_EMAIL.match(email):
+            errors.append(f"Row {number}: The email field must be a valid email address.")
+            continue
+        values = {target: row.get(header, "") for target, header in mapping.items()}
+        standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
+        custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
+        lead = workspace.leads.get(email)
+        if lead is None:
+            lead = {"id": next(state._ids), "email": email, "custom_variables": {}}
+            workspace.leads[email] = lead
+            lead.update(standard)
+            lead["custom_variables"].update(custom)
+        elif behaviour == "put":
+            lead.update(standard)
+            lead["custom_variables"] = custom
+        elif behaviour == "patch":
+            lead.update({k: v for k, v in standard.items() if v})
+            lead["custom_variables"].update({k: v for k, v in custom.items() if v})
+        lead["email"] = email
+        if email not in emails:
+            emails.append(email)
+    lead_list.update(
+        status="Processed",
+        leads_processed=len(rows),
+        leads_succeeded=len(rows) - len(errors),
+        leads_failed=len(errors),
+        error_messages=errors,
+        lead_emails=emails,
+        updated_at=_now(),
+    )
 
 
 def _page(request: Request, items: list[dict[str, Any]]) -> Response:
@@ -248,6 +381,25 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return next((w for w in state.workspaces.values() if w.token == token), None)
 
+    def rate_limited(workspace: Workspace) -> Response | None:
+        """B-RATE-LIMIT: the request over the limit gets 429 and Retry-After (both forms in turn)."""
+        moment = time.monotonic()
+        with state._lock:
+            recent = state._recent.setdefault(workspace.token, deque())
+            while recent and recent[0] <= moment - 1.0:
+                recent.popleft()
+            if len(recent) < state.rate_limit_per_second:
+                recent.append(moment)
+                return None
+            state.rate_limited += 1
+            wait = max(recent[0] + 1.0 - moment, 0.001)
+            dated = state.rate_limited % 2 == 0
+        response = _error(429, "Too Many Attempts.")
+        response.headers["Retry-After"] = (
+            formatdate(time.time() + wait, usegmt=True) if dated else str(math.ceil(wait))
+        )
+        return response
+
     async def guard(request: Request) -> Workspace | Response:
         state.requests += 1
         if (fault := await service_fault(faults, "bison", _error)) is not None:
@@ -255,6 +407,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         workspace = workspace_of(request)
         if workspace is None:
             return JSONResponse({"message": "Unauthenticated."}, 401)
+        if (limited := rate_limited(workspace)) is not None:
+            return limited
+        state.settle(workspace)
         return workspace
 
     def owned(workspace: Workspace, kind: str, object_id: Any) -> dict[str, Any] | Response:
@@ -267,7 +422,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return mine[key]
         for other in state.workspaces.values():
             if key in (other.campaigns if kind == "campaign" else other.lead_lists):
-                return _error(403, "This action is unauthorized.")
+                return _error(403, "api key does not match the workspace")
         return _error(404, f"The {kind} was not found.")
 
     async def hold(name: str, request: Request | None = None) -> bool:
@@ -312,50 +467,6 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return _error(422, "The name has already been taken.")
         workspace.custom_variables[name] = next(state._ids)
         return maybe_drop({"data": {"id": workspace.custom_variables[name], "name": name}})
-
-    def import_rows(
-        workspace: Workspace,
-        lead_list: dict[str, Any],
-        rows: list[dict[str, str]],
-        mapping: dict[str, str],
-        behaviour: str,
-    ) -> None:
-        """The queued import: each row becomes a lead, or is refused and described."""
-        with state._lock:
-            emails: list[str] = []
-            errors: list[str] = []
-            for number, row in enumerate(rows, start=2):  # row 1 is the header
-                email = (row.get(mapping["email"]) or "").strip().lower()
-                if not _VALID_EMAIL.match(email):
-                    errors.append(f"Row {number}: The email field must be a valid email address.")
-                    continue
-                values = {target: row.get(header, "") for target, header in mapping.items()}
-                standard = {k: v for k, v in values.items() if k in STANDARD_FIELDS}
-                custom = {k: v for k, v in values.items() if k not in STANDARD_FIELDS}
-                lead = workspace.leads.get(email)
-                if lead is None:
-                    lead = {"id": next(state._ids), "email": email, "custom_variables": {}}
-                    workspace.leads[email] = lead
-                    lead.update(standard)
-                    lead["custom_variables"].update(custom)
-                elif behaviour == "put":
-                    lead.update(standard)
-                    lead["custom_variables"] = custom
-                elif behaviour == "patch":
-                    lead.update({k: v for k, v in standard.items() if v})
-                    lead["custom_variables"].update({k: v for k, v in custom.items() if v})
-                lead["email"] = email
-                if email not in emails:
-                    emails.append(email)
-            lead_list.update(
-                status="Processed",
-                leads_processed=len(rows),
-                leads_succeeded=len(rows) - len(errors),
-                leads_failed=len(errors),
-                error_messages=errors,
-                lead_emails=emails,
-                updated_at=_now(),
-            )
 
     async def bulk_csv(request: Request) -> Response:
         workspace = await guard(request)
@@ -408,10 +519,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 "lead_emails": [],
             }
             workspace.lead_lists[list_id] = lead_list
-        # Queued, as on the real one: the leads land `import_seconds` later.
-        asyncio.get_running_loop().call_later(
-            state.import_seconds, import_rows, workspace, lead_list, rows, mapping, behaviour
-        )
+            # Queued, as on the real one: the leads land `import_seconds` later (sandbox clock).
+            due = state.now() + timedelta(seconds=state.import_seconds)
+            workspace.imports[list_id] = (due, rows, mapping, behaviour)
         await hold("slow_after_create", request)
         return maybe_drop({"data": _list_view(lead_list, state.list_omits)}, status=201)
 
@@ -422,18 +532,6 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         return _page(
             request, [_list_view(lst, state.list_omits) for lst in workspace.lead_lists.values()]
         )
-
-    async def lead_list(request: Request) -> Response:
-        workspace = await guard(request)
-        if isinstance(workspace, Response):
-            return workspace
-        if not state.list_by_id_route:
-            path = request.url.path.lstrip("/")
-            return _error(404, f"The route {path} could not be found.")
-        found = owned(workspace, "lead list", request.path_params["list_id"])
-        if isinstance(found, Response):
-            return found
-        return JSONResponse({"data": _list_view(found, state.list_omits)})
 
     async def campaigns(request: Request) -> Response:
         workspace = await guard(request)
@@ -467,13 +565,24 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         lead_list = owned(workspace, "lead list", body.get("lead_list_id"))
         if isinstance(lead_list, Response):
             return lead_list
+        if lead_list.get("status") != "Processed":  # a guess: refused as a 200 with success false
+            return JSONResponse(
+                {"data": {"success": False, "message": "The lead list has not been processed yet."}}
+            )
         if faults.take("bison", "attach_not_counted") is not None:
-            pass  # accepted, not (yet) in the campaign
-        elif lead_list["id"] not in found["lead_list_ids"]:
-            found["lead_list_ids"].append(lead_list["id"])
-            found["total_leads"] += len(lead_list["lead_emails"])
+            pass  # accepted, and its leads never get into the campaign (a list that did not land)
+        else:
+            with state._lock:
+                if lead_list["id"] not in found["lead_list_ids"]:
+                    found["lead_list_ids"].append(lead_list["id"])
+                members = found.setdefault("lead_emails", [])
+                known = set(members)
+                new = [e for e in lead_list["lead_emails"] if e not in known]  # B-UNIQUE
+                due = (state.now() + timedelta(seconds=state.sync_seconds)).isoformat()
+                members.extend(new)
+                found.setdefault("syncing", []).extend([due, e] for e in new)  # B-SYNC
             state.outcomes.on_attach(  # the campaign starts sending (simulated clock)
-                workspace.name, found["id"], [workspace.leads[e] for e in lead_list["lead_emails"]]
+                workspace.name, found["id"], [workspace.leads[e] for e in new]
             )
         await hold("slow_after_attach", request)
         return maybe_drop(
@@ -505,6 +614,10 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         await hold("slow_after_update", request)
         return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
 
+    async def unknown_route(request: Request) -> Response:
+        path = request.url.path.lstrip("/")
+        return _error(404, f"The route {path} could not be found.")
+
     from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
 
     return Starlette(
@@ -512,7 +625,6 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
             Route("/api/lead-lists", lead_lists, methods=["GET"]),
-            Route("/api/lead-lists/{list_id}", lead_list, methods=["GET"]),
             Route("/api/campaigns", campaigns, methods=["GET"]),
             Route("/api/campaigns/{campaign_id}", campaign, methods=["GET"]),
             Route(
@@ -521,5 +633,10 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
                 methods=["POST"],
             ),
             Route("/api/campaigns/{campaign_id}/update", update, methods=["PATCH"]),
+            Route(
+                "/{path:path}",
+                unknown_route,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            ),
         ]
     )
