@@ -76,6 +76,17 @@ class Pipeline:
                 self.weekly(client, window.start)
 
 
+def wait_on_the_sandbox_clock(bison_url: str) -> None:
+    """For a run in a child process: the connector's waits for Bison (an import, an attach's
+    5-minute sync) move the sandbox's clock over its own route instead of sleeping."""
+    import httpx
+
+    def advance(seconds: float) -> None:
+        httpx.post(f"{bison_url}/sandbox/clock", json={"days": seconds / 86_400}, timeout=10).raise_for_status()
+
+    bison_resource.pause = advance
+
+
 def seed_month(dsn: str, client: str, month: date, per_window: int = 3) -> None:
     """A pulled month: `per_window` cleaned leads in each renewal window, and its totals row.
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -32,6 +33,7 @@ CLIENT = "garden-state"
 WORKSPACE = "Garden State Insurance"
 WINDOW = windows_of_month(MONTH)[0]
 PREVIOUS_TITLE = windows_of_month(add_months(MONTH, -1))[-1].evergreen_title
+ROOT = str(Path(__file__).parents[1])  # the child imports homeowner_dagster_tests too
 HOLD_SECONDS = 90  # far longer than the test needs to see the work done and kill the run
 
 # The child: one run of a job for one partition, against the instance in the test's database.
@@ -43,6 +45,9 @@ from homeowner_dagster import db
 from homeowner_dagster.definitions import build_definitions
 from homeowner_dagster.partitions import client_window_key
 
+from homeowner_dagster_tests.pipeline_fixtures import wait_on_the_sandbox_clock
+
+wait_on_the_sandbox_clock(os.environ["BISON_INSTANCE_URL"])
 job_name, client, start = sys.argv[1:4]
 if "nolock" in sys.argv[4:]:  # the lock switched off, to show the concurrency test catches it
     import contextlib
@@ -74,7 +79,7 @@ with instance_for_test(overrides=overrides) as instance:
 def start_weekly(window: RenewalWindow = WINDOW, client: str = CLIENT, lock: bool = True) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, "weekly_upload", client, window.start.isoformat(), *([] if lock else ["nolock"])],
-        env=dict(os.environ),
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -130,7 +135,8 @@ def evergreen(sandbox: Sandbox) -> dict[str, Any]:
 
 
 def settings_of(campaign: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k not in ("name", "updated_at", "lead_list_ids", "total_leads")}
+    internal = ("name", "updated_at", "lead_list_ids", "total_leads", "lead_emails", "syncing")
+    return {k: v for k, v in campaign.items() if k not in internal}
 
 
 def assert_window_done_once(

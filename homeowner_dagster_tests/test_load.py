@@ -145,8 +145,10 @@ import json, os, sys, time
 from dagster import instance_for_test
 from homeowner_dagster.definitions import build_definitions
 from homeowner_dagster.partitions import client_month_key, client_window_key
+from homeowner_dagster_tests.pipeline_fixtures import wait_on_the_sandbox_clock
 from homeowner_dagster_tests.test_load import RUN_CONFIG, instance_overrides
 
+wait_on_the_sandbox_clock(os.environ["BISON_INSTANCE_URL"])
 tasks = json.loads(sys.argv[1])
 with instance_for_test(overrides=instance_overrides(os.environ["HOMEOWNER_DATABASE_URL"])) as instance:
     defs = build_definitions()
