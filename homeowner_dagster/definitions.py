@@ -22,6 +22,8 @@ from dagster import (
 
 from homeowner_dagster.assets import monthly_pull, outcomes, weekly_upload
 from homeowner_dagster.assets.overdue import (
+    missed_windows_notice,
+    missed_windows_schedule,
     overdue_windows_job,
     overdue_windows_schedule,
     windows_done_by_their_monday,
@@ -139,6 +141,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             monthly_pull_job,
             weekly_upload_job,
             overdue_windows_job,
+            missed_windows_notice,
             campaign_outcomes_job,
             zip_yield_job,
         ],
@@ -146,6 +149,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             monthly_pull_schedule,
             weekly_upload_schedule,
             overdue_windows_schedule,
+            missed_windows_schedule,
             weekly_outcomes_schedule,
             weekly_zip_yield_schedule,
             monthly_outcomes_schedule,

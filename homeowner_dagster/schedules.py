@@ -13,8 +13,6 @@ from dagster import (
 )
 
 from homeowner_dagster import outcomes_store, registry, store
-from homeowner_dagster.assets.monthly_pull import channel_for
-from homeowner_dagster.assets.weekly_upload import force_command
 from homeowner_dagster.jobs import (
     campaign_outcomes_job,
     monthly_pull_job,
@@ -22,9 +20,7 @@ from homeowner_dagster.jobs import (
     zip_yield_job,
 )
 from homeowner_dagster.leads.calendar import (
-    RenewalWindow,
     add_months,
-    missed_windows,
     month_key,
     renewal_month_pulled_on,
     windows_to_upload,
@@ -35,9 +31,7 @@ from homeowner_dagster.partitions import (
     client_window_key,
     cole_login_tags,
 )
-from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
-from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 ACTIVE_DAYS = 90  # outcomes are measured for 90 days after a window's attach
 
@@ -75,19 +69,15 @@ def monthly_pull_schedule(context: ScheduleEvaluationContext, database: Postgres
     execution_timezone=TIMEZONE,
     default_status=DefaultScheduleStatus.RUNNING,
     description="PT4-PT5 on Mondays: per active client the due window and every window not done "
-    "whose first day is still ahead (up to Monday + 34 days); windows whose first day came "
-    "without being done are posted to Slack as missed, once.",
+    "whose first day is still ahead (up to Monday + 34 days). The evaluation only reads (missed "
+    "windows are posted by the runs of missed_windows_schedule).",
 )
-def weekly_upload_schedule(
-    context: ScheduleEvaluationContext, database: PostgresResource, slack: HomeownerSlackResource
-):
+def weekly_upload_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
     monday = _tick_date(context)
     dsn = database.dsn()
     requests = []
     for c in registry.load_clients(dsn):
-        done = store.done_windows(dsn, c.slug)
         pulled = store.months_with_cleaned_leads(dsn, c.slug)
-        report_missed(dsn, slack, c, monday, done, pulled)
         finished = store.done_windows(dsn, c.slug, announced=True)
         for window, late in windows_to_upload(monday, finished, pulled):
             requests.append(
@@ -101,25 +91,6 @@ def weekly_upload_schedule(
     if not requests:
         return SkipReason(f"no renewal window to upload on {monday.isoformat()}")
     return requests
-
-
-def report_missed(
-    dsn: str,
-    slack: HomeownerSlackResource,
-    client: registry.Client,
-    monday: date,
-    done: set[date],
-    pulled: set[str],
-) -> list[RenewalWindow]:
-    """Post each window that began without being done, once (remembered in the ledger)."""
-    reported = store.missed_reported(dsn, client.slug)
-    missed = missed_windows(monday, done | reported, pulled)
-    for window in missed:
-        row = store.ensure_window(dsn, client.slug, window)
-        text = messages.missed_window(client.name, window.list_name, str(row["status"]), force_command(client.slug, window))
-        slack.post(channel_for(client), text)
-        store.mark_announced(dsn, client.slug, window, "missed_reported_at")
-    return missed
 
 
 # Outcomes: Mondays after the uploads (09:00), every window attached within the last 90 days.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -87,18 +87,22 @@ def wait_on_the_sandbox_clock(bison_url: str) -> None:
     bison_resource.pause = advance
 
 
-def seed_month(dsn: str, client: str, month: date, per_window: int = 3) -> None:
+def seed_month(
+    dsn: str, client: str, month: date, per_window: int = 3, email: Callable[[date, int], str] | None = None
+) -> None:
     """A pulled month: `per_window` cleaned leads in each renewal window, and its totals row.
 
     Written with the pipeline's own store functions, for tests of the weekly part that do not
-    need the Cole pull (covered by test_pipeline) to run first.
+    need the Cole pull (covered by test_pipeline) to run first. `email(renewal day, i)` names
+    each lead's address (default: one of its own per client, day and i).
     """
     rows = []
     for window in windows_of_month(month):
         for i in range(per_window):
             day = window.start + timedelta(days=i)
+            address = email(day, i) if email else f"{client}.{day.isoformat()}.{i}@example.com"
             rows.append({
-                "first_name": f"Pat{i}", "last_name": "Doe", "email": f"{client}.{day.isoformat()}.{i}@example.com",
+                "first_name": f"Pat{i}", "last_name": "Doe", "email": address,
                 "phone": "5551234567", "address": f"{i} Main St", "city": "Hoboken", "state": "NJ", "zip": "07030",
                 "date_of_birth": "1970-01-01", "home_value": 300000.0, "purchase_date": day.replace(year=2015),
                 "purchase_day": day.day, "readable_purchase_date": readable_date(day), "renewal_date": day,

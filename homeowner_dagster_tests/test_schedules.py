@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from homeowner_dagster import registry, store
+from homeowner_dagster.assets.overdue import missed_windows_notice, missed_windows_schedule
 from homeowner_dagster.leads.calendar import RenewalWindow
 from homeowner_dagster.leads.territories import parse_clients
 from homeowner_dagster.partitions import client_partitions
@@ -165,16 +166,43 @@ def test_a_window_not_done_is_asked_for_every_monday_until_its_first_day(
     assert f"garden-state|{window.key}" not in [str(r.partition_key) for r in requests]
 
 
-def test_a_window_whose_first_day_came_without_being_done_is_posted_once(
+def _ledger(dsn: str) -> list[tuple]:  # type: ignore[type-arg]
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "select client_slug, window_start, status, missed_reported_at from client_lead_batches order by 1, 2"
+        ).fetchall()
+
+
+def _notice_runs(requests: list[RunRequest] | SkipReason, slack: HomeownerSlackResource) -> None:
+    """Execute the notice runs the schedule asked for, as the daemon would."""
+    for request in [] if isinstance(requests, SkipReason) else requests:
+        missed_windows_notice.execute_in_process(
+            run_config=request.run_config, tags=request.tags,
+            resources={"database": PostgresResource(), "slack": slack},
+        )
+
+
+def test_a_window_whose_first_day_came_without_being_done_is_posted_once_by_a_run(
     clients: str, sandbox: Sandbox, slack: HomeownerSlackResource
 ) -> None:
+    """The Monday schedules only read and request runs: evaluating them (as the UI's "Preview
+    tick result" does) posts nothing and writes nothing; the notices are posted by the run the
+    missed-windows schedule requests for the client, once per window.
+
+    Fails against the old weekly schedule: it posted and wrote the ledger inside its evaluation."""
     pulled(clients, "garden-state", "2027-02")
     set_state(clients, "garden-state", date(2027, 2, 1), "list_verified")
     set_state(clients, "garden-state", date(2027, 2, 8), "done")
-    tick(weekly_upload_schedule, at(date(2027, 2, 1)), clients, slack)
-    tick(weekly_upload_schedule, at(date(2027, 2, 1)), clients, slack)  # the same tick again
-    tick(weekly_upload_schedule, at(date(2027, 2, 8)), clients, slack)
-    tick(weekly_upload_schedule, at(date(2027, 2, 15)), clients, slack)
+    ledger_before = _ledger(clients)
+    for schedule in (weekly_upload_schedule, missed_windows_schedule):  # previews
+        tick(schedule, at(date(2027, 2, 1)), clients)
+    assert sandbox.slack.messages == [] and _ledger(clients) == ledger_before
+    requests = tick(missed_windows_schedule, at(date(2027, 2, 1)), clients)
+    assert [r.tags["client"] for r in requests] == ["garden-state"]  # one run per client with misses
+    _notice_runs(requests, slack)
+    _notice_runs(requests, slack)  # the same run again (a retry): nothing posted twice
+    for monday in (date(2027, 2, 8), date(2027, 2, 15)):
+        _notice_runs(tick(missed_windows_schedule, at(monday), clients), slack)
     missed = [m for m in sandbox.slack.messages if m["text"].startswith("\u26d4 Missed window")]
     titles = sorted(m["text"].splitlines()[1] for m in missed)
     # Feb 1 (stopped list_verified) and Feb 15 (never uploaded) once each; Feb 8 was done.
@@ -183,6 +211,24 @@ def test_a_window_whose_first_day_came_without_being_done_is_posted_once(
         "Window: (February 1st - 7th renewals) 2027 began without being done (state: list_verified).",
     ]
     assert all("homeowner windows force --client garden-state --window 2027-02-" in m["text"] for m in missed)
+    assert isinstance(tick(missed_windows_schedule, at(date(2027, 2, 15)), clients), SkipReason)
+
+
+def test_a_slack_outage_stops_no_clients_uploads(clients: str, sandbox: Sandbox) -> None:
+    """Slack down on a Monday with a missed window: the weekly schedule still asks for every
+    client's uploads (it never calls Slack); only the notice run fails, and Dagster retries it.
+
+    Fails against the old weekly schedule: the Slack error ended the evaluation, no run at all."""
+    pulled(clients, "garden-state", "2027-02")
+    set_state(clients, "garden-state", date(2027, 2, 1), "list_verified")
+    sandbox.faults.fired.clear()
+    sandbox.faults.on("slack", "http_500")
+    try:
+        requests = tick(weekly_upload_schedule, at(date(2027, 2, 1)), clients)
+    finally:
+        sandbox.faults.off()
+    assert {r.tags["client"] for r in requests} == {"garden-state", "lone-star"}
+    assert ("slack", "http_500") not in sandbox.faults.fired
 
 
 def test_windows_to_upload_skips_done_and_unpulled() -> None:

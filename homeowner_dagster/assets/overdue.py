@@ -1,7 +1,12 @@
-"""The catalog tells at a glance which clients are behind: an asset check on the Evergreen
-campaign that fails (warning) while any renewal window is not `done` by its Monday."""
+"""Windows behind their Monday: the catalog's overdue check, and the missed-window notices.
 
-from datetime import datetime
+An asset check on the Evergreen campaign fails (warning) while any renewal window is not `done`
+by its Monday. A window whose first day came without being done is posted to Slack as missed,
+once, by a run the Monday schedule requests per client (never by the schedule itself: its
+evaluation only reads, so a preview in the UI posts nothing and a Slack outage stops no upload).
+"""
+
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -9,21 +14,35 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetSelection,
+    Backoff,
+    Config,
     DefaultScheduleStatus,
     MetadataValue,
+    OpExecutionContext,
+    RetryPolicy,
+    RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SkipReason,
     TableColumn,
     TableRecord,
     TableSchema,
     asset_check,
     define_asset_job,
+    job,
+    op,
+    schedule,
 )
 
-from homeowner_dagster import db, registry
-from homeowner_dagster.assets.weekly_upload import evergreen_campaign
+from homeowner_dagster import db, registry, store
+from homeowner_dagster.assets.monthly_pull import channel_for
+from homeowner_dagster.assets.weekly_upload import evergreen_campaign, force_command
+from homeowner_dagster.leads.calendar import RenewalWindow, missed_windows
 from homeowner_dagster.leads.overdue import overdue_windows
 from homeowner_dagster.partitions import TIMEZONE
+from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
+from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 OVERDUE_SCHEMA = TableSchema(
     columns=[
@@ -88,3 +107,65 @@ overdue_windows_schedule = ScheduleDefinition(
     default_status=DefaultScheduleStatus.RUNNING,
     description="Daily 11:00 CT: flags renewal windows not done by their Monday.",
 )
+
+
+def unreported_missed_windows(dsn: str, client: str, monday: date) -> list[RenewalWindow]:
+    """Windows of the client whose first day came by `monday` without being done and that were
+    not posted yet (read only)."""
+    settled = store.done_windows(dsn, client) | store.missed_reported(dsn, client)
+    return missed_windows(monday, settled, store.months_with_cleaned_leads(dsn, client))
+
+
+class MissedWindowsConfig(Config):
+    client: str
+    monday: str  # ISO date of the Monday the schedule ticked for
+
+
+@op(retry_policy=RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL))
+def post_missed_windows(
+    context: OpExecutionContext,
+    config: MissedWindowsConfig,
+    database: PostgresResource,
+    slack: HomeownerSlackResource,
+) -> None:
+    """Post each window of the client that began without being done, once (remembered in the
+    ledger as each post lands: a retry posts only the rest)."""
+    dsn = database.dsn()
+    client = registry.get_client(config.client, dsn)
+    for window in unreported_missed_windows(dsn, client.slug, date.fromisoformat(config.monday)):
+        row = store.ensure_window(dsn, client.slug, window)
+        text = messages.missed_window(
+            client.name, str(row.get("list_name") or window.list_name), str(row["status"]),
+            force_command(client.slug, window),
+        )
+        slack.post(channel_for(client), text)
+        store.mark_announced(dsn, client.slug, window, "missed_reported_at")
+        context.log.info(f"{client.slug}: {window.list_name} posted as missed")
+
+
+@job(description="Posts a client's renewal windows that began without being done (once each).")
+def missed_windows_notice() -> None:
+    post_missed_windows()
+
+
+@schedule(
+    job=missed_windows_notice,
+    cron_schedule="0 9 * * 1",
+    execution_timezone=TIMEZONE,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Mondays 09:00 CT, beside the weekly upload: one run per client with renewal windows "
+    "that began without being done, posting each to Slack once. The evaluation only reads.",
+)
+def missed_windows_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
+    monday = context.scheduled_execution_time.date()
+    dsn = database.dsn()
+    requests = [
+        RunRequest(
+            run_key=f"missed-{c.slug}-{monday.isoformat()}",
+            run_config={"ops": {"post_missed_windows": {"config": {"client": c.slug, "monday": monday.isoformat()}}}},
+            tags={"client": c.slug},
+        )
+        for c in registry.load_clients(dsn)
+        if unreported_missed_windows(dsn, c.slug, monday)
+    ]
+    return requests or SkipReason(f"no renewal window missed by {monday.isoformat()}")

@@ -439,11 +439,10 @@ def evergreen_campaign(
                               "campaign_id": campaign_id, "title_before": title, "title_unreadable": True,
                               **watch.metadata()}
                 )
-            if current >= window:
+            title_after = title if current >= window else retitle(title, window)
+            if title_after == title:  # a later window, or this one's text a year on
                 context.log.info(f"{slug}: campaign already says {title!r}; title left as it is")
-                title_after = title
             else:
-                title_after = retitle(title, window)
                 for held_lock in (lock, campaign_guard):
                     held_lock.ensure_held()  # a lost lock stops the run before any further Bison call
                 with watch.stage("api"):
