@@ -138,6 +138,32 @@ def test_generator_repeats_owners_across_zips() -> None:
     assert shared_somewhere > 0
 
 
+def test_generator_keeps_its_homeowners_year_after_year() -> None:
+    """Fact C-HOMEOWNERS: the same homes every year; the same owner renews on the same day with
+    the same name and email (purchase date fixed) until the home sells; about SELL_SHARE of
+    homes a year get a new owner with a new email, who bought it the year before.
+
+    Fails against the old generator: every (ZIP, month) drew new homeowners, so no homeowner of
+    2027 came back in 2028."""
+    zips = generator.demo_zips("NJ", 6)
+    sold_shares = []
+    for z in zips:
+        a, b = generator.rows_for(z, date(2027, 3, 1)), generator.rows_for(z, date(2028, 3, 1))
+        same = generator.same_owner_as_a_year_before(z, date(2028, 3, 1))
+        assert len(a) == len(b) and (a["Address_1"] == b["Address_1"]).all()  # the same homes
+        kept = generator.OWNER_COLUMNS + ["Purchase_Date"]
+        assert a.loc[same, kept].equals(b.loc[same, kept])  # same owner, email, purchase date
+        new = ~same & (a["Email_Address"] != "") & (b["Email_Address"] != "")
+        assert (a.loc[new, "Email_Address"] != b.loc[new, "Email_Address"]).all()
+        assert (b.loc[~same, "Purchase_Date"].str.slice(6) == "2027").all()  # bought the year before
+        sold_shares.append(float((~same).mean()))
+        for days in [(1, 7), (22, 31)]:
+            assert generator.count_for(z, date(2028, 3, 1), days) == len(generator.rows_for(z, date(2028, 3, 1), days))
+    assert 0.04 < sum(sold_shares) / len(sold_shares) < 0.14
+    later = generator.same_owner_as_a_year_before(zips[0], date(2030, 3, 1))
+    assert 0.8 < later.mean() < 0.98  # sales go on every year
+
+
 def test_generator_sizes() -> None:
     zips = generator.demo_zips("TX", 80)
     sizes = [generator.zip_size(z, MONTH) for z in zips]

@@ -1,7 +1,12 @@
 """Seeded homeowner rows as a Cole X Dates export shows them, messy on purpose.
 
 Deterministic per (ZIP, renewal month): the same query always returns the same rows, so the
-sandbox site's count and its CSV agree and tests can assert exact numbers. The mess follows
+sandbox site's count and its CSV agree and tests can assert exact numbers. The homes of a ZIP
+and calendar month stay the same year after year, and so do their owners (C-HOMEOWNERS): the
+same person in the same home renews on the same day every year, with the same email and the
+same purchase date, until the home sells (`SELL_SHARE` of homes a year, seeded): then a new
+owner, with a new name and email, bought it in the year before, in the same month. The owners of
+`BASE_YEAR` are the generator's first draw; other years differ by the sales in between. The mess follows
 what the team sees in real exports: names in any case, a third of rows without email, a few
 malformed emails, about half without head-of-household, log-normal home values with a tail
 above $900k (heavier in Texas), New Jersey ZIPs that lost their leading zero, accented names
@@ -57,6 +62,9 @@ HEAD_OF_HOUSEHOLD_SHARE = 0.5
 OUTSIDE_MONTH_SHARE = 0.03
 SHARED_OWNER_SHARE = 0.03
 ACCENTED_NAME_SHARE = 0.05
+# Homes that change hands in a year (a guess: Americans stay about 12 years in a home).
+SELL_SHARE = 0.08
+BASE_YEAR = 2027  # the year whose owners are the first draw
 
 _FIRST = (
     "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
@@ -146,12 +154,18 @@ def demo_zips(state: str, n: int) -> list[str]:
     return [zips[int(i * step)] for i in range(n)]
 
 
+def _base_key(month_key: str) -> str:
+    """The month of BASE_YEAR holding the same homes as `month_key` (same calendar month)."""
+    return f"{BASE_YEAR:04d}-{month_key[5:]}"
+
+
 def zip_size(zip_code: str, month: date) -> int:
-    """How many homeowners Cole lists for a ZIP in a renewal month (0 for an unknown ZIP)."""
+    """How many homeowners Cole lists for a ZIP in a renewal month (0 for an unknown ZIP); the
+    same homes every year."""
     zip_code = str(zip_code).zfill(5)
     if zip_info(zip_code) is None:
         return 0
-    rng = _rng("size", zip_code, _month_key(month))
+    rng = _rng("size", zip_code, _base_key(_month_key(month)))
     if zip_code in HUGE_ZIPS:
         return HUGE_ZIPS[zip_code] + int(rng.integers(0, 400))
     if rng.random() < 0.1:  # rural ZIPs: tens of homeowners
@@ -189,8 +203,56 @@ def pick_zips(state: str, month: date, n: int, total: int, include_huge: bool = 
 
 
 @lru_cache(maxsize=512)
+def _generations(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per home: which owner holds it in `month_key`'s year (0: BASE_YEAR's; +k: the k-th after
+    it; -k: the k-th before), and the year of the latest sale up to that year (0 if none since
+    BASE_YEAR). A sale in year y puts a new owner in the home for y's renewals."""
+    n = len(_base_purchase_dates(zip_code, _base_key(month_key))[0])
+    year = int(month_key[:4])
+    owner = np.zeros(n, dtype=np.int64)
+    sold_in = np.zeros(n, dtype=np.int64)
+    for y in range(BASE_YEAR + 1, year + 1):
+        sold = _rng("sold", zip_code, month_key[5:], y).random(n) < SELL_SHARE
+        owner += sold
+        sold_in = np.where(sold, y, sold_in)
+    for y in range(year + 1, BASE_YEAR + 1):
+        owner -= _rng("sold", zip_code, month_key[5:], y).random(n) < SELL_SHARE
+    return owner, sold_in
+
+
+def same_owner_as_a_year_before(zip_code: str, month: date) -> np.ndarray:
+    """Per row of `rows_for(zip_code, month)`: the owner renewed here a year before too."""
+    key = _month_key(month)
+    now = _generations(str(zip_code).zfill(5), key)[0]
+    before = _generations(str(zip_code).zfill(5), f"{int(key[:4]) - 1:04d}-{key[5:]}")[0]
+    return now == before
+
+
+@lru_cache(maxsize=512)
 def _purchase_dates(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(years, months, days) of every row; only this stream decides day-range counts."""
+    """(years, months, days) of every row in `month_key`'s year: each owner's own purchase date
+    (fixed while they own the home); only this stream decides day-range counts."""
+    years, months, days = _base_purchase_dates(zip_code, _base_key(month_key))
+    owner, sold_in = _generations(zip_code, month_key)
+    if not owner.any():
+        return years, months, days
+    years, days = years.copy(), days.copy()
+    month_len = np.array([calendar.monthrange(2001, m)[1] for m in range(1, 13)])
+    year = int(month_key[:4])
+    for g in np.unique(owner[owner != 0]):
+        rows = owner == g
+        rng = _rng("owner-dates", zip_code, month_key[5:], int(g))
+        bought = np.where(sold_in > 0, sold_in - 1, rng.integers(1990, year, len(owner)))
+        years[rows] = bought[rows]
+        day_u = rng.random(len(owner))
+        lengths = month_len[months - 1] + ((months == 2) & (years % 4 == 0))
+        days[rows] = ((day_u * lengths).astype(np.int64) + 1)[rows]
+    return years, months, days
+
+
+@lru_cache(maxsize=512)
+def _base_purchase_dates(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(years, months, days) of BASE_YEAR's owners."""
     year0, month0 = int(month_key[:4]), int(month_key[5:])
     n = zip_size(zip_code, date(year0, month0, 1))
     rng = _rng("dates", zip_code, month_key)
@@ -208,7 +270,8 @@ def _purchase_dates(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarr
 @lru_cache(maxsize=512)
 def _home_values(zip_code: str, month_key: str) -> np.ndarray:
     """Whole-dollar home values; NaN where Cole has none."""
-    years, _, _ = _purchase_dates(zip_code, month_key)
+    month_key = _base_key(month_key)  # a home keeps its value, whoever owns it
+    years, _, _ = _base_purchase_dates(zip_code, month_key)
     n = len(years)
     state = (zip_info(zip_code) or {}).get("state", "")
     rng = _rng("values", zip_code, month_key)
@@ -301,19 +364,47 @@ def _ascii(name: str) -> str:
     return name.translate(str.maketrans("éëèüñáúíóçÉ", "eeeunauiocE"))
 
 
+# Columns that belong to the owner (a new owner brings new ones); the rest belong to the home.
+OWNER_COLUMNS = [
+    "First_Name", "Last_Name", "Cell Phone Number", "Email_Address", "Head_Household", "Income",
+    "Date_of_Birth",
+]  # fmt: skip
+
+
 @lru_cache(maxsize=256)
 def _zip_frame(zip_code: str, month_key: str) -> pd.DataFrame:
-    """Every row of the ZIP for the month, SOP shape, plus numeric helper columns (`_...`)."""
+    """Every row of the ZIP for the month, SOP shape, plus numeric helper columns (`_...`): the
+    base year's homes, each with the owner who holds it in `month_key`'s year."""
+    base = _draw_frame(zip_code, _base_key(month_key), ("rows", zip_code, _base_key(month_key)))
+    owner, _ = _generations(zip_code, month_key)
+    if not owner.any():
+        return base
+    frame = base.copy()
+    for g in np.unique(owner[owner != 0]):
+        rows = owner == g
+        others = _draw_frame(zip_code, _base_key(month_key), ("owners", zip_code, month_key[5:], int(g)))
+        frame.loc[rows, OWNER_COLUMNS] = others.loc[rows, OWNER_COLUMNS]
     years, months, days = _purchase_dates(zip_code, month_key)
+    frame["Purchase_Date"] = [
+        f"{m:02d}/{d:02d}/{y}" for y, m, d in zip(years.tolist(), months.tolist(), days.tolist(), strict=True)
+    ]
+    frame["_day"], frame["_year"] = days, years
+    return frame
+
+
+@lru_cache(maxsize=64)
+def _draw_frame(zip_code: str, month_key: str, seed: tuple[object, ...]) -> pd.DataFrame:
+    """Every row of the ZIP for a BASE_YEAR month, owners drawn from the stream `seed`."""
+    years, months, days = _base_purchase_dates(zip_code, month_key)
     values = _home_values(zip_code, month_key)
     n = len(days)
     info = zip_info(zip_code) or {"city": "", "state": ""}
     state = info["state"]
-    rng = _rng("rows", zip_code, month_key)
+    rng = _rng(*seed)
     owners = _owners(rng, n)
     shared = rng.random(n) < SHARED_OWNER_SHARE
     if shared.any():
-        pool = _shared_owners(state, month_key)
+        pool = _shared_owners(state, "|".join(map(str, seed[2:])) if seed[0] != "rows" else month_key)
         picks = rng.integers(0, len(pool["first"]), shared.sum())
         for key in owners:
             owners[key][shared] = pool[key][picks]
