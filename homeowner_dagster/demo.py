@@ -4,7 +4,9 @@ on the sandbox (Lone Star's Texas homes above $900,000 are routed to the high-ne
 Runs through Dagster itself (jobs executed against the project's instance on the embedded
 PostgreSQL), so `homeowner dev --sandbox` shows the runs afterwards. The sandbox's Email Bison
 state is kept in `.homeowner/sandbox/` between invocations, so a second demo finds its lists and
-uploads nothing new.
+uploads nothing new. `--today D` sets Dagster's clock (its partitions reach M+2 of D) and moves
+the sandbox's clock on to D: a demo a year after another in the same folder is the agency's
+second year (homeowners already in the Evergreen campaign, new lists, titles moved on).
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -117,6 +122,7 @@ def load_demo_registry(dsn: str, month: date) -> None:
 
 def bison_snapshot(bison: object) -> dict[str, object]:
     """The sandbox Bison's workspaces, lists and campaigns as JSON (kept between demos)."""
+    bison.settle_all()  # type: ignore[attr-defined]  # imports and syncs due by its clock
     return {
         "workspaces": [
             {
@@ -147,6 +153,10 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
         ws.leads = dict(item["leads"])
         ws.lead_lists = {int(lst["id"]): lst for lst in item["lead_lists"]}
         ws.campaigns = {int(c["id"]): c for c in item["campaigns"]}
+        for c in ws.campaigns.values():  # a snapshot from before the campaign kept its leads
+            attached = (e for i in c.get("lead_list_ids", []) for e in ws.lead_lists.get(int(i), {}).get("lead_emails", []))
+            c.setdefault("lead_emails", list(dict.fromkeys(attached)))
+            c.setdefault("syncing", [])
         bison.workspaces[ws.name] = ws  # type: ignore[attr-defined]
         ids = [ws.workspace_id, *ws.lead_lists, *ws.campaigns, *(int(lead["id"]) for lead in ws.leads.values())]
         highest = max([highest, *ids])
@@ -154,7 +164,7 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
     bison.outcomes.restore(data.get("outcomes") or {})  # type: ignore[attr-defined, union-attr]
 
 
-def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
+def prepare_bison(sandbox: object, state_file: Path, month: date, today: date | None = None) -> None:
     """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
     from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
 
@@ -162,6 +172,8 @@ def prepare_bison(sandbox: object, state_file: Path, month: date) -> None:
     bison.import_seconds = DEMO_IMPORT_SECONDS  # Bison's queued import takes a moment
     if state_file.exists():
         bison_restore(bison, json.loads(state_file.read_text()))
+    if today is not None:
+        _move_sandbox_clock_to(bison, today)
     previous = windows_of_month(add_months(month, -1))[-1]
     for client in parse_clients(DEMO_CLIENTS_YAML, "demo.yaml").itertuples():
         if client.workspace_name not in bison.workspaces:
@@ -179,14 +191,33 @@ def run_demo(
     After the uploads the sandbox's simulated clock moves `weeks` weeks on, the outcomes are read
     back from Email Bison and the gap report is redone, ranked by expected interested replies.
     """
+    clock = StageClock()
+    today = today or date.today()
+    month = demo_month(today)
+    with demo_clock(today):
+        return _run_demo(today, month, clock, progress, weeks)
+
+
+@contextmanager
+def demo_clock(today: date) -> Iterator[None]:
+    """Dagster's clock at 09:00 Chicago on `today` for the demo's runs (the partitions exist up
+    to M+2 of it, and PT5 reads a title's year from it), as the tests move it."""
+    from dagster._core.test_utils import freeze_time
+
+    from homeowner_dagster.partitions import TIMEZONE
+
+    with freeze_time(datetime.combine(today, dtime(9), ZoneInfo(TIMEZONE))):
+        yield
+
+
+def _run_demo(
+    today: date, month: date, clock: StageClock, progress: Callable[[str], None], weeks: int
+) -> dict[str, object]:
     from dagster import DagsterInstance
 
     from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
     from homeowner_dagster.sandbox import Sandbox
 
-    clock = StageClock()
-    today = today or date.today()
-    month = demo_month(today)
     home = settings.home_dir()
     sandbox_dir = home / "sandbox"
     sandbox_dir.mkdir(parents=True, exist_ok=True)
@@ -196,9 +227,9 @@ def run_demo(
     migrate.migrate(dsn)
     clock.add("database setup", time.perf_counter() - started)
 
-    with Sandbox() as sandbox:
+    with Sandbox() as sandbox, _bison_waits_on(sandbox, today):
         state_file = sandbox_dir / "bison.json"
-        prepare_bison(sandbox, state_file, month)
+        prepare_bison(sandbox, state_file, month, today)
         os.environ.update(sandbox.env())
         os.environ.setdefault("HOMEOWNER_ARTIFACTS_DIR", str(home / "artifacts"))
         load_demo_registry(dsn, month)
@@ -269,6 +300,30 @@ def run_demo(
     return summary
 
 
+@contextmanager
+def _bison_waits_on(sandbox: object, today: date) -> Iterator[None]:
+    """The sandbox clock moved on to `today` (never back), and the connector's waits for Bison
+    (the attach's 5-minute sync) moving it instead of sleeping, for the demo's runs."""
+    from homeowner_dagster.resources import bison as bison_resource
+
+    bison = sandbox.bison  # type: ignore[attr-defined]
+    waiting = bison_resource.pause
+    bison_resource.pause = bison.advance
+    try:
+        yield
+    finally:
+        bison_resource.pause = waiting
+
+
+def _move_sandbox_clock_to(bison: object, today: date) -> None:
+    """After the last demo's state is back: its clock on to `today` 09:00 Chicago, never back."""
+    from homeowner_dagster.partitions import TIMEZONE
+
+    ahead = datetime.combine(today, dtime(9), ZoneInfo(TIMEZONE)) - bison.now()  # type: ignore[attr-defined]
+    if ahead.total_seconds() > 0:
+        bison.advance(ahead.total_seconds())  # type: ignore[attr-defined]
+
+
 def _outcomes(
     defs: object, instance: object, sandbox: object, clients: list[str], month: date, weeks: int,
     clock: StageClock, progress: Callable[[str], None],
@@ -328,6 +383,7 @@ def _summary(
             "select c.slug, coalesce(t.raw_count, 0) as raw, coalesce(t.cleaned_count, 0) as cleaned, "
             "coalesce(t.target_count, 0) as target, coalesce(t.gap, 0) as gap, "
             "coalesce((select sum(lead_count) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as uploaded, "
+            "coalesce((select sum(leads_returning) from client_lead_batches b where b.client_slug = c.slug and b.month = %s), 0) as returning, "
             "(select count(*) filter (where o.replied) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as replies, "
             "(select count(*) filter (where o.interested) from lead_outcomes o where o.client_slug = c.slug and o.month = %s) as interested, "
             "(select count(*) from cleaned_leads r where r.client_slug = c.slug and r.month = %s "
@@ -335,7 +391,7 @@ def _summary(
             "(select g.report_markdown from gap_reports g where g.client_slug = c.slug and g.month = %s) as gap_report "
             "from clients c left join monthly_cleaned_leads t on t.client_slug = c.slug and t.month = %s "
             "where c.slug = any(%s) order by c.slug",
-            [m, m, m, m, m, m, clients],
+            [m, m, m, m, m, m, m, clients],
         )
     rows = [
         {
@@ -345,6 +401,7 @@ def _summary(
             "uploaded": int(r.uploaded),
             "new_uploads": int(new_uploads.get(r.slug, 0)),
             "same_owner": int(same_owner.get(r.slug, 0)),
+            "returning": int(r.returning),  # already in the campaign from an earlier year
             "replies": int(r.replies),
             "interested": int(r.interested),
             "routed_in": int(r.routed_in),

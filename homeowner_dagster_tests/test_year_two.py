@@ -263,3 +263,17 @@ def test_two_clients_in_one_workspace_keep_their_lists_and_campaigns_apart(pipel
     use_clients(p.dsn, SHARED.replace("    campaign_name: Sunshine Evergreen\n", ""))
     result = p.weekly("sunshine", SECOND.start, raise_on_error=False)
     assert not result.success and "already the Evergreen campaign of garden-state" in failure_message(result)
+
+
+def test_the_demo_runs_on_dagsters_clock_at_its_today() -> None:
+    """`homeowner demo --today D`: Dagster's clock is D for the demo's runs, so the renewal months
+    and windows reach M+2 of D (a second demo a year after the first uploads next year's month
+    instead of failing with an unknown partition) and PT5 reads titles from D."""
+    from homeowner_dagster.demo import demo_clock
+    from homeowner_dagster.partitions import month_partitions, today, window_partitions
+
+    with demo_clock(date(2030, 6, 15)):
+        assert today() == date(2030, 6, 15)
+        assert "2030-08" in month_partitions.get_partition_keys()
+        assert "2030-08-22" in window_partitions.get_partition_keys()
+    assert "2030-08" not in month_partitions.get_partition_keys()  # the real clock again
