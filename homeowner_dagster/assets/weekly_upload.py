@@ -214,7 +214,8 @@ def bison_lead_lists(
             with watch.stage("api"):
                 in_bison = _imported(dsn, slug, window, workspace, list_id, list_name, near, row)
             store.record_list_position(dsn, slug, window, workspace.list_positions.get(list_id))
-            if in_bison != sent - refused:
+            expected = sent - refused  # rows Bison refused, a person accepted going on without
+            if in_bison != expected:
                 raise Failure(
                     f"{slug}: Bison list {list_name} (id {list_id}) holds {in_bison} lead(s), "
                     f"{sent} were sent; the window stays list_created. Check the list in Bison, then run "
@@ -223,8 +224,8 @@ def bison_lead_lists(
                 )
             store.record_list_verified(dsn, slug, window, in_bison)
         else:
-            in_bison = sent
-        check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison + refused, sent)])
+            in_bison = expected = sent  # verified: the ledger holds Bison's count
+        check_results += checks.enforce([checks.bison_count_matches_ledger(in_bison, expected)])
         row = store.ledger_row(dsn, slug, window) or row
         # Announced once per window, under the lock: a run that waited sees it was posted.
         if row.get("list_announced_at") is None:
@@ -503,8 +504,7 @@ def _attach(
     if before is None or str(row.get("campaign_id")) != campaign_id:
         before = total_leads(campaign)  # read under the campaign lock, before this attach
     holds = store.campaign_holds(dsn, slug, window, campaign_id)
-    refused = int(row.get("refused_rows") or 0) if row.get("refused_accepted_at") is not None else 0
-    new = expected_growth(leads + refused, holds.in_campaign, refused)
+    new = expected_growth(leads, holds.in_campaign)  # `leads`: Bison's verified count
     store.record_campaign_before_attach(dsn, slug, window, campaign_id, title, int(before), holds, new)
     for held_lock in locks:
         held_lock.ensure_held()  # a lost lock stops the run before any further Bison call

@@ -54,10 +54,10 @@ def email_keys(emails: pd.Series) -> pd.Series:
     )
 
 
-def expected_growth(list_leads: int, already_in_campaign: int, refused: int = 0) -> int:
+def expected_growth(list_leads: int, already_in_campaign: int) -> int:
     """How much a campaign's `total_leads` must grow once a list is attached and synced.
 
-    Bison adds only leads the campaign does not hold yet (B-UNIQUE): the list's leads less those
-    already attached to it in earlier windows, less rows Bison refused (not in the list at all).
+    Bison adds only leads the campaign does not hold yet (B-UNIQUE): the list's leads (as Bison
+    counted them) less those already attached to it in earlier windows.
     """
-    return max(0, list_leads - already_in_campaign - refused)
+    return max(0, list_leads - already_in_campaign)
