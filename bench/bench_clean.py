@@ -97,8 +97,9 @@ TARGET_PEAK_MIB = 1536
 READ_CSV = "import sys, pandas; pandas.read_csv(sys.argv[1], dtype=str)"
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one whole process (fails loudly if it fails)."""
+def timed(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak resident MiB and CPU seconds (user + system, every thread) of one whole
+    process; fails loudly if the process fails."""
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -107,7 +108,7 @@ def timed(command: list[str]) -> tuple[float, float]:
     error = child.stderr.read().decode(errors="replace") if child.stderr else ""
     if child.returncode:
         raise SystemExit(f"{command[0]} exited {child.returncode}: {error.strip()}")
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss in KiB
 
 
 def main() -> None:
@@ -138,8 +139,9 @@ def main() -> None:
             reads.append(read)
             cleans.append(clean)
             ratios.append(clean[0] / read[0])
-            print(f"pair {i + 1}: read_csv {read[0]:.2f} s {read[1]:.0f} MiB, "
-                  f"homeowner clean {clean[0]:.2f} s {clean[1]:.0f} MiB, ratio {ratios[-1]:.2f}")
+            print(f"pair {i + 1}: read_csv {read[0]:.2f} s (cpu {read[2]:.2f} s) {read[1]:.0f} MiB, "
+                  f"homeowner clean {clean[0]:.2f} s (cpu {clean[2]:.2f} s) {clean[1]:.0f} MiB, "
+                  f"ratio {ratios[-1]:.2f}")
         summary = json.loads((out / "summary.json").read_text())
     ratio = statistics.median(ratios)
     peak = max(c[1] for c in cleans)
@@ -148,6 +150,8 @@ def main() -> None:
           f"peak {max(r[1] for r in reads):.0f} MiB")
     print(f"homeowner clean process:           median {statistics.median(c[0] for c in cleans):.2f} s, "
           f"peak {peak:.0f} MiB")
+    cpu_ratio = statistics.median(c[2] / r[2] for r, c in zip(reads, cleans, strict=True))
+    print(f"cpu seconds ratio, median:         {cpu_ratio:.2f} (both use every core they get)")
     print(f"ratio, median of {pairs} pairs:      {ratio:.2f} "
           f"(range {min(ratios):.2f}-{max(ratios):.2f}; target <= {TARGET_RATIO})")
     print(f"peak memory of homeowner clean:    {peak:.0f} MiB (target <= {TARGET_PEAK_MIB})")
