@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from homeowner_dagster.cli import CommandError
 from homeowner_dagster.leads.calendar import month_key, parse_month
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    _use_jemalloc()
     summary = clean_files(
         args.files,
         month=args.month,
@@ -50,6 +52,16 @@ def run_clean(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"wrote {args.out}")
     return 0
+
+
+def _use_jemalloc() -> None:
+    """Arrow's jemalloc pool for this one-shot process: the default (mimalloc) gives freed memory
+    back to the system at once and faults it in again page by page, which on 1M rows doubled the
+    command's system time and raised its peak memory."""
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc keeps its default
+        pass
 
 
 def parse_hnw_states(text: str) -> list[str]:
