@@ -98,7 +98,7 @@ def clean_files(
 
     results: list[CleaningResult] = []
     seen_keys: set[str] = set()
-    for path in files:
+    for number, path in enumerate(files, start=1):
         try:
             raw = read_cole_csv(Path(path), source_export=Path(path).name, arrow=True)
             result = clean_leads(
@@ -111,8 +111,9 @@ def clean_files(
             )
         except ColeFileError as exc:
             raise CommandError(f"{path}: {exc}") from None
-        seen_keys.update(result.cleaned["dedupe_key"])
-        seen_keys.update(result.hnw["dedupe_key"])
+        if number < len(files):  # the leads a later file must not repeat
+            seen_keys.update(result.cleaned["dedupe_key"])
+            seen_keys.update(result.hnw["dedupe_key"])
         results.append(result)
 
     cleaned = _stack([r.cleaned for r in results], OUTPUT_COLUMNS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -260,15 +260,27 @@ def _as_text_column(series: pd.Series) -> tuple[pa.Array | pa.ChunkedArray, bool
             guarded = neutralise_formula(series.astype(object))
             return pa.array(guarded.where(guarded.notna(), "").map(str), pa.large_string()), True
         text = pc.fill_null(text, _large(""))
-        starts = pc.or_(
-            pc.or_(pc.starts_with(text, "="), pc.starts_with(text, "+")),
-            pc.or_(pc.starts_with(text, "-"), pc.starts_with(text, "@")),
-        )
+        starts = _starts_with_any(text, _FORMULA_CHARS)
         if pc.any(starts).as_py():
             guarded = pc.binary_join_element_wise(_large("'"), text, _large(""))
             text = pc.if_else(starts, guarded, text)
         return text, True
     return pa.array(series.astype(str).to_numpy(dtype=object), pa.large_string()), True
+
+
+def _starts_with_any(text: pa.Array | pa.ChunkedArray, characters: tuple[str, ...]) -> pa.Array:
+    """Whether each string starts with one of these ASCII characters, read off its first byte (in
+    UTF-8 no other character's bytes start with an ASCII one): one pass, not one per character."""
+    wanted = np.zeros(256, dtype=bool)
+    wanted[[ord(c) for c in characters]] = True  # single ASCII characters only
+    parts = [np.zeros(0, dtype=bool)]
+    for bounds, data in _string_chunks(text):
+        found = np.zeros(len(bounds) - 1, dtype=bool)
+        filled = np.flatnonzero(bounds[1:] > bounds[:-1])
+        if len(filled):
+            found[filled] = wanted[np.frombuffer(data, dtype=np.uint8)[bounds[:-1][filled]]]
+        parts.append(found)
+    return pa.array(np.concatenate(parts))
 
 
 def _float_text(values: np.ndarray) -> pa.Array:
@@ -324,18 +336,20 @@ def write_people_csv(frame: pd.DataFrame, path: Path | str) -> None:
         os.fsync(handle.fileno())
 
 
-def _utf8_bytes(text: pa.Array | pa.ChunkedArray) -> list[memoryview]:
-    """The UTF-8 bytes of every string, back to back: one slice of each chunk's data buffer."""
-    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    pieces = []
-    for chunk in chunks:
+def _string_chunks(text: pa.Array | pa.ChunkedArray) -> Iterator[tuple[np.ndarray, pa.Buffer]]:
+    """Each non-empty chunk's string bounds (its len + 1 offsets into the data) and data buffer."""
+    for chunk in text.chunks if isinstance(text, pa.ChunkedArray) else [text]:
         if len(chunk) == 0:
             continue
         chunk = chunk.cast(pa.large_string())
         _, offsets, data = chunk.buffers()
         bounds = np.frombuffer(offsets, dtype=np.int64)[chunk.offset :][: len(chunk) + 1]
-        pieces.append(memoryview(data)[bounds[0] : bounds[-1]])
-    return pieces
+        yield bounds, data if data is not None else pa.py_buffer(b"")
+
+
+def _utf8_bytes(text: pa.Array | pa.ChunkedArray) -> list[memoryview]:
+    """The UTF-8 bytes of every string, back to back: one slice of each chunk's data buffer."""
+    return [memoryview(data)[bounds[0] : bounds[-1]] for bounds, data in _string_chunks(text)]
 
 
 def _holds_any(text: pa.Array | pa.ChunkedArray, characters: bytes) -> bool:
