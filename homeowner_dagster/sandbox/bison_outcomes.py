@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
+from scipy import special
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,6 +41,30 @@ BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15,
 AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
 UNSUBSCRIBE_SHARE = 0.20  # of non-interested human replies
 SENDER = "agent@evergreen-mail.example"
+
+# Planted homeowner behaviour (guesses, not vendor facts; sandbox/README.md). Per ZIP: a human
+# reply rate, log-normal around 1.8 % (sigma 0.5), and the share of those replies that are
+# interested, logit-normal around 20 % (sigma 0.3): about 2-8 interested per 1,000 leads, the
+# ZIPs differing mostly in how many answer. A first reply comes a log-normal time after the send
+# (median 2 days, sigma 1.3: 2 % after 30 days); the send is 0-2 days after the attach.
+REPLY_MEDIAN, REPLY_SIGMA = 0.018, 0.5
+SHARE_MEDIAN, SHARE_SIGMA = 0.20, 0.3
+DELAY_MEDIAN_DAYS, DELAY_SIGMA = 2.0, 1.3
+SEND_LAG_DAYS = 2.0
+SECOND_REPLY_SHARE = 0.15  # of human replies: the homeowner writes again 1-10 days later
+
+
+def planted_zip_rates(u_reply: float | np.ndarray, u_share: float | np.ndarray) -> tuple[Any, Any]:
+    """(reply rate, interested rate) per lead from two uniforms in (0, 1)."""
+    reply = REPLY_MEDIAN * np.exp(REPLY_SIGMA * special.ndtri(np.clip(u_reply, 1e-9, 1 - 1e-9)))
+    logit = special.logit(SHARE_MEDIAN) + SHARE_SIGMA * special.ndtri(np.clip(u_share, 1e-9, 1 - 1e-9))
+    reply = np.minimum(reply, 0.5)
+    return reply, reply * special.expit(logit)
+
+
+def reply_delay_days(u: float | np.ndarray) -> Any:
+    """Days from the send to the first reply, from a uniform in (0, 1)."""
+    return DELAY_MEDIAN_DAYS * np.exp(DELAY_SIGMA * special.ndtri(np.clip(u, 1e-9, 1 - 1e-9)))
 
 
 @dataclass(frozen=True)
