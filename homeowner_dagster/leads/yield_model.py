@@ -271,6 +271,12 @@ class YieldEstimate:
     leads: int
     mature_leads: int
     average: float  # interested per mature lead, pooled (exposure-weighted), of the leads given
+    posterior: RatePosterior
+    posterior_zips: list[str]  # the posterior's row order
+
+    def p_below(self, rate: float) -> pd.Series:
+        """P(ZIP's interested rate < `rate`) per ZIP: how sure the data is that it is lower."""
+        return pd.Series(self.posterior.cdf(rate), index=self.posterior_zips)
 
     def prior_row(self) -> dict[str, float]:
         """An unmeasured ZIP: the spread of all ZIPs (mean, 90 % interval, per 1,000)."""
@@ -337,7 +343,8 @@ def estimate(
     )[ESTIMATE_COLUMNS]
     table = table.sort_values(["mean_per_1000", "zip"], ascending=[False, True]).reset_index(drop=True)
     return YieldEstimate(
-        table, reply_prior, share_prior, curve, len(frame), int(frame["mature"].sum()), average
+        table, reply_prior, share_prior, curve, len(frame), int(frame["mature"].sum()), average,
+        post, list(counts["zip"]),
     )
 
 
