@@ -54,7 +54,7 @@ FACT_COLUMNS = [
 def own_text(body: str) -> str:
     """The part of a reply the homeowner wrote: everything above the quoted earlier email."""
     found = _QUOTE_START.search(body or "")
-    return (body or "")[: found.start()] if found else (body or "")
+    return (body or "")[: found.start()].rstrip() if found else (body or "")
 
 
 def _lead_id(value: Any) -> int | None:
@@ -161,7 +161,6 @@ def apply_replies(outcomes: pd.DataFrame, facts: pd.DataFrame) -> tuple[pd.DataF
         if not rows:
             counts.unmatched += 1
             continue
-        setattr(counts, f"by_{how}", getattr(counts, f"by_{how}") + 1)
         # One homeowner, several windows (next year's renewal): the window attached last before it.
         when = fact.date_received
         targets: dict[str, int] = {}
@@ -173,12 +172,13 @@ def apply_replies(outcomes: pd.DataFrame, facts: pd.DataFrame) -> tuple[pd.DataF
         if not targets:
             counts.before_attach += 1
             continue
+        setattr(counts, f"by_{how}", getattr(counts, f"by_{how}") + 1)
         for i in targets.values():
             if lead_id is not None and fact.folder != "bounced":
                 if pd.isna(lead_ids[i]):
                     lead_ids[i] = lead_id
                     by_id.setdefault(lead_id, []).extend(r for r in rows if r not in by_id.get(lead_id, []))
-            matched[i] = matched[i] or how
+            matched[i] = matched[i] if isinstance(matched[i], str) else how
             if fact.folder == "bounced":
                 flags["bounced"][i] = True
             elif fact.automated_reply:
