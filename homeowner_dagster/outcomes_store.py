@@ -93,7 +93,7 @@ def write_campaign_read(
                 conn,
                 "lead_outcomes",
                 {"client_slug": client, "window_start": start},
-                rows[["month", *STORED_OUTCOME]].assign(campaign_id=campaign_id),
+                rows.assign(campaign_id=campaign_id)[["month", *STORED_OUTCOME]],
             )
             db.replace_partition(
                 conn,
