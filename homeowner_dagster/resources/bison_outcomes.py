@@ -111,6 +111,8 @@ def read_campaign(
             if at is not None and (newest is None or at > newest):
                 newest = at
     as_of = workspace.server_date or datetime.now(UTC)
+    if newest is not None and newest > as_of:
+        newest = as_of  # a reply dated after Bison's own now (a skewed clock) must not skip others
     stats = campaign_stats(workspace, campaign_id, stats_start, as_of.date())
     return CampaignRead(kept, newest, as_of, workspace.requests - before, new, stats)
 

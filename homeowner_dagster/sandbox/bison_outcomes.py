@@ -46,6 +46,7 @@ BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15,
 AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
 UNSUBSCRIBE_SHARE = 0.20  # of non-interested human replies
 SENDER = "agent@evergreen-mail.example"
+BOUNCE_AFTER = timedelta(minutes=3)  # the mail system's notice comes minutes after the send
 
 # Planted homeowner behaviour (guesses, not vendor facts; sandbox/README.md). Per ZIP: a human
 # reply rate, log-normal around 1.8 % (sigma 0.5), and the share of those replies that are
@@ -212,7 +213,8 @@ class OutcomeSimulator:
             if with_outgoing:
                 out.append(self._outgoing(f))
             if f.bounced:
-                out.append(self._bounce(f))
+                if f.sent_at + BOUNCE_AFTER <= now:
+                    out.append(self._bounce(f))
             elif f.reply and f.reply_at and f.reply_at <= now:
                 out.append(self._reply(f))
                 if f.second_at and f.second_at <= now:
@@ -277,7 +279,7 @@ class OutcomeSimulator:
             f"Delivery to the following recipient failed permanently:\n\n     {f.email}\n\n"
             "The email account that you tried to reach does not exist."
         )
-        notice = self._base(f, "bounce", f.sent_at + timedelta(minutes=3))
+        notice = self._base(f, "bounce", f.sent_at + BOUNCE_AFTER)
         notice.update(
             folder="bounced",
             subject="Delivery Status Notification (Failure)",
