@@ -79,7 +79,10 @@ def write_zip_yield(
         )
 
 
-def outcomes_until(dsn: str, month: date, months_back: int = 6) -> pd.DataFrame:
+OUTCOME_MONTHS_BACK = 6  # the gap report reads the outcomes of its month and the six before
+
+
+def outcomes_until(dsn: str, month: date, months_back: int = OUTCOME_MONTHS_BACK) -> pd.DataFrame:
     """Every client's measured lead outcomes of the renewal months up to `month` (the gap report's input).
 
     In production a month's own outcomes do not exist yet when its gap report is first made; a

@@ -205,6 +205,7 @@ def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, Sandbox], database_
         posted_at = int(posted["ts"].split(".")[0])  # the sandbox's ts: whole seconds, then a counter
         print(f"no-ZIPs run: Slack alert posted {posted_at - failed_at:.0f} s (whole seconds) after the run failed")
         alert = posted["text"]
-        assert alert.startswith("🚨 raw_leads failed: sunshine\nError: NoZipsForMonth"), alert
+        assert alert.startswith(f"🚨 raw_leads failed: sunshine\nsunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"), alert
+        assert "\nError: NoZipsForMonth\n" in alert
     finally:
         instance.dispose()

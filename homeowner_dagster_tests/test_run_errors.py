@@ -36,11 +36,16 @@ def _alert(pipeline: Pipeline, result) -> str:  # noqa: ANN001
 
 
 def _step_failure(result) -> tuple[str, int]:  # noqa: ANN001
-    """The failed step's message as the UI shows it, and how many retries it was given."""
+    """The failed step's message, and how many retries it was given; the first line the run page
+    shows for the failure (the error's first line) is that message, named by its type only."""
     events = result.all_events
     failure = next(e for e in events if e.event_type == DagsterEventType.STEP_FAILURE)
     retries = sum(1 for e in events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
-    return failure.step_failure_data.user_failure_data.description, retries
+    data = failure.step_failure_data
+    error_type = data.user_failure_data.metadata["error_type"].value
+    assert data.error.message.splitlines()[0] == f"{error_type}: {data.user_failure_data.description}"
+    assert data.error.stack  # Dagster's stack trace stays, below the line
+    return data.user_failure_data.description, retries
 
 
 def test_a_month_without_zips_fails_at_once_naming_the_import_command(pipeline: Pipeline) -> None:
@@ -57,7 +62,7 @@ def test_a_month_without_zips_fails_at_once_naming_the_import_command(pipeline: 
     assert "client" not in result.dagster_run.tags  # launched like the UI does: partition only
 
     alert = _alert(pipeline, result)
-    assert alert.startswith("🚨 monthly_pull failed: garden-state\nError: NoZipsForMonth\n")
+    assert alert.startswith(f"🚨 monthly_pull failed: garden-state\n{message}\nError: NoZipsForMonth\n")
     assert "homeowner zips import FILE --month 2026-12" in alert
     with psycopg.connect(pipeline.dsn) as conn:
         row = conn.execute("select client_slug, error_type, message from agent_errors").fetchone()

@@ -19,7 +19,6 @@ from dagster import (
     AssetExecutionContext,
     Config,
     DimensionPartitionMapping,
-    Failure,
     IdentityPartitionMapping,
     MaterializeResult,
     MetadataValue,
@@ -30,7 +29,12 @@ from dagster import (
 
 from homeowner_dagster import charts, outcomes_store, registry, store
 from homeowner_dagster.assets.monthly_pull import channel_for
-from homeowner_dagster.assets.weekly_upload import BISON_RETRY, bison_workspace, evergreen_campaign
+from homeowner_dagster.assets.weekly_upload import (
+    BISON_RETRY,
+    bison_workspace,
+    evergreen_campaign,
+    force_command,
+)
 from homeowner_dagster.leads import outcomes as rules
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.partitions import (
@@ -48,6 +52,7 @@ from homeowner_dagster.resources.bison_outcomes import (
 )
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
+from homeowner_dagster.run_errors import needs_fix
 
 GROUP = "outcomes"
 ACTIVE_DAYS = 90  # a window's leads are measured for 90 days after the attach
@@ -80,10 +85,11 @@ def campaign_outcomes(
     if ledger is None or not ledger.get("campaign_id") or pd.isna(ledger.get("attached_at")):
         # A skipped window (campaign moved on by hand) has a campaign but none of its leads:
         # measuring it would count every lead as silent.
-        raise Failure(
-            f"{slug}: {window.list_name} was never attached to a campaign by us; nothing to measure. "
-            "Run the weekly upload for this window first (`homeowner windows` shows its state).",
-            allow_retries=False,
+        raise needs_fix(
+            f"{slug}: {window.list_name} was never attached to a campaign by us; nothing to measure",
+            f"run the weekly upload for this window first (`{force_command(slug, window)}`; "
+            f"`homeowner windows --client {slug}` shows its state)",
+            "WindowNotAttached",
         )
     start = pd.Timestamp(ledger["attached_at"]).date()
     end = start + timedelta(days=ACTIVE_DAYS)
