@@ -17,13 +17,10 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     Backoff,
-    DimensionPartitionMapping,
     Failure,
-    IdentityPartitionMapping,
     Jitter,
     MaterializeResult,
     MetadataValue,
-    MultiPartitionMapping,
     RetryPolicy,
     TimeWindowPartitionMapping,
     asset,
@@ -45,6 +42,7 @@ from homeowner_dagster.outcomes_store import OUTCOME_MONTHS_BACK
 from homeowner_dagster.partitions import (
     client_month_key,
     client_month_partitions,
+    same_client,
     split_client_month,
 )
 from homeowner_dagster.resources import slack as messages
@@ -415,12 +413,7 @@ def _expected_yields(
 
 # The gap report ranks its proposals by the client's measured yield per ZIP (lead outcomes of
 # the renewal months up to its own, six back: outcomes_store.outcomes_until).
-yields_to_gap_report = MultiPartitionMapping(
-    {
-        "client": DimensionPartitionMapping("client", IdentityPartitionMapping()),
-        "month": DimensionPartitionMapping("month", TimeWindowPartitionMapping(start_offset=-OUTCOME_MONTHS_BACK)),
-    }
-)
+yields_to_gap_report = same_client("month", "month", TimeWindowPartitionMapping(start_offset=-OUTCOME_MONTHS_BACK))
 
 
 def _updated(asset: str) -> AutomationCondition:

@@ -18,11 +18,8 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     Config,
-    DimensionPartitionMapping,
-    IdentityPartitionMapping,
     MaterializeResult,
     MetadataValue,
-    MultiPartitionMapping,
     TimeWindowPartitionMapping,
     asset,
 )
@@ -40,6 +37,7 @@ from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.partitions import (
     client_month_partitions,
     client_window_partitions,
+    same_client,
     split_client_month,
     split_client_window,
 )
@@ -58,12 +56,7 @@ GROUP = "outcomes"
 ACTIVE_DAYS = 90  # a window's leads are measured for 90 days after the attach
 
 # A renewal month reads the outcomes of its four windows.
-month_to_windows = MultiPartitionMapping(
-    {
-        "client": DimensionPartitionMapping("client", IdentityPartitionMapping()),
-        "window": DimensionPartitionMapping("month", TimeWindowPartitionMapping()),
-    }
-)
+month_to_windows = same_client("window", "month", TimeWindowPartitionMapping())
 
 
 @asset(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    started_here = _embedded_database_stopped()
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
@@ -51,6 +53,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"homeowner {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if started_here:
+            _stop_embedded_database()
+
+
+def _embedded_database_stopped() -> bool:
+    """Whether this command would start the embedded PostgreSQL (no configured database, none
+    running): then it stops it when done, as it found it. One started by `homeowner dev` (or
+    by anything else before this command) is left as it is."""
+    from homeowner_dagster import db, settings
+
+    return not os.environ.get(settings.DATABASE_URL_ENV) and not db.embedded_running()
+
+
+def _stop_embedded_database() -> None:
+    from homeowner_dagster import db
+
+    try:
+        if db.embedded_running():
+            db.stop_embedded()
+    except Exception as exc:  # noqa: BLE001 - the command's own result stands; say it in one line
+        print(f"homeowner: the embedded PostgreSQL this command started was not stopped ({exc.__class__.__name__})",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
