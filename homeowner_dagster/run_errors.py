@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dagster import Failure, MetadataValue, RunFailureSensorContext
 
 from homeowner_dagster import registry
+from homeowner_dagster.assets import metadata as md
 
 CHECK_FIX = "run `homeowner check`"
 
@@ -100,7 +101,7 @@ def failure_for(exc: Exception, step: str) -> Failure:
     for attr in ("screenshot_url", "trace_url"):
         value = getattr(exc, attr, None)
         if value:
-            metadata[attr] = MetadataValue.url(value)
+            metadata[attr] = md.link(value)
     fix = "" if transient or "homeowner check" in str(exc) else f". Fix it, then {CHECK_FIX}"
     if fix:
         metadata["fix"] = CHECK_FIX

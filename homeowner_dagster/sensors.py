@@ -106,7 +106,7 @@ def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | Non
         dsn,
         {
             "run_id": run.run_id,
-            "job_name": run.job_name,
+            "job_name": job_label(run),
             "client_slug": client,
             "partition_key": partition,
             "status": status,

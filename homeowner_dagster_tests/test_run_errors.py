@@ -7,9 +7,9 @@ import time
 from datetime import date
 
 import psycopg
-from dagster import DagsterEventType, build_run_status_sensor_context
+from dagster import AssetKey, DagsterEventType, build_run_status_sensor_context
 
-from homeowner_dagster.partitions import client_partitions
+from homeowner_dagster.partitions import client_month_key, client_partitions
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import Pipeline
 
@@ -80,3 +80,22 @@ def test_a_partition_added_by_hand_fails_as_unknown_client(pipeline: Pipeline) -
     assert "homeowner clients import FILE" in message
     alert = _alert(pipeline, result)
     assert "failed: garden-sate" in alert and "Error: UnknownClient" in alert
+
+
+def test_a_run_launched_from_an_asset_page_is_named_for_its_assets(pipeline: Pipeline) -> None:
+    """The UI launches asset runs as Dagster's `__ASSET_JOB`: the alert and agent_runs name the
+    assets instead (a scheduled run keeps its job's name, as above)."""
+    job = pipeline.defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        partition_key=client_month_key("garden-state", NO_ZIPS_MONTH),
+        asset_selection=[AssetKey("raw_leads")],
+        run_config=pipeline_fixtures.QUIET,
+        raise_on_error=False,
+    )
+    assert result.dagster_run.job_name.startswith("__ASSET_JOB") and not result.success
+    alert = _alert(pipeline, result)
+    assert alert.startswith("🚨 raw_leads failed: garden-state\n"), alert
+    with psycopg.connect(pipeline.dsn) as conn:
+        names = conn.execute("select job_name from agent_runs where run_id = %s", [result.run_id]).fetchall()
+    assert names == [("raw_leads",)]

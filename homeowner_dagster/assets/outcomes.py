@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from homeowner_dagster import charts, outcomes_store, registry, store
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.monthly_pull import channel_for
 from homeowner_dagster.assets.weekly_upload import (
     BISON_RETRY,
@@ -200,7 +201,7 @@ def zip_yield(
     return MaterializeResult(
         metadata={
             "chart": MetadataValue.md(charts.markdown_image(svg, f"{slug} {month_key(month)} ZIP yield")),
-            "chart_link": MetadataValue.url(link) if link.startswith("http") else MetadataValue.path(link),
+            **({"chart_link": md.link(link)} if link.startswith("http") else {}),  # shown inline above
             "leads_measured": len(outcomes),
             "interested": int(outcomes["interested"].sum()) if not outcomes.empty else 0,
             "client_interested_per_1000": round(average * 1000, 2),
