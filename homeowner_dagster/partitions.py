@@ -18,6 +18,7 @@ from dagster import (
     MultiPartitionKey,
     MultiPartitionMapping,
     MultiPartitionsDefinition,
+    MultiToSingleDimensionPartitionMapping,
     PartitionMapping,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
@@ -52,13 +53,14 @@ client_window_partitions = MultiPartitionsDefinition(
     {"client": client_partitions, "window": window_partitions}
 )
 
+# MultiPartitionMapping and MultiToSingleDimensionPartitionMapping have been "beta" throughout
+# Dagster 1.x; the paths they serve are kept under test (test_definitions, the outcome tests), so
+# they are built here without the BetaWarning every command would print, that nobody can act on.
+
+
 def same_client(upstream: str, downstream: str, mapping: PartitionMapping) -> MultiPartitionMapping:
     """The same client; the upstream's time dimension `upstream` mapped from the downstream's
-    `downstream` by `mapping`.
-
-    Built without Dagster's BetaWarning (MultiPartitionMapping has been "beta" throughout 1.x; the
-    path it serves is kept under test in test_definitions): a warning nobody can act on.
-    """
+    `downstream` by `mapping`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)
         return MultiPartitionMapping(
@@ -67,6 +69,13 @@ def same_client(upstream: str, downstream: str, mapping: PartitionMapping) -> Mu
                 upstream: DimensionPartitionMapping(downstream, mapping),
             }
         )
+
+
+def client_dimension() -> MultiToSingleDimensionPartitionMapping:
+    """From a client x time partition to the client's own partition (and back: all its times)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiToSingleDimensionPartitionMapping(partition_dimension_name="client")
 
 
 # A renewal window reads its renewal month's cleaned leads.
