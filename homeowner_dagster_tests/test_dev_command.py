@@ -147,4 +147,5 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     assert not db.embedded_running(home)  # the command started the embedded server: it stopped it
     assert "embedded PostgreSQL stopped" in output
     assert "superseded" not in output  # `dagster dev` vs `dg dev`: nothing a user can act on
+    assert "RuntimeDirWarning" not in output and "BetaWarning" not in output  # nor these
     assert "DAGSTER_HOME environment variable is set" not in output
