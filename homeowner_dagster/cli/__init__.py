@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "approve": "homeowner_dagster.cli.approve",
     "debounce-job": "homeowner_dagster.cli.debounce",
 }
+# Commands that never open the project's database (and must not import its driver to find out).
+NO_DATABASE: frozenset[str] = frozenset({"clean"})
 
 
 class CommandError(Exception):
@@ -50,6 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
+    started_here = args.command not in NO_DATABASE and _embedded_database_stopped()
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
@@ -58,6 +62,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"homeowner {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if started_here:
+            _stop_embedded_database()
+
+
+def _embedded_database_stopped() -> bool:
+    """Whether this command would start the embedded PostgreSQL (no configured database, none
+    running): then it stops it when done, as it found it. One started by `homeowner dev` (or
+    by anything else before this command) is left as it is."""
+    from homeowner_dagster import db, settings
+
+    return not os.environ.get(settings.DATABASE_URL_ENV) and not db.embedded_running()
+
+
+def _stop_embedded_database() -> None:
+    from homeowner_dagster import db
+
+    try:
+        if db.embedded_running():
+            db.stop_embedded()
+    except Exception as exc:  # noqa: BLE001 - the command's own result stands; say it in one line
+        print(f"homeowner: the embedded PostgreSQL this command started was not stopped ({exc.__class__.__name__})",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
