@@ -33,7 +33,8 @@ from homeowner_dagster.partitions import (
 )
 from homeowner_dagster.resources.database import PostgresResource
 
-ACTIVE_DAYS = 90  # outcomes are measured for 90 days after a window's attach
+ACTIVE_DAYS = 90  # a renewal month's yield is redone weekly for 90 days after its windows' attach
+READ_DAYS = 120  # a client's campaigns are read while a window attached in the last 120 days answers
 
 
 def _tick_date(context: ScheduleEvaluationContext) -> date:
@@ -93,7 +94,8 @@ def weekly_upload_schedule(context: ScheduleEvaluationContext, database: Postgre
     return requests
 
 
-# Outcomes: Mondays after the uploads (09:00), every window attached within the last 90 days.
+# Outcomes: Mondays after the uploads (09:00): each client with a window attached in the last 120
+# days, once (its campaigns' new replies since the stored cursor).
 
 
 @schedule(
@@ -101,21 +103,17 @@ def weekly_upload_schedule(context: ScheduleEvaluationContext, database: Postgre
     cron_schedule="0 11 * * 1",
     execution_timezone=TIMEZONE,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Mondays 11:00 CT, after the uploads: replies and stats of every window attached "
-    "to a campaign in the last 90 days.",
+    description="Mondays 11:00 CT, after the uploads: each client's campaigns' new replies and stats, "
+    "for every client with a window attached in the last 120 days.",
 )
 def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
     day = _tick_date(context)
-    windows = outcomes_store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
-    if not windows:
-        return SkipReason(f"no window attached in the 90 days before {day.isoformat()}")
+    clients = outcomes_store.clients_to_measure(database.dsn(), day, READ_DAYS)
+    if not clients:
+        return SkipReason(f"no window attached in the {READ_DAYS} days before {day.isoformat()}")
     return [
-        RunRequest(
-            run_key=f"outcomes-{slug}-{start.isoformat()}-{day.isoformat()}",
-            partition_key=client_window_key(slug, start),
-            tags={"client": slug},
-        )
-        for slug, start in windows
+        RunRequest(run_key=f"outcomes-{slug}-{day.isoformat()}", partition_key=slug, tags={"client": slug})
+        for slug in clients
     ]
 
 

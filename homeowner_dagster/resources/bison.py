@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -227,6 +228,15 @@ def _messages(value: Any) -> list[str]:
     return [_without_addresses(str(value))]
 
 
+def _server_date(response: httpx.Response) -> datetime | None:
+    """The answer's `Date` header (RFC 9110: the server's clock when it answered), if readable."""
+    values = response.headers.get_list("date")
+    try:
+        return parsedate_to_datetime(values[-1]) if values else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _count(item: dict[str, Any], field_name: str, what: str) -> int:
     """A count field of a Bison answer; missing or unreadable is an error naming the field."""
     value = item.get(field_name)
@@ -331,6 +341,7 @@ class BisonWorkspace:
         # What to send for a boolean Bison resets but the campaign GET does not return.
         self._settings_not_returned = dict(settings_not_returned or {})
         self.requests = 0
+        self.server_date: datetime | None = None  # Bison's clock: the last answer's Date header
         # Where each list was last seen in the paged list of lead lists (0 = first item): the
         # next list is looked for from there (the listing's order is not documented).
         self.list_positions: dict[str, int] = {}
@@ -360,6 +371,7 @@ class BisonWorkspace:
         policy = self._policy if retry else RetryPolicy(max_attempts=1)
         self._pace()
         response = send_with_retries(self._client, method, path, policy, **kwargs)
+        self.server_date = _server_date(response) or self.server_date
         return self._json(response)
 
     @staticmethod
