@@ -275,6 +275,10 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
     assert keys == 0 and sent == cleaned
     # Homeowners came back: most of 2028's addresses were 2027's (one lead each in Bison, B-UNIQUE).
     returning = emails_by_year[2027] & emails_by_year[2028]
+    print(
+        f"two-year walk: {len(emails_by_year[2027])} addresses in 2027's lists, {len(emails_by_year[2028])} in "
+        f"2028's, {len(returning)} of them returning (one lead each in Bison)"
+    )
     assert len(returning) > len(emails_by_year[2028]) / 2
     assert sum(int(rows[w.start]["leads_returning"]) for w in windows if w.start.year == 2028) >= len(returning)
     assert len(set(campaign["lead_emails"])) == len(emails_by_year[2027] | emails_by_year[2028]) == campaign["total_leads"]
