@@ -139,10 +139,17 @@ def reset_outside_world(sandbox: Sandbox) -> None:
 
 @pytest.fixture(scope="module")
 def pipeline_sandbox() -> Iterator[Sandbox]:
+    """The sandbox of a test module; the connector's waits for Bison (an import, an attach's
+    5-minute sync) move its clock instead of sleeping, for every test of the module."""
     sandbox = Sandbox(seed=11)
     reset_outside_world(sandbox)
-    with sandbox:
-        yield sandbox
+    waiting = bison_resource.pause
+    bison_resource.pause = sandbox.bison.advance
+    try:
+        with sandbox:
+            yield sandbox
+    finally:
+        bison_resource.pause = waiting
 
 
 @pytest.fixture
@@ -154,8 +161,6 @@ def pipeline(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
-    # Waits for Bison (an import, an attach's 5-minute sync) move the sandbox clock instead.
-    monkeypatch.setattr(bison_resource, "pause", pipeline_sandbox.bison.advance)
     pipeline_sandbox.faults.off()
     from homeowner_dagster.definitions import build_definitions
 

@@ -1,8 +1,8 @@
 """Fault matrix: every sandbox fault a run meets, injected into real monthly and weekly runs.
 
 One database and one Dagster instance serve the whole module: the monthly partitions of both
-clients and garden-state's first weekly window are materialized once, and every case starts from
-(and ends in) that state. Each case does what its name says:
+clients and garden-state's first weekly window's list (uploaded and verified, not yet attached)
+are materialized once, and every case starts from that state. Each case does what its name says:
 
 - `survives`: the fault fired, the run succeeded and the tables hold exactly what a fault-free
   run writes (every column but the write timestamps); Bison holds each list once. Slow pages are
@@ -16,7 +16,8 @@ clients and garden-state's first weekly window are materialized once, and every 
   `agent_errors` row records it. Before the failing run the sandbox's data changes (Cole's
   generator yields other addresses, DeBounce another seed), so a write of the failing step would
   show: the previous partition is compared on every stored column, timestamps included. Then
-  the data and the fault are put back and a clean run writes the original data again.
+  the data and the fault are put back and a clean run writes the original data again (the
+  weekly case attaches the list the fixture uploaded: the window ends `done`, attached once).
 
 Faults that never clear run with step retries off (`NO_RETRIES`): Dagster would retry the
 step twice after its delay and end in the same typed failure; the `dagster-retry` cases show the
@@ -373,7 +374,8 @@ def matrix(
     migrated_template: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
-    """Both clients' January pulled and cleaned, garden-state's first window uploaded."""
+    """Both clients' January pulled and cleaned; garden-state's first window's list uploaded and
+    verified (PT4), its attach (PT5) left to do."""
     name = f"homeowner_matrix_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}" template "{migrated_template}"')
@@ -398,7 +400,8 @@ def matrix(
             pipe = Pipeline(pipeline_sandbox, dsn, instance, defs)
             for client in TERRITORY:
                 assert run(pipe, "monthly_pull", client_month_key(client, MONTH)).success
-            assert run(pipe, "weekly_upload", client_window_key("garden-state", WINDOWS[0])).success
+            first = client_window_key("garden-state", WINDOWS[0])
+            assert run(pipe, "weekly_upload", first, selection=[AssetKey("bison_lead_lists")]).success
             yield pipe
     finally:
         pipeline_sandbox.faults.off()
@@ -619,8 +622,9 @@ def test_monthly_run_under_fault(
     assert stored(dsn, with_timestamps=False) == before_content
 
 
-# Weekly: the first four upload a fresh window under the fault; the last re-runs the window the
-# fixture uploaded (garden-state, January 1-7) while Bison keeps failing.
+# Weekly: the first four upload a fresh window under the fault; the last attaches the list the
+# fixture uploaded (garden-state, January 1-7) while Bison keeps failing (a window already done
+# makes no Bison call at all: test_a_done_window_calls_bison_not_at_all).
 WEEKLY_CASES = [
     ("dropped_connection", {"times": 1}, "survives", "garden-state", WINDOWS[1], {}),  # answer lost
     ("http_429", {"times": 3, "retry_after": 0}, "survives", "garden-state", WINDOWS[2], {}),
@@ -702,9 +706,31 @@ def test_weekly_run_under_bison_fault(
     sandbox.faults.off()
     again = run(matrix, "weekly_upload", key)
     assert again.success
-    assert stored(dsn, with_timestamps=False) == before_content
-    assert bison_state(sandbox) == before_bison
     assert observed == outcome, f"typed error {outcome} expected, the run reported {observed}"
+    # The clean rerun finished the window (attached once, the ledger `done`), nothing else.
+    after = stored(dsn, with_timestamps=False)
+    moved = {k.split(".")[0] for k in after if after[k] != before_content[k]}
+    assert moved == {"client_lead_batches"}, moved
+    with psycopg.connect(dsn) as conn:
+        state, list_id = conn.execute(
+            "select status, bison_list_id from client_lead_batches "
+            "where client_slug = %s and window_start = %s",
+            [client, window.start],
+        ).fetchone()
+    campaigns = sandbox.bison.workspaces[workspace].campaigns.values()
+    campaign = next(c for c in campaigns if c["name"].startswith("Evergreen"))
+    assert state == "done" and campaign["lead_list_ids"].count(int(list_id)) == 1
+
+
+def test_a_done_window_calls_bison_not_at_all(matrix: Pipeline) -> None:
+    """A weekly run of a window already `done` makes no Bison request (bench_api_requests.py
+    prints 0), so a rate limit that never lifts cannot stop it."""
+    sandbox, key = matrix.sandbox, client_window_key("garden-state", WINDOWS[0])
+    assert run(matrix, "weekly_upload", key).success  # done, if a case above did not finish it
+    sandbox.faults.on("bison", "http_429", retry_after=0)
+    requests = sandbox.bison.requests
+    assert run(matrix, "weekly_upload", key, step_retries=False).success
+    assert sandbox.bison.requests == requests and ("bison", "http_429") not in sandbox.faults.fired
 
 
 # One run of the cleaning step in a process of its own, as a run worker would start it.
