@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import pandas as pd
 from dagster import Failure
 from psycopg import sql
 
-from homeowner_dagster import db, store
+from homeowner_dagster import addresses, db, store
 from homeowner_dagster.leads.territories import (
     CHANGE_COLUMNS,
     TerritoryError,
@@ -70,10 +69,10 @@ class Client:
 # name a variable of the BISON_TOKEN_ family and an https instance the operator allowed.
 BISON_TOKEN_ENV_RE = re.compile(r"BISON_TOKEN_[A-Z0-9][A-Z0-9_]*")
 ALLOWED_HOSTS_ENV = "BISON_ALLOWED_HOSTS"
-# Set by the sandbox (Sandbox.env()) to the origins of its own loopback servers. Only loopback
-# origins in it count, and only with their exact port: set in production it cannot open a route
-# to any other machine.
-SANDBOX_ORIGINS_ENV = "HOMEOWNER_SANDBOX_ORIGINS"
+# Set by the sandbox (Sandbox.env()) to the origins of its own loopback servers: the one rule for
+# every service address lives in `addresses`.
+SANDBOX_ORIGINS_ENV = addresses.SANDBOX_ORIGINS_ENV
+sandbox_origins = addresses.sandbox_origins
 
 
 def _host(url: str) -> str:
@@ -90,28 +89,6 @@ def allowed_bison_hosts(environ: dict[str, str] | None = None) -> set[str]:
         return listed
     default = (env.get("BISON_INSTANCE_URL") or "").strip()
     return {_host(default)} if default and _host(default) else set()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def sandbox_origins(environ: dict[str, str] | None = None) -> set[str]:
-    """The sandbox's own loopback origins (scheme://host:port), when the sandbox set them."""
-    from urllib.parse import urlsplit
-
-    env = os.environ if environ is None else environ
-    origins = set()
-    for item in (env.get(SANDBOX_ORIGINS_ENV) or "").split(","):
-        parts = urlsplit(item.strip())
-        if parts.scheme == "http" and parts.port and _is_loopback(parts.hostname or ""):
-            origins.add(f"http://{parts.hostname}:{parts.port}")
-    return origins
 
 
 def bison_destination_problem(
@@ -132,11 +109,11 @@ def bison_destination_problem(
         return None
     try:
         parts = urlsplit(instance_url)
-        port = parts.port
+        parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         return "bison instance is not a URL"
     host = (parts.hostname or "").lower()
-    if parts.scheme == "http" and port and f"http://{host}:{port}" in sandbox_origins(environ):
+    if addresses.is_sandbox_origin(instance_url, environ):
         return None  # the sandbox's own loopback server, set by the sandbox
     if parts.scheme != "https" or not host:
         # Scheme and host only: a path or query may carry something private.

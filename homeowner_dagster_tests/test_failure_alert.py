@@ -57,10 +57,12 @@ def sandbox() -> Iterator[Sandbox]:
 def _alert(server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("HOMEOWNER_DATABASE_URL", server.get_uri())
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)  # SLACK_API_URL: where the resource posts
     instance = DagsterInstance.ephemeral()
     result = monthly_pull.execute_in_process(instance=instance, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    slack = HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/", max_retries=0)
+    slack = HomeownerSlackResource(token=sandbox.slack.token, max_retries=0)
     context = build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=instance,

@@ -1,7 +1,8 @@
 """`homeowner check`: is this machine ready to run the pipeline for the active clients?
 
 It reports which environment variables are missing (by name only: no value is ever printed),
-whether the database is reachable and migrated, and whether Chromium starts. Exit status 0
+whether every service address a secret goes to is set and allowed (`addresses`), whether the
+database is reachable and migrated, and whether Chromium starts. Exit status 0
 when everything is in place, 1 when anything is missing.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from homeowner_dagster import registry, settings
+from homeowner_dagster import addresses, registry, settings
 
 CHROMIUM_ARGS = settings.CHROMIUM_ARGS
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -89,21 +90,28 @@ def environment_items(
         problems.append(
             CheckItem(registry.SANDBOX_ORIGINS_ENV, False, "set: the sandbox's, never in production; unset it")
         )
-    backend = (environ.get("HOMEOWNER_EMAIL_BACKEND") or "debounce").strip().lower()
-    if backend == "clay":
-        for name in ("CLAY_WEBHOOK_URL", "CLAY_API_KEY", "CLAY_TABLE_ID"):
+    if addresses.email_backend(environ) == "clay":
+        for name in ("CLAY_API_KEY", "CLAY_TABLE_ID"):
             _needed_by(needs, name, "email verification (clay)")
     else:
         _needed_by(needs, "DEBOUNCE_API_KEY", "email verification")
     _needed_by(needs, "SLACK_BOT_TOKEN", "Slack alerts and reports")
-    if (environ.get("HOMEOWNER_ARTIFACTS_BACKEND") or "").strip().lower() == "supabase":
-        for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"):
-            _needed_by(needs, name, "artifacts (supabase)")
+    if addresses.artifacts_backend(environ) == "supabase":
+        _needed_by(needs, "SUPABASE_SERVICE_ROLE_KEY", "artifacts (supabase)")
     items = [
         CheckItem(name, _present(environ, name), "for " + ", ".join(users))
         for name, users in needs.items()
     ]
-    return items + problems
+    return items + address_items(environ) + problems
+
+
+def address_items(environ: Mapping[str, str] | None = None) -> list[CheckItem]:
+    """One item per service address a secret is sent to: set (no default where the vendor
+    documents none, as Cole's), https, and on the vendor's host."""
+    return [
+        CheckItem(c.variable, c.ok, f"{c.service} address" if c.ok else c.problem or "")
+        for c in addresses.check_addresses(environ)
+    ]
 
 
 def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:

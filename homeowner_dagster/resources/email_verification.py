@@ -33,6 +33,7 @@ from psycopg.rows import dict_row
 from pydantic import Field
 
 from homeowner_dagster import db
+from homeowner_dagster.addresses import DEBOUNCE_API_URL, DEBOUNCE_BULK_URL, service_address
 from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS, SAFE_TO_SEND_CODE
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
@@ -167,12 +168,14 @@ def listing_key(addresses: Sequence[str]) -> str:
 
 
 class EmailVerificationResource(ConfigurableResource):
-    """Verifies addresses with DeBounce or through a Clay table; `api_key` from EnvVar."""
+    """Verifies addresses with DeBounce or through a Clay table; `api_key` from EnvVar.
+
+    DeBounce's addresses are the deployment's (DEBOUNCE_API_URL / DEBOUNCE_BULK_URL, checked,
+    default DeBounce's own), never run config: the key goes to no other host.
+    """
 
     backend: str = Field(default="debounce", description="`debounce` or `clay`")
     api_key: str | None = Field(default=None, description="DeBounce API key, from EnvVar")
-    api_url: str = "https://api.debounce.io"
-    bulk_url: str = "https://bulk.debounce.io"
     max_in_flight: int = Field(default=5, description="DeBounce allows 5 concurrent calls per key")
     bulk_threshold: int = Field(
         default=1000, description="more addresses than this use the bulk flow"
@@ -259,7 +262,7 @@ class EmailVerificationResource(ConfigurableResource):
         self, addresses: list[str], on_verdict: OnVerdict | None = None
     ) -> list[dict]:
         policy = self._policy()
-        url = f"{self.api_url.rstrip('/')}/v1/"
+        url = f"{service_address(DEBOUNCE_API_URL).rstrip('/')}/v1/"
         limits = httpx.Limits(max_connections=self.max_in_flight)
         with httpx.Client(timeout=60, limits=limits) as client:
 
@@ -309,7 +312,7 @@ class EmailVerificationResource(ConfigurableResource):
         key = listing_key(addresses)
         jobs = BulkJobs(conn_url)
         job = jobs.get(key)
-        base = f"{self.bulk_url.rstrip('/')}/v1"
+        base = f"{service_address(DEBOUNCE_BULK_URL).rstrip('/')}/v1"
         policy = self._policy()
         listing_path = f"debounce/{key}.csv"  # DeBounce names the list after this file
         try:

@@ -22,9 +22,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from homeowner_dagster.addresses import SLACK_API_URL, service_address
 from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
-
-SLACK_API_URL = "https://slack.com/api/"
 
 
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -58,18 +57,17 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
 
 
 class HomeownerSlackResource(SlackResource):
-    """dagster-slack's resource with a configurable API base URL and retries on 429/5xx."""
+    """dagster-slack's resource with retries on 429/5xx. The API address is the deployment's
+    (SLACK_API_URL, checked; default Slack's own), never run config: the token goes nowhere else."""
 
-    base_url: str = Field(
-        default=SLACK_API_URL, description="Slack Web API base; the sandbox in tests"
-    )
     max_retries: int = 3
     max_retry_after_seconds: float = Field(
         default=30.0, description="longest wait a 429's Retry-After can impose per retry"
     )
 
     def get_client(self) -> WebClient:
-        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        url = service_address(SLACK_API_URL)
+        base = url if url.endswith("/") else url + "/"
         return WebClient(
             token=self.token,
             base_url=base,
