@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from homeowner_dagster import settings
+from homeowner_dagster.sanitiser import first_line as sanitise_first_line
 
 
 def embedded_url(home: Path | None = None) -> str:
@@ -91,6 +92,21 @@ def dagster_storage_url(url: str) -> str:
     raise ValueError("database URL must start with postgresql://")
 
 
+def url_host(url: str) -> str:
+    """The server a URL names: its host (a socket folder for a local socket), `localhost` when
+    none is given. Parsed only; nothing is connected to."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        host = conninfo_to_dict(libpq_url(url)).get("host")
+    except psycopg.Error:  # unreadable (a bad `%`): the URL's own text
+        parts = urlsplit(libpq_url(url))
+        host = parts.hostname or (parse_qs(parts.query).get("host") or [None])[0]
+    return str(host or "localhost")
+
+
 def libpq_url(url: str) -> str:
     """Strip a SQLAlchemy driver suffix so psycopg 3 accepts the URL."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
@@ -99,8 +115,41 @@ def libpq_url(url: str) -> str:
     return url
 
 
+class DatabaseUnreachable(psycopg.OperationalError):
+    """The database could not be connected to; the message is sanitised (no password, no URL)."""
+
+
+def connection_problem(exc: BaseException) -> str:
+    """One line on why a connection failed, naming no secret. psycopg quotes a password that
+    holds an unencoded `%`; that case gets its own fix."""
+    text = str(exc)
+    if "percent-encoded" in text:
+        return (
+            f"the database URL ({settings.DATABASE_URL_ENV}) is not valid: a `%` in it (in the "
+            "password?) is not followed by two hex digits; percent-encode the password (`%` as %25)"
+        )
+    return f"database not reachable: {sanitise_first_line(text) or type(exc).__name__}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be used as a connection string (parsed only, nothing sent), or None."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(libpq_url(url))
+    except psycopg.Error as exc:
+        return connection_problem(exc)
+    return None
+
+
 def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection:
-    return psycopg.connect(libpq_url(url or database_url()), **kwargs)
+    """A psycopg connection; a failure to connect raises DatabaseUnreachable with a sanitised
+    message and no chained driver error (which would quote the password or the URL)."""
+    try:
+        return psycopg.connect(libpq_url(url or database_url()), **kwargs)
+    except psycopg.Error as exc:
+        problem = connection_problem(exc)
+    raise DatabaseUnreachable(problem)
 
 
 @contextmanager

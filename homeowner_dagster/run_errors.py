@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dagster import Failure, MetadataValue, RunFailureSensorContext
 
 from homeowner_dagster import registry
+from homeowner_dagster.sanitiser import sanitise, scrub_exception
 
 CHECK_FIX = "run `homeowner check`"
 
@@ -76,6 +77,7 @@ def failure_for(exc: Exception, step: str) -> Failure:
     the check to run once a person has fixed it.
     """
     transient = bool(getattr(exc, "transient", False))
+    scrub_exception(exc)  # Dagster records the cause's message too (`raise ... from exc`)
     metadata: dict[str, MetadataValue | str] = {"error_type": type(exc).__name__}
     for attr in ("screenshot_url", "trace_url"):
         value = getattr(exc, attr, None)
@@ -85,7 +87,7 @@ def failure_for(exc: Exception, step: str) -> Failure:
     if fix:
         metadata["fix"] = CHECK_FIX
     return Failure(
-        description=f"{step}: {type(exc).__name__}: {exc}{fix}",
+        description=sanitise(f"{step}: {type(exc).__name__}: {exc}{fix}"),
         metadata=metadata,
         allow_retries=transient,
     )
@@ -119,9 +121,13 @@ def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
         return RunErrorInfo(
             step=event.step_key,
             error_type=str(error_type),
-            message=message,
+            message=sanitise(message),
             screenshot_url=_text(metadata.get("screenshot_url")),
             trace_url=_text(metadata.get("trace_url")),
         )
-    failure = context.failure_event
-    return RunErrorInfo(None, "RunFailure", failure.message or "run failed")
+    return run_failure_info(context)
+
+
+def run_failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
+    """The run failure event's own message, sanitised (when no step failure says more)."""
+    return RunErrorInfo(None, "RunFailure", sanitise(context.failure_event.message or "run failed"))

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from homeowner_dagster.sanitiser import sanitise, scrub_exception
+
 # Modules that add subcommands; each defines `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "homeowner_dagster.cli.database",
@@ -46,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
-        print(f"homeowner {args.command}: {exc}", file=sys.stderr)
+        print(f"homeowner {args.command}: {sanitise(str(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        scrub_exception(exc)  # the traceback Python prints names no secret
+        raise
     except KeyboardInterrupt:
         print(f"homeowner {args.command}: interrupted", file=sys.stderr)
         return 130

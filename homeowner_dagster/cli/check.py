@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from homeowner_dagster import addresses, registry, settings
+from homeowner_dagster.sanitiser import first_line
 
 CHROMIUM_ARGS = settings.CHROMIUM_ARGS
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -123,8 +124,8 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
     try:
         url = db.database_url()
         pending = migrate.pending(url)
-    except Exception as exc:  # the message may hold the URL and its password: class name only
-        return [CheckItem(f"{label} reachable", False, exc.__class__.__name__)], None
+    except Exception as exc:  # sanitised: the driver's message may quote the URL or password
+        return [CheckItem(f"{label} reachable", False, first_line(str(exc)) or exc.__class__.__name__)], None
     items = [CheckItem(f"{label} reachable", True)]
     if pending:
         items.append(CheckItem("database migrated", False, f"{len(pending)} pending migration(s)"))

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.sanitiser import sanitise
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
 STANDARD_FIELDS: tuple[str, ...] = ("email", "first_name", "last_name", "title", "company", "notes")
@@ -169,8 +170,8 @@ def send_with_retries(
             time.sleep(policy.backoff(attempt))
             continue
         return response
-    raise RetriesExhausted(
-        f"{method} {httpx.URL(url).path} failed {policy.max_attempts} times; last: {last}"
+    raise RetriesExhausted(  # the path only, sanitised: a Clay webhook's path is its secret
+        f"{method} {sanitise(httpx.URL(url).path)} failed {policy.max_attempts} times; last: {last}"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 
 from homeowner_dagster import db, settings
 
@@ -17,5 +17,16 @@ class PostgresResource(ConfigurableResource):
     """
 
     def dsn(self) -> str:
+        """The URL; an unusable one (a `%` psycopg cannot read) fails at once, without retries,
+        in one line that names the fix and not the password."""
         url = os.environ.get(settings.DATABASE_URL_ENV)
-        return db.libpq_url(url) if url else db.database_url()
+        if not url:
+            return db.database_url()
+        problem = db.url_problem(url)
+        if problem:
+            raise Failure(
+                description=f"{problem}; then run `homeowner check`",
+                metadata={"error_type": "DatabaseUrlInvalid"},
+                allow_retries=False,
+            )
+        return db.libpq_url(url)

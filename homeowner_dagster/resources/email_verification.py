@@ -7,8 +7,9 @@ a failure pays only for what is left. Large sets go through the bulk flow: the l
 Supabase Storage, handed to DeBounce by a signed URL, polled, and the result CSV read back. The
 job is recorded in `debounce_bulk_jobs` before the upload is sent, so a rerun resumes the paid job
 and an upload whose answer was lost is never repeated blind (DeBounce documents no way to look a
-list up). A job that ends `failed` stops the step at once. The API key travels in DeBounce's
-query string, so URLs never reach logs or errors.
+list up). A job that ends `failed` stops the step at once. The API key, the homeowner's address
+and the signed list link travel in DeBounce's query string: URLs never reach errors, and httpx's
+request log lines are sanitised (`homeowner_dagster.sanitiser`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import csv
 import hashlib
 import io
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,43 +42,6 @@ from homeowner_dagster.resources.clay import ClayResource
 # The Dagster concurrency pool of every step that calls DeBounce (limit 1 in dagster.yaml).
 DEBOUNCE_POOL = "debounce"
 VERIFICATION_COLUMNS = ["email", "code", "result", "safe_to_send", "provider", "verified_at"]
-# The key and the homeowner's address both travel in DeBounce's query string.
-_SECRET_QUERY_VALUES = re.compile(r"((?:api|email)=)[^&\s'\"]+", re.IGNORECASE)
-
-
-def redact_query(text: str) -> str:
-    """`api=` and `email=` query values replaced by `***`."""
-    return _SECRET_QUERY_VALUES.sub(r"\1***", text)
-
-
-def _redacted_arg(value: object) -> object:
-    """Strings redacted; an object whose text holds a secret (httpx.URL) becomes redacted text;
-    numbers and everything else untouched, so `%d` and friends still format."""
-    if isinstance(value, str):
-        return redact_query(value)
-    if isinstance(value, int | float | bool) or value is None:
-        return value
-    text = str(value)
-    cleaned = redact_query(text)
-    return cleaned if cleaned != text else value
-
-
-class _RedactApiKey(logging.Filter):
-    """httpx logs every request URL at INFO; DeBounce's key and the address are in the URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redacted_arg(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _redacted_arg(v) for k, v in record.args.items()}
-        if isinstance(record.msg, str):
-            record.msg = redact_query(record.msg)
-        return True
-
-
-logging.getLogger("httpx").addFilter(_RedactApiKey())
-
-
 class EmailVerificationError(RuntimeError):
     """The provider refused or never finished; the message never carries the key.
 

@@ -24,6 +24,7 @@ from slack_sdk.http_retry.state import RetryState
 
 from homeowner_dagster.addresses import SLACK_API_URL, service_address
 from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
+from homeowner_dagster.sanitiser import first_line
 
 
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -216,7 +217,7 @@ def failure_alert(
 ) -> str:
     lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
     if message:  # one line: for errors no retry can fix, it names the command that fixes them
-        lines.append(message.splitlines()[0][:500])
+        lines.append(first_line(message))
     if partition:
         lines.append(f"Partition: {partition}")
     lines.append(f"Run: <{run_url}|open in Dagster>")
