@@ -38,6 +38,7 @@ from pydantic import Field
 
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.leads.spreadsheet import neutralise_formula
 from homeowner_dagster.sanitiser import sanitise
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
@@ -65,7 +66,6 @@ RESET_BOOLEANS: tuple[str, ...] = (
     "can_unsubscribe",
     "include_auto_replies_in_stats",
 )
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
 _EMAIL_LIKE = re.compile(r"[^\s@,;:'\"<>()\[\]]+@[^\s@,;:'\"<>()\[\]]+")
 # A list created by a lost upload is younger than this when it is looked for; last year's
 # list of the same window name is far older (allows for a skewed clock at Bison's end).
@@ -173,14 +173,6 @@ def send_with_retries(
     raise RetriesExhausted(  # the path only, sanitised: a Clay webhook's path is its secret
         f"{method} {sanitise(httpx.URL(url).path)} failed {policy.max_attempts} times; last: {last}"
     )
-
-
-def neutralise_formula(value: Any) -> str:
-    """Spreadsheet-safe text: a value starting with = + - @ gets a leading single quote."""
-    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
 def _without_addresses(text: str) -> str:
