@@ -107,6 +107,29 @@ def url_host(url: str) -> str:
     return str(host or "localhost")
 
 
+def dagster_storage_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Dagster's storage would not land in the `dagster` schema, or None: the storage URL
+    (HOMEOWNER_DAGSTER_STORAGE_URL, else the one `homeowner dev` derives) is connected to and
+    must put new tables in `dagster`. Sanitised: no URL or password in the answer."""
+    env = os.environ if environ is None else environ
+    url = env.get(settings.DAGSTER_STORAGE_URL_ENV)
+    if not url:
+        if env.get(settings.DATABASE_URL_ENV):
+            return f"{settings.DAGSTER_STORAGE_URL_ENV} is not set (docs/deploy.md section 1)"
+        url = dagster_storage_url(database_url())  # what `homeowner dev` gives Dagster
+    try:
+        with connect(url) as conn:
+            schema = conn.execute("select current_schema()").fetchone()[0]
+    except psycopg.Error as exc:
+        return sanitise_first_line(str(exc)) or type(exc).__name__
+    if schema != DAGSTER_SCHEMA:
+        return (
+            f"{settings.DAGSTER_STORAGE_URL_ENV} puts Dagster's tables in schema {schema or 'none'!r}, "
+            f"not {DAGSTER_SCHEMA!r}: add options=-csearch_path%3D{DAGSTER_SCHEMA} (docs/deploy.md section 1)"
+        )
+    return None
+
+
 def libpq_url(url: str) -> str:
     """Strip a SQLAlchemy driver suffix so psycopg 3 accepts the URL."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):

@@ -54,11 +54,14 @@ def unknown_client(slug: str) -> Failure:
 
 
 def client_for_run(slug: str, dsn: str) -> registry.Client:
-    """The registry's client of this partition, or a failure that no retry can fix."""
+    """The registry's client of this partition, or a failure that no retry can fix (unknown, or
+    its Slack channel no longer in the deployment's list)."""
     try:
-        return registry.get_client(slug, dsn)
+        client = registry.get_client(slug, dsn)
     except LookupError:
         raise unknown_client(slug) from None
+    registry.ensure_slack_channel_allowed(client)
+    return client
 
 
 @dataclass(frozen=True)

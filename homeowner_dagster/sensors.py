@@ -18,7 +18,7 @@ from dagster import (
     sensor,
 )
 
-from homeowner_dagster import db, store
+from homeowner_dagster import db, registry, store
 from homeowner_dagster.partitions import client_partitions
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
@@ -69,7 +69,7 @@ def client_registry_sensor(
 
 
 def ops_channel() -> str:
-    return os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    return registry.ops_channel()
 
 
 # Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.
@@ -157,7 +157,7 @@ def run_failure_alert_sensor(
     alert_error: Exception | None = None
     try:
         slack.post(
-            os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
+            ops_channel(),
             messages.failure_alert(
                 job_label(run),
                 run_client(run) or "?",

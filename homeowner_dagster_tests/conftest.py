@@ -25,6 +25,16 @@ def _with_database(url: str, name: str) -> str:
     return f"{root}/{name}" + (f"?{query}" if query else "")
 
 
+# The deployment's Slack allowlist for the clients the test files import (the operations channel
+# is always allowed). A test of the allowlist itself sets its own.
+TEST_SLACK_CHANNELS = "#garden-state,#sunshine,#lone-star,#hnw,#acme"
+
+
+@pytest.fixture(autouse=True)
+def _slack_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", TEST_SLACK_CHANNELS)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of the session's PostgreSQL server (maintenance database)."""

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from homeowner_dagster import registry
+from homeowner_dagster import db, registry
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.territories import parse_clients
 
@@ -64,6 +64,7 @@ def ready(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("COLE_URL", "https://cole.agency.example")  # the deployment's, no default
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.dagster_storage_url(database_url))
     return database_url
 
 
@@ -138,6 +139,21 @@ def test_an_undocumented_address_unset_or_an_address_off_its_vendor_is_named(
     checks = {c.variable: c for c in addresses.check_addresses()}
     assert not checks["COLE_URL"].ok and not checks["SLACK_API_URL"].ok
     assert checks["DEBOUNCE_API_URL"].ok and checks["DEBOUNCE_BULK_URL"].ok
+
+
+def test_dagster_storage_outside_its_schema_or_unset_is_named(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, output = _check(capsys)
+    assert code == 0 and _status(output, "Dagster storage schema") == "ok"
+    assert _status(output, "row-level security") == "ok"
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.libpq_url(ready))  # no search_path
+    code, output = _check(capsys)
+    line = next(x for x in output.splitlines() if x.startswith("Dagster storage schema "))
+    assert code == 1 and "missing" in line and "in schema 'public', not 'dagster'" in line, line
+    monkeypatch.delenv("HOMEOWNER_DAGSTER_STORAGE_URL")
+    code, output = _check(capsys)
+    assert code == 1 and "HOMEOWNER_DAGSTER_STORAGE_URL is not set" in output
 
 
 def test_agency_bison_url_needed_only_by_clients_without_their_own(

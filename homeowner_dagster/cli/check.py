@@ -38,6 +38,7 @@ class ActiveClient:
     licensed_states: tuple[str, ...]
     bison_token_env: str | None
     bison_instance_url: str | None
+    slack_channel: str | None = None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,6 +88,9 @@ def environment_items(
         )
         if refused:
             problems.append(CheckItem(f"{client.slug}: Bison destination", False, refused))
+        channel = registry.slack_channel_problem(client.slack_channel, environ)
+        if channel:
+            problems.append(CheckItem(f"{client.slug}: Slack channel", False, channel))
     if environ.get(registry.SANDBOX_ORIGINS_ENV):
         problems.append(
             CheckItem(registry.SANDBOX_ORIGINS_ENV, False, "set: the sandbox's, never in production; unset it")
@@ -131,17 +135,38 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
         items.append(CheckItem("database migrated", False, f"{len(pending)} pending migration(s)"))
         return items, None
     items.append(CheckItem("database migrated", True))
+    items += database_security_items(url)
     try:
         loaded = registry.load_clients(url, active_only=True)
     except Exception as exc:
         items.append(CheckItem("client registry readable", False, exc.__class__.__name__))
         return items, None
     clients = [
-        ActiveClient(c.slug, tuple(c.licensed_states), c.bison_token_env, c.bison_instance_url)
+        ActiveClient(c.slug, tuple(c.licensed_states), c.bison_token_env, c.bison_instance_url, c.slack_channel)
         for c in loaded
     ]
     items.append(CheckItem("active clients", True, f"{len(clients)} active"))
     return items, clients
+
+
+def database_security_items(url: str) -> list[CheckItem]:
+    """Row-level security on every table the Supabase API serves, and Dagster's storage in its
+    own schema (the API does not serve it)."""
+    from homeowner_dagster import db, migrate
+
+    try:
+        open_tables = migrate.tables_without_rls(url)
+    except Exception as exc:  # noqa: BLE001 - reported, sanitised
+        open_tables = [f"unreadable: {first_line(str(exc)) or type(exc).__name__}"]
+    rls = CheckItem(
+        "row-level security",
+        not open_tables,
+        f"on every table of {', '.join(migrate.api_schemas())}"
+        if not open_tables
+        else f"off for {', '.join(open_tables)}: `alter table ... enable row level security` in a new migration",
+    )
+    storage = db.dagster_storage_problem()
+    return [rls, CheckItem("Dagster storage schema", storage is None, storage or f"schema {db.DAGSTER_SCHEMA}")]
 
 
 def chromium_executable(environ: Mapping[str, str] | None = None) -> str:

@@ -297,7 +297,12 @@ def run_dev(args: argparse.Namespace) -> int:
     dagster = None
     try:
         if args.sandbox:
-            from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
+            from homeowner_dagster.demo import (
+                bison_snapshot,
+                demo_month,
+                demo_slack_channels,
+                prepare_bison,
+            )
             from homeowner_dagster.sandbox import Sandbox
 
             sandbox = Sandbox()
@@ -306,6 +311,7 @@ def run_dev(args: argparse.Namespace) -> int:
             prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
             sandbox.start()
             env.update(sandbox.env())
+            env[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(env.get(registry.SLACK_CHANNELS_ENV))
             print("sandbox services:")
             for name, service_url in sandbox.urls.items():
                 print(f"  {name:10} {service_url}")

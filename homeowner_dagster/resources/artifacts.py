@@ -66,12 +66,16 @@ class ArtifactStoreResource(ConfigurableResource):
         return root
 
     def _supabase_bucket(self):  # noqa: ANN202 - storage3's bucket proxy
+        import httpx
         from supabase import create_client
+        from supabase.lib.client_options import SyncClientOptions
 
         url = service_address(SUPABASE_URL)  # refused before the key is sent anywhere
         if not self.supabase_key:
             raise ValueError("artifact store `supabase` needs SUPABASE_SERVICE_ROLE_KEY")
-        client = create_client(url, self.supabase_key)
+        # storage3's own client follows redirects, sending the service key along: not this one.
+        session = httpx.Client(timeout=60, follow_redirects=False)
+        client = create_client(url, self.supabase_key, options=SyncClientOptions(httpx_client=session))
         return client.storage, client.storage.from_(self.bucket)
 
     def put_bytes(

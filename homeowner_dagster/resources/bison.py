@@ -122,6 +122,13 @@ class RetriesExhausted(RuntimeError):
     """A call kept failing with 429/5xx or dropped connections until the retry budget ran out."""
 
 
+class RedirectRefused(RuntimeError):
+    """The service answered a redirect. Not followed: the request carried a key or token, which
+    would go wherever the redirect points. No retry changes that."""
+
+    transient = False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
@@ -149,7 +156,8 @@ class RetryPolicy:
 def send_with_retries(
     client: httpx.Client, method: str, url: str, policy: RetryPolicy, **kwargs: Any
 ) -> httpx.Response:
-    """Send; on 429 wait Retry-After, on 5xx / dropped connection back off; else return.
+    """Send; on 429 wait Retry-After, on 5xx / dropped connection back off; a redirect is
+    refused (never followed: the request carries a secret); else return.
 
     Only for calls that are safe to repeat. Error text never includes the URL (it may carry a key).
     """
@@ -169,9 +177,18 @@ def send_with_retries(
             last = f"HTTP {response.status_code}"
             time.sleep(policy.backoff(attempt))
             continue
+        if response.is_redirect:
+            raise RedirectRefused(_redirect_refused(method, url, response.status_code))
         return response
     raise RetriesExhausted(  # the path only, sanitised: a Clay webhook's path is its secret
         f"{method} {sanitise(httpx.URL(url).path)} failed {policy.max_attempts} times; last: {last}"
+    )
+
+
+def _redirect_refused(method: str, url: str, status: int) -> str:
+    return (
+        f"{method} {sanitise(httpx.URL(url).path)} answered HTTP {status} (a redirect): not followed, "
+        "the request carries a key or token; check the service's address (`homeowner check`)"
     )
 
 
@@ -266,6 +283,7 @@ class BisonWorkspace:
             base_url=instance_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_seconds,
+            follow_redirects=False,  # the token goes to this instance only
         )
         self._policy = policy
         self._min_interval = min_interval_seconds
@@ -305,6 +323,8 @@ class BisonWorkspace:
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
+        if response.is_redirect:
+            raise RedirectRefused(_redirect_refused(response.request.method, str(response.request.url), response.status_code))
         try:
             body = response.json()
         except ValueError:

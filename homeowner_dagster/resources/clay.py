@@ -209,13 +209,15 @@ class ClayResource(ConfigurableResource):
     def _warn(self, text: str) -> None:
         if self.slack is None:
             return
-        channel = self.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+        from homeowner_dagster.registry import ops_channel
+
+        channel = self.slack_channel or ops_channel()
         self.slack.post(channel, text)
 
     def _send(self, hook: ClayWebhook, rows: Sequence[dict[str, Any]], before: int | None) -> int:
         headers = {"x-clay-webhook-auth": hook.token} if hook.token else {}
         sent = 0
-        with httpx.Client(timeout=self.timeout_seconds) as client:
+        with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
             for start in range(0, len(rows), self.chunk_size):
                 chunk = list(rows[start : start + self.chunk_size])
                 response = send_with_retries(
@@ -248,7 +250,7 @@ class ClayResource(ConfigurableResource):
         url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{self.table_id}/rows"
         cursor: str | None = None
         with httpx.Client(
-            timeout=self.timeout_seconds, headers={"clay-api-key": self.api_key}
+            timeout=self.timeout_seconds, headers={"clay-api-key": self.api_key}, follow_redirects=False
         ) as client:
             while True:
                 params = {"limit": min(page_size, 100), **({"cursor": cursor} if cursor else {})}

@@ -227,7 +227,7 @@ class EmailVerificationResource(ConfigurableResource):
         policy = self._policy()
         url = f"{service_address(DEBOUNCE_API_URL).rstrip('/')}/v1/"
         limits = httpx.Limits(max_connections=self.max_in_flight)
-        with httpx.Client(timeout=60, limits=limits) as client:
+        with httpx.Client(timeout=60, limits=limits, follow_redirects=False) as client:
 
             def one(email: str) -> dict:
                 try:
@@ -279,7 +279,7 @@ class EmailVerificationResource(ConfigurableResource):
         policy = self._policy()
         listing_path = f"debounce/{key}.csv"  # DeBounce names the list after this file
         try:
-            with httpx.Client(timeout=120) as client:
+            with httpx.Client(timeout=120, follow_redirects=False) as client:
 
                 def call(path: str, **params: str) -> dict:
                     try:
@@ -388,7 +388,7 @@ class EmailVerificationResource(ConfigurableResource):
             try:
                 response = client.get(url)
                 if response.status_code < 500 and response.status_code != 429:
-                    if response.status_code >= 400:
+                    if response.status_code >= 300:  # a redirect too: never followed
                         raise EmailVerificationError(
                             f"DeBounce result download refused: HTTP {response.status_code}"
                         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 
 from dagster_slack import SlackResource
@@ -57,6 +58,29 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 30x and copies the Authorization header along: never here. The 30x comes
+    back as an HTTPError, which slack_sdk turns into a failed call."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class TokenStaysWebClient(WebClient):
+    """slack_sdk's WebClient whose requests never follow a redirect (the bot token would go to
+    wherever the redirect points)."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict:
+        handlers: list[urllib.request.BaseHandler] = [
+            _RefuseRedirects(), urllib.request.HTTPSHandler(context=self.ssl)
+        ]
+        if isinstance(self.proxy, str):
+            handlers.insert(0, urllib.request.ProxyHandler({"http": self.proxy, "https": self.proxy}))
+        with urllib.request.build_opener(*handlers).open(req, timeout=self.timeout) as resp:
+            charset = resp.headers.get_content_charset() or "utf-8"
+            return {"status": resp.code, "headers": resp.headers, "body": resp.read().decode(charset)}
+
+
 class HomeownerSlackResource(SlackResource):
     """dagster-slack's resource with retries on 429/5xx. The API address is the deployment's
     (SLACK_API_URL, checked; default Slack's own), never run config: the token goes nowhere else."""
@@ -69,7 +93,7 @@ class HomeownerSlackResource(SlackResource):
     def get_client(self) -> WebClient:
         url = service_address(SLACK_API_URL)
         base = url if url.endswith("/") else url + "/"
-        return WebClient(
+        return TokenStaysWebClient(
             token=self.token,
             base_url=base,
             retry_handlers=[
