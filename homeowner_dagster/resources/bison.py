@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -39,6 +40,7 @@ from pydantic import Field
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
 from homeowner_dagster.leads.spreadsheet import neutralise_formula
+from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
 from homeowner_dagster.sanitiser import sanitise
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
@@ -142,14 +144,12 @@ class RetryPolicy:
         )
 
     def retry_after(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After")
+        """The 429's Retry-After (seconds or an HTTP date), capped; else the backoff."""
         try:
-            return (
-                min(self.max_backoff_seconds, max(float(header), 0.0))
-                if header
-                else self.backoff(attempt)
+            return capped_wait(
+                response.headers.get("Retry-After"), self.max_backoff_seconds, self.backoff(attempt)
             )
-        except ValueError:
+        except InvalidRetryAfter:
             return self.backoff(attempt)
 
 
@@ -208,6 +208,15 @@ def _messages(value: Any) -> list[str]:
     if isinstance(value, list):
         return [m for item in value for m in _messages(item)]
     return [_without_addresses(str(value))]
+
+
+def _server_date(response: httpx.Response) -> datetime | None:
+    """The answer's `Date` header (RFC 9110: the server's clock when it answered), if readable."""
+    values = response.headers.get_list("date")
+    try:
+        return parsedate_to_datetime(values[-1]) if values else None
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _count(item: dict[str, Any], field_name: str, what: str) -> int:
@@ -295,6 +304,7 @@ class BisonWorkspace:
         self._settings_not_returned = dict(settings_not_returned or {})
         self._no_list_route = False  # set when the instance has no GET /api/lead-lists/{id}
         self.requests = 0
+        self.server_date: datetime | None = None  # Bison's clock: the last answer's Date header
 
     def close(self) -> None:
         self._client.close()
@@ -319,6 +329,7 @@ class BisonWorkspace:
         policy = self._policy if retry else RetryPolicy(max_attempts=1)
         self._pace()
         response = send_with_retries(self._client, method, path, policy, **kwargs)
+        self.server_date = _server_date(response) or self.server_date
         return self._json(response)
 
     @staticmethod
