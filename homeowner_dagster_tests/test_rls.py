@@ -114,6 +114,12 @@ def _all_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _qualified(statement: str) -> str:
+    """`insert into public.<table>`: without USAGE on `public` an unqualified name is not even
+    found (UndefinedTable), which would hide whether the write itself is refused."""
+    return statement.replace("insert into ", "insert into public.", 1)
+
+
 def _rows(conn: psycopg.Connection, schema: str, table: str) -> int:
     query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
     return conn.execute(query).fetchone()[0]
@@ -175,7 +181,7 @@ def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) 
                     [role, list(SYSTEM_SCHEMAS)],
                 ).fetchall()
             }
-            assert "dagster" not in usable and "supabase_migrations" not in usable, usable
+            assert not usable & {"public", "dagster", "supabase_migrations"}, usable
             defaults = conn.execute(
                 "select defaclnamespace::regnamespace::text, defaclobjtype from pg_default_acl, "
                 "aclexplode(defaclacl) a where a.grantee = %s::regrole",
@@ -193,10 +199,10 @@ def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) 
                     except psycopg.errors.InsufficientPrivilege:
                         continue
                 assert seen == 0, f"{role} reads rows of {schema}.{table}"
-            for statement in ROWS.values():
+            for statement in ROWS.values():  # schema-qualified: the role cannot even look `public` up
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     with conn.transaction():
-                        conn.execute(statement.replace("'acme'", "'other'"))
+                        conn.execute(_qualified(statement).replace("'acme'", "'other'"))
             conn.execute("reset role")
         for table in filled:  # the owner still has every row
             assert _rows(conn, "public", table) >= 1, table
@@ -225,7 +231,7 @@ def _a_login_with_only_the_anon_role_reads_nothing(dsn: str) -> None:
                     pass
             assert readable == []
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(ROWS["clients"].replace("'acme'", "'intruder'"))
+                conn.execute(_qualified(ROWS["clients"]).replace("'acme'", "'intruder'"))
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
