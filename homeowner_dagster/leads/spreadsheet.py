@@ -15,8 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-# The same prefixes as an RE2 character class (Arrow's regex): `-` escaped, tab and CR as \t \r.
-_STARTS_A_FORMULA = "^[" + "".join({"-": r"\-", "\t": r"\t", "\r": r"\r"}.get(c, c) for c in FORMULA_PREFIXES) + "]"
+# The column forms test the ASCII starts off each string's first byte (cole_csv's fast path) and
+# the full-width ones, all led by the UTF-8 byte 0xEF, only when that byte occurs at all.
+ASCII_FORMULA_PREFIXES: tuple[str, ...] = tuple(c for c in FORMULA_PREFIXES if c.isascii())
+WIDE_FORMULA_LEAD = b"\xef"
+_WIDE_START = "^[" + "".join(c for c in FORMULA_PREFIXES if not c.isascii()) + "]"
 
 
 def neutralise_formula(value: Any) -> str:
@@ -40,9 +43,13 @@ def neutralise_series(series: pd.Series) -> pd.Series:
     return out
 
 
-def neutralise_arrow(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """The same rule on an Arrow string column (no nulls), for the fast CSV writer."""
-    starts = pc.match_substring_regex(text, _STARTS_A_FORMULA)
+def wide_formula_starts(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Whether each string of an Arrow column starts with a full-width formula character."""
+    return pc.match_substring_regex(text, _WIDE_START)
+
+
+def guard_formulas(text: pa.Array | pa.ChunkedArray, starts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A leading `'` on the strings `starts` marks (an Arrow column with no nulls)."""
     if not pc.any(starts).as_py():
         return text
     guarded = pc.binary_join_element_wise(pa.scalar("'", text.type), text, pa.scalar("", text.type))
