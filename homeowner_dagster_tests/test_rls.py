@@ -278,7 +278,7 @@ def test_without_the_latest_migration_public_was_open_to_the_api_roles(
     earlier = tmp_path / "migrations"
     earlier.mkdir()
     for path in sorted(settings.migrations_dir().glob("*.sql")):
-        if path.name < "20261203210000":
+        if path.name < "20261204130000":
             shutil.copy(path, earlier / path.name)
     name = f"homeowner_rls_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
