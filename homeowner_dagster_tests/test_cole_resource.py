@@ -51,9 +51,10 @@ SMALL_NJ = ["07030", "07302", "07001"]
 
 
 @pytest.fixture
-def resource(cole, cole_env, tmp_path: Path) -> ColeResource:
+def resource(cole, cole_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ColeResource:
+    monkeypatch.setenv("COLE_URL", cole.url)  # the deployment's setting, never run config
+    monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", cole.url)  # the one http address allowed
     return ColeResource(
-        base_url=cole.url,
         timeout_ms=4_000,
         backoff_seconds=0.2,
         artifacts=ArtifactStoreResource(local_dir=str(tmp_path / "artifacts")),
@@ -65,7 +66,6 @@ def quick(resource: ColeResource, fault: str) -> ColeResource:
     if fault != "slow_page":
         return resource
     return ColeResource(
-        base_url=resource.base_url,
         timeout_ms=1_500,
         backoff_seconds=0.2,
         artifacts=resource.artifacts,

@@ -198,7 +198,7 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
     # this walk is about: a deployment setting turns it off.
     monkeypatch.setenv("HOMEOWNER_GAP_COLE_COUNT_QUERIES", "0")
     pending_crashes = install_crashes(monkeypatch)
-    slack = HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/")
+    slack = HomeownerSlackResource(token=sandbox.slack.token)
     # Unpaced Bison calls: a weekly run makes 6, seconds apart from the next run's, so the
     # sandbox's 10-a-second limit is rarely met (and then waited out, B-RATE-LIMIT).
     defs = Definitions(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Response
@@ -28,6 +29,7 @@ from homeowner_dagster.resources.cole.errors import (
     ColeError,
     DownloadFailed,
     ExportCapExceeded,
+    LoginOffSite,
     MfaRequired,
     RateLimited,
     SearchRefused,
@@ -172,10 +174,20 @@ class ColePages:
 
     # --- login (never traced) ---------------------------------------------------------------
 
+    def _on_site(self, what: str) -> None:
+        """Credentials are typed only on COLE_URL's own origin: a redirect elsewhere stops here."""
+        here, home = urlsplit(self.page.url), urlsplit(self.base_url)
+        if (here.scheme, here.netloc) != (home.scheme, home.netloc):
+            raise LoginOffSite(
+                f"{what} is at {here.scheme}://{here.hostname}, not COLE_URL's {home.scheme}://"
+                f"{home.hostname}: nothing was typed there; check COLE_URL (`homeowner check`)"
+            )
+
     def login(self, state: str, username: str, password: str) -> bool:
         """Log in; True when the site then asks for a TOTP code."""
         self._goto(Urls.login.format(state=state))
         self._expect(Sel.login_form, "login page")
+        self._on_site("the login page")
         self._guard("fill login", lambda: self.page.fill(Sel.username, username))
         self._guard("fill login", lambda: self.page.fill(Sel.password, password))
         self._submit("log in", Sel.login_button)
@@ -197,6 +209,7 @@ class ColePages:
             raise MfaRequired(
                 f"Cole asks for a TOTP code for {state}; set COLE_{state}_TOTP_SECRET"
             )
+        self._on_site("the code page")
         self._guard("fill code", lambda: self.page.fill(Sel.mfa_code, code))
         self._submit("verify code", Sel.mfa_button)
         if self._present(Sel.mfa_error) or self._present(Sel.mfa_form):
