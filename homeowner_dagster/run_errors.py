@@ -41,6 +41,11 @@ def needs_fix(problem: str, fix: str, error_type: str = "NeedsFix") -> Failure:
     )
 
 
+def stated(message: str, error_type: str) -> Failure:
+    """A failure whose message already ends in its fix (a command to run): no retry."""
+    return failure_type(error_type)(description=message, metadata={"error_type": error_type}, allow_retries=False)
+
+
 def as_stated(exc: Exception) -> Failure:
     """An error whose own message names its fix (a full Clay table, say): as it is, no retry."""
     return failure_type(type(exc).__name__)(

@@ -21,7 +21,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     Backoff,
-    Failure,
     Jitter,
     MaterializeResult,
     RetryPolicy,
@@ -74,10 +73,10 @@ def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN
     registry.ensure_bison_destination_allowed(client)  # issue 13: token only to allowed hosts
     instance = client.bison_instance_url or os.environ.get("BISON_INSTANCE_URL")
     if not instance or not client.bison_token_env:
-        raise Failure(
+        raise run_errors.stated(
             f"{client.slug}: set its Bison instance URL (or BISON_INSTANCE_URL) and token variable "
             "in the client file, then `homeowner clients import`",
-            allow_retries=False,
+            "BisonNotConfigured",
         )
     return bison.workspace(instance, client.bison_token_env)
 
@@ -113,11 +112,11 @@ def _adopt_or_refuse(
     strangers = [lst for lst in found if lst not in ours]
     if strangers or len(ours) > 1:
         listed = ", ".join(f"id {lst.get('id')} created {lst.get('created_at')}" for lst in found)
-        raise Failure(
+        raise run_errors.stated(
             f"{slug}: Email Bison already has a list named {list_name!r} ({listed}) that this "
             "pipeline did not create for this window; it is not reused. Rename or delete it in Bison, "
             f"then run `{force_command(slug, window)}`",
-            allow_retries=False,
+            "BisonListForeign",
         )
     return ours[0] if ours else None
 
@@ -203,7 +202,7 @@ def bison_lead_lists(
                     dsn, slug, window, list_id, leads["dedupe_key"], email_keys(leads["email"]), list_name
                 )
             except store.ListAlreadyRecorded as exc:
-                raise Failure(str(exc), allow_retries=False) from None
+                raise run_errors.as_stated(exc) from None
         row = store.ledger_row(dsn, slug, window) or row
         list_name = str(row.get("list_name") or list_name)
         sent = int(row["lead_count"])
@@ -216,11 +215,11 @@ def bison_lead_lists(
             store.record_list_position(dsn, slug, window, workspace.list_positions.get(list_id))
             expected = sent - refused  # rows Bison refused, a person accepted going on without
             if in_bison != expected:
-                raise Failure(
+                raise run_errors.stated(
                     f"{slug}: Bison list {list_name} (id {list_id}) holds {in_bison} lead(s), "
                     f"{sent} were sent; the window stays list_created. Check the list in Bison, then run "
                     f"`{force_command(slug, window)}`",
-                    allow_retries=False,
+                    "BisonListShort",
                 )
             store.record_list_verified(dsn, slug, window, in_bison)
         else:
@@ -282,20 +281,20 @@ def _imported(
         if row.get("refused_accepted_at") is not None and int(row.get("refused_rows") or 0) == exc.failed:
             return exc.succeeded
         store.record_refused(dsn, slug, window, exc.failed, exc.messages)
-        raise Failure(
+        raise run_errors.stated(
             f"{slug}: {exc} The window stays list_created: fix the rows and run "
             f"`homeowner windows forget-list --client {slug} --window {window.key}` to upload the "
             f"window again, or run `{accept_command(slug, window)}` to go on without them",
-            allow_retries=False,
+            "BisonRowsRefused",
         ) from None
     except BisonError as exc:
         if exc.status != 404:
             raise
-        raise Failure(
+        raise run_errors.stated(
             f"{slug}: the ledger records Bison list {list_id} for {list_name}, but the workspace's "
             "list of lead lists does not hold it (deleted by hand?). Nothing was uploaded again; run "
             f"`homeowner windows forget-list --client {slug} --window {window.key}` to upload it anew",
-            allow_retries=False,
+            "BisonListGone",
         ) from None
 
 
@@ -354,30 +353,30 @@ def evergreen_campaign_of(
         found = [c for c in workspace.find_campaigns(pattern) if _matches(c, pattern)]
         if len(found) > 1:
             listed = "; ".join(f"{c.get('name')!r} (id {c.get('id')})" for c in found)
-            raise Failure(
+            raise run_errors.stated(
                 f"{client.slug}: {len(found)} campaigns start with {pattern!r}: {listed}. Rename all but "
                 "one, or set a more precise campaign_name in the client file and run "
                 "`homeowner clients import`",
-                allow_retries=False,
+                "CampaignAmbiguous",
             )
         if found:
             campaign = found[0]
             other = store.campaign_user(dsn, str(campaign["id"]), client)
             if other is not None:
-                raise Failure(
+                raise run_errors.stated(
                     f"{client.slug}: campaign {campaign.get('name')!r} (id {campaign['id']}) is already "
                     f"the Evergreen campaign of {other} in workspace {client.workspace_name}; give each "
                     "client its own campaign and its title pattern (campaign_name in the client file), "
                     "then `homeowner clients import`",
-                    allow_retries=False,
+                    "CampaignShared",
                 )
             store.store_campaign(dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name")))
             return campaign
-    raise Failure(
+    raise run_errors.stated(
         f"{client.slug}: no campaign whose title starts with {' or '.join(map(repr, patterns))} in "
         f"workspace {client.workspace_name}; create it, or set campaign_name in the client file and "
         "run `homeowner clients import`",
-        allow_retries=False,
+        "CampaignMissing",
     )
 
 
@@ -413,9 +412,9 @@ def evergreen_campaign(
         # Read under the locks: a run that waited must see what the run before it recorded.
         row = store.ledger_row(dsn, slug, window)
         if row is None or not state_at_least(row["status"], "list_verified"):
-            raise Failure(
+            raise run_errors.stated(
                 f"{slug}: {window.list_name} is not verified in Bison yet; materialize bison_lead_lists first",
-                allow_retries=False,
+                "ListNotVerified",
             )
         state_found = str(row["status"])
         leads = int(row["lead_count"])
@@ -513,12 +512,12 @@ def _attach(
         try:
             campaign = workspace.wait_for_total_leads(campaign_id, int(before) + new)
         except BisonAttachNotSynced as exc:
-            raise Failure(
+            raise run_errors.stated(
                 f"{slug}: after attaching {row.get('list_name') or window.list_name} ({new} lead(s) new to the "
                 f"campaign, {holds.in_campaign} already in it) campaign {campaign_id} holds {exc.seen} leads "
                 f"({int(before)} before) after waiting {exc.waited:.0f} s: the list is not in it. The window "
                 f"stays list_verified; run `{force_command(slug, window)}` to attach it again",
-                allow_retries=False,
+                "AttachNotSynced",
             ) from None
     after = total_leads(campaign)
     store.record_attached(dsn, slug, window, after)
