@@ -32,6 +32,7 @@ from homeowner_dagster.jobs import (
     weekly_upload_job,
     zip_yield_job,
 )
+from homeowner_dagster.preflight.job import preflight_job, preflight_probes, preflight_schedule
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.clay import ClayResource
@@ -57,6 +58,19 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
+def clay_resource(slack: HomeownerSlackResource) -> ClayResource:
+    """Clay's first table and its webhook, from CLAY_* variables (more webhooks: `_2`, `_3`, ...)."""
+    return ClayResource(
+        webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
+        webhook_token=EnvVar("CLAY_WEBHOOK_TOKEN"),
+        api_key=EnvVar("CLAY_API_KEY"),
+        api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
+        table_id=_env("CLAY_TABLE_ID"),
+        table_name=_env("CLAY_TABLE_NAME"),
+        slack=slack,
+    )
+
+
 def build_resources() -> dict[str, object]:
     """Connectors for this deployment (production, `dev --sandbox`, tests), from the environment."""
     backend = _env("HOMEOWNER_ARTIFACTS_BACKEND", "local")
@@ -80,19 +94,7 @@ def build_resources() -> dict[str, object]:
     slack = HomeownerSlackResource(
         token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
     )
-    clay = (
-        ClayResource(
-            webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
-            webhook_token=EnvVar("CLAY_WEBHOOK_TOKEN"),
-            api_key=EnvVar("CLAY_API_KEY"),
-            api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
-            table_id=_env("CLAY_TABLE_ID"),
-            table_name=_env("CLAY_TABLE_NAME"),
-            slack=slack,
-        )
-        if email_backend == "clay"
-        else None
-    )
+    clay = clay_resource(slack) if email_backend == "clay" else None
     return {
         "database": PostgresResource(),
         "artifacts": artifacts,
@@ -133,7 +135,7 @@ steps_in_the_run_process = ExecutorDefinition(
 def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
     """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
-        assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
+        assets=[*load_assets_from_modules([monthly_pull, weekly_upload, outcomes]), preflight_probes],
         asset_checks=[windows_done_by_their_monday],
         jobs=[
             monthly_pull_job,
@@ -141,6 +143,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             overdue_windows_job,
             campaign_outcomes_job,
             zip_yield_job,
+            preflight_job,
         ],
         schedules=[
             monthly_pull_schedule,
@@ -149,6 +152,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             weekly_outcomes_schedule,
             weekly_zip_yield_schedule,
             monthly_outcomes_schedule,
+            preflight_schedule,
         ],
         sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
         resources={**build_resources(), **(resources or {})},

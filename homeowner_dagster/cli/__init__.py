@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "homeowner_dagster.cli.windows",
     "homeowner_dagster.cli.approve",
     "homeowner_dagster.cli.debounce",
+    "homeowner_dagster.cli.preflight",
 )
 
 

@@ -123,6 +123,10 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
         return items, None
     items.append(CheckItem("database migrated", True))
     try:
+        items += protection_items(url)
+    except Exception as exc:
+        items.append(CheckItem("database protection readable", False, exc.__class__.__name__))
+    try:
         loaded = registry.load_clients(url, active_only=True)
     except Exception as exc:
         items.append(CheckItem("client registry readable", False, exc.__class__.__name__))
@@ -133,6 +137,54 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
     ]
     items.append(CheckItem("active clients", True, f"{len(clients)} active"))
     return items, clients
+
+
+# Dagster's own tables (dagster-postgres run, event-log and schedule storage). In `public` the
+# Supabase Data API would serve them (their event logs hold error texts and links).
+DAGSTER_TABLES: tuple[str, ...] = (
+    "runs", "run_tags", "event_logs", "secondary_indexes", "asset_keys", "asset_event_tags",
+    "dynamic_partitions", "concurrency_limits", "concurrency_slots", "pending_steps",
+    "asset_check_executions", "jobs", "job_ticks", "instigators", "daemon_heartbeats",
+    "bulk_actions", "snapshots", "instance_info", "kvs", "alembic_version", "backfill_tags",
+    "run_cancellation_tags",
+)  # fmt: skip
+
+
+def protection_items(url: str) -> list[CheckItem]:
+    """Row-level security on every table of `public` (the schema the Data API serves), and
+    Dagster's tables in their own schema (issue 13; DESIGN section 8)."""
+    from urllib.parse import unquote
+
+    from homeowner_dagster import db
+
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "select c.relname, c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'public' and c.relkind in ('r', 'p') order by c.relname"
+        ).fetchall()
+    no_rls = [name for name, secured in rows if not secured and name not in DAGSTER_TABLES]
+    in_public = [name for name, _ in rows if name in DAGSTER_TABLES]
+    items = [
+        CheckItem(
+            "row-level security",
+            not no_rls,
+            f"on for all {len(rows) - len(in_public)} tables in public"
+            if not no_rls
+            else f"off on {', '.join(no_rls)}: add a migration enabling it",
+        )
+    ]
+    storage = unquote(os.environ.get(settings.DAGSTER_STORAGE_URL_ENV) or "")
+    wrong_path = bool(storage) and f"search_path={db.DAGSTER_SCHEMA}" not in storage
+    detail = f"schema {db.DAGSTER_SCHEMA}"
+    if in_public:
+        detail = f"{', '.join(in_public)} in public: move Dagster's storage to schema {db.DAGSTER_SCHEMA} (docs/deploy.md)"
+    elif wrong_path:
+        detail = (
+            f"{settings.DAGSTER_STORAGE_URL_ENV} does not select schema {db.DAGSTER_SCHEMA} "
+            f"(options=-csearch_path%3D{db.DAGSTER_SCHEMA}, docs/deploy.md)"
+        )
+    items.append(CheckItem("dagster tables in their own schema", not in_public and not wrong_path, detail))
+    return items
 
 
 def chromium_executable(environ: Mapping[str, str] | None = None) -> str:

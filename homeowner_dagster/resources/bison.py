@@ -38,6 +38,7 @@ from pydantic import Field
 
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
 STANDARD_FIELDS: tuple[str, ...] = ("email", "first_name", "last_name", "title", "company", "notes")
@@ -134,14 +135,12 @@ class RetryPolicy:
         )
 
     def retry_after(self, response: httpx.Response, attempt: int) -> float:
-        header = response.headers.get("Retry-After")
+        """The 429's Retry-After (seconds or an HTTP date), capped; else the backoff."""
         try:
-            return (
-                min(self.max_backoff_seconds, max(float(header), 0.0))
-                if header
-                else self.backoff(attempt)
+            return capped_wait(
+                response.headers.get("Retry-After"), self.max_backoff_seconds, self.backoff(attempt)
             )
-        except ValueError:
+        except InvalidRetryAfter:
             return self.backoff(attempt)
 
 
@@ -328,6 +327,11 @@ class BisonWorkspace:
                 response.status_code,
             )
         return body
+
+    def read(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One GET, paced and retried like every call (429 honours Retry-After): for read-only
+        probes (`homeowner preflight`) of answers the connector has no method for."""
+        return self._call("GET", path, params=params)
 
     def _pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a Laravel-paginated list, page by page (15 per page)."""

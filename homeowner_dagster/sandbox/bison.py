@@ -94,6 +94,9 @@ class BisonState:
     list_omits: set[str] = field(default_factory=set)
     update_drops: set[str] = field(default_factory=set)
     list_by_id_route: bool = True  # False: `GET /api/lead-lists/{id}` is an unknown route
+    # Test knob: campaign fields renamed in every answer (old name -> new name), as a vendor
+    # release might; the stored campaign keeps its own names.
+    campaign_renames: dict[str, str] = field(default_factory=dict)
     outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -205,8 +208,15 @@ def _list_view(lead_list: dict[str, Any], omits: set[str] = frozenset()) -> dict
     }
 
 
-def _campaign_view(campaign: dict[str, Any], omits: set[str] = frozenset()) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k != "lead_list_ids" and k not in omits}
+def _campaign_view(
+    campaign: dict[str, Any], omits: set[str] = frozenset(), renames: dict[str, str] | None = None
+) -> dict[str, Any]:
+    renames = renames or {}
+    return {
+        renames.get(k, k): v
+        for k, v in campaign.items()
+        if k != "lead_list_ids" and k not in omits
+    }
 
 
 def _page(request: Request, items: list[dict[str, Any]]) -> Response:
@@ -296,6 +306,22 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         if faults.take("bison", "dropped_connection") is not None:
             return dropped_response(json.dumps(payload).encode(), "application/json")
         return JSONResponse(payload, status)
+
+    async def users(request: Request) -> Response:
+        """The token's user and the workspace it is for (shape guessed, see README)."""
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        return JSONResponse(
+            {
+                "data": {
+                    "id": 1,
+                    "name": "API user",
+                    "role": "api-user",
+                    "team": {"id": workspace.workspace_id, "name": workspace.name},
+                }
+            }
+        )
 
     async def custom_variables(request: Request) -> Response:
         workspace = await guard(request)
@@ -441,7 +467,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return workspace
         search = request.query_params.get("search", "").lower()
         found = [
-            _campaign_view(c, state.campaign_omits)
+            _campaign_view(c, state.campaign_omits, state.campaign_renames)
             for c in workspace.campaigns.values()
             if search in c["name"].lower()
         ]
@@ -454,7 +480,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         found = owned(workspace, "campaign", request.path_params["campaign_id"])
         if isinstance(found, Response):
             return found
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
 
     async def attach_lead_list(request: Request) -> Response:
         workspace = await guard(request)
@@ -503,12 +529,13 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             found[key] = bool(body[key]) if taken else False  # left out: false, as documented
         found["updated_at"] = _now()
         await hold("slow_after_update", request)
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
 
     from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
 
     return Starlette(
         routes=outcome_routes(state, guard, owned) + [
+            Route("/api/users", users, methods=["GET"]),
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
             Route("/api/lead-lists", lead_lists, methods=["GET"]),
