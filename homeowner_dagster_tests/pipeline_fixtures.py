@@ -121,6 +121,15 @@ def reset_outside_world(sandbox: Sandbox) -> None:
     sandbox.faults.off()
 
 
+def use_sandbox(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, artifacts: Path) -> None:
+    """The environment of a run on the sandbox: its addresses and credentials, local artifacts,
+    the ops channel."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+
+
 @pytest.fixture(scope="module")
 def pipeline_sandbox() -> Iterator[Sandbox]:
     sandbox = Sandbox(seed=11)
@@ -134,10 +143,7 @@ def pipeline(
     pipeline_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Pipeline]:
     reset_outside_world(pipeline_sandbox)
-    for key, value in pipeline_sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    use_sandbox(pipeline_sandbox, monkeypatch, tmp_path / "artifacts")
     pipeline_sandbox.faults.off()
     from homeowner_dagster.definitions import build_definitions
 

@@ -26,9 +26,15 @@ from homeowner_dagster.preflight.bison import CUSTOM_VARIABLES
 from homeowner_dagster.preflight.cole import next_pull_month
 from homeowner_dagster.preflight.runner import today_in_chicago
 from homeowner_dagster.sandbox import Sandbox
-from homeowner_dagster_tests.cole_fixtures import CHROMIUM_ARGS, chromium_executable
-from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, TERRITORY, reset_outside_world
+from homeowner_dagster_tests import cole_fixtures
+from homeowner_dagster_tests.pipeline_fixtures import (
+    CLIENTS_YAML,
+    TERRITORY,
+    reset_outside_world,
+    use_sandbox,
+)
 
+browser = cole_fixtures.chromium  # one Chromium for the module (the command can be lent one)
 FL_TOTP = "KRSXG5CTMVRXEZLUJBSWY3DPEHPK3PXP"
 WORKSPACES = {"garden-state": "Garden State Insurance", "sunshine": "Sunshine Coverage"}
 
@@ -47,18 +53,6 @@ def world() -> Iterator[Sandbox]:
         yield sandbox
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_executable(), headless=True, args=CHROMIUM_ARGS
-        )
-        yield launched
-        launched.close()
-
-
 def load_registry(dsn: str) -> None:
     """The two clients, and their territory from the month the next pull fetches."""
     registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), dsn)
@@ -71,10 +65,7 @@ def load_registry(dsn: str) -> None:
 def ready(
     world: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Sandbox]:
-    for key, value in world.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    use_sandbox(world, monkeypatch, tmp_path / "artifacts")
     load_registry(database_url)
     world.faults.off()
     yield world
@@ -273,3 +264,89 @@ def test_each_broken_thing_is_its_own_line_with_what_to_do(
     services = {f["service"] for f in report["findings"] if f["status"] == "ok"}
     assert {"database", "cole", "bison", "debounce", "clay", "slack"} <= services
     assert outside_world(ready, database_url) == before  # no write to any service
+
+
+def test_without_cole_url_no_login_goes_anywhere(
+    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cole's address is not documented: unset, it is a failed line and no credential is sent."""
+    monkeypatch.delenv("COLE_URL")
+    logins, refused = ready.cole.logins, ready.cole.failed_logins
+    code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    assert code == 1
+    assert [(f["service"], f["check"]) for f in failures(report)] == [("settings", "COLE_URL")]
+    assert "set COLE_URL" in failures(report)[0]["todo"]
+    assert line(report, "cole", "", "logins")["todo"] == "not probed: COLE_URL is not set"
+    assert (ready.cole.logins, ready.cole.failed_logins) == (logins, refused)
+
+
+def test_missing_secrets_are_lines_naming_their_variables_not_a_crash(
+    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SLACK_BOT_TOKEN", "DEBOUNCE_API_KEY", "BISON_TOKEN_GARDEN_STATE_INSURANCE", "COLE_NJ_PASSWORD"):
+        monkeypatch.delenv(name)
+    code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    assert code == 1
+    todos = {(f["service"], f["check"]): f["todo"] for f in failures(report)}
+    assert set(todos) == {("slack", "auth.test"), ("debounce", "key"), ("bison", "token"), ("cole", "credentials")}
+    assert "SLACK_BOT_TOKEN" in todos[("slack", "auth.test")]
+    assert "DEBOUNCE_API_KEY" in todos[("debounce", "key")]
+    assert "BISON_TOKEN_GARDEN_STATE_INSURANCE" in todos[("bison", "token")]
+    assert "COLE_NJ_PASSWORD" in todos[("cole", "credentials")]
+
+
+def test_post_sends_one_test_message_per_channel_and_names_a_channel_without_the_bot(
+    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready.slack.add_channel("#sunshine", member=False)
+    before = {c: len(ready.slack.messages_in(c)) for c in ("#sunshine", "#homeowner-ops")}
+    try:
+        code, report = run_preflight(browser, capsys, "--post", "--client", "sunshine")
+    finally:
+        ready.slack.add_channel("#sunshine")
+    assert code == 1
+    assert [(f["client"], f["check"]) for f in failures(report)] == [("sunshine", "channel #sunshine")]
+    assert "invite the bot" in failures(report)[0]["todo"] and failures(report)[0]["detail"] == "not_in_channel"
+    assert line(report, "slack", "ops", "channel #homeowner-ops")["detail"] == "test message posted"
+    assert len(ready.slack.messages_in("#homeowner-ops")) == before["#homeowner-ops"] + 1
+    assert len(ready.slack.messages_in("#sunshine")) == before["#sunshine"]
+
+
+def test_database_drift_names_the_table_and_the_storage_setting(
+    ready: Sandbox,
+    database_url: str,
+    browser: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A table without row-level security, Dagster's tables in public, a storage URL without
+    the dagster schema: each named (the storage URL's password is not printed)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("create table public.scratch_export (id int)")
+        conn.execute("create table public.event_logs (id int)")
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", "postgresql+psycopg2://owner:S3cret-pw-77@db.example/postgres")
+    args = build_parser().parse_args(["preflight", "--client", "garden-state"])
+    code = args.handler(args, browser=browser)
+    out = capsys.readouterr().out
+    assert code == 1 and "S3cret-pw-77" not in out
+    rls = next(x for x in out.splitlines() if "row-level security" in x)
+    assert " failed " in rls and "scratch_export" in rls and "event_logs" not in rls
+    schema = next(x for x in out.splitlines() if "dagster tables in their own schema" in x)
+    assert " failed " in schema and "event_logs in public" in schema
+
+
+def test_the_sister_products_login_is_drift_the_automation_survives(
+    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cole on its sister product's platform: logged in through the fallbacks, each one named."""
+    ready.cole.login_style = "sister"
+    try:
+        code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    finally:
+        ready.cole.login_style = "xdates"
+    assert code == 1
+    assert line(report, "cole", "NJ login", "login")["status"] == "ok"
+    assert line(report, "cole", "NJ login", "count query")["status"] == "ok"
+    drift = {f["check"]: f["todo"] for f in failures(report)}
+    assert set(drift) == {"selector login_form", "selector username", "selector password", "selector login_button"}
+    assert "put `form#aspnetForm` first under `login_form`" in drift["selector login_form"]

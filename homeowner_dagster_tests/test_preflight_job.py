@@ -24,19 +24,9 @@ from homeowner_dagster.preflight.cole import next_pull_month
 from homeowner_dagster.preflight.job import CHECK, asset_key, preflight_schedule
 from homeowner_dagster.preflight.runner import today_in_chicago
 from homeowner_dagster.sandbox import Sandbox
-from homeowner_dagster_tests.pipeline_fixtures import QUIET
+from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, QUIET, use_sandbox
 
 CHICAGO = ZoneInfo(TIMEZONE)
-CLIENT_YAML = """
-clients:
-  - slug: garden-state
-    name: Garden State Insurance
-    workspace: Garden State Insurance
-    bison_token_env: BISON_TOKEN_GARDEN_STATE_INSURANCE
-    package_tier: 100
-    licensed_states: [NJ]
-    slack_channel: "#garden-state"
-"""
 OPS = "#homeowner-ops"
 
 
@@ -55,11 +45,9 @@ def world() -> Iterator[Sandbox]:
 def instance(
     world: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DagsterInstance]:
-    for key, value in world.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", OPS)
-    registry.upsert_clients(parse_clients(CLIENT_YAML, "clients.yaml"), database_url)
+    use_sandbox(world, monkeypatch, tmp_path / "artifacts")
+    clients = parse_clients(CLIENTS_YAML, "clients.yaml")
+    registry.upsert_clients(clients[clients["slug"] == "garden-state"], database_url)  # NJ only
     sheet = parse_zip_sheet("Zipcode,Territory,Color\n07030,garden-state,\n")
     registry.import_zips(sheet, month_key(next_pull_month(today_in_chicago())), database_url)
     storage = {"storage": {"postgres": {"postgres_url": db.dagster_storage_url(database_url)}}}

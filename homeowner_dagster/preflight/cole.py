@@ -169,51 +169,36 @@ class _Probe:
         return out
 
 
+# What a person does about each Cole error, and the code that meets it ({state}: the login's).
+# MfaRequired before AuthFailed: the first is a kind of the second.
+ERROR_ADVICE: tuple[tuple[type[ColeError], str, str], ...] = (
+    (MfaRequired, "Cole asks for a code after the password: set COLE_{state}_TOTP_SECRET to the "
+     "secret of the login's authenticator (runbook section 3)", "resources/cole/pages.py ColePages.submit_totp"),
+    (AuthFailed, "check COLE_{state}_USERNAME / COLE_{state}_PASSWORD (and COLE_{state}_TOTP_SECRET if it "
+     "asks for a code); runbook section 3", ""),
+    (CaptchaBlocked, "a captcha page stands in the way: log in once by hand from this machine, then run "
+     "preflight again", ""),
+    (SessionExpired, "the site sent the session back to its login page: another session on this login "
+     "(Cole allows one), or an extra step after login the page model does not know", "resources/cole/pages.py"),
+    (SelectorMissing, "add the page's own selector first under `{key}` in " + SELECTORS_FILE, SELECTORS_FILE),
+    (SearchRefused, "the site refused the search form", "resources/cole/pages.py ColePages.submit_search"),
+    (ColeError, "Cole did not answer as expected: check COLE_URL and try again later", ""),
+)  # fmt: skip
+
+
 def _error_finding(probe: _Probe, check: str, error: ColeError, link: str | None) -> Finding:
-    """What a person does about a Cole error at this step."""
-    state = probe.target.state
-    links = (link,) if link else ()
-    detail = str(error).split(" (screenshot:")[0]
-    if isinstance(error, MfaRequired):
-        return failed(
-            SERVICE, probe.label, check,
-            f"Cole asks for a code after the password: set COLE_{state}_TOTP_SECRET to the "
-            "secret of the login's authenticator (runbook section 3)",
-            detail, depends="resources/cole/pages.py ColePages.submit_totp", links=links,
-        )  # fmt: skip
-    if isinstance(error, AuthFailed):
-        return failed(
-            SERVICE, probe.label, check,
-            f"check COLE_{state}_USERNAME / COLE_{state}_PASSWORD (and COLE_{state}_TOTP_SECRET "
-            "if it asks for a code); runbook section 3",
-            detail, links=links,
-        )  # fmt: skip
-    if isinstance(error, CaptchaBlocked):
-        return failed(
-            SERVICE, probe.label, check,
-            "a captcha page stands in the way: log in once by hand from this machine, then run "
-            "preflight again",
-            detail, links=links,
-        )  # fmt: skip
-    if isinstance(error, SessionExpired):
-        return failed(
-            SERVICE, probe.label, check,
-            "the site sent the session back to its login page: another session on this login "
-            "(Cole allows one), or an extra step after login the page model does not know",
-            detail, depends="resources/cole/pages.py", links=links,
-        )  # fmt: skip
-    if isinstance(error, SelectorMissing):
-        return failed(
-            SERVICE, probe.label, f"selector {error.selector_key}",
-            f"add the page's own selector first under `{error.selector_key}` in {SELECTORS_FILE}",
-            detail, depends=SELECTORS_FILE, links=links,
-        )  # fmt: skip
-    if isinstance(error, SearchRefused):
-        return failed(SERVICE, probe.label, check, "the site refused the search form", detail, links=links)
+    """What a person does about a Cole error at this step (a missing element: its key's line)."""
+    key = getattr(error, "selector_key", None)
+    todo, depends = next((t, d) for kind, t, d in ERROR_ADVICE if isinstance(error, kind))
     return failed(
-        SERVICE, probe.label, check,
-        "Cole did not answer as expected: check COLE_URL and try again later", detail, links=links,
-    )  # fmt: skip
+        SERVICE,
+        probe.label,
+        f"selector {key}" if key else check,
+        todo.format(state=probe.target.state, key=key),
+        str(error).split(" (screenshot:")[0],
+        depends=depends,
+        links=(link,) if link else (),
+    )
 
 
 def probe_state(
