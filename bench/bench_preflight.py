@@ -1,8 +1,12 @@
 """How long `homeowner preflight` takes for 10 active clients over 5 state logins, against the
-sandbox (each Cole page answers at once; the real site will be slower per page).
-Run by hand: `.venv/bin/python bench/bench_preflight.py`.
+sandbox. Run by hand: `.venv/bin/python bench/bench_preflight.py`.
 
-Prints each run's wall time (the command's own, Chromium start included) and the lines it gave.
+1. The command as a person runs it (a new process: imports and Chromium's start included), with
+   the sandbox answering each Cole page at once.
+2. In one process, every Cole page made to take `SLOW_PAGE` seconds (the real site is remote):
+   the state logins one after the other (1 browser) against side by side (COLE_BROWSERS),
+   alternated.
+Prints each run's figures and the machine's load average (the machine is shared).
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ from homeowner_dagster.preflight.runner import today_in_chicago
 from homeowner_dagster.sandbox import Sandbox, slug
 
 STATES = ("NJ", "TX", "FL", "PA", "NY")
+ZIPS = {"NJ": ("07030", "07302"), "TX": ("75001", "75002"), "FL": ("33101", "33125"),
+        "PA": ("19103", "19104"), "NY": ("10001", "10003")}  # fmt: skip
 CLIENTS = 10
 RUNS = 3
+SLOW_PAGE = 0.5
 
 
 def prepare(sandbox: Sandbox, dsn: str) -> None:
@@ -46,10 +53,28 @@ def prepare(sandbox: Sandbox, dsn: str) -> None:
             f"    bison_token_env: BISON_TOKEN_{slug(name)}\n    package_tier: 100\n"
             f"    licensed_states: [{state}]\n    slack_channel: '#bench-{n:02d}'\n"
         )
-        sheet.append(f"{10_000 + n * 7:05d},bench-{n:02d},")
+        sheet.append(f"{ZIPS[state][n // len(STATES)]},bench-{n:02d},")
     registry.upsert_clients(parse_clients("clients:\n" + "".join(rows), "bench.yaml"), dsn)
     month = month_key(next_pull_month(today_in_chicago()))
     registry.import_zips(parse_zip_sheet("\n".join(sheet) + "\n"), month, dsn)
+
+
+def in_process(lanes: int) -> float:
+    """One `homeowner preflight --json` in this process with `lanes` Cole browsers; its seconds."""
+    import contextlib
+    import io
+
+    from homeowner_dagster.cli import build_parser
+    from homeowner_dagster.preflight import cole
+
+    cole.COLE_BROWSERS = lanes
+    args = build_parser().parse_args(["preflight", "--json"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = args.handler(args)
+    report = json.loads(out.getvalue())
+    assert code == 0, [f for f in report["findings"] if f["status"] == "failed"]
+    return float(report["seconds"])
 
 
 def main() -> None:
@@ -61,25 +86,38 @@ def main() -> None:
     migrate.migrate(dsn)
     with Sandbox(seed=5) as sandbox:
         prepare(sandbox, dsn)
-        env = {**os.environ, **sandbox.env(), "HOMEOWNER_DATABASE_URL": dsn,
-               "HOMEOWNER_ARTIFACTS_DIR": str(folder / "artifacts")}  # fmt: skip
+        env = {**sandbox.env(), "HOMEOWNER_DATABASE_URL": dsn, "HOMEOWNER_ARTIFACTS_DIR": str(folder / "artifacts")}
         times = []
         for run in range(RUNS):
             began = time.perf_counter()
             done = subprocess.run(
                 [str(Path(sys.executable).parent / "homeowner"), "preflight", "--json"],
-                env=env, capture_output=True, text=True, check=False,
+                env={**os.environ, **env}, capture_output=True, text=True, check=False,
             )  # fmt: skip
             wall = time.perf_counter() - began
             report = json.loads(done.stdout)
             times.append(wall)
             print(
                 f"run {run + 1}: {wall:.1f} s wall (the command's own figure {report['seconds']:.1f} s), "
-                f"exit {done.returncode}, lines {report['counts']}"
+                f"exit {done.returncode}, lines {report['counts']}, load {os.getloadavg()[0]:.1f}"
             )
         print(
-            f"preflight for {CLIENTS} clients over {len(STATES)} state logins: median {statistics.median(times):.1f} s "
-            f"(min {min(times):.1f}, max {max(times):.1f}) of {RUNS} runs"
+            f"preflight for {CLIENTS} clients over {len(STATES)} state logins, a new process each: median "
+            f"{statistics.median(times):.1f} s (min {min(times):.1f}, max {max(times):.1f}) of {RUNS} runs"
+        )
+        os.environ.update(env)
+        sandbox.faults.on("cole", "slow_page", delay=SLOW_PAGE)
+        from homeowner_dagster.preflight import cole
+
+        lanes = cole.COLE_BROWSERS
+        seen: dict[int, list[float]] = {1: [], lanes: []}
+        for _ in range(2):
+            for n in (1, lanes):
+                seen[n].append(in_process(n))
+                print(f"Cole pages at {SLOW_PAGE} s each, {n} browser(s): {seen[n][-1]:.1f} s, load {os.getloadavg()[0]:.1f}")
+        print(
+            f"Cole pages at {SLOW_PAGE} s each: 1 browser median {statistics.median(seen[1]):.1f} s, "
+            f"{lanes} browsers median {statistics.median(seen[lanes]):.1f} s"
         )
     server.cleanup()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -334,6 +335,9 @@ def chromium(cole: ColeResource) -> Iterator[object]:
             browser.close()
 
 
+COLE_BROWSERS = 3  # state logins probed side by side, one browser each (the site is the wait)
+
+
 def probe_cole(
     cole: ColeResource,
     dsn: str | None,
@@ -341,7 +345,9 @@ def probe_cole(
     today: date,
     browser: object | None = None,
 ) -> list[Finding]:
-    """Every state login of the active clients, one after the other in one browser."""
+    """Every state login of the active clients: in the lent browser one after the other, else
+    in up to COLE_BROWSERS browsers of their own, each in its own thread (Playwright's sync API
+    belongs to the thread that started it)."""
     month = next_pull_month(today)
     found_targets = targets(dsn, clients, month)
     if not found_targets:
@@ -349,12 +355,24 @@ def probe_cole(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     if browser is not None:
         return [f for t in found_targets for f in probe_state(cole, browser, t, month, stamp)]
-    try:
-        with chromium(cole) as own:
-            return [f for t in found_targets for f in probe_state(cole, own, t, month, stamp)]
-    except Exception as exc:  # noqa: BLE001 - Chromium would not start: one line, not a crash
-        return [
-            failed(SERVICE, "", "chromium starts",
-                   "install Chromium or set HOMEOWNER_CHROMIUM (`homeowner check` tries it)",
-                   type(exc).__name__)
-        ]  # fmt: skip
+    lanes = min(COLE_BROWSERS, len(found_targets))
+    groups = [found_targets[i::lanes] for i in range(lanes)]
+
+    def lane(group: list[ColeTarget]) -> dict[str, list[Finding]]:
+        try:
+            with chromium(cole) as own:
+                return {t.state: probe_state(cole, own, t, month, stamp) for t in group}
+        except Exception as exc:  # noqa: BLE001 - Chromium would not start: one line, not a crash
+            return {
+                group[0].state: [
+                    failed(SERVICE, "", "chromium starts",
+                           "install Chromium or set HOMEOWNER_CHROMIUM (`homeowner check` tries it)",
+                           type(exc).__name__)
+                ]
+            }  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="preflight-cole") as pool:
+        by_state: dict[str, list[Finding]] = {}
+        for result in pool.map(lane, groups):
+            by_state.update(result)
+    return [f for t in found_targets for f in by_state.get(t.state, [])]
