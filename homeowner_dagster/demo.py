@@ -176,8 +176,10 @@ def run_demo(
 ) -> dict[str, object]:
     """The whole pipeline for the demo clients; returns the closing summary.
 
-    After the uploads the sandbox's simulated clock moves `weeks` weeks on, the outcomes are read
-    back from Email Bison and the gap report is redone, ranked by expected interested replies.
+    With `weeks` > 0 the four windows go out one Monday at a time; every Monday each client's
+    campaigns are read (new replies only) and the sandbox's clock then moves a week, for `weeks`
+    weeks in all; then each client's ZIP yield and its gap report, ranked by expected interested
+    replies, are redone.
     """
     from dagster import DagsterInstance
 
@@ -235,29 +237,44 @@ def run_demo(
                 clock.add("monthly runs (wall)", time.perf_counter() - began)
                 _record(dsn, result)
                 _add_stages(clock, result)
-            for window in windows_of_month(month):
-                for slug in clients:
-                    progress(f"[weekly] {slug} {window.list_name}: Bison list, Evergreen campaign")
-                    began = time.perf_counter()
-                    result = weekly.execute_in_process(
-                        instance=instance,
-                        partition_key=client_window_key(slug, window),
-                        run_config=QUIET,
-                        raise_on_error=True,
-                    )
-                    clock.add("weekly runs (wall)", time.perf_counter() - began)
-                    _record(dsn, result)
-                    _add_stages(clock, result)
-                    for event in result.get_asset_materialization_events():
-                        mat = event.event_specific_data.materialization
-                        value = mat.metadata.get("uploaded_now")
-                        if value is not None:
-                            new_uploads[slug] += int(value.value)
-                        shared = mat.metadata.get("same_owner_other_home")
-                        if shared is not None:
-                            same_owner[slug] += int(shared.value)
+            windows = windows_of_month(month)
+            # One Monday a week: that week's window goes out for every client, then (with
+            # outcomes) each client's campaigns are read; the sandbox clock then moves a week.
+            mondays = max(len(windows), weeks + 1) if weeks > 0 else 1
+            for monday in range(mondays):
+                due = windows[monday:monday + 1] if weeks > 0 else windows
+                if weeks > 0 and monday == weeks and monday < len(windows):
+                    due = windows[monday:]  # fewer weeks than windows: the rest go out now
+                for window in due:
+                    for slug in clients:
+                        progress(f"[weekly] {slug} {window.list_name}: Bison list, Evergreen campaign")
+                        began = time.perf_counter()
+                        result = weekly.execute_in_process(
+                            instance=instance,
+                            partition_key=client_window_key(slug, window),
+                            run_config=QUIET,
+                            raise_on_error=True,
+                        )
+                        clock.add("weekly runs (wall)", time.perf_counter() - began)
+                        _record(dsn, result)
+                        _add_stages(clock, result)
+                        for event in result.get_asset_materialization_events():
+                            mat = event.event_specific_data.materialization
+                            value = mat.metadata.get("uploaded_now")
+                            if value is not None:
+                                new_uploads[slug] += int(value.value)
+                            shared = mat.metadata.get("same_owner_other_home")
+                            if shared is not None:
+                                same_owner[slug] += int(shared.value)
+                if weeks > 0:
+                    _read_outcomes(defs, instance, clients, clock, progress, monday)
+                    if monday < weeks:
+                        sandbox.bison.outcomes.advance(weeks=1)
+                        progress(f"[sandbox] Email Bison's clock moves a week on (week {monday + 1} of {weeks})")
+                if weeks > 0 and monday >= weeks and monday >= len(windows) - 1:
+                    break
             if weeks > 0:
-                _outcomes(defs, instance, sandbox, clients, month, weeks, clock, progress)
+                _yield_and_gap(defs, instance, clients, month, clock, progress)
         finally:
             instance.dispose()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
@@ -269,30 +286,44 @@ def run_demo(
     return summary
 
 
-def _outcomes(
-    defs: object, instance: object, sandbox: object, clients: list[str], month: date, weeks: int,
-    clock: StageClock, progress: Callable[[str], None],
+def _read_outcomes(
+    defs: object, instance: object, clients: list[str], clock: StageClock,
+    progress: Callable[[str], None], monday: int,
 ) -> None:
-    """Simulated weeks pass; each window's outcomes, each client's ZIP yield, the gap report again."""
-    from dagster import AssetKey
-
-    from homeowner_dagster.partitions import client_month_key, client_window_key
+    """The Monday read: each client's campaigns, new replies only (from the stored cursor)."""
+    from homeowner_dagster import outcomes_store
 
     dsn = db.database_url()
-    sandbox.bison.outcomes.advance(weeks=weeks)  # type: ignore[attr-defined]
-    progress(f"[sandbox] Email Bison's clock moves {weeks} week(s) on: emails sent, replies in")
     began = time.perf_counter()
     for slug in clients:
-        for window in windows_of_month(month):
-            result = defs.resolve_job_def("outcomes_weekly").execute_in_process(  # type: ignore[attr-defined]
-                instance=instance, partition_key=client_window_key(slug, window), run_config=QUIET
-            )
-            _record(dsn, result)
+        if not outcomes_store.attached_campaigns(dsn, slug):
+            continue
+        result = defs.resolve_job_def("outcomes_weekly").execute_in_process(  # type: ignore[attr-defined]
+            instance=instance, partition_key=slug, run_config=QUIET
+        )
+        _record(dsn, result)
+        meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+        progress(
+            f"[outcomes] week {monday}: {slug}: {meta['new_replies'].value} new replies, "
+            f"{meta['api_requests'].value} requests"
+        )
+    clock.add("outcome runs (wall)", time.perf_counter() - began)
+
+
+def _yield_and_gap(
+    defs: object, instance: object, clients: list[str], month: date, clock: StageClock,
+    progress: Callable[[str], None],
+) -> None:
+    """Each client's ZIP yield, then the gap report again, ranked by expected interested replies."""
+    from dagster import AssetKey
+
+    from homeowner_dagster.partitions import client_month_key
+
+    dsn = db.database_url()
+    began = time.perf_counter()
+    for slug in clients:
         progress(f"[outcomes] {slug} {month_key(month)}: yield per ZIP, gap report ranked by interest")
-        for job, config in (
-            ("outcomes_monthly", QUIET),
-            ("monthly_pull", MONTHLY_RUN_CONFIG),
-        ):
+        for job, config in (("outcomes_monthly", QUIET), ("monthly_pull", MONTHLY_RUN_CONFIG)):
             result = defs.resolve_job_def(job).execute_in_process(  # type: ignore[attr-defined]
                 instance=instance,
                 partition_key=client_month_key(slug, month),

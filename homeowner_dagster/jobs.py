@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from homeowner_dagster.partitions import client_month_partitions, client_window_partitions
+from homeowner_dagster.partitions import (
+    client_month_partitions,
+    client_partitions,
+    client_window_partitions,
+)
 
 monthly_pull_job = define_asset_job(
     "monthly_pull",
@@ -23,8 +27,8 @@ weekly_upload_job = define_asset_job(
 campaign_outcomes_job = define_asset_job(
     "outcomes_weekly",
     selection=AssetSelection.assets("campaign_outcomes"),
-    partitions_def=client_window_partitions,
-    description="Replies and stats of one client's campaign for one renewal window (lead_outcomes).",
+    partitions_def=client_partitions,
+    description="New replies and stats of each campaign of one client, assigned to its windows (lead_outcomes).",
 )
 
 zip_yield_job = define_asset_job(

@@ -39,7 +39,8 @@ from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 
-ACTIVE_DAYS = 90  # outcomes are measured for 90 days after a window's attach
+ACTIVE_DAYS = 90  # a renewal month's yield is redone weekly for 90 days after its windows' attach
+READ_DAYS = 120  # a client's campaigns are read while a window attached in the last 120 days answers
 
 
 def _tick_date(context: ScheduleEvaluationContext) -> date:
@@ -122,7 +123,8 @@ def report_missed(
     return missed
 
 
-# Outcomes: Mondays after the uploads (09:00), every window attached within the last 90 days.
+# Outcomes: Mondays after the uploads (09:00): each client with a window attached in the last 120
+# days, once (its campaigns' new replies since the stored cursor).
 
 
 @schedule(
@@ -130,21 +132,17 @@ def report_missed(
     cron_schedule="0 11 * * 1",
     execution_timezone=TIMEZONE,
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Mondays 11:00 CT, after the uploads: replies and stats of every window attached "
-    "to a campaign in the last 90 days.",
+    description="Mondays 11:00 CT, after the uploads: each client's campaigns' new replies and stats, "
+    "for every client with a window attached in the last 120 days.",
 )
 def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
     day = _tick_date(context)
-    windows = outcomes_store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
-    if not windows:
-        return SkipReason(f"no window attached in the 90 days before {day.isoformat()}")
+    clients = outcomes_store.clients_to_measure(database.dsn(), day, READ_DAYS)
+    if not clients:
+        return SkipReason(f"no window attached in the {READ_DAYS} days before {day.isoformat()}")
     return [
-        RunRequest(
-            run_key=f"outcomes-{slug}-{start.isoformat()}-{day.isoformat()}",
-            partition_key=client_window_key(slug, start),
-            tags={"client": slug},
-        )
-        for slug, start in windows
+        RunRequest(run_key=f"outcomes-{slug}-{day.isoformat()}", partition_key=slug, tags={"client": slug})
+        for slug in clients
     ]
 
 

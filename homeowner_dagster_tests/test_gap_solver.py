@@ -355,7 +355,10 @@ def test_suggest_over_and_met() -> None:
     assert "| Surplus | 3,000 | — |" in markdown_report(over, out)
     met = gap_status(15_000, 100)
     assert suggest("alpha", met, ["NJ"], frame([]), totals([]), NO_REJECTS, {}, 900_000, True) == []
-    assert markdown_report(met, []).endswith("No suggestions.")
+    met_report = markdown_report(met, [])
+    assert "No suggestions: the client is on target." in met_report
+    assert met_report.endswith("**Next step:** On target: nothing to do.")
+    assert markdown_report(over, out).endswith("upload the target sampled evenly by ZIP.")
 
 
 def test_markdown_truncates_long_zip_lists() -> None:
@@ -366,7 +369,7 @@ def test_markdown_truncates_long_zip_lists() -> None:
         tuple(f"070{i:02d}" for i in range(12)),
         covers_gap=True,
     )
-    row = markdown_report(gap_status(14_000, 100), [s]).splitlines()[-1]
+    row = [line for line in markdown_report(gap_status(14_000, 100), [s]).splitlines() if line.startswith("| Adjacent")][0]
     assert "07009, … (+2)" in row and "07010" not in row and "ZIP history \\| x" in row
     with pytest.raises(ValueError):
         Suggestion("wider_net", 1, "")

@@ -29,10 +29,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# 40 ZIPs: (leads, human replies, interested); 07099 is plainly the worst, 07000 the best.
+ZIPS = {f"07{i:03d}": (400, 8 + i % 5, 1 + i % 3) for i in range(1, 39)} | {
+    "07000": (900, 60, 20), "07099": (900, 2, 0),
+}
+
+
 def _seed_outcomes(dsn: str) -> None:
-    """Measured lead outcomes for three ZIPs (as campaign_outcomes would have stored them)."""
+    """Measured lead outcomes (as campaign_outcomes would have stored them), windows 60 days old."""
+    attached = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=60)
     rows = []
-    for zip_code, leads, interested in (("07030", 600, 30), ("07302", 500, 12), ("07001", 700, 2)):
+    for zip_code, (leads, replies, interested) in ZIPS.items():
         for i in range(leads):
             rows.append(
                 {
@@ -42,17 +49,58 @@ def _seed_outcomes(dsn: str) -> None:
                     "dedupe_key": f"{zip_code}-{i}",
                     "zip": zip_code,
                     "verification_result": "Safe to Send",
-                    "replied": i < interested * 2,
+                    "replied": i < replies,
                     "interested": i < interested,
                     "bounced": i % 50 == 7,
-                    "first_reply_at": pd.Timestamp("2026-12-07T10:00Z") + pd.Timedelta(days=i % 21)
-                    if i < interested * 2
-                    else None,
+                    "first_reply_at": attached + pd.Timedelta(days=1 + i % 21) if i < replies else None,
+                    "attached_at": attached,
                 }
             )
     frame = pd.DataFrame(rows)
     with db.transaction(dsn) as conn:
         db.copy_rows(conn, "lead_outcomes", frame, list(frame.columns))
+
+
+def _boxes(svg: str) -> list[tuple[float, float, float, float, str]]:
+    """Approximate boxes of the chart's text labels (x0, y0, x1, y1, text)."""
+    import re
+
+    out = []
+    for m in re.finditer(r'<text x="([\d.]+)" y="([\d.]+)"([^>]*)>([^<]*)</text>', svg):
+        x, y, attrs, text = float(m[1]), float(m[2]), m[3], m[4]
+        size = float(re.search(r'font-size="([\d.]+)"', attrs)[1]) if "font-size" in attrs else 12.0
+        width = 0.55 * size * len(text)
+        x0 = x - width if 'text-anchor="end"' in attrs else x - width / 2 if 'text-anchor="middle"' in attrs else x
+        out.append((x0, y - 0.8 * size, x0 + width, y + 0.2 * size, text))
+    return out
+
+
+def test_chart_shows_every_end_with_axes_and_no_label_over_another() -> None:
+    from homeowner_dagster import charts
+    from homeowner_dagster.leads.outcomes import weekly_trend, yield_book
+
+    frame = []
+    as_of = pd.Timestamp("2027-03-01T17:00Z")
+    for zip_code, (leads, replies, interested) in ZIPS.items():
+        for i in range(leads):
+            frame.append({"client_slug": CLIENT, "zip": zip_code, "dedupe_key": f"{zip_code}-{i}",
+                          "replied": i < replies, "interested": i < interested, "bounced": False,
+                          "first_reply_at": as_of - pd.Timedelta(days=50 - i % 21) if i < replies else pd.NaT,
+                          "attached_at": as_of - pd.Timedelta(days=60), "as_of": as_of})
+    outcomes = pd.DataFrame(frame)
+    book = yield_book(CLIENT, outcomes)
+    svg = charts.yield_chart_svg("Garden State", "2027-01", book.client_zips, book.client_rate,
+                                 weekly_trend(outcomes), book)
+    texts = [b[4] for b in _boxes(svg)]
+    assert "07000" in texts and "07099" in texts  # the best and the worst ZIP
+    assert any("ZIPs between" in t for t in texts)  # 40 ZIPs: both ends, the middle counted
+    assert "interested per 1,000 leads (client average" in svg and "week of first reply" in svg
+    boxes = _boxes(svg)
+    overlaps = [
+        (a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+        if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    ]
+    assert overlaps == []
 
 
 @pytest.fixture
@@ -138,7 +186,13 @@ def test_zip_yield_chart_shows_in_the_dagster_ui(
         image = page.locator('img[src^="data:image/svg+xml"]').first
         image.wait_for(state="visible", timeout=60_000)
         size = image.evaluate("img => [img.naturalWidth, img.naturalHeight, img.complete]")
+        src = image.get_attribute("src")
         image.screenshot(path=str(shot))
         browser.close()
     assert size[2] and size[0] >= 600 and size[1] >= 200  # the SVG decoded and drew
     assert shot.stat().st_size > 5_000
+    # The chart the browser drew has the worst ZIP on it (the one to act on), not only the best.
+    import base64
+
+    drawn = base64.b64decode(src.split(",", 1)[1]).decode()
+    assert ">07099<" in drawn and ">07000<" in drawn

@@ -7,7 +7,6 @@ connector; `test_weekly_upload_then_outcomes` goes through the real monthly + we
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import pandas as pd
@@ -16,11 +15,11 @@ from psycopg import sql
 
 from homeowner_dagster import db, outcomes_store, store
 from homeowner_dagster.leads import gap_solver
-from homeowner_dagster.leads.calendar import RenewalWindow, add_months, windows_of_month
+from homeowner_dagster.leads.calendar import RenewalWindow, windows_of_month
 from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS, SAFE_TO_SEND_CODE
 from homeowner_dagster.leads.gap import gap_status
 from homeowner_dagster.leads.outcomes import yield_book
-from homeowner_dagster.partitions import client_month_key, client_window_key
+from homeowner_dagster.partitions import client_month_key
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
@@ -40,10 +39,8 @@ PLANTED = {
     "07004": (60, 0.05, 0.015),
 }
 SAFE_BOUNCE = 0.02  # sandbox BOUNCE_BY_CODE[5]
-PAGE = 15
 TABLES = {
     "lead_outcomes": "client_slug, window_start, dedupe_key",
-    "window_outcomes": "client_slug, window_start",
     "zip_yields": "client_slug, month, zip",
     "verification_bounce_rates": "client_slug, month, verification_result",
 }
@@ -98,13 +95,14 @@ def seed_window(p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int
     return len(leads)
 
 
-def measure(p: Pipeline, client: str, window: RenewalWindow) -> dict[str, object]:
-    """Run campaign_outcomes then zip_yield; returns the campaign_outcomes metadata."""
+def measure(p: Pipeline, client: str, month: date = MONTH, **config: object) -> dict[str, object]:
+    """The Monday read of the client's campaigns, then zip_yield; returns the read's metadata."""
     weekly = p.defs.resolve_job_def("outcomes_weekly").execute_in_process(
-        instance=p.instance, partition_key=client_window_key(client, window), run_config=QUIET
+        instance=p.instance, partition_key=client,
+        run_config={**QUIET, **({"ops": {"campaign_outcomes": {"config": config}}} if config else {})},
     )
     p.defs.resolve_job_def("outcomes_monthly").execute_in_process(
-        instance=p.instance, partition_key=client_month_key(client, window.month), run_config=QUIET
+        instance=p.instance, partition_key=client_month_key(client, month), run_config=QUIET
     )
     mat = weekly.get_asset_materialization_events()[0].event_specific_data.materialization
     return {k: v.value for k, v in mat.metadata.items()}
@@ -132,95 +130,59 @@ def zip_yields(dsn: str) -> pd.DataFrame:
 def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
     pipeline.sandbox.bison.outcomes.offset = timedelta(0)
     leads = seed_window(pipeline, WINDOW, PLANTED)
+    first = measure(pipeline, CLIENT)  # the Monday read right after the attach: nothing sent yet
+    assert first["new_replies"] == 0 and first["api_requests"] <= 3 and first["windows_written"] == 1
     pipeline.sandbox.bison.outcomes.advance(weeks=6)
 
-    first = measure(pipeline, CLIENT, WINDOW)
-    # Requests stay in proportion to replies, not to the window's leads.
-    assert first["api_requests"] <= 3 + math.ceil(first["replies_fetched"] / PAGE)
-    assert first["api_requests"] <= first["api_request_bound"]
-    assert first["leads"] == leads and first["interested"] > 0 and first["bounced"] > 0
+    read = measure(pipeline, CLIENT)
+    # Requests stay in proportion to the new replies, not to the window's leads.
+    assert read["api_requests"] <= read["pages_of_new_replies"] + 3 == read["api_request_bound"]
+    assert read["unmatched_replies"] == 0 and read["matched_by_address"] > 0 and read["second_replies"] > 0
     print(
-        f"outcomes: {leads} leads, {first['replies_fetched']} replies fetched, "
-        f"{first['api_requests']} requests (bound {first['api_request_bound']})"
+        f"outcomes: {leads} leads, {read['new_replies']} new replies and bounces, "
+        f"{read['api_requests']} requests ({read['pages_of_new_replies']} pages of new replies)"
     )
-
-    measured = zip_yields(pipeline.dsn)
-    planted_top = sorted(PLANTED, key=lambda z: -PLANTED[z][2])[:3]
-    measured_top = list(measured.sort_values("shrunk_per_1000", ascending=False).index[:3])
-    assert measured_top == planted_top
-    for zip_code, (count, _, interested) in PLANTED.items():
-        if count >= 500:
-            row = measured.loc[zip_code]
-            assert row["lower_per_1000"] <= interested * 1000 <= row["upper_per_1000"], zip_code
-    # The small ZIP is pulled toward the client's average: its estimate lies between its raw rate and the average.
-    small = measured.loc["07004"]
-    average = measured["interested"].sum() / measured["leads"].sum() * 1000
-    raw = float(small["interested_per_1000"])
-    assert min(raw, average) - 1e-6 <= small["shrunk_per_1000"] <= max(raw, average) + 1e-6
-    assert bool(measured.loc["07003", "low_yield"]) and not bool(measured.loc["07030", "low_yield"])
-
+    now = pipeline.sandbox.bison.outcomes.now()
+    fates = [f for f in pipeline.sandbox.bison.outcomes.fates(WORKSPACE) if f.sent_at <= now]
+    arrived = [f for f in fates if f.reply and f.reply_at <= now]  # long-tail replies still to come are not
     with psycopg.connect(pipeline.dsn) as conn:
+        stored = db.read_frame(conn, "select * from lead_outcomes")
         safe = db.read_frame(
             conn, "select * from verification_bounce_rates where verification_result = 'Safe to Send'"
         ).iloc[0]
-        stored = conn.execute("select count(*), count(first_reply_at) from lead_outcomes").fetchone()
         columns = {r[0] for r in conn.execute(
             "select column_name from information_schema.columns where table_name = 'lead_outcomes'"
         ).fetchall()}
-    assert float(safe["lower"]) <= SAFE_BOUNCE <= float(safe["upper"])
-    assert abs(float(safe["bounce_rate"]) - SAFE_BOUNCE) < 0.01
-    assert stored[0] == leads and stored[1] > 0
+    # One outcome per lead; every homeowner who wrote (twice or once) is one replied lead.
+    assert len(stored) == leads
+    assert int(stored["replied"].sum()) == sum(f.reply in ("interested", "human", "unsubscribe") for f in arrived)
+    assert int(stored["interested"].sum()) == sum(f.reply == "interested" for f in arrived)
+    # Every reply quotes a footer saying "unsubscribe": only those who asked in their own words count.
+    assert int(stored["unsubscribed"].sum()) == sum(f.reply == "unsubscribe" for f in arrived)
+    assert int(stored["bounced"].sum()) == sum(f.bounced for f in fates)
     assert not columns & {"email", "text_body", "subject", "first_name", "last_name"}  # no personal text
 
-    # Re-materializing gives the same tables.
+    measured = zip_yields(pipeline.dsn)
+    assert list(measured.sort_values("shrunk_per_1000", ascending=False).index[:1]) == ["07030"]
+    covered = [
+        z for z, (count, _, interested) in PLANTED.items()
+        if count >= 500 and measured.loc[z, "lower_per_1000"] <= interested * 1000 <= measured.loc[z, "upper_per_1000"]
+    ]
+    assert len(covered) >= 4, covered  # 90 % intervals: one of five may miss
+    assert bool(measured.loc["07003", "low_yield"]) and not bool(measured.loc["07030", "low_yield"])
+    assert float(safe["lower"]) <= SAFE_BOUNCE <= float(safe["upper"])
+
+    # The next Monday with no new reply: the read costs at most 3 requests and changes nothing.
     before = tables(pipeline.dsn)
-    again = measure(pipeline, CLIENT, WINDOW)
-    assert again["api_requests"] <= 3 + math.ceil(again["replies_fetched"] / PAGE)
+    again = measure(pipeline, CLIENT)
+    assert again["new_replies"] == 0 and again["api_requests"] <= 3 and again["windows_written"] == 0
     after = tables(pipeline.dsn)
     for name in TABLES:
         pd.testing.assert_frame_equal(before[name], after[name], check_like=True)
-
-    # Changing the planted rates changes the gap report's ranking as expected: two relaxation
-    # proposals, one in 07030 and one in 07003; the one in the better ZIP comes first.
-    next_month = add_months(MONTH, 1)
-    status = gap_status(10_000, 100)
-    rejected = pd.DataFrame(
-        {
-            "reason": ["home_value_above_max"] * 150 + ["not_head_of_household"] * 100,
-            "zip": ["07003"] * 150 + ["07030"] * 100,
-            "home_value": [950_000.0] * 150 + [400_000.0] * 100,
-        }
-    )
-
-    def ranking() -> list[str]:
-        book = yield_book(CLIENT, outcomes_store.outcomes_until(pipeline.dsn, next_month))
-        assert book is not None
-        out = gap_solver.suggest(
-            CLIENT, status, ["NJ"], pd.DataFrame(columns=["zip", "state", "client_slug", "cleaned_count"]),
-            pd.DataFrame(columns=["client_slug", "cleaned", "target"]), rejected, {}, 900_000, True,
-            outcomes=book,
-        )
-        kinds = [s.kind for s in out]
-        assert [s.expected_interested for s in out] == sorted((s.expected_interested for s in out), reverse=True)
-        return kinds
-
-    by_leads = gap_solver.suggest(
-        CLIENT, status, ["NJ"], pd.DataFrame(columns=["zip", "state", "client_slug", "cleaned_count"]),
-        pd.DataFrame(columns=["client_slug", "cleaned", "target"]), rejected, {}, 900_000, True,
-    )
-    assert [s.kind for s in by_leads][:2] == ["raise_home_value_cap", "drop_head_of_household"]
-    relaxations = ["raise_home_value_cap", "drop_head_of_household"]
-    ranked = ranking()
-    assert [k for k in ranked if k in relaxations] == relaxations[::-1]  # 100 rows in 07030 beat 150 in 07003
-    assert "drop_low_yield_zip" in ranked
-
-    flipped = {**PLANTED, "07030": (900, 0.03, 0.003), "07003": (600, 0.10, 0.050)}
-    for zip_code, (_, reply, interested) in flipped.items():
-        pipeline.sandbox.bison.outcomes.plant(zip_code, reply=reply, interested=interested)
-    measure(pipeline, CLIENT, WINDOW)
-    assert [k for k in ranking() if k in relaxations] == relaxations
-    measured = zip_yields(pipeline.dsn)
-    assert list(measured.sort_values("shrunk_per_1000", ascending=False).index[:1]) == ["07003"]
+    # Read from scratch (cursor forgotten): the same outcomes.
+    scratch = measure(pipeline, CLIENT, from_scratch=True)
+    assert scratch["new_replies"] == read["new_replies"]
+    pd.testing.assert_frame_equal(before["lead_outcomes"], tables(pipeline.dsn)["lead_outcomes"], check_like=True)
 
 
 def test_new_client_gap_report_is_as_before_and_says_why(pipeline: Pipeline) -> None:
@@ -254,19 +216,21 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
         resources={"database": PostgresResource()},
     )
     requests = list(weekly_outcomes_schedule(context))
-    assert [r.partition_key for r in requests] == [client_window_key(CLIENT, WINDOW)]
+    assert [r.partition_key for r in requests] == [CLIENT]  # one read per client, not per window
+    measure(pipeline, CLIENT)  # that Monday's read, two hours after the attach
 
     sandbox.bison.outcomes.advance(weeks=5)
-    meta = measure(pipeline, CLIENT, WINDOW)
-    assert meta["leads"] == int(ledger["lead_count"])
-    assert meta["api_requests"] <= 3 + math.ceil(meta["replies_fetched"] / PAGE)
+    meta = measure(pipeline, CLIENT)
+    assert meta["api_requests"] <= meta["pages_of_new_replies"] + 3
     with psycopg.connect(pipeline.dsn) as conn:
         window_row = db.read_frame(conn, "select * from window_outcomes").iloc[0]
+        read = db.read_frame(conn, "select * from campaign_reads order by read_at desc").iloc[0]
         replied = conn.execute("select count(*) from lead_outcomes where replied").fetchone()[0]
+    assert int(window_row["leads"]) == int(ledger["lead_count"])
     # The campaign holds only this window's leads here, so Bison's own totals match ours.
-    assert int(window_row["emails_sent"]) == int(ledger["lead_count"])
-    assert int(window_row["bounced"]) == int(window_row["stats_bounced"])
-    assert int(window_row["unmatched_replies"]) == 0 and replied == int(window_row["replied"])
+    assert int(read["emails_sent"]) == int(ledger["lead_count"])
+    assert int(window_row["bounced"]) == int(read["stats_bounced"])
+    assert int(read["unmatched"]) == 0 and replied == int(window_row["replied"]) == int(read["stats_replied"])
 
     # The monthly message: totals and best/worst ZIPs, a chart link, no homeowner data.
     tick = build_schedule_context(

@@ -17,12 +17,15 @@ def sandbox() -> Iterator[Sandbox]:
     yield from Sandbox(seed=5)
 
 
-def _upload_and_attach(sandbox: Sandbox, token: str, campaign_id: int, leads: int) -> None:
+def _upload_and_attach(
+    sandbox: Sandbox, token: str, campaign_id: int, leads: int, first: int = 0, zips: tuple[str, ...] = ("07302", "07030")
+) -> None:
     rows = ["email,first_name,last_name,zip"] + [
-        f"owner{i}@example.com,Pat,Owner{i},{'07030' if i % 2 else '07302'}" for i in range(leads)
+        f"owner{i}@example.com,Pat,Owner{i},{zips[i % len(zips)]}" for i in range(first, first + leads)
     ]
     client = httpx.Client(base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {token}"})
-    client.post("/api/custom-variables", json={"name": "zip"}).raise_for_status()
+    if "zip" not in {v["name"] for v in client.get("/api/custom-variables").json()["data"]}:
+        client.post("/api/custom-variables", json={"name": "zip"}).raise_for_status()
     created = client.post(
         "/api/leads/bulk/csv",
         data={
@@ -100,7 +103,7 @@ def test_campaign_sends_on_the_simulated_clock_and_replies_page_by_cursor(sandbo
     ).json()["data"]
     assert all(isinstance(stats[k], str) for k in ("emails_sent", "bounced", "interested", "unsubscribed"))
     assert int(stats["emails_sent"]) == 400
-    assert int(stats["interested"]) == len(interested)
+    assert int(stats["interested"]) == len({r["lead_id"] for r in interested})  # leads, not replies
     assert isinstance(stats["sequence_step_stats"][0]["sent"], int)
     # Another workspace's token cannot read these replies.
     other = next(w for w in sandbox.bison.workspaces.values() if w.name != "Outcome Test")
@@ -150,3 +153,43 @@ def test_connector_reads_cursor_pages_and_stops_at_replies_older_than_the_attach
     today = sandbox.bison.outcomes.now().date()
     stats = campaign_stats(workspace, campaign["id"], today - timedelta(days=40), today)
     assert stats["emails_sent"] == 300 and isinstance(stats["interested"], int)
+
+
+def test_a_quarter_of_weekly_reads_costs_the_new_replies_pages_plus_three(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """13 Mondays: a window of 1,200 leads attached, then the campaign read from the cursor.
+
+    Each read makes at most (pages of its new replies) + 3 requests, and together the reads see
+    every reply and bounce the campaign got, each once as new.
+    """
+    from homeowner_dagster.resources.bison import BisonResource
+    from homeowner_dagster.resources.bison_outcomes import read_campaign
+
+    ws = sandbox.bison.add_workspace("Quarter Test", "token-quarter-test")
+    campaign = sandbox.bison.add_campaign("Quarter Test", "Evergreen, Last Upload: December 22nd-31st")
+    monkeypatch.setenv("BISON_TOKEN_QUARTER_TEST", ws.token)
+    workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], "BISON_TOKEN_QUARTER_TEST")
+    zips = tuple(f"{8000 + i:05d}" for i in range(40))
+    cursor, new_total, weekly = None, 0, []
+    for week in range(13):
+        _upload_and_attach(sandbox, ws.token, campaign["id"], 1200, first=week * 1200, zips=zips)
+        if week == 6:  # Bison's rate limit answers once: the read waits its Retry-After (a date)
+            sandbox.faults.on("bison", "http_429", times=1, retry_after=0, form="date")
+        read = read_campaign(workspace, campaign["id"], cursor, sandbox.bison.outcomes.now().date())
+        assert read.as_of == sandbox.bison.outcomes.now().replace(microsecond=0) or abs(
+            (read.as_of - sandbox.bison.outcomes.now()).total_seconds()
+        ) < 5  # Bison's clock, from its Date header
+        assert read.requests <= read.pages_of_new_replies + 3, (week, read.requests, read.new_by_folder)
+        weekly.append((read.requests, read.pages_of_new_replies, sum(read.new_by_folder.values())))
+        new_total += sum(read.new_by_folder.values())
+        cursor = read.newest
+        sandbox.bison.outcomes.advance(weeks=1)
+    everything = sandbox.bison.outcomes.replies(ws.name, campaign["id"], with_outgoing=False)
+    seen_at_last_read = [r for r in everything if r["date_received"] <= cursor.strftime("%Y-%m-%dT%H:%M:%S.000000Z")]
+    assert new_total == len(seen_at_last_read) > 13 * 15
+    requests = sum(w[0] for w in weekly)
+    print(
+        f"quarter: 13 reads, {new_total} new replies and bounces, {requests} requests, "
+        f"{sum(w[1] for w in weekly)} pages of new replies; per week (requests, pages, new): {weekly}"
+    )

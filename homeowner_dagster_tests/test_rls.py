@@ -64,6 +64,8 @@ ROWS: dict[str, str] = {
     "values ('acme', '2027-01-01', '2027-01', 'k1', '07030')",
     "window_outcomes": "insert into window_outcomes (client_slug, window_start, month, campaign_id, "
     "stats_start, stats_end) values ('acme', '2027-01-01', '2027-01', '5', '2026-12-01', '2027-03-01')",
+    "campaign_reads": "insert into campaign_reads (client_slug, campaign_id, as_of, requests, new_replies, "
+    "pages_of_new_replies) values ('acme', '5', '2027-01-11', 3, 0, 0)",
     "zip_yields": "insert into zip_yields (client_slug, month, zip, leads, replies, interested, bounces, "
     "interested_per_1000, shrunk_per_1000, lower_per_1000, upper_per_1000) "
     "values ('acme', '2027-01', '07030', 10, 1, 1, 0, 100, 20, 5, 60)",

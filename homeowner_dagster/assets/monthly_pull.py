@@ -393,12 +393,13 @@ def gap_report(
         with watch.stage("browser"):
             yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
     rejected = store.rejected_counts(dsn, slug, month)
+    month_totals = store.month_totals(dsn, month)
     suggestions = gap_solver.suggest(
         slug,
         status,
         client.licensed_states,
         assignments,
-        store.month_totals(dsn, month),
+        month_totals,
         rejected,
         yields,
         client.max_home_value,
@@ -416,7 +417,13 @@ def gap_report(
         keys = cleaned.loc[surplus.to_numpy(), "dedupe_key"].tolist()
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
-    markdown = gap_solver.markdown_report(status, suggestions, gap_solver.outcome_note(book))
+    reasons = gap_solver.missing_reasons(
+        slug, status, client.licensed_states, assignments, month_totals, rejected,
+        suggestions, config.radius_miles,
+    )
+    markdown = gap_solver.markdown_report(
+        status, suggestions, gap_solver.outcome_note(book), book=book, reasons=reasons
+    )
     store.write_gap_report(
         dsn,
         {

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
     p.add_argument(
         "--weeks", type=int, default=6,
-        help="simulated weeks after the uploads, so Email Bison outcomes exist (0: none)",
+        help="simulated weeks: the windows go out one Monday at a time, each Monday's outcome read, "
+        "the sandbox's Email Bison clock a week on each time (0: no outcomes)",
     )
     p.set_defaults(handler=run)
 
@@ -43,10 +44,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"renewal month {summary['month']}, {time.perf_counter() - began:.0f} s")
     print(table.to_string(index=False))
     for client, report in reports.items():
-        ranking = [line for line in report.splitlines() if line.startswith(("Ranked by", "No outcome data"))]
-        if ranking:
-            print(f"gap report {client}: {ranking[0]}")
-            print("\n".join(line for line in report.splitlines() if line.startswith("| ")))
+        if report:
+            print(f"gap report {client}:")
+            print("\n".join(f"  {line}" for line in report.splitlines() if line.strip()))
     print(json.dumps({"clients": summary["clients"]}))
     if started_database:
         print("embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)")

@@ -66,6 +66,7 @@ import pandas as pd
 
 from homeowner_dagster.leads.gap import GapStatus
 from homeowner_dagster.leads.outcomes import YieldBook
+from homeowner_dagster.leads.yield_model import LOW_YIELD_CONFIDENCE
 
 KINDS: tuple[str, ...] = (
     "move_zips",
@@ -97,6 +98,8 @@ class Suggestion:
     details: dict[str, Any] = field(default_factory=dict)
     # Interested replies the proposal is expected to bring (measured yields); None without outcome data.
     expected_interested: float | None = None
+    # Its 90 % interval (predictive: the ZIPs' rate uncertainty and the chance in who answers).
+    expected_interval: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -667,39 +670,43 @@ def suggest(
     )
     if outcomes is None:
         return out
-    return rank_by_expected_interest(out + suggest_low_yield_drops(outcomes), outcomes)
+    return rank_by_expected_interest(out, outcomes) + suggest_low_yield_drops(outcomes)
 
 
 # Ranking by measured outcomes
 
 
 def suggest_low_yield_drops(book: YieldBook) -> list[Suggestion]:
-    """"Drop or swap" for each of the client's ZIPs whose whole interval lies below its average.
-
-    Expected interested = what swapping the ZIP's leads for leads at the client's average would add.
-    """
+    """"Drop or swap" for each of the client's ZIPs that the posterior puts below the client's
+    average with `LOW_YIELD_CONFIDENCE` (95 %). Dropping widens the gap by the ZIP's leads;
+    `expected_interested` is what a swap for as many leads at an unmeasured ZIP would add."""
     out = []
     for row in book.client_zips.itertuples(index=False):
         if not bool(row.low_yield):
             continue
-        rate = float(row.shrunk_per_1000) / 1000
+        leads = int(row.leads)
+        here = book.expected({str(row.zip): leads})
+        there = book.expected({"": leads})  # an unmeasured ZIP
         out.append(
             Suggestion(
                 kind="drop_low_yield_zip",
-                leads=int(row.leads),
+                leads=leads,
                 basis=(
-                    f"measured: {int(row.interested)} interested of {int(row.leads):,} leads; 95% interval "
-                    f"{float(row.lower_per_1000):.1f}-{float(row.upper_per_1000):.1f} per 1,000, entirely below "
-                    f"the client's {book.client_rate * 1000:.1f}"
+                    f"{int(row.interested)} interested of {int(row.mature_leads):,} mature leads (all clients); "
+                    f"{float(row.shrunk_per_1000):.1f} per 1,000, 90% {float(row.lower_per_1000):.1f}-"
+                    f"{float(row.upper_per_1000):.1f}; below the client's {book.client_rate * 1000:.1f} with "
+                    f"probability {float(row.p_below_average):.0%}; dropping it widens the gap by {leads:,}"
                 ),
                 zips=(str(row.zip),),
                 covers_gap=False,
                 details={
                     "interested_per_1000": float(row.shrunk_per_1000),
                     "interval_per_1000": [float(row.lower_per_1000), float(row.upper_per_1000)],
+                    "p_below_average": float(row.p_below_average),
                     "client_per_1000": round(book.client_rate * 1000, 2),
+                    "expected_here": round(here[0], 1),
                 },
-                expected_interested=round(int(row.leads) * (book.client_rate - rate), 1),
+                expected_interested=round(there[0] - here[0], 1),
             )
         )
     return out
@@ -712,24 +719,26 @@ def _leads_by_zip(s: Suggestion) -> dict[str, float]:
     return {}
 
 
-def expected_interested(s: Suggestion, book: YieldBook) -> float:
-    """Interested replies a proposal is expected to bring, from each ZIP's measured yield
-    (the client's average where a ZIP was never measured)."""
-    if s.expected_interested is not None:
-        return s.expected_interested
+def expected_interested(s: Suggestion, book: YieldBook) -> tuple[float, float, float]:
+    """Interested replies a proposal is expected to bring, with a 90 % interval, from each ZIP's
+    estimate (an unmeasured ZIP: the spread of all ZIPs)."""
     if s.kind == "no_zips_left":
-        return 0.0
-    by_zip = _leads_by_zip(s)
-    if not by_zip:
-        return round(s.leads * book.client_rate, 1)
-    return round(sum(n * book.rate(z) for z, n in by_zip.items()), 1)
+        return 0.0, 0.0, 0.0
+    by_zip = _leads_by_zip(s) or {"": float(s.leads)}
+    return book.expected(by_zip)
 
 
 def rank_by_expected_interest(suggestions: Sequence[Suggestion], book: YieldBook) -> list[Suggestion]:
-    """Each proposal with its expected interested replies, most first (ties keep their order)."""
+    """Each proposal with its expected interested replies and interval, most first (ties keep
+    their order). Ranked by the expected value; the interval says how sure that is."""
     from dataclasses import replace
 
-    scored = [replace(s, expected_interested=expected_interested(s, book)) for s in suggestions]
+    scored = []
+    for s in suggestions:
+        mean, low, high = expected_interested(s, book)
+        scored.append(
+            replace(s, expected_interested=round(mean, 1), expected_interval=(round(low, 1), round(high, 1)))
+        )
     order = sorted(range(len(scored)), key=lambda i: (-(scored[i].expected_interested or 0.0), i))
     return [scored[i] for i in order]
 
@@ -817,22 +826,142 @@ def _zip_list(zips: Sequence[str], limit: int = 10) -> str:
 
 
 def outcome_note(book: YieldBook | None) -> str:
-    """One line saying how the proposals are ranked, and why."""
+    """One line saying how the proposals are ranked, from how many leads, and why."""
     if book is None:
         return (
             "No outcome data for this client yet (no uploaded lead measured in Email Bison): "
             "proposals are ranked by leads."
         )
+    counts = (
+        "a lead counts once its window has had 60% of its replies by the measured reply-delay curve "
+        f"(about {book.days_to_mature:.0f} days)"
+        if book.curve_measured
+        else "too few replies to measure the reply delays: a lead counts once its window is 28 days old"
+    )
     return (
-        f"Ranked by expected interested replies: {book.leads_measured:,} leads measured, client "
-        f"average {book.client_rate * 1000:.1f} interested per 1,000 (unmeasured ZIPs assumed average)."
+        f"Ranked by expected interested replies (90% interval): rates from {book.mature_leads:,} of the "
+        f"client's {book.leads_measured:,} measured leads ({counts}); client average "
+        f"{book.client_rate * 1000:.1f} interested per 1,000; a ZIP never measured is assumed typical "
+        "of all measured ZIPs, with their whole spread as its interval."
     )
 
 
+_FIXES = ("move_zips", "adjacent_zips", "raise_home_value_cap", "drop_head_of_household")
+
+
+def missing_reasons(
+    client: str,
+    status: GapStatus,
+    states: Iterable[str],
+    assignments: pd.DataFrame,
+    totals: pd.DataFrame,
+    rejected: pd.DataFrame,
+    suggestions: Sequence[Suggestion],
+    radius_miles: float = 25.0,
+) -> list[str]:
+    """Why each kind of fix is missing from `suggestions` (for a report with few or none)."""
+    if status.gap <= 0:
+        return []
+    licensed = _norm_states(states)
+    kinds = {s.kind for s in suggestions}
+    out: list[str] = []
+    if "move_zips" not in kinds:
+        over = totals[(totals["client_slug"] != client) & (totals["cleaned"] > totals["target"])]
+        out.append(
+            f"no other client in {', '.join(licensed) or 'its states'} is over its target"
+            if over.empty
+            else "the clients over target hold no ZIPs in its licensed states they could spare"
+        )
+    if "adjacent_zips" not in kinds:
+        mine = assignments[assignments["client_slug"] == client]
+        out.append(
+            "it holds no ZIPs of its own this month (its leads come from routing), so no free ZIP is adjacent"
+            if mine.empty
+            else f"no free ZIP within {radius_miles:g} miles of its ZIPs has a known expected yield"
+        )
+    reason = rejected["reason"].astype(str) if not rejected.empty else pd.Series(dtype=str)
+    if "raise_home_value_cap" not in kinds:
+        out.append(
+            "no row was rejected for the home-value cap"
+            if not (reason == "home_value_above_max").any()
+            else "the rows above the home-value cap are also above the wider cap"
+        )
+    if "drop_head_of_household" not in kinds:
+        out.append(
+            "no row was rejected as not head of household (or the filter is off)"
+            if not (reason == "not_head_of_household").any()
+            else "the rows rejected as not head of household are also above the home-value cap"
+        )
+    return out
+
+
+def gap_left(status: GapStatus, suggestions: Sequence[Suggestion]) -> int:
+    """The gap after every proposal that adds leads (moves from every donor, adjacent ZIPs, both
+    filter relaxations: they add different leads, so their counts add up; relaxations are upper
+    bounds), never below zero. Dropping low-yield ZIPs is not counted (it would widen the gap)."""
+    if status.gap <= 0:
+        return 0
+    added = sum(s.leads for s in suggestions if s.kind in _FIXES)
+    return max(0, status.gap - added)
+
+
+def next_step(status: GapStatus, suggestions: Sequence[Suggestion]) -> str:
+    """What to do now, in one sentence the operator can act on."""
+    if status.gap == 0:
+        return "On target: nothing to do."
+    if status.gap < 0:
+        return (
+            f"Over target by {_fmt(status.surplus)}: offer the client the surplus (an upsell), or "
+            "upload the target sampled evenly by ZIP."
+        )
+    fixes = [s for s in suggestions if s.kind in _FIXES]
+    covering = [s for s in fixes if s.covers_gap]
+    left = gap_left(status, suggestions)
+    if covering:
+        best = covering[0]
+        interest = _interest(best)
+        return (
+            f"Approve \"{_LABELS[best.kind]}{' from ' + best.donor if best.donor else ''}\" "
+            f"(+{_fmt(best.leads)} leads{interest}): it closes the gap on its own."
+        )
+    if fixes and left == 0:
+        return (
+            "Combine the proposals in the order above until the gap is closed: none closes it alone, "
+            "together they do (relaxation counts are upper bounds)."
+        )
+    minimum = (
+        f" The month is below the minimum to proceed ({_fmt(status.minimum_to_proceed)}): uploads wait "
+        "for `homeowner approve` if the client holds them."
+        if not status.meets_minimum
+        else ""
+    )
+    return (
+        f"Still {_fmt(left)} short after all of these: talk to the client about a larger territory, "
+        f"another licensed state or a smaller package.{minimum}"
+    )
+
+
+def _interval(s: Suggestion) -> str:
+    if s.expected_interested is None:
+        return "—"
+    if s.expected_interval is None:
+        return f"{s.expected_interested:,.1f}"
+    low, high = s.expected_interval
+    return f"{s.expected_interested:,.1f} ({low:,.1f}-{high:,.1f})"
+
+
 def markdown_report(
-    status: GapStatus, suggestions: Sequence[Suggestion], note: str | None = None
+    status: GapStatus,
+    suggestions: Sequence[Suggestion],
+    note: str | None = None,
+    *,
+    book: YieldBook | None = None,
+    reasons: Sequence[str] = (),
 ) -> str:
-    """The gap report as Markdown, for the asset's metadata (`note`: see `outcome_note`)."""
+    """The gap report as Markdown: proposals, low-yield ZIPs, the gap left and the next step.
+
+    `note`: see `outcome_note`; `reasons`: why fixes are missing (`missing_reasons`).
+    """
     head = (
         f"**Cleaned {_fmt(status.cleaned)} of {_fmt(status.target)}** "
         f"(minimum to proceed {_fmt(status.minimum_to_proceed)}; "
@@ -844,36 +973,55 @@ def markdown_report(
     )
     if note:
         head += "\n\n" + note
-    if not suggestions:
-        return head + "\n\nNo suggestions."
-    ranked = any(s.expected_interested is not None for s in suggestions)
-    lines = [
-        head,
-        "",
-        "| kind | leads | " + ("expected interested | " if ranked else "") + "covers gap | ZIPs | basis |",
-        "|---|---:|" + ("---:|" if ranked else "") + "---|---|---|",
-    ]
-    for s in suggestions:
-        kind = _LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if s.donor else "")
-        covers = (
-            "—"
-            if s.kind in ("surplus", "no_zips_left", "drop_low_yield_zip")
-            else ("yes" if s.covers_gap else "no")
+    proposals = [s for s in suggestions if s.kind != "drop_low_yield_zip"]
+    drops = [s for s in suggestions if s.kind == "drop_low_yield_zip"]
+    lines = [head, ""]
+    if proposals:
+        ranked = any(s.expected_interested is not None for s in proposals)
+        lines += [
+            "| kind | leads | " + ("expected interested (90%) | " if ranked else "") + "covers gap | ZIPs | basis |",
+            "|---|---:|" + ("---:|" if ranked else "") + "---|---|---|",
+        ]
+        for s in proposals:
+            kind = _LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if s.donor else "")
+            covers = "—" if s.kind in ("surplus", "no_zips_left") else ("yes" if s.covers_gap else "no")
+            interested = f"{_interval(s)} | " if ranked else ""
+            lines.append(
+                f"| {_cell(kind)} | {_fmt(s.leads)} | {interested}{covers} | {_cell(_zip_list(s.zips))} | {_cell(s.basis)} |"
+            )
+    else:
+        why = "; ".join(reasons) if reasons else (
+            "the client is on target" if status.gap == 0 else "nothing was found to propose"
         )
-        interested = (
-            (f"{s.expected_interested:,.1f} | " if s.expected_interested is not None else "— | ")
-            if ranked
-            else ""
-        )
-        lines.append(
-            f"| {_cell(kind)} | {_fmt(s.leads)} | {interested}{covers} | {_cell(_zip_list(s.zips))} | {_cell(s.basis)} |"
-        )
+        lines.append(f"No suggestions: {why}.")
+    if book is not None:
+        lines += ["", "**Drop or swap low-yield ZIPs** (dropping widens the gap; a swap keeps the leads)"]
+        if drops:
+            for s in drops:
+                lines.append(
+                    f"- {s.zips[0]}: {_cell(s.basis)}; a swap for an unmeasured ZIP adds about "
+                    f"{s.expected_interested:,.1f} interested"
+                )
+        else:
+            told = "" if book.separable else " No ZIP differs from the average with 90% confidence yet: more leads are needed to tell them apart."
+            lines.append(
+                f"- None: no ZIP lies below the client's average with "
+                f"{int(LOW_YIELD_CONFIDENCE * 100)}% confidence.{told}"
+            )
+    if status.gap > 0:
+        lines += ["", f"**Gap left after all proposals: {_fmt(gap_left(status, suggestions))}**"]
+    lines += ["", f"**Next step:** {next_step(status, suggestions)}"]
     return "\n".join(lines)
 
 
 def _interest(s: Suggestion) -> str:
-    """" (~N interested)" when outcome data ranked the proposals, else nothing."""
-    return f" (~{s.expected_interested:,.0f} interested)" if s.expected_interested is not None else ""
+    """" (~N interested, 90% a-b)" when outcome data ranked the proposals, else nothing."""
+    if s.expected_interested is None:
+        return ""
+    if s.expected_interval is None:
+        return f" (~{s.expected_interested:,.0f} interested)"
+    low, high = s.expected_interval
+    return f" (~{s.expected_interested:,.0f} interested, 90% {low:,.0f}-{high:,.0f})"
 
 
 def slack_summary(suggestions: Sequence[Suggestion]) -> str:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -199,6 +200,15 @@ def _messages(value: Any) -> list[str]:
     return [_without_addresses(str(value))]
 
 
+def _server_date(response: httpx.Response) -> datetime | None:
+    """The answer's `Date` header (RFC 9110: the server's clock when it answered), if readable."""
+    values = response.headers.get_list("date")
+    try:
+        return parsedate_to_datetime(values[-1]) if values else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _count(item: dict[str, Any], field_name: str, what: str) -> int:
     """A count field of a Bison answer; missing or unreadable is an error naming the field."""
     value = item.get(field_name)
@@ -283,6 +293,7 @@ class BisonWorkspace:
         self._settings_not_returned = dict(settings_not_returned or {})
         self._no_list_route = False  # set when the instance has no GET /api/lead-lists/{id}
         self.requests = 0
+        self.server_date: datetime | None = None  # Bison's clock: the last answer's Date header
 
     def close(self) -> None:
         self._client.close()
@@ -307,6 +318,7 @@ class BisonWorkspace:
         policy = self._policy if retry else RetryPolicy(max_attempts=1)
         self._pace()
         response = send_with_retries(self._client, method, path, policy, **kwargs)
+        self.server_date = _server_date(response) or self.server_date
         return self._json(response)
 
     @staticmethod

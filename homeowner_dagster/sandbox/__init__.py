@@ -135,11 +135,12 @@ class Sandbox:
         """Serve every service; returns once all accept connections (well under 2 s)."""
         if self._servers:
             return self
-        from homeowner_dagster.sandbox import bison, clay, debounce, slack, storage
+        from homeowner_dagster.sandbox import bison, bison_outcomes, clay, debounce, slack, storage
 
         apps: list[tuple[str, Any]] = [
             ("debounce", debounce.build_debounce_app(self.debounce, self.faults)),
-            ("bison", bison.build_bison_app(self.bison, self.faults)),
+            # Bison's answers carry its simulated clock in `Date` (bison_outcomes.py).
+            ("bison", bison_outcomes.with_simulated_date(bison.build_bison_app(self.bison, self.faults), self.bison.outcomes)),
             ("clay", clay.build_clay_app(self.clay, self.faults)),
             ("slack", slack.build_slack_app(self.slack, self.faults)),
             ("storage", storage.build_storage_app(self.storage, self.faults)),
@@ -148,7 +149,7 @@ class Sandbox:
             apps.insert(0, ("cole", self._cole_module.build_cole_app(self.cole, self.faults)))
         try:
             for name, app in apps:
-                running = serve(name, app)
+                running = serve(name, app, date_header=name != "bison")
                 self._servers.append(running)
                 self.urls[name] = running.url
         except Exception:

@@ -5,16 +5,20 @@ lead does is decided once, when its list is attached to a campaign, from a seede
 (seed, campaign, email), so a re-run, a restart or a restored demo state sees the same outcomes:
 
 - each ZIP has a planted reply rate and interest rate per uploaded lead (`plant`, or seeded
-  defaults: replies 1-6 %, interested 15-60 % of those);
+  defaults from `planted_zip_rates`: about 2-8 interested per 1,000, the ZIPs differing);
 - a lead that does not reply bounces with the probability of its DeBounce code
   (`BOUNCE_BY_CODE`; "Safe to Send" = code 5 bounces 2 %), so the marginal bounce rate of a code
   is exactly that probability;
 - some leads that neither reply nor bounce send an automated (out-of-office) reply; a share of
   non-interested human replies are unsubscribe requests ("please remove me");
-- the email goes out 0-2 days after the attach, a reply comes 1-14 days after the send.
+- the email goes out 0-2 days after the attach; a human reply comes a long-tailed time after
+  the send (median 2 days, 2 % after 30 days), an automated one within a day; 15 % of human
+  replies are followed by a second reply 1-10 days later; every reply quotes our email, whose
+  footer says "unsubscribe".
 
 The clock is the wall clock plus an offset moved by `advance` (Python) or
-`POST /sandbox/clock {"days": N}`; an event exists once the simulated clock has passed it.
+`POST /sandbox/clock {"days": N}`; an event exists once the simulated clock has passed it. Every
+answer of the sandbox Bison carries that clock in its `Date` header (`with_simulated_date`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.utils import formatdate
 from typing import Any
 
+import numpy as np
+from scipy import special
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,6 +46,31 @@ BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15,
 AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
 UNSUBSCRIBE_SHARE = 0.20  # of non-interested human replies
 SENDER = "agent@evergreen-mail.example"
+BOUNCE_AFTER = timedelta(minutes=3)  # the mail system's notice comes minutes after the send
+
+# Planted homeowner behaviour (guesses, not vendor facts; sandbox/README.md). Per ZIP: a human
+# reply rate, log-normal around 1.8 % (sigma 0.5), and the share of those replies that are
+# interested, logit-normal around 20 % (sigma 0.3): about 2-8 interested per 1,000 leads, the
+# ZIPs differing mostly in how many answer. A first reply comes a log-normal time after the send
+# (median 2 days, sigma 1.3: 2 % after 30 days); the send is 0-2 days after the attach.
+REPLY_MEDIAN, REPLY_SIGMA = 0.018, 0.5
+SHARE_MEDIAN, SHARE_SIGMA = 0.20, 0.3
+DELAY_MEDIAN_DAYS, DELAY_SIGMA = 2.0, 1.3
+SEND_LAG_DAYS = 2.0
+SECOND_REPLY_SHARE = 0.15  # of human replies: the homeowner writes again 1-10 days later
+
+
+def planted_zip_rates(u_reply: float | np.ndarray, u_share: float | np.ndarray) -> tuple[Any, Any]:
+    """(reply rate, interested rate) per lead from two uniforms in (0, 1)."""
+    reply = REPLY_MEDIAN * np.exp(REPLY_SIGMA * special.ndtri(np.clip(u_reply, 1e-9, 1 - 1e-9)))
+    logit = special.logit(SHARE_MEDIAN) + SHARE_SIGMA * special.ndtri(np.clip(u_share, 1e-9, 1 - 1e-9))
+    reply = np.minimum(reply, 0.5)
+    return reply, reply * special.expit(logit)
+
+
+def reply_delay_days(u: float | np.ndarray) -> Any:
+    """Days from the send to the first reply, from a uniform in (0, 1)."""
+    return DELAY_MEDIAN_DAYS * np.exp(DELAY_SIGMA * special.ndtri(np.clip(u, 1e-9, 1 - 1e-9)))
 
 
 @dataclass(frozen=True)
@@ -72,6 +104,7 @@ class Fate:
     bounced: bool
     reply: str | None  # interested | human | unsubscribe | automated | None
     reply_at: datetime | None
+    second_at: datetime | None = None  # a second human reply in the same thread
 
 
 @dataclass
@@ -85,6 +118,7 @@ class OutcomeSimulator:
     # (workspace, campaign id, email) -> [lead id, zip, attached at ISO]
     attached: dict[tuple[str, int, str], list[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _fates: dict[tuple[str, int, str], Fate] = field(default_factory=dict)  # fates are pure: cached
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -102,13 +136,17 @@ class OutcomeSimulator:
     def plant(self, zip_code: str, reply: float, interested: float) -> None:
         if not 0 <= interested <= reply <= 1:
             raise ValueError("need 0 <= interested <= reply <= 1")
-        self.planted[zip_code] = ZipRates(reply, interested)
+        with self._lock:
+            self.planted[zip_code] = ZipRates(reply, interested)
+            self._fates.clear()
 
     def rates_for(self, zip_code: str) -> ZipRates:
         if zip_code in self.planted:
             return self.planted[zip_code]
-        reply = 0.01 + 0.05 * _unit(self.seed, "reply", zip_code)
-        return ZipRates(reply, reply * (0.15 + 0.45 * _unit(self.seed, "interest", zip_code)))
+        reply, interested = planted_zip_rates(
+            _unit(self.seed, "reply", zip_code), _unit(self.seed, "interest", zip_code)
+        )
+        return ZipRates(float(reply), float(interested))
 
     # -- hooks from the Bison app ------------------------------------------------------------
 
@@ -125,9 +163,13 @@ class OutcomeSimulator:
     # -- what happened -----------------------------------------------------------------------
 
     def fate(self, workspace: str, campaign_id: int, email: str) -> Fate:
-        lead_id, zip_code, at = self.attached[(workspace, campaign_id, email)]
+        key = (workspace, campaign_id, email)
+        cached = self._fates.get(key)
+        if cached is not None:
+            return cached
+        lead_id, zip_code, at = self.attached[key]
         attached_at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        sent_at = attached_at + timedelta(hours=48 * _unit(self.seed, "send", campaign_id, email))
+        sent_at = attached_at + timedelta(days=SEND_LAG_DAYS * _unit(self.seed, "send", campaign_id, email))
         rates = self.rates_for(zip_code)
         u = _unit(self.seed, "outcome", campaign_id, email)
         bounced, reply = False, None
@@ -143,12 +185,18 @@ class OutcomeSimulator:
                 bounced = True
             elif _unit(self.seed, "auto", campaign_id, email) < AUTOMATED_SHARE:
                 reply = "automated"
-        reply_at = (
-            sent_at + timedelta(hours=24 + 13 * 24 * _unit(self.seed, "delay", campaign_id, email))
-            if reply
-            else None
-        )
-        return Fate(email, lead_id, zip_code, campaign_id, workspace, sent_at, bounced, reply, reply_at)
+        reply_at = second_at = None
+        if reply == "automated":
+            reply_at = sent_at + timedelta(hours=24 * _unit(self.seed, "delay", campaign_id, email))
+        elif reply:
+            delay = float(reply_delay_days(_unit(self.seed, "delay", campaign_id, email)))
+            reply_at = sent_at + timedelta(days=delay)
+            if _unit(self.seed, "second", campaign_id, email) < SECOND_REPLY_SHARE:
+                later = 1 + 9 * _unit(self.seed, "second-delay", campaign_id, email)
+                second_at = reply_at + timedelta(days=later)
+        fate = Fate(email, lead_id, zip_code, campaign_id, workspace, sent_at, bounced, reply, reply_at, second_at)
+        self._fates[key] = fate
+        return fate
 
     def fates(self, workspace: str, campaign_id: int | None = None) -> list[Fate]:
         with self._lock:
@@ -165,9 +213,12 @@ class OutcomeSimulator:
             if with_outgoing:
                 out.append(self._outgoing(f))
             if f.bounced:
-                out.append(self._bounce(f))
+                if f.sent_at + BOUNCE_AFTER <= now:
+                    out.append(self._bounce(f))
             elif f.reply and f.reply_at and f.reply_at <= now:
                 out.append(self._reply(f))
+                if f.second_at and f.second_at <= now:
+                    out.append(self._reply(f, second=True))
         out.sort(key=lambda r: (r["date_received"], r["id"]), reverse=True)
         return out
 
@@ -192,22 +243,30 @@ class OutcomeSimulator:
             "attachments": [],
         }
 
-    def _reply(self, f: Fate) -> dict[str, Any]:
+    def _reply(self, f: Fate, second: bool = False) -> dict[str, Any]:
         assert f.reply_at is not None
         texts = {
             "interested": "Yes, my renewal is coming up. Please send me a quote.",
             "human": "Thanks, but I am happy with my current agent.",
-            "unsubscribe": "Please remove me from your list. Unsubscribe.",
+            "unsubscribe": "Please remove me from your list.",
             "automated": "I am out of the office and will reply when I return.",
         }
-        reply = self._base(f, "reply", f.reply_at)
+        own = "Just checking you got my last email." if second else texts[str(f.reply)]
+        at = f.second_at if second and f.second_at else f.reply_at
+        # Every reply quotes our email, whose footer offers to unsubscribe (CAN-SPAM).
+        quoted = (
+            f"\n\nOn {_iso(f.sent_at)[:10]}, Agent <{SENDER}> wrote:\n"
+            "> Hi, your home insurance renews soon. Reply for a free quote.\n"
+            "> If you no longer wish to hear from us, unsubscribe here."
+        )
+        reply = self._base(f, "second" if second else "reply", at)
         reply.update(
             folder="inbox",
             subject="Re: Your home insurance renewal",
             interested=f.reply == "interested",
             automated_reply=f.reply == "automated",
-            text_body=texts[str(f.reply)],
-            html_body=f"<p>{texts[str(f.reply)]}</p>",
+            text_body=own + ("" if f.reply == "automated" else quoted),
+            html_body=f"<p>{own}</p>",
             from_name="Homeowner",
             from_email_address=f.email,
             primary_to_email_address=SENDER,
@@ -220,7 +279,7 @@ class OutcomeSimulator:
             f"Delivery to the following recipient failed permanently:\n\n     {f.email}\n\n"
             "The email account that you tried to reach does not exist."
         )
-        notice = self._base(f, "bounce", f.sent_at + timedelta(minutes=3))
+        notice = self._base(f, "bounce", f.sent_at + BOUNCE_AFTER)
         notice.update(
             folder="bounced",
             subject="Delivery Status Notification (Failure)",
@@ -264,7 +323,7 @@ class OutcomeSimulator:
             sent += 1
             bounced += f.bounced
             opened += (not f.bounced) and _unit(self.seed, "open", campaign_id, f.email) < 0.4
-            if f.reply and within(f.reply_at):
+            if f.reply and f.reply != "automated" and within(f.reply_at):
                 replied += 1
                 interested += f.reply == "interested"
                 unsubscribed += f.reply == "unsubscribe"
@@ -311,6 +370,7 @@ class OutcomeSimulator:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
+        self._fates.clear()
         self.offset = timedelta(seconds=float(data.get("offset_seconds", 0)))
         self.attached = {
             (str(w), int(c), str(e)): [int(i), str(z), str(a)]
@@ -319,6 +379,26 @@ class OutcomeSimulator:
 
 
 # -- routes ------------------------------------------------------------------------------------
+
+
+def with_simulated_date(app: Any, simulator: OutcomeSimulator) -> Any:
+    """The app with every answer's `Date` header on the simulated clock (served without uvicorn's)."""
+
+    async def wrapped(scope: dict, receive: Callable, send: Callable) -> None:
+        if scope.get("type") != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_dated(message: dict) -> None:
+            if message.get("type") == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                stamp = formatdate(simulator.now().timestamp(), usegmt=True).encode()
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await app(scope, receive, send_dated)
+
+    return wrapped
 
 
 def _cursor_page(request: Request, items: list[dict[str, Any]]) -> Response:
