@@ -27,6 +27,7 @@ from homeowner_dagster.sandbox import Sandbox
 from homeowner_dagster_tests.pipeline_fixtures import CLIENTS_YAML, QUIET, use_sandbox
 
 CHICAGO = ZoneInfo(TIMEZONE)
+pytestmark = pytest.mark.slow(seconds=60)  # three job runs, each with its own Chromium
 OPS = "#homeowner-ops"
 
 

@@ -136,8 +136,24 @@ class ColePages:
         return self.page.locator(selector).first.inner_text() if selector else ""
 
     def survey(self, page_name: str) -> dict[str, str | None]:
-        """Every key the page `page_name` must hold -> the selector that found it (None: missing)."""
-        return {key: self.locate(key) for key in self.book.keys(page_name)}
+        """Every key the page `page_name` must hold -> the selector that found it (None: missing).
+
+        One script for the whole page (the selectors are plain CSS), not a round trip per selector.
+        """
+        keys = self.book.keys(page_name)
+        found = self._guard(
+            f"survey the {page_name} page",
+            lambda: self.page.evaluate(
+                "lists => lists.map(l => l.findIndex(s => document.querySelector(s) !== null))",
+                [list(self.book.candidates(k)) for k in keys],
+            ),
+        )
+        out: dict[str, str | None] = {}
+        for key, index in zip(keys, found, strict=True):
+            out[key] = self.book.candidates(key)[index] if index >= 0 else None
+            if out[key]:
+                self.matched[key] = out[key]  # type: ignore[assignment]
+        return out
 
     def _need(self, key: str, what: str) -> str:
         """The selector of `key` on this page; else say which page the site showed instead."""
