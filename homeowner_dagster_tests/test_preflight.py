@@ -354,3 +354,15 @@ def test_the_sister_products_login_is_drift_the_automation_survives(
     drift = {f["check"]: f["todo"] for f in failures(report)}
     assert set(drift) == {"selector login_form", "selector username", "selector password", "selector login_button"}
     assert "put `form#aspnetForm` first under `login_form`" in drift["selector login_form"]
+
+
+def test_a_rate_limited_bison_is_waited_out(
+    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bison's 429 (Retry-After as an HTTP date) is honoured and retried: no line fails."""
+    fired = ready.faults.fired.count(("bison", "http_429"))
+    ready.faults.on("bison", "http_429", times=2, retry_after=1, form="date")
+    code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    assert code == 0, failures(report)
+    assert ready.faults.fired.count(("bison", "http_429")) - fired == 2
+    assert line(report, "bison", "garden-state", "lead-list listing")["status"] == "ok"

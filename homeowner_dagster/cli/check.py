@@ -1,7 +1,9 @@
 """`homeowner check`: is this machine ready to run the pipeline for the active clients?
 
 It reports which environment variables are missing (by name only: no value is ever printed),
-whether the database is reachable and migrated, and whether Chromium starts. Exit status 0
+whether the database is reachable and migrated, whether row-level security is on for every table
+of `public` and Dagster's tables are in their own schema, and whether Chromium starts.
+`homeowner preflight` reuses the database part. Exit status 0
 when everything is in place, 1 when anything is missing.
 """
 
