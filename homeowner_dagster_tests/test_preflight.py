@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import psycopg
 import pytest
@@ -260,6 +261,9 @@ def test_each_broken_thing_is_its_own_line_with_what_to_do(
     assert {(f["service"], f["client"], f["check"]) for f in found} == expected, found
     for f in found:
         assert todo in f["todo"], f
+        if f["service"] == "cole":  # the page's screenshot goes with the line
+            shots = [Path(unquote(urlparse(link).path)) for link in f["links"]]
+            assert shots and all(s.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for s in shots), f
     # Nothing else disturbed: the configured sandbox gives no failed line (the tests above), so
     # every other line is ok, or skipped because the failure stops it (or as it always is).
     for f in report["findings"]:
@@ -366,3 +370,18 @@ def test_a_rate_limited_bison_is_waited_out(
     assert code == 0, failures(report)
     assert ready.faults.fired.count(("bison", "http_429")) - fired == 2
     assert line(report, "bison", "garden-state", "lead-list listing")["status"] == "ok"
+
+
+def test_a_login_in_use_by_a_pull_is_skipped_not_taken(
+    ready: Sandbox, database_url: str, browser: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cole allows one session per login: preflight does not wait for a pull, nor log it out."""
+    from homeowner_dagster.resources.cole.login_lock import cole_login_lock
+
+    username = ready.cole.credentials["NJ"][0]
+    logins = ready.cole.logins
+    with cole_login_lock(username, "NJ", database_url):  # a pull's session holds the NJ login
+        code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    assert code == 0, failures(report)
+    assert "a pull has a session open on this login" in line(report, "cole", "NJ login", "login")["todo"]
+    assert ready.cole.logins == logins

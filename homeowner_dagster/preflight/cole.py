@@ -97,6 +97,7 @@ class _Probe:
     findings: list[Finding] = field(default_factory=list)
     surveyed: dict[str, dict[str, str | None]] = field(default_factory=dict)
     shots: list[str] = field(default_factory=list)
+    page_shots: dict[str, str] = field(default_factory=dict)  # page -> its screenshot's link
 
     @property
     def label(self) -> str:
@@ -116,7 +117,12 @@ class _Probe:
 
     def survey(self, pages: ColePages, name: str) -> None:
         self.surveyed[name] = pages.survey(name)
-        self.shot(pages, name)
+        link = self.shot(pages, name)
+        if link:
+            self.page_shots[name] = link
+
+    def page_link(self, page_name: str) -> tuple[str, ...]:
+        return (self.page_shots[page_name],) if page_name in self.page_shots else ()
 
     def selector_findings(self, pages: ColePages) -> list[Finding]:
         out = []
@@ -134,7 +140,7 @@ class _Probe:
                             f"own selector first under `{key}` in {SELECTORS_FILE}",
                             f"tried {len(candidates)}: {', '.join(candidates)}",
                             depends=PAGE_STEPS[page_name],
-                            links=tuple(self.shots[-1:]),
+                            links=self.page_link(page_name),
                         )
                     )
                 elif selector == candidates[0]:
@@ -153,7 +159,7 @@ class _Probe:
                             f"`{key}` in {SELECTORS_FILE} once the screenshot confirms it",
                             f"{page_name} page",
                             depends=PAGE_STEPS[page_name],
-                            links=tuple(self.shots[-1:]),
+                            links=self.page_link(page_name),
                         )
                     )
         if "results" in self.surveyed:
@@ -288,7 +294,8 @@ def _walk(probe: _Probe, browser: object, creds: object) -> None:
             probe.findings.append(skipped(SERVICE, label, step, str(blocked)))
             _skip_after(probe, step)
         except ColeError as error:
-            link = probe.shot(pages, f"failed-{type(error).__name__}")
+            key = getattr(error, "selector_key", None)
+            link = probe.shot(pages, f"failed-{type(error).__name__}" + (f"-{key}" if key else ""))
             probe.findings.append(_error_finding(probe, step, error, link))
             _skip_after(probe, step)
         probe.findings.extend(probe.selector_findings(pages))
