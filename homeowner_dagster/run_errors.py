@@ -8,21 +8,42 @@ names the fix; that line is the step's failure in the UI and the Slack alert.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from dagster import Failure, MetadataValue, RunFailureSensorContext
 
 from homeowner_dagster import registry
+from homeowner_dagster.assets import metadata as md
 
 CHECK_FIX = "run `homeowner check`"
 
 
+@functools.cache
+def failure_type(error_type: str) -> type[Failure]:
+    """A `dagster.Failure` named for the error, so the run page's first line is the sentence.
+
+    Dagster shows a step's error as Python prints an exception: `module.Class: message`, here
+    `dagster._core.definitions.events.Failure: ...`. Python leaves the module out for its own
+    exceptions (`ValueError: ...`), so this class says it is one: the line reads
+    `NoZipsForMonth: sunshine has no ZIPs ... Fix: ...`, with Dagster's stack trace below it.
+    """
+    return type(error_type, (Failure,), {"__module__": "builtins", "__doc__": f"{error_type}: a failure the project raises on purpose."})
+
+
 def needs_fix(problem: str, fix: str, error_type: str = "NeedsFix") -> Failure:
     """A failure no retry can fix: one line, the problem then the command that fixes it."""
-    return Failure(
+    return failure_type(error_type)(
         description=f"{problem}. Fix: {fix}",
         metadata={"error_type": error_type, "fix": fix},
         allow_retries=False,
+    )
+
+
+def as_stated(exc: Exception) -> Failure:
+    """An error whose own message names its fix (a full Clay table, say): as it is, no retry."""
+    return failure_type(type(exc).__name__)(
+        description=str(exc), metadata={"error_type": type(exc).__name__}, allow_retries=False
     )
 
 
@@ -80,12 +101,12 @@ def failure_for(exc: Exception, step: str) -> Failure:
     for attr in ("screenshot_url", "trace_url"):
         value = getattr(exc, attr, None)
         if value:
-            metadata[attr] = MetadataValue.url(value)
+            metadata[attr] = md.link(value)
     fix = "" if transient or "homeowner check" in str(exc) else f". Fix it, then {CHECK_FIX}"
     if fix:
         metadata["fix"] = CHECK_FIX
-    return Failure(
-        description=f"{step}: {type(exc).__name__}: {exc}{fix}",
+    return failure_type(type(exc).__name__)(
+        description=f"{step}: {exc}{fix}",
         metadata=metadata,
         allow_retries=transient,
     )
@@ -107,6 +128,14 @@ def _root_error(error):  # noqa: ANN001, ANN202 - SerializableErrorInfo
     return error
 
 
+def _without_module(error) -> str:  # noqa: ANN001 - SerializableErrorInfo
+    """`psycopg.errors.UndefinedTable: ...` as `UndefinedTable: ...`: the error's own words first."""
+    head, sep, rest = error.message.partition(": ")
+    if sep and head.endswith(f".{error.cls_name}"):
+        return f"{error.cls_name}: {rest}"
+    return error.message
+
+
 def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
     """The first failed step's error type, message and links (from Failure metadata)."""
     for event in context.get_step_failure_events():
@@ -115,7 +144,7 @@ def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
         root = _root_error(data.error)
         error_type = _text(metadata.get("error_type")) or (root.cls_name if root else "Error")
         described = data.user_failure_data.description if data.user_failure_data else None
-        message = (described or (root.message if root else "") or "step failed").strip()
+        message = (described or (_without_module(root) if root else "") or "step failed").strip()
         return RunErrorInfo(
             step=event.step_key,
             error_type=str(error_type),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -19,6 +21,7 @@ from dagster import (
 )
 
 from homeowner_dagster import db, store
+from homeowner_dagster.assets.monthly_pull import REFRESH_TAG
 from homeowner_dagster.partitions import client_partitions
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
@@ -103,7 +106,7 @@ def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | Non
         dsn,
         {
             "run_id": run.run_id,
-            "job_name": run.job_name,
+            "job_name": job_label(run),
             "client_slug": client,
             "partition_key": partition,
             "status": status,
@@ -180,3 +183,17 @@ def run_failure_alert_sensor(
         )
     if alert_error is not None:
         raise alert_error
+
+
+# Evaluates the gap report's automation condition (assets/monthly_pull.py GAP_REPORT_REFRESH):
+# one run per partition to make again, tagged so the report knows not to post to Slack twice.
+gap_report_refresh_sensor = AutomationConditionSensorDefinition(
+    "gap_report_refresh",
+    target=AssetSelection.assets("gap_report"),
+    run_tags={REFRESH_TAG: "true"},
+    emit_backfills=False,
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Makes a gap report again when its month's totals change after it was made (leads "
+    "routed in by a source client's cleaning) or, for the month being pulled, when ZIP yields change.",
+)

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
+import psycopg
 from dagster import Failure
 from psycopg import sql
 
@@ -298,34 +299,43 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
     }
 
 
-def refresh_routed_totals(
-    dsn: str, client: str, month: date, counts: dict[str, int], gap: int, status: str
-) -> None:
-    """Bring a destination's totals and gap report up to date after a source routed leads to it,
-    so they agree with its cleaned leads whichever of the two months ran first."""
-    m = month_key(month)
+def refresh_routed_totals(dsn: str, totals: dict[str, Any], status: str, meets_minimum: bool) -> bool:
+    """Bring a destination's totals and gap report rows up to date after a source routed leads
+    to it, so they agree with its cleaned leads whichever of the two months ran first.
+
+    False (nothing written) when the destination's month has not been totalled yet: its own run
+    will count the routed leads.
+    """
+    key = {"client_slug": totals["client_slug"], "month": totals["month"]}
     with db.transaction(dsn) as conn:
-        conn.execute(
-            "update monthly_cleaned_leads set cleaned_count = %s, routed_in_count = %s, gap = %s, "
-            "updated_at = now() where client_slug = %s and month = %s",
-            [counts["cleaned"], counts["routed_in"], gap, client, m],
-        )
+        exists = conn.execute(
+            "select 1 from monthly_cleaned_leads where client_slug = %s and month = %s for update",
+            [key["client_slug"], key["month"]],
+        ).fetchone()
+        if not exists:
+            return False
+        _replace_totals(conn, totals)
         conn.execute(
             "update gap_reports set cleaned_count = %s, routed_in_count = %s, gap = %s, status = %s, "
-            "meets_minimum = cleaned_count >= minimum_to_proceed where client_slug = %s and month = %s",
-            [counts["cleaned"], counts["routed_in"], gap, status, client, m],
+            "meets_minimum = %s where client_slug = %s and month = %s",
+            [totals["cleaned_count"], totals["routed_in_count"], totals["gap"], status, meets_minimum,
+             key["client_slug"], key["month"]],
         )
+    return True
 
 
 def write_monthly_totals(dsn: str, row: dict[str, Any]) -> None:
-    cols = list(row)
     with db.transaction(dsn) as conn:
-        db.replace_partition(
-            conn,
-            "monthly_cleaned_leads",
-            {"client_slug": row["client_slug"], "month": row["month"]},
-            pd.DataFrame([row])[cols].drop(columns=["client_slug", "month"]).assign(updated_at=now()),
-        )
+        _replace_totals(conn, row)
+
+
+def _replace_totals(conn: psycopg.Connection, row: dict[str, Any]) -> None:
+    db.replace_partition(
+        conn,
+        "monthly_cleaned_leads",
+        {"client_slug": row["client_slug"], "month": row["month"]},
+        pd.DataFrame([row]).drop(columns=["client_slug", "month"]).assign(updated_at=now()),
+    )
 
 
 def write_gap_report(dsn: str, row: dict[str, Any]) -> None:

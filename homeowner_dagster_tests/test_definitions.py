@@ -116,3 +116,34 @@ def test_client_window_reads_its_client_month_through_the_mapping() -> None:
         )
         assert result.success
     assert io.store[("weekly", "lone-star|2027-01-22")] == "lone-star|2027-01-22 <- ['leads of lone-star|2027-01']"
+
+
+def test_gap_report_reads_zip_yield_in_the_lineage_and_is_made_again_when_yields_change() -> None:
+    """The lineage draws zip_yield -> gap_report (the client's own yields, its month and six back);
+    a new yield makes the gap report of the month being pulled again, older reports stay."""
+    from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
+
+    from homeowner_dagster.partitions import month_partitions
+
+    graph = defs.resolve_asset_graph()
+    assert AssetKey("zip_yield") in graph.get(AssetKey("gap_report")).parent_keys
+    latest = month_partitions.get_last_partition_key()
+    earlier = month_partitions.get_partition_keys()[-4]
+    gap_report, zip_yield = AssetKey("gap_report"), AssetKey("zip_yield")
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(client_partitions.name, ["acme", "other"])
+        for client in ("acme", "other"):
+            for month in (latest, earlier):
+                instance.report_runless_asset_event(
+                    AssetMaterialization(gap_report, partition=client_month_key(client, month))
+                )
+        first = evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0  # nothing changed since the reports were made
+        for month in (latest, earlier):
+            instance.report_runless_asset_event(AssetMaterialization(zip_yield, partition=client_month_key("acme", month)))
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_requested_partitions(gap_report) == {client_month_key("acme", latest)}
+        # Made again: nothing more to do.
+        instance.report_runless_asset_event(AssetMaterialization(gap_report, partition=client_month_key("acme", latest)))
+        third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
+        assert third.total_requested == 0, third.get_requested_partitions(gap_report)

@@ -1,6 +1,7 @@
-"""`homeowner dev` stops everything it started on SIGTERM, even when it inherited SIGTERM and
-SIGINT ignored (a background shell, CI without a terminal), and starts without warnings a user
-cannot act on."""
+"""`homeowner dev --sandbox` stops everything it started on SIGTERM, even when it inherited SIGTERM
+and SIGINT ignored (a background shell, CI without a terminal), and starts without warnings a user
+cannot act on; a second shell beside it reaches its sandbox (`homeowner windows force`, `homeowner
+env`), and says in one line what is missing once it has stopped."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import psutil
 import pytest
 
 from homeowner_dagster import db, settings
+from homeowner_dagster.demo import DEMO_CLIENTS_YAML
 from homeowner_dagster.sandbox.server import free_port
 from homeowner_dagster_tests.test_sandbox_command import ignore_stop_signals
 
@@ -41,18 +43,32 @@ def _ready(port: int) -> bool:
         return False
 
 
+homeowner = str(Path(sys.executable).parent / "homeowner")
+
+
+def second_shell(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`homeowner ARGS` from another shell: the same plain environment, its own process."""
+    return subprocess.run(
+        [homeowner, *args], env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.mark.slow
 def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigterm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")}
+    # A plain shell: none of the sandbox's settings (they live in the dev process only).
+    services = ("COLE_", "DEBOUNCE_", "BISON_", "CLAY_", "SLACK_", "SUPABASE_", "HOMEOWNER_SANDBOX_")
+    env = {k: v for k, v in os.environ.items()
+           if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")
+           and not k.startswith(services)}
     env[settings.HOME_ENV] = str(home)  # its own embedded PostgreSQL, started by the command
     port = free_port()
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "homeowner"), "dev", "--port", str(port)],
+            [homeowner, "dev", "--sandbox", "--port", str(port)],
             stdout=out, stderr=err, env=env, cwd=settings.project_root(),
             preexec_fn=ignore_stop_signals,  # noqa: PLW1509 - the point of the test
         )
@@ -72,12 +88,30 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
 
         # Plain `dagster` from the repository root, with what the README says: eval "$(homeowner env)".
         shell = subprocess.run(
-            ["bash", "-c", f'eval "$({Path(sys.executable).parent / "homeowner"} env)" && '
+            ["bash", "-c", f'eval "$({homeowner} env)" && '
              f'{Path(sys.executable).parent / "dagster"} instance info'],
             env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
         )
         assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-2000:]
         assert "PostgresRunStorage" in shell.stdout, shell.stdout[-2000:]
+        exports = second_shell(env, "env").stdout
+        assert "export SLACK_BOT_TOKEN=" in exports and "export BISON_INSTANCE_URL=http://127.0.0.1:" in exports
+
+        # A second shell, as the README offers: the clients, then a window forced now.
+        clients = tmp_path / "clients.yaml"
+        clients.write_text(DEMO_CLIENTS_YAML)
+        assert second_shell(env, "clients", "import", str(clients)).returncode == 0
+        forced = second_shell(env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08")
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert "run " in forced.stdout and " succeeded; state pending" in forced.stdout, forced.stdout
+        assert "using the sandbox of `homeowner dev --sandbox`" in forced.stderr
+        assert "Traceback" not in forced.stderr and "Warning" not in forced.stderr, forced.stderr
+        runs = subprocess.run(  # recorded in the instance the UI reads
+            ["bash", "-c", f'eval "$({homeowner} env)" && {Path(sys.executable).parent / "dagster"} run list --limit 5'],
+            env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
+        )
+        run_id = forced.stdout.split("run ")[1].split()[0]
+        assert f"Run: {run_id}\n     Job: weekly_upload" in runs.stdout, runs.stdout[-2000:] + runs.stderr[-2000:]
 
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)  # ignored by inheritance: the command's own handler
@@ -102,6 +136,16 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     assert process.returncode == 0, output[-3000:]
     assert left == []
     assert not db.embedded_running(home)
+    # Once it has stopped, a second shell says in one line what is missing; nothing left running.
+    alone = second_shell(env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08")
+    assert alone.returncode == 2
+    assert alone.stderr.strip().splitlines() == [
+        "homeowner windows: BISON_INSTANCE_URL, BISON_TOKEN_SUNSHINE_COVERAGE, SLACK_BOT_TOKEN not set: start "
+        "`homeowner dev --sandbox` (its sandbox then serves every shell) or export the production settings "
+        "(`homeowner check` lists what is missing)"
+    ], alone.stderr
+    assert not db.embedded_running(home)  # the command started the embedded server: it stopped it
     assert "embedded PostgreSQL stopped" in output
     assert "superseded" not in output  # `dagster dev` vs `dg dev`: nothing a user can act on
+    assert "RuntimeDirWarning" not in output and "BetaWarning" not in output  # nor these
     assert "DAGSTER_HOME environment variable is set" not in output

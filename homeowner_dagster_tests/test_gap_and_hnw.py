@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, AssetRecordsFilter, evaluate_automation_conditions
 
 from homeowner_dagster import registry, store
+from homeowner_dagster.assets.monthly_pull import REFRESH_TAG
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.calendar import windows_of_month
 from homeowner_dagster.leads.routing import RoutingRule, route_destinations
@@ -99,6 +100,15 @@ SOURCES = ("lone-star", "garden-state")
 DOWNSTREAM = ["cleaned_leads", "monthly_cleaned_leads", "gap_report"]
 
 
+def latest_metadata(pipeline: Pipeline, asset: str, partition: str) -> dict[str, object]:
+    """The values of the partition's latest materialization as the UI shows them."""
+    records = pipeline.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    assert records, f"{asset} {partition} never materialized"
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
 def rows(dsn: str, query: str, *params: object) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(query, params).fetchall()
@@ -133,9 +143,31 @@ def test_two_sources_two_rules_one_hnw_destination_whatever_the_order(
 
     # Destination first, then the sources (the sources write the destination's routed leads).
     assert monthly(pipeline, "agency-hnw").success
+    before_sources = evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance)
     for source in SOURCES:
         assert monthly(pipeline, source).success
     first = routed_in(dsn)
+    # The UI follows: each source's run reported the destination's new totals, and the gap
+    # report's automation condition asks for the destination's report again (only that one).
+    hnw = client_month_key("agency-hnw", MONTH)
+    totals = latest_metadata(pipeline, "monthly_cleaned_leads", hnw)
+    assert (totals["routed_in"], totals["cleaned"]) == (len(first), len(first))
+    after = evaluate_automation_conditions(defs=pipeline.defs, instance=pipeline.instance, cursor=before_sources.cursor)
+    assert after.get_requested_partitions(AssetKey("gap_report")) == {hnw}
+    refresh = pipeline.defs.resolve_job_def("monthly_pull").execute_in_process(
+        instance=pipeline.instance, partition_key=hnw, run_config=QUIET, asset_selection=[AssetKey("gap_report")],
+        tags={REFRESH_TAG: "true"},  # as the automation condition sensor launches it
+    )
+    assert refresh.success
+    report = latest_metadata(pipeline, "gap_report", hnw)
+    assert (report["routed_in"], report["gap"]) == tuple(
+        rows(dsn, "select routed_in_count, gap from gap_reports where client_slug = 'agency-hnw'")[0]
+    )
+    hnw_texts = sandbox.slack.messages_in("#hnw")
+    assert [t for t in hnw_texts if t.startswith("📊 Gap Analysis")][-1].count(f"{len(first):,}") == 0  # not reposted
+    assert last_line(hnw_texts, "↪️ High-Net-Worth Leads Routed", "Cleaned this month:").startswith(
+        f"Cleaned this month: {len(first):,} / 15,000 (gap {15_000 - len(first):,})"
+    )
     by_source = {s: {k for k, f, _ in first if f == s} for s in SOURCES}
     assert all(len(keys) > 3 for keys in by_source.values()), {s: len(k) for s, k in by_source.items()}
     # Each rule read on its own: Texas above $900,000 from lone-star, New Jersey above $1,000,000.

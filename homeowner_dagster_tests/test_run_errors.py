@@ -7,9 +7,9 @@ import time
 from datetime import date
 
 import psycopg
-from dagster import DagsterEventType, build_run_status_sensor_context
+from dagster import AssetKey, DagsterEventType, build_run_status_sensor_context
 
-from homeowner_dagster.partitions import client_partitions
+from homeowner_dagster.partitions import client_month_key, client_partitions
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import Pipeline
 
@@ -36,11 +36,16 @@ def _alert(pipeline: Pipeline, result) -> str:  # noqa: ANN001
 
 
 def _step_failure(result) -> tuple[str, int]:  # noqa: ANN001
-    """The failed step's message as the UI shows it, and how many retries it was given."""
+    """The failed step's message, and how many retries it was given; the first line the run page
+    shows for the failure (the error's first line) is that message, named by its type only."""
     events = result.all_events
     failure = next(e for e in events if e.event_type == DagsterEventType.STEP_FAILURE)
     retries = sum(1 for e in events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
-    return failure.step_failure_data.user_failure_data.description, retries
+    data = failure.step_failure_data
+    error_type = data.user_failure_data.metadata["error_type"].value
+    assert data.error.message.splitlines()[0] == f"{error_type}: {data.user_failure_data.description}"
+    assert data.error.stack  # Dagster's stack trace stays, below the line
+    return data.user_failure_data.description, retries
 
 
 def test_a_month_without_zips_fails_at_once_naming_the_import_command(pipeline: Pipeline) -> None:
@@ -57,7 +62,7 @@ def test_a_month_without_zips_fails_at_once_naming_the_import_command(pipeline: 
     assert "client" not in result.dagster_run.tags  # launched like the UI does: partition only
 
     alert = _alert(pipeline, result)
-    assert alert.startswith("🚨 monthly_pull failed: garden-state\nError: NoZipsForMonth\n")
+    assert alert.startswith(f"🚨 monthly_pull failed: garden-state\n{message}\nError: NoZipsForMonth\n")
     assert "homeowner zips import FILE --month 2026-12" in alert
     with psycopg.connect(pipeline.dsn) as conn:
         row = conn.execute("select client_slug, error_type, message from agent_errors").fetchone()
@@ -75,3 +80,22 @@ def test_a_partition_added_by_hand_fails_as_unknown_client(pipeline: Pipeline) -
     assert "homeowner clients import FILE" in message
     alert = _alert(pipeline, result)
     assert "failed: garden-sate" in alert and "Error: UnknownClient" in alert
+
+
+def test_a_run_launched_from_an_asset_page_is_named_for_its_assets(pipeline: Pipeline) -> None:
+    """The UI launches asset runs as Dagster's `__ASSET_JOB`: the alert and agent_runs name the
+    assets instead (a scheduled run keeps its job's name, as above)."""
+    job = pipeline.defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=pipeline.instance,
+        partition_key=client_month_key("garden-state", NO_ZIPS_MONTH),
+        asset_selection=[AssetKey("raw_leads")],
+        run_config=pipeline_fixtures.QUIET,
+        raise_on_error=False,
+    )
+    assert result.dagster_run.job_name.startswith("__ASSET_JOB") and not result.success
+    alert = _alert(pipeline, result)
+    assert alert.startswith("🚨 raw_leads failed: garden-state\n"), alert
+    with psycopg.connect(pipeline.dsn) as conn:
+        names = conn.execute("select job_name from agent_runs where run_id = %s", [result.run_id]).fetchall()
+    assert names == [("raw_leads",)]

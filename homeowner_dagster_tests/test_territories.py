@@ -162,6 +162,26 @@ def test_zips_show_and_changes_that_apply_from_their_month_on(
     assert scalar(database_url, "select count(*) from territory_changes where approved_by = %s", "dana") == 6
 
 
+def test_an_empty_or_header_only_zip_sheet_is_refused_and_keeps_the_territory(
+    database_url: str, clients_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["clients", "import", str(clients_file)]) == 0
+    sheet = tmp_path / "zips.csv"
+    sheet.write_text("Zipcode,Territory\n07030,garden-state\n")
+    assert main(["zips", "import", str(sheet), "--month", "2026-12"]) == 0
+    before = rows(database_url, "select kind, month, zip, client_slug from territory_changes order by zip")
+    capsys.readouterr()
+    for text in ("Zipcode,Territory,Color\n", "Zipcode,Territory,Color\n,,\n\n", ""):
+        sheet.write_text(text)
+        assert main(["zips", "import", str(sheet), "--month", "2027-01"]) == 2, text
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1] == "homeowner zips: ZIP import refused (1 problem(s) above); nothing written", err
+        assert ("no ZIP rows below its header" in err) if text else ("the sheet is empty" in err)
+    assert rows(database_url, "select kind, month, zip, client_slug from territory_changes order by zip") == before
+    assert main(["zips", "show", "--client", "garden-state", "--month", "2027-01"]) == 0
+    assert "1 ZIP(s), from the sheet of 2026-12" in capsys.readouterr().out
+
+
 # The monthly pull, end to end in the sandbox
 
 

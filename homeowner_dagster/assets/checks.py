@@ -9,9 +9,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 import pandera.errors
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failure
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
 
 from homeowner_dagster.leads.schemas import CleanedLeadFrame, RawLeadFrame, RejectedLeadFrame
+from homeowner_dagster.run_errors import needs_fix
 
 # What each check guards, as the UI shows it beside the asset.
 DESCRIPTIONS = {
@@ -96,5 +97,9 @@ def enforce(results: Sequence[AssetCheckResult]) -> list[AssetCheckResult]:
             f"{r.check_name}: " + ", ".join(f"{k}={getattr(v, 'value', v)}" for k, v in r.metadata.items())
             for r in failed
         )
-        raise Failure(description=f"blocking check(s) failed: {names} ({details})", allow_retries=False)
+        raise needs_fix(
+            f"blocking check(s) failed, nothing written: {names} ({details})",
+            "read the check's result on the asset's Checks tab; re-run once the input is corrected",
+            "BlockingCheckFailed",
+        )
     return list(results)

@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from homeowner_dagster.leads.gap_solver import kind_label
+
 # (type, description) per column of each table the assets report.
 PER_ZIP = {
     "zip": ("string", "ZIP code of the territory"),
@@ -17,13 +19,16 @@ REJECTION_REASONS = {
     "reason": ("string", "why a raw row did not become a cleaned lead"),
     "rows": ("int", "raw rows rejected for this reason"),
 }
+# Column names are the table's headers: words that wrap, so a narrow panel still shows the
+# basis as lines of text (not one word per line beside an unbreakable `drop_head_of_household`).
 GAP_PROPOSALS = {
-    "kind": ("string", "suggestion: move ZIPs, adjacent ZIPs, relax a filter, surplus"),
+    "proposal": ("string", "what to do, and from which client for a move"),
     "leads": ("int", "expected cleaned leads it adds (negative: surplus)"),
-    "covers_gap": ("bool", "whether it alone closes the gap"),
-    "zips": ("string", "ZIPs involved, comma-separated"),
-    "donor": ("string", "client that gives the ZIPs, for a move"),
-    "basis": ("string", "where the expected count comes from"),
+    "expected interested": ("float", "interested replies it is expected to bring, from measured ZIP "
+                            "yields (empty without outcome data)"),
+    "covers gap": ("bool", "whether it alone closes the gap"),
+    "ZIPs": ("string", "ZIPs involved"),
+    "basis": ("string", "where the count comes from, in short (the report below has it in full)"),
 }
 
 
@@ -42,16 +47,22 @@ def table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> Metada
 def proposals_frame(suggestions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [
         {
-            "kind": s.get("kind", ""),
+            "proposal": kind_label(s.get("kind", "")) + (f" from {s['donor']}" if s.get("donor") else ""),
             "leads": int(s.get("leads") or 0),
-            "covers_gap": bool(s.get("covers_gap")),
-            "zips": ", ".join(s.get("zips") or ()),
-            "donor": s.get("donor") or "",
-            "basis": s.get("basis") or "",
+            "expected interested": None if s.get("expected_interested") is None else round(float(s["expected_interested"]), 1),
+            "covers gap": bool(s.get("covers_gap")),
+            "ZIPs": ", ".join(s.get("zips") or ()),
+            "basis": (s.get("basis") or "").split(";")[0],
         }
         for s in suggestions
     ]
     return pd.DataFrame(rows, columns=list(GAP_PROPOSALS))
+
+
+def link(url: str) -> MetadataValue:
+    """A clickable link only where any browser can open it (http/https: a signed storage URL);
+    a local artifact (`file://` on the Dagster machine) is shown as text, not as a dead link."""
+    return MetadataValue.url(url) if url.startswith(("https://", "http://")) else MetadataValue.text(url)
 
 
 def summary(title: str, numbers: Mapping[str, int | float | str]) -> MetadataValue:
@@ -73,5 +84,7 @@ def seconds(values: Mapping[str, float]) -> dict[str, MetadataValue]:
 
 def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN (an empty cell): JSON has no NaN
+        return None
     return value

@@ -10,13 +10,19 @@ from pathlib import Path
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetDep,
     AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetSelection,
+    AutomationCondition,
     Backoff,
     Failure,
     Jitter,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
+    TimeWindowPartitionMapping,
     asset,
 )
 
@@ -29,10 +35,16 @@ from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.cleaning import clean_leads
 from homeowner_dagster.leads.cole_csv import read_cole_csv
 from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
-from homeowner_dagster.leads.gap import gap_status, rejected_facts, suggestion_zip_lines
+from homeowner_dagster.leads.gap import GapStatus, gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.leads.routing import RoutingRule
-from homeowner_dagster.partitions import client_month_partitions, split_client_month
+from homeowner_dagster.outcomes_store import OUTCOME_MONTHS_BACK
+from homeowner_dagster.partitions import (
+    client_month_key,
+    client_month_partitions,
+    same_client,
+    split_client_month,
+)
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.clay import ClayTableFull, ClayWebhookExhausted
 from homeowner_dagster.resources.cole import ColeError, ColeResource
@@ -43,7 +55,14 @@ from homeowner_dagster.resources.email_verification import (
     EmailVerificationResource,
 )
 from homeowner_dagster.resources.slack import HomeownerSlackResource
-from homeowner_dagster.run_errors import client_for_run, failure_for, needs_fix, no_zips, unlicensed
+from homeowner_dagster.run_errors import (
+    as_stated,
+    client_for_run,
+    failure_for,
+    needs_fix,
+    no_zips,
+    unlicensed,
+)
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
@@ -159,6 +178,31 @@ def raw_leads(
     )
 
 
+def _refresh_destination(
+    context: AssetExecutionContext, dsn: str, source: str, destination: str, month: date
+) -> tuple[int, GapStatus]:
+    """A destination's month after a source's cleaning wrote its routed leads.
+
+    When the destination's month already ran, its totals and gap report rows are brought up to
+    date and the new totals are reported as a materialization of its `monthly_cleaned_leads`
+    partition, so the UI shows them; the gap report's automation condition then redoes its
+    report. When it has not run yet, its own run counts these leads.
+    """
+    receiver = registry.get_client(destination, dsn)
+    row, counts, status = _month_totals(dsn, receiver, month)
+    if store.refresh_routed_totals(dsn, row, status.status, status.meets_minimum):
+        context.log_event(
+            AssetMaterialization(
+                asset_key=AssetKey("monthly_cleaned_leads"),
+                partition=client_month_key(destination, month),
+                description=f"high-net-worth leads routed in by {source}'s cleaning",
+                metadata={**_totals_metadata(receiver, month, counts, status),
+                          "routed_in_by": MetadataValue.text(source)},
+            )
+        )
+    return counts["routed_in"], status
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
@@ -216,7 +260,7 @@ def cleaned_leads(
         try:
             verdicts, stats = email_verification.verify_cached(dsn, emails)
         except (ClayTableFull, ClayWebhookExhausted) as exc:  # a person must add a table or webhook
-            raise Failure(str(exc), allow_retries=False) from exc
+            raise as_stated(exc) from exc
         except EmailVerificationError as exc:  # a failed bulk job or lost upload: no retry
             raise failure_for(exc, "Email verification") from exc
     safe = set(verdicts.loc[verdicts["safe_to_send"].astype(bool), "email"])
@@ -239,11 +283,7 @@ def cleaned_leads(
         store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
         destination_totals = {}
         for destination in sorted(set(routed) | routed_before):  # a rule dropped: totals shrink
-            counts = store.month_counts(dsn, destination, month)
-            receiver = registry.get_client(destination, dsn)
-            status = gap_status(counts["cleaned"], receiver.package_tier, receiver.target_override)
-            store.refresh_routed_totals(dsn, destination, month, counts, status.gap, status.status)
-            destination_totals[destination] = counts["routed_in"]
+            destination_totals[destination] = _refresh_destination(context, dsn, slug, destination, month)
 
     by_reason = rejected["reason"].value_counts().sort_index()
     routed_counts = {d: len(f) for d, f in routed.items()}
@@ -258,10 +298,11 @@ def cleaned_leads(
     # are written here, by the source (see store.write_cleaned_leads).
     for destination, count in routed_counts.items():
         receiver = registry.get_client(destination, dsn)
+        routed_in, status = destination_totals[destination]
         slack.post(
             channel_for(receiver),
             messages.routed_leads_received(
-                receiver.name, client.name, month_key(month), count, destination_totals[destination]
+                receiver.name, client.name, month_key(month), count, routed_in, status.cleaned, status.target
             ),
         )
     return MaterializeResult(
@@ -287,47 +328,55 @@ def cleaned_leads(
     )
 
 
+def _month_totals(dsn: str, client: registry.Client, month: date) -> tuple[dict, dict[str, int], GapStatus]:
+    """The month's totals row (monthly_cleaned_leads), its counts and its gap status."""
+    counts = store.month_counts(dsn, client.slug, month)
+    status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
+    row = {
+        "client_slug": client.slug,
+        "month": month_key(month),
+        "client_name": client.name,
+        "workspace_name": client.workspace_name,
+        "raw_count": counts["raw"],
+        "cleaned_count": counts["cleaned"],
+        "rejected_count": counts["rejected"],
+        "routed_count": counts["routed_out"],
+        "routed_in_count": counts["routed_in"],
+        "held_by_other_client_count": counts["held_by_other_client"],
+        "target_count": status.target,
+        "gap": status.gap,
+    }
+    return row, counts, status
+
+
+def _totals_metadata(client: registry.Client, month: date, counts: dict[str, int], status: GapStatus) -> dict:
+    return {
+        "summary": md.summary(
+            f"{client.name}, renewal month {month_key(month)}: totals",
+            {"raw": counts["raw"], "cleaned": counts["cleaned"], "routed in": counts["routed_in"],
+             "target": status.target, "gap": status.gap, "status": status.status},
+        ),
+        **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
+        **md.counts({"target": status.target, "gap": status.gap}),
+    }
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
     deps=[cleaned_leads],
     kinds={"postgres"},
-    description="PT3 totals: raw, cleaned, rejected and routed counts against the package target.",
+    description="PT3 totals: raw, cleaned, rejected and routed counts against the package target. "
+    "A high-net-worth destination's month is also materialized by each source's cleaning run that "
+    "routes leads to it (after the destination's own run), so its totals follow its leads.",
 )
 def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     client = client_for_run(slug, dsn)
-    counts = store.month_counts(dsn, slug, month)
-    status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
-    store.write_monthly_totals(
-        dsn,
-        {
-            "client_slug": slug,
-            "month": month_key(month),
-            "client_name": client.name,
-            "workspace_name": client.workspace_name,
-            "raw_count": counts["raw"],
-            "cleaned_count": counts["cleaned"],
-            "rejected_count": counts["rejected"],
-            "routed_count": counts["routed_out"],
-            "routed_in_count": counts["routed_in"],
-            "held_by_other_client_count": counts["held_by_other_client"],
-            "target_count": status.target,
-            "gap": status.gap,
-        },
-    )
-    return MaterializeResult(
-        metadata={
-            "summary": md.summary(
-                f"{client.name}, renewal month {month_key(month)}: totals",
-                {"raw": counts["raw"], "cleaned": counts["cleaned"], "target": status.target,
-                 "gap": status.gap, "status": status.status},
-            ),
-            **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
-            **md.counts({"target": status.target, "gap": status.gap}),
-        }
-    )
+    row, counts, status = _month_totals(dsn, client, month)
+    store.write_monthly_totals(dsn, row)
+    return MaterializeResult(metadata=_totals_metadata(client, month, counts, status))
 
 
 def _expected_yields(
@@ -362,10 +411,45 @@ def _expected_yields(
     return yields, f"Cole count query x this month's cleaned/raw ratio ({ratio:.1%})"
 
 
+# The gap report ranks its proposals by the client's measured yield per ZIP (lead outcomes of
+# the renewal months up to its own, six back: outcomes_store.outcomes_until).
+yields_to_gap_report = same_client("month", "month", TimeWindowPartitionMapping(start_offset=-OUTCOME_MONTHS_BACK))
+
+
+def _updated(asset: str) -> AutomationCondition:
+    """`asset`'s partition the gap report reads was updated (by any run, including another
+    client's: a source's cleaning reports its destination's totals)."""
+    return AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).allow(AssetSelection.assets(asset))
+
+
+# Numbers that follow the data, without a run by hand: a gap report already made is made again
+# when its month's totals change after it (a high-net-worth destination's month whose source
+# routed leads to it after the destination's own run), and, for the month being pulled, when the
+# ZIP yields it ranks by change. Never for a month not yet reported, never twice at once, never
+# again after an automated run failed (the failure alert went out; a run by hand resets it).
+# Each `since` resets on the report's own update and compares timestamps, so the report's own
+# run (totals, then report) asks for nothing. The two differ in shape: Dagster keys a `since`'s
+# cursor by its shape, not by the dependency it allows.
+GAP_REPORT_REFRESH = (
+    (
+        _updated("monthly_cleaned_leads").since(AutomationCondition.newly_updated())
+        | (_updated("zip_yield") & AutomationCondition.in_latest_time_window()).since(
+            AutomationCondition.newly_updated()
+        )
+    )
+    & ~AutomationCondition.missing()
+    & ~AutomationCondition.execution_failed()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("totals or yields changed since the report")
+REFRESH_TAG = "homeowner/refresh"  # on the runs the automation condition sensor launches
+
+
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
-    deps=[monthly_cleaned_leads],
+    deps=[monthly_cleaned_leads, AssetDep(AssetKey("zip_yield"), partition_mapping=yields_to_gap_report)],
+    automation_condition=GAP_REPORT_REFRESH,
     kinds={"postgres", "slack"},
     description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
     "suggestions (ZIP moves, adjacent ZIPs, filter relaxation, surplus); never applied by itself.",
@@ -442,16 +526,10 @@ def gap_report(
         },
     )
     held = store.upload_held(dsn, slug, month)
-    slack.post(
-        channel_for(client),
-        messages.gap_analysis(
-            client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
-            gap_solver.slack_summary(suggestions),
-            minimum=status.minimum_to_proceed,
-            suggestion_zips=suggestion_zip_lines(suggestions),
-            held_until_approved=held,
-        ),
-    )
+    if context.run.tags.get(REFRESH_TAG):  # the team heard of the change (routed leads) already
+        context.log.info(f"{slug}: gap report made again after its totals or yields changed; not posted to Slack")
+    else:
+        _post_gap_analysis(slack, client, month, status, suggestions, held)
     return MaterializeResult(
         metadata={
             "summary": md.summary(
@@ -476,4 +554,24 @@ def gap_report(
             "report": MetadataValue.md(markdown),
             **md.seconds(watch.metadata()),
         }
+    )
+
+
+def _post_gap_analysis(
+    slack: HomeownerSlackResource,
+    client: registry.Client,
+    month: date,
+    status: GapStatus,
+    suggestions: list,
+    held: str | None,
+) -> None:
+    slack.post(
+        channel_for(client),
+        messages.gap_analysis(
+            client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
+            gap_solver.slack_summary(suggestions),
+            minimum=status.minimum_to_proceed,
+            suggestion_zips=suggestion_zip_lines(suggestions),
+            held_until_approved=held,
+        ),
     )

@@ -20,20 +20,20 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
-    MultiToSingleDimensionPartitionMapping,
     asset,
 )
 
 from homeowner_dagster import charts, outcomes_store, registry
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.monthly_pull import channel_for
 from homeowner_dagster.assets.weekly_upload import BISON_RETRY, bison_workspace, evergreen_campaign
 from homeowner_dagster.leads import outcomes as rules
 from homeowner_dagster.leads import yield_model
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.partitions import (
+    client_dimension,
     client_month_partitions,
     client_partitions,
     split_client_month,
@@ -43,11 +43,12 @@ from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.bison_outcomes import read_campaign
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
+from homeowner_dagster.run_errors import needs_fix
 
 GROUP = "outcomes"
 STATS_DAYS = 90  # the stats call covers the last 90 days of the campaign
 
-by_client = MultiToSingleDimensionPartitionMapping(partition_dimension_name="client")
+by_client = client_dimension()
 
 
 class CampaignOutcomesConfig(Config):
@@ -93,10 +94,10 @@ def campaign_outcomes(
     client = registry.get_client(slug, dsn)
     campaigns = outcomes_store.attached_campaigns(dsn, slug)
     if not campaigns:
-        raise Failure(
-            f"{slug}: no window was attached to a campaign by us yet; nothing to measure. "
-            "Run the weekly upload first (`homeowner windows` shows each window's state).",
-            allow_retries=False,
+        raise needs_fix(
+            f"{slug}: no window was attached to a campaign by us yet; nothing to measure",
+            f"run the weekly upload first (`homeowner windows --client {slug}` shows each window's state)",
+            "NothingAttached",
         )
     totals = {"requests": 0, "new_replies": 0, "pages_of_new_replies": 0, "windows_written": 0}
     match: dict[str, int] = {}
@@ -256,7 +257,7 @@ def zip_yield(
     return MaterializeResult(
         metadata={
             "chart": MetadataValue.md(charts.markdown_image(svg, f"{slug} {month_key(month)} ZIP yield")),
-            "chart_link": MetadataValue.url(link) if link.startswith("http") else MetadataValue.path(link),
+            **({"chart_link": md.link(link)} if link.startswith("http") else {}),  # shown inline above
             "leads_measured": book.leads_measured if book else 0,
             "mature_leads": book.mature_leads if book else 0,
             "days_until_a_lead_counts": book.days_to_mature if book else 0.0,

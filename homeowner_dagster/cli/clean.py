@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from homeowner_dagster.cli import CommandError
 from homeowner_dagster.leads.calendar import month_key, parse_month
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    _use_jemalloc()
     summary = clean_files(
         args.files,
         month=args.month,
@@ -50,6 +52,16 @@ def run_clean(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"wrote {args.out}")
     return 0
+
+
+def _use_jemalloc() -> None:
+    """Arrow's jemalloc pool for this one-shot process: the default (mimalloc) gives freed memory
+    back to the system at once and faults it in again page by page, which on 1M rows doubled the
+    command's system time and raised its peak memory."""
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc keeps its default
+        pass
 
 
 def parse_hnw_states(text: str) -> list[str]:
@@ -86,7 +98,7 @@ def clean_files(
 
     results: list[CleaningResult] = []
     seen_keys: set[str] = set()
-    for path in files:
+    for number, path in enumerate(files, start=1):
         try:
             raw = read_cole_csv(Path(path), source_export=Path(path).name, arrow=True)
             result = clean_leads(
@@ -99,8 +111,9 @@ def clean_files(
             )
         except ColeFileError as exc:
             raise CommandError(f"{path}: {exc}") from None
-        seen_keys.update(result.cleaned["dedupe_key"])
-        seen_keys.update(result.hnw["dedupe_key"])
+        if number < len(files):  # the leads a later file must not repeat
+            seen_keys.update(result.cleaned["dedupe_key"])
+            seen_keys.update(result.hnw["dedupe_key"])
         results.append(result)
 
     cleaned = _stack([r.cleaned for r in results], OUTPUT_COLUMNS)

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -13,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from homeowner_dagster import db, migrate, registry, settings
-from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli import CommandError, second_shell
 from homeowner_dagster.cli.stopping import install_stop_handlers, start_group, stop_group
 from homeowner_dagster.leads.calendar import month_key, parse_month
 from homeowner_dagster.leads.territories import (
@@ -231,7 +232,8 @@ def dagster_environment(url: str) -> dict[str, str]:
 
 def run_env(args: argparse.Namespace) -> int:
     """`eval "$(homeowner env)"`: DAGSTER_HOME (and, for the embedded database, the storage URL)
-    for `dagster ...` run from the repository root, as `homeowner dev` sets them."""
+    for `dagster ...` run from the repository root, as `homeowner dev` sets them; beside a
+    running `homeowner dev --sandbox`, its sandbox's settings too."""
     configured = os.environ.get(settings.DATABASE_URL_ENV)
     if not configured and not db.embedded_running():
         raise CommandError("the embedded PostgreSQL is not running: start `homeowner dev` first")
@@ -245,6 +247,13 @@ def run_env(args: argparse.Namespace) -> int:
             )
         else:
             print(f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'")
+    sandbox = second_shell.running()
+    if sandbox is not None:
+        pid, values = sandbox
+        print(f"# the sandbox of `homeowner dev --sandbox` (pid {pid}): its URLs and demo credentials")
+        for key, value in sorted(values.items()):
+            if key not in os.environ:  # the shell's own settings win
+                print(f"export {key}={shlex.quote(value)}")
     return 0
 
 
@@ -271,9 +280,12 @@ def run_dev(args: argparse.Namespace) -> int:
             prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
             sandbox.start()
             env.update(sandbox.env())
+            second_shell.write(sandbox.env())  # `homeowner env` / `windows force` in another shell
             print("sandbox services:")
             for name, service_url in sandbox.urls.items():
                 print(f"  {name:10} {service_url}")
+            print("another shell: `homeowner windows force ...` uses this sandbox; "
+                  '`eval "$(homeowner env)"` sets it for plain `dagster` commands')
         workspace = settings.project_root() / "workspace.yaml"
         read_end, write_end = os.pipe()
         cmd = [
@@ -298,6 +310,7 @@ def run_dev(args: argparse.Namespace) -> int:
         return 0 if stop.is_set() else (dagster.returncode if dagster is not None else 0)
     finally:
         if sandbox is not None:
+            second_shell.remove()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
             sandbox.stop()
         if started_database:

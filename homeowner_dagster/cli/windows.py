@@ -90,6 +90,7 @@ def _window(text: str) -> RenewalWindow:
 def run_force(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
+    from homeowner_dagster.cli import second_shell
     from homeowner_dagster.definitions import build_definitions
     from homeowner_dagster.partitions import client_partitions, client_window_key
 
@@ -98,6 +99,10 @@ def run_force(args: argparse.Namespace) -> int:
         raise CommandError("--client is required (a client slug; see `homeowner clients list`)")
     url = _database()
     client = _client(args.client, url)
+    second_shell.use_running_sandbox()  # beside `homeowner dev --sandbox`: its services
+    second_shell.require(
+        ["SLACK_BOT_TOKEN", client.bison_token_env, None if client.bison_instance_url else "BISON_INSTANCE_URL"]
+    )
     if not os.environ.get("DAGSTER_HOME"):
         from homeowner_dagster.cli.database import dagster_environment
 
@@ -110,15 +115,22 @@ def run_force(args: argparse.Namespace) -> int:
             instance=instance,
             partition_key=client_window_key(client.slug, window),
             tags={"client": client.slug, "forced": "true", "late": "true"},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # The run's own log (and any stack trace) is in the instance: the UI shows it.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             raise_on_error=False,
         )
+        skipped = instance.get_run_by_id(result.run_id).tags.get("homeowner/skipped")
     row = store.ledger_row(url, client.slug, window)
     state = row["status"] if row else "pending"
     print(f"{client.slug} {window.list_name}: run {result.run_id} {'succeeded' if result.success else 'failed'}; state {state}")
+    if skipped:
+        print(f"skipped: {skipped}")
     if not result.success:
         for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                raise CommandError(event.step_failure_data.error.message.strip().splitlines()[-1])
+            data = event.step_failure_data if event.is_step_failure else None
+            if data and data.user_failure_data and data.user_failure_data.description:
+                raise CommandError(data.user_failure_data.description.splitlines()[0])
+            if data and data.error:
+                raise CommandError(data.error.message.strip().splitlines()[0])
         raise CommandError(f"run {result.run_id} failed; see it in the Dagster UI")
     return 0

@@ -309,8 +309,10 @@ def dedupe_key(email: pd.Series, address: pd.Series) -> pd.Series:
     The hashing is hashlib per value through C-level map (no Python frame per row); pandas,
     numpy and pyarrow have no vectorized sha256.
     """
-    text = tidy_emails(email) + "|" + normalised_address(address)
-    data = pc.cast(_arrow(text), pa.large_binary()).to_numpy(zero_copy_only=False)  # UTF-8 bytes
+    text = pc.binary_join_element_wise(
+        _arrow(tidy_emails(email)), _arrow(normalised_address(address)), pa.scalar("|", pa.large_string())
+    )
+    data = pc.cast(text, pa.large_binary()).to_numpy(zero_copy_only=False)  # UTF-8 bytes
     digests = map(methodcaller("hexdigest"), map(hashlib.sha256, data))
     return pd.Series(list(digests), index=email.index, dtype=object)
 
@@ -416,11 +418,12 @@ def clean_leads(
             if "source_row" in raw else (kept + 1).astype("int64"),
         },
         index=kept,
-    )[OUTPUT_COLUMNS]
+        columns=OUTPUT_COLUMNS,
+    )
     hnw_mask = to_hnw[keep]
     hnw = leads.loc[hnw_mask]
     return CleaningResult(
-        cleaned=leads.loc[~hnw_mask],
+        cleaned=leads.loc[~hnw_mask] if hnw_mask.any() else leads,
         rejected=rejected,
         hnw=hnw,
         raw=raw,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -107,11 +107,8 @@ def match_headers(columns: Iterable[object]) -> dict[str, str]:
 
 def _decode_choice(data: bytes) -> str:
     """The encoding to read with: UTF-8 (BOM or not) when the bytes are valid UTF-8, else cp1252."""
-    try:
-        data.decode("utf-8-sig")
+    if _is_utf8(data):
         return "utf-8-sig"
-    except UnicodeDecodeError:
-        pass
     try:
         data.decode("cp1252")
     except UnicodeDecodeError as exc:
@@ -119,6 +116,18 @@ def _decode_choice(data: bytes) -> str:
             f"not UTF-8 or Windows-1252 text (byte {data[exc.start]:#04x} at offset {exc.start})"
         ) from None
     return "cp1252"
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether the bytes are valid UTF-8, as Python's strict decoder judges them (surrogates and
+    overlong forms refused), checked by Arrow in place: no decoded copy of the whole file."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def read_cole_csv(source: Path | bytes, source_export: str, *, arrow: bool = False) -> pd.DataFrame:
@@ -175,11 +184,13 @@ def _read_with_arrow(
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(
                 encoding="utf8" if encoding == "utf-8-sig" else encoding,  # skips a BOM
-                block_size=8 << 20,
+                # One block, so one chunk per column and nothing to copy into one piece after.
+                block_size=min(len(data) + 1, 1 << 30),
             ),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
+                # What pandas' Arrow-backed text stores: no conversion after reading.
+                column_types=dict.fromkeys(names, pa.large_string()),
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -189,7 +200,9 @@ def _read_with_arrow(
     if table.column_names != names:
         return None
     if arrow:  # one chunk per column: quicker to take rows from and to factorize
-        return table.combine_chunks().to_pandas(types_mapper={pa.string(): TEXT}.get)
+        if any(column.num_chunks > 1 for column in table.columns):
+            table = table.combine_chunks()
+        return table.to_pandas(types_mapper={pa.large_string(): TEXT}.get)
     return table.to_pandas()
 
 
@@ -247,15 +260,27 @@ def _as_text_column(series: pd.Series) -> tuple[pa.Array | pa.ChunkedArray, bool
             guarded = neutralise_formula(series.astype(object))
             return pa.array(guarded.where(guarded.notna(), "").map(str), pa.large_string()), True
         text = pc.fill_null(text, _large(""))
-        starts = pc.or_(
-            pc.or_(pc.starts_with(text, "="), pc.starts_with(text, "+")),
-            pc.or_(pc.starts_with(text, "-"), pc.starts_with(text, "@")),
-        )
+        starts = _starts_with_any(text, _FORMULA_CHARS)
         if pc.any(starts).as_py():
             guarded = pc.binary_join_element_wise(_large("'"), text, _large(""))
             text = pc.if_else(starts, guarded, text)
         return text, True
     return pa.array(series.astype(str).to_numpy(dtype=object), pa.large_string()), True
+
+
+def _starts_with_any(text: pa.Array | pa.ChunkedArray, characters: tuple[str, ...]) -> pa.Array:
+    """Whether each string starts with one of these ASCII characters, read off its first byte (in
+    UTF-8 no other character's bytes start with an ASCII one): one pass, not one per character."""
+    wanted = np.zeros(256, dtype=bool)
+    wanted[[ord(c) for c in characters]] = True  # single ASCII characters only
+    parts = [np.zeros(0, dtype=bool)]
+    for bounds, data in _string_chunks(text):
+        found = np.zeros(len(bounds) - 1, dtype=bool)
+        filled = np.flatnonzero(bounds[1:] > bounds[:-1])
+        if len(filled):
+            found[filled] = wanted[np.frombuffer(data, dtype=np.uint8)[bounds[:-1][filled]]]
+        parts.append(found)
+    return pa.array(np.concatenate(parts))
 
 
 def _float_text(values: np.ndarray) -> pa.Array:
@@ -278,6 +303,8 @@ def _spread(texts: list[str], codes: np.ndarray) -> pa.Array:
 def _csv_cells(text: pa.Array | pa.ChunkedArray, alone: bool) -> pa.Array | pa.ChunkedArray:
     """Text as CSV cells, quoted like the csv module's QUOTE_MINIMAL (`"` doubled) when they
     hold a comma, a quote or a line break; a lone cell (one-column file) that is empty too."""
+    if not alone and not _holds_any(text, b',"\r\n'):  # most columns: no cell needs quotes
+        return text
     needs = pc.match_substring_regex(text, r'^$|[,"\r\n]' if alone else r'[,"\r\n]')
     if not pc.any(needs).as_py():
         return text
@@ -309,13 +336,33 @@ def write_people_csv(frame: pd.DataFrame, path: Path | str) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_strings(handle: io.BufferedWriter, text: pa.Array | pa.ChunkedArray) -> None:
-    """The UTF-8 bytes of every string, back to back (one slice of each chunk's data buffer)."""
-    chunks = text.chunks if isinstance(text, pa.ChunkedArray) else [text]
-    for chunk in chunks:
+def _string_chunks(text: pa.Array | pa.ChunkedArray) -> Iterator[tuple[np.ndarray, pa.Buffer]]:
+    """Each non-empty chunk's string bounds (its len + 1 offsets into the data) and data buffer."""
+    for chunk in text.chunks if isinstance(text, pa.ChunkedArray) else [text]:
         if len(chunk) == 0:
             continue
         chunk = chunk.cast(pa.large_string())
         _, offsets, data = chunk.buffers()
         bounds = np.frombuffer(offsets, dtype=np.int64)[chunk.offset :][: len(chunk) + 1]
-        handle.write(memoryview(data)[bounds[0] : bounds[-1]])
+        yield bounds, data if data is not None else pa.py_buffer(b"")
+
+
+def _utf8_bytes(text: pa.Array | pa.ChunkedArray) -> list[memoryview]:
+    """The UTF-8 bytes of every string, back to back: one slice of each chunk's data buffer."""
+    return [memoryview(data)[bounds[0] : bounds[-1]] for bounds, data in _string_chunks(text)]
+
+
+def _holds_any(text: pa.Array | pa.ChunkedArray, characters: bytes) -> bool:
+    """Whether any string holds one of these ASCII characters: a byte search through the whole
+    column's data, far quicker than matching string by string."""
+    for piece in _utf8_bytes(text):
+        data = piece.tobytes()
+        if any(c in data for c in characters):
+            return True
+    return False
+
+
+def _write_strings(handle: io.BufferedWriter, text: pa.Array | pa.ChunkedArray) -> None:
+    """The UTF-8 bytes of every string, back to back, written as they lie in memory."""
+    for piece in _utf8_bytes(text):
+        handle.write(piece)

@@ -814,6 +814,11 @@ _LABELS = {
 }
 
 
+def kind_label(kind: str) -> str:
+    """A proposal's kind in words ("Drop head-of-household filter")."""
+    return _LABELS.get(kind, kind)
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 

@@ -53,13 +53,20 @@ def route_destinations(
     `states` are two-letter codes, `home_values` numbers (NaN never routes).
     """
     values = pd.to_numeric(home_values, errors="coerce").to_numpy(dtype=float)
-    state_codes = states.astype(object).fillna("").astype(str).str.strip().str.upper().to_numpy()
-    above_cap = values > float(max_home_value)  # NaN compares False
     destination = np.full(len(values), "", dtype=object)
-    open_ = above_cap.copy()
+    above_cap = np.flatnonzero(values > float(max_home_value))  # NaN compares False
+    rules = list(rules)
+    if not rules or len(above_cap) == 0:
+        return pd.Series(destination, index=states.index, dtype=object)
+    # Only homes above the cap can route; their states are tidied once per distinct value.
+    text = states.iloc[above_cap].astype(object).fillna("").astype(str).to_numpy()
+    codes, uniques = pd.factorize(text)
+    state_codes = np.array([s.strip().upper() for s in uniques], dtype=object)
+    open_ = np.ones(len(above_cap), dtype=bool)
     for rule in rules:
-        match = open_ & np.isin(state_codes, list(rule.source_states)) & (values > rule.threshold)
-        destination[match] = rule.destination
+        in_states = np.isin(state_codes, list(rule.source_states))[codes]
+        match = open_ & in_states & (values[above_cap] > rule.threshold)
+        destination[above_cap[match]] = rule.destination
         open_ &= ~match
     return pd.Series(destination, index=states.index, dtype=object)
 

@@ -268,6 +268,9 @@ def parse_zip_sheet(text: str) -> ZipSheet:
             )
     except csv.Error as exc:
         problems.append(f"the sheet is not readable CSV ({exc})")
+    if not rows and not problems:  # a sheet is the territory from its month on: empty would clear it
+        problems.append("the sheet has no ZIP rows below its header (an import replaces the territory "
+                        "from its month on; to take ZIPs away use `homeowner zips move`)")
     frame = pd.DataFrame(rows, columns=["line", "zip", "state", "client_ref", "color"])
     return ZipSheet(frame, problems)
 

@@ -132,12 +132,19 @@ def data_refinement_complete(
     return "\n".join(lines)
 
 
-def routed_leads_received(client: str, source: str, month: str, count: int, routed_in_total: int) -> str:
-    """A high-net-worth destination's leads come from other clients' cleaning runs."""
-    return (
+def routed_leads_received(
+    client: str, source: str, month: str, count: int, routed_in_total: int,
+    cleaned: int | None = None, target: int | None = None,
+) -> str:
+    """A high-net-worth destination's leads come from other clients' cleaning runs; its month's
+    new total against the target, since its own gap report may have been made before."""
+    text = (
         f"↪️ High-Net-Worth Leads Routed: {client}\nRenewal month: {month}\n"
         f"From {source}: {_n(count)}\nRouted in this month: {_n(routed_in_total)}"
     )
+    if cleaned is not None and target is not None:
+        text += f"\nCleaned this month: {_n(cleaned)} / {_n(target)} (gap {_n(target - cleaned)})"
+    return text
 
 
 def refined_data_uploaded(
@@ -216,9 +223,10 @@ def failure_alert(
     trace_url: str | None = None,
     message: str | None = None,
 ) -> str:
-    lines = [f"🚨 {job} failed" + (f": {client}" if client else ""), f"Error: {error_type}"]
-    if message:  # one line: for errors no retry can fix, it names the command that fixes them
+    lines = [f"🚨 {job} failed" + (f": {client}" if client else "")]
+    if message:  # the sentence first; for errors no retry can fix, it names the command that fixes them
         lines.append(message.splitlines()[0][:500])
+    lines.append(f"Error: {error_type}")
     if partition:
         lines.append(f"Partition: {partition}")
     lines.append(f"Run: <{run_url}|open in Dagster>")
