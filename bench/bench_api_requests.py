@@ -102,7 +102,7 @@ def main() -> None:
 
         emails = frame["email"].tolist()
         single = EmailVerificationResource(
-            api_key=env["DEBOUNCE_API_KEY"], api_url=env["DEBOUNCE_API_URL"], bulk_threshold=LEADS
+            api_key=env["DEBOUNCE_API_KEY"], bulk_threshold=LEADS
         )
         n, secs = counted(lambda: single.verify(emails))
         print(
@@ -110,13 +110,10 @@ def main() -> None:
         )
         artifacts = ArtifactStoreResource(
             backend="supabase",
-            supabase_url=env["SUPABASE_URL"],
             supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"],
         )
         bulk = EmailVerificationResource(
             api_key=env["DEBOUNCE_API_KEY"],
-            api_url=env["DEBOUNCE_API_URL"],
-            bulk_url=env["DEBOUNCE_BULK_URL"],
             bulk_threshold=10,
             poll_seconds=0.1,
             artifacts=artifacts,

@@ -79,9 +79,9 @@ def main() -> None:
         if secret:
             os.environ[f"COLE_{state}_TOTP_SECRET"] = secret
         zips = generator.pick_zips(state, MONTH, 60, 80_000)
+        os.environ["COLE_URL"] = os.environ["HOMEOWNER_SANDBOX_ORIGINS"] = server.url
         with tempfile.TemporaryDirectory() as tmp:
             resource = ColeResource(
-                base_url=server.url,
                 artifacts=ArtifactStoreResource(local_dir=str(Path(tmp) / "artifacts")),
             )
             started = time.perf_counter()

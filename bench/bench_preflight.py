@@ -54,6 +54,8 @@ def prepare(sandbox: Sandbox, dsn: str) -> None:
             f"    licensed_states: [{state}]\n    slack_channel: '#bench-{n:02d}'\n"
         )
         sheet.append(f"{ZIPS[state][n // len(STATES)]},bench-{n:02d},")
+    # The channels a client file may name (a deployment setting, HOMEOWNER_SLACK_CHANNELS).
+    os.environ["HOMEOWNER_SLACK_CHANNELS"] = ",".join(f"#bench-{n:02d}" for n in range(CLIENTS))
     registry.upsert_clients(parse_clients("clients:\n" + "".join(rows), "bench.yaml"), dsn)
     month = month_key(next_pull_month(today_in_chicago()))
     registry.import_zips(parse_zip_sheet("\n".join(sheet) + "\n"), month, dsn)
@@ -86,7 +88,8 @@ def main() -> None:
     migrate.migrate(dsn)
     with Sandbox(seed=5) as sandbox:
         prepare(sandbox, dsn)
-        env = {**sandbox.env(), "HOMEOWNER_DATABASE_URL": dsn, "HOMEOWNER_ARTIFACTS_DIR": str(folder / "artifacts")}
+        env = {**sandbox.env(), "HOMEOWNER_DATABASE_URL": dsn, "HOMEOWNER_ARTIFACTS_DIR": str(folder / "artifacts"),
+               "HOMEOWNER_DAGSTER_STORAGE_URL": db.dagster_storage_url(dsn)}  # fmt: skip
         times = []
         for run in range(RUNS):
             began = time.perf_counter()

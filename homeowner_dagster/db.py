@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from homeowner_dagster import settings
+from homeowner_dagster.sanitiser import first_line as sanitise_first_line
 
 
 def _pgserver() -> ModuleType:
@@ -105,6 +106,44 @@ def dagster_storage_url(url: str) -> str:
     raise ValueError("database URL must start with postgresql://")
 
 
+def url_host(url: str) -> str:
+    """The server a URL names: its host (a socket folder for a local socket), `localhost` when
+    none is given. Parsed only; nothing is connected to."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        host = conninfo_to_dict(libpq_url(url)).get("host")
+    except psycopg.Error:  # unreadable (a bad `%`): the URL's own text
+        parts = urlsplit(libpq_url(url))
+        host = parts.hostname or (parse_qs(parts.query).get("host") or [None])[0]
+    return str(host or "localhost")
+
+
+def dagster_storage_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Dagster's storage would not land in the `dagster` schema, or None: the storage URL
+    (HOMEOWNER_DAGSTER_STORAGE_URL, else the one `homeowner dev` derives) is connected to and
+    must put new tables in `dagster`. Sanitised: no URL or password in the answer."""
+    env = os.environ if environ is None else environ
+    url = env.get(settings.DAGSTER_STORAGE_URL_ENV)
+    if not url:
+        if env.get(settings.DATABASE_URL_ENV):
+            return f"{settings.DAGSTER_STORAGE_URL_ENV} is not set (docs/deploy.md section 1)"
+        url = dagster_storage_url(database_url())  # what `homeowner dev` gives Dagster
+    try:
+        with connect(url) as conn:
+            schema = conn.execute("select current_schema()").fetchone()[0]
+    except psycopg.Error as exc:
+        return sanitise_first_line(str(exc)) or type(exc).__name__
+    if schema != DAGSTER_SCHEMA:
+        return (
+            f"{settings.DAGSTER_STORAGE_URL_ENV} puts Dagster's tables in schema {schema or 'none'!r}, "
+            f"not {DAGSTER_SCHEMA!r}: add options=-csearch_path%3D{DAGSTER_SCHEMA} (docs/deploy.md section 1)"
+        )
+    return None
+
+
 def libpq_url(url: str) -> str:
     """Strip a SQLAlchemy driver suffix so psycopg 3 accepts the URL."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
@@ -113,8 +152,41 @@ def libpq_url(url: str) -> str:
     return url
 
 
+class DatabaseUnreachable(psycopg.OperationalError):
+    """The database could not be connected to; the message is sanitised (no password, no URL)."""
+
+
+def connection_problem(exc: BaseException) -> str:
+    """One line on why a connection failed, naming no secret. psycopg quotes a password that
+    holds an unencoded `%`; that case gets its own fix."""
+    text = str(exc)
+    if "percent-encoded" in text:
+        return (
+            f"the database URL ({settings.DATABASE_URL_ENV}) is not valid: a `%` in it (in the "
+            "password?) is not followed by two hex digits; percent-encode the password (`%` as %25)"
+        )
+    return f"database not reachable: {sanitise_first_line(text) or type(exc).__name__}"
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be used as a connection string (parsed only, nothing sent), or None."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(libpq_url(url))
+    except psycopg.Error as exc:
+        return connection_problem(exc)
+    return None
+
+
 def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection:
-    return psycopg.connect(libpq_url(url or database_url()), **kwargs)
+    """A psycopg connection; a failure to connect raises DatabaseUnreachable with a sanitised
+    message and no chained driver error (which would quote the password or the URL)."""
+    try:
+        return psycopg.connect(libpq_url(url or database_url()), **kwargs)
+    except psycopg.Error as exc:
+        problem = connection_problem(exc)
+    raise DatabaseUnreachable(problem)
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """The one Definitions object: assets, jobs, schedules, sensors and the resources they use.
 
 Resources are chosen here, in one place, from the environment: secrets through `EnvVar`
-(read when a run starts, never stored), endpoints from `*_URL` variables that default to the
-real services. `homeowner dev --sandbox`, `homeowner demo` and the tests set those variables
-to the sandbox before loading this module.
+(read when a run starts, never stored). Endpoints are no resource's config: each resource reads
+its `*_URL` variable when it sends, checked by `homeowner_dagster.addresses` (documented vendor
+hosts by default; Cole's has none). `homeowner dev --sandbox`, `homeowner demo` and the tests set
+those variables to the sandbox.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dagster import (
     multi_or_in_process_executor,
 )
 
+from homeowner_dagster.addresses import artifacts_backend, email_backend
 from homeowner_dagster.assets import monthly_pull, outcomes, weekly_upload
 from homeowner_dagster.assets.overdue import (
     overdue_windows_job,
@@ -39,7 +41,7 @@ from homeowner_dagster.resources.clay import ClayResource
 from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
-from homeowner_dagster.resources.slack import SLACK_API_URL, HomeownerSlackResource
+from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.schedules import (
     monthly_outcomes_schedule,
     monthly_pull_schedule,
@@ -60,12 +62,9 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def clay_resource(slack: HomeownerSlackResource) -> ClayResource:
-    """Clay's first table and its webhook, from CLAY_* variables (more webhooks: `_2`, `_3`, ...)."""
+    """Clay's tables (their webhooks and addresses come from CLAY_* variables when used)."""
     return ClayResource(
-        webhook_url=EnvVar("CLAY_WEBHOOK_URL"),
-        webhook_token=EnvVar("CLAY_WEBHOOK_TOKEN"),
         api_key=EnvVar("CLAY_API_KEY"),
-        api_url=_env("CLAY_API_URL", ClayResource.model_fields["api_url"].default),
         table_id=_env("CLAY_TABLE_ID"),
         table_name=_env("CLAY_TABLE_NAME"),
         slack=slack,
@@ -73,43 +72,33 @@ def clay_resource(slack: HomeownerSlackResource) -> ClayResource:
 
 
 def build_resources() -> dict[str, object]:
-    """Connectors for this deployment (production, `dev --sandbox`, tests), from the environment."""
-    backend = _env("HOMEOWNER_ARTIFACTS_BACKEND", "local")
+    """Connectors for this deployment (production, `dev --sandbox`, tests), from the environment.
+
+    Secrets are `EnvVar`s; the addresses they go to are read and checked by each resource when
+    it sends (`homeowner_dagster.addresses`), so no run config can redirect them.
+    """
+    backend = artifacts_backend()
     artifacts = ArtifactStoreResource(
         backend=backend,
         local_dir=_env("HOMEOWNER_ARTIFACTS_DIR"),
-        supabase_url=_env("SUPABASE_URL") if backend == "supabase" else None,
         supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY") if backend == "supabase" else None,
     )
     bulk_artifacts = (
-        ArtifactStoreResource(
-            backend="supabase",
-            supabase_url=_env("SUPABASE_URL"),
-            supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY"),
-        )
+        ArtifactStoreResource(backend="supabase", supabase_key=EnvVar("SUPABASE_SERVICE_ROLE_KEY"))
         if _env("SUPABASE_URL")
         else None
     )
-    verification_defaults = EmailVerificationResource.model_fields
-    email_backend = _env("HOMEOWNER_EMAIL_BACKEND", "debounce")
-    slack = HomeownerSlackResource(
-        token=EnvVar("SLACK_BOT_TOKEN"), base_url=_env("SLACK_API_URL", SLACK_API_URL)
-    )
-    clay = clay_resource(slack) if email_backend == "clay" else None
+    slack = HomeownerSlackResource(token=EnvVar("SLACK_BOT_TOKEN"))
+    verification = email_backend()
+    clay = clay_resource(slack) if verification == "clay" else None
     return {
         "database": PostgresResource(),
         "artifacts": artifacts,
-        "cole": ColeResource(
-            base_url=_env("COLE_URL", ColeResource.model_fields["base_url"].default),
-            headless=_env("HOMEOWNER_HEADED") is None,
-            artifacts=artifacts,
-        ),
+        "cole": ColeResource(headless=_env("HOMEOWNER_HEADED") is None, artifacts=artifacts),
         "email_verification": EmailVerificationResource(
-            backend=email_backend,
-            api_key=EnvVar("DEBOUNCE_API_KEY") if email_backend == "debounce" else None,
+            backend=verification,
+            api_key=EnvVar("DEBOUNCE_API_KEY") if verification == "debounce" else None,
             clay=clay,
-            api_url=_env("DEBOUNCE_API_URL", verification_defaults["api_url"].default),
-            bulk_url=_env("DEBOUNCE_BULK_URL", verification_defaults["bulk_url"].default),
             artifacts=bulk_artifacts,
         ),
         "bison": BisonResource(),

@@ -102,6 +102,13 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def demo_slack_channels(existing: str | None = None) -> str:
+    """HOMEOWNER_SLACK_CHANNELS with the demo clients' channels added (the sandbox's Slack)."""
+    channels = parse_clients(DEMO_CLIENTS_YAML, "demo.yaml")["slack_channel"].dropna()
+    listed = [c.strip() for c in (existing or "").split(",") if c.strip()]
+    return ",".join(dict.fromkeys([*listed, *channels]))
+
+
 def load_demo_registry(dsn: str, month: date) -> None:
     """Demo clients and their ZIP territories (idempotent)."""
     from homeowner_dagster.sandbox.generator import demo_zips
@@ -202,6 +209,7 @@ def run_demo(
         state_file = sandbox_dir / "bison.json"
         prepare_bison(sandbox, state_file, month)
         os.environ.update(sandbox.env())
+        os.environ[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(os.environ.get(registry.SLACK_CHANNELS_ENV))
         os.environ.setdefault("HOMEOWNER_ARTIFACTS_DIR", str(home / "artifacts"))
         load_demo_registry(dsn, month)
         clients = [c.slug for c in registry.load_clients(dsn)]

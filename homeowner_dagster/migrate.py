@@ -7,6 +7,7 @@ error: its recorded statements no longer match the file.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,3 +97,28 @@ def pending(url: str | None = None, folder: Path | None = None) -> list[str]:
         history = applied(conn)
         conn.commit()
     return [m.path.name for m in discover(folder) if m.version not in history]
+
+
+# Schemas the Supabase Data API serves by default; HOMEOWNER_API_SCHEMAS adds the ones a project
+# exposes besides (Settings > API > Exposed schemas).
+API_SCHEMAS: tuple[str, ...] = ("public", "graphql_public")
+API_SCHEMAS_ENV = "HOMEOWNER_API_SCHEMAS"
+
+
+def api_schemas() -> list[str]:
+    extra = [s.strip() for s in (os.environ.get(API_SCHEMAS_ENV) or "").split(",") if s.strip()]
+    return list(dict.fromkeys([*API_SCHEMAS, *extra]))
+
+
+def tables_without_rls(url: str | None = None) -> list[str]:
+    """`schema.table` of every table in a schema the API serves that has row-level security off
+    (a table a later migration created and forgot). Empty is the only safe answer."""
+    with db.connect(url) as conn:
+        rows = conn.execute(
+            "select n.nspname || '.' || c.relname from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace "
+            "where c.relkind in ('r', 'p') and not c.relrowsecurity and n.nspname = any(%s) "
+            "order by 1",
+            [api_schemas()],
+        ).fetchall()
+    return [r[0] for r in rows]

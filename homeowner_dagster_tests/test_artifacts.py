@@ -28,12 +28,13 @@ def test_local_backend_returns_a_file_link(tmp_path: Path) -> None:
 
 
 def test_supabase_backend_creates_a_private_bucket_and_returns_a_signed_link(
-    sandbox: Sandbox,
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = sandbox.env()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # SUPABASE_URL: where the resource reads its address
     store = ArtifactStoreResource(
         backend="supabase",
-        supabase_url=env["SUPABASE_URL"],
         supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"],
         bucket="fresh-bucket",
     )

@@ -38,13 +38,14 @@ from homeowner_dagster.leads.calendar import (
     windows_of_month,
 )
 from homeowner_dagster.leads.cole_csv import ColeFileError, read_cole_csv, write_people_csv
+from homeowner_dagster.leads.spreadsheet import FORMULA_PREFIXES
 from homeowner_dagster.leads.territories import TerritoryError, parse_clients, parse_zip_sheet
 from homeowner_dagster.resources.bison import lead_list_csv
 
 INPUTS_TRIED: Counter[str] = Counter()
 # pandas mends rows longer than the header (dropping the extra cells) and says so; expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.ParserWarning")
-FORMULA_CHARS = ("=", "+", "-", "@")
+FORMULA_CHARS = FORMULA_PREFIXES  # = + - @ tab CR and the full-width forms
 INJECTIONS = [
     "=cmd|' /C calc'!A0",
     "+1-2",

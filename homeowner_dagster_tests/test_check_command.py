@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from homeowner_dagster import registry
+from homeowner_dagster import db, registry
 from homeowner_dagster.cli import main
 from homeowner_dagster.leads.territories import parse_clients
 
@@ -51,7 +51,8 @@ SECRETS = {
     "CLAY_TABLE_ID": "t_S3cret-table-1212",
 }
 OPTIONAL = ("HOMEOWNER_EMAIL_BACKEND", "HOMEOWNER_ARTIFACTS_BACKEND", "COLE_OK_USERNAME",
-            "COLE_OK_PASSWORD", "BISON_TOKEN_GONE")  # fmt: skip
+            "COLE_OK_PASSWORD", "BISON_TOKEN_GONE", "SLACK_API_URL", "DEBOUNCE_API_URL",
+            "DEBOUNCE_BULK_URL", "CLAY_API_URL", "HOMEOWNER_SANDBOX_ORIGINS")  # fmt: skip
 
 
 @pytest.fixture
@@ -62,6 +63,8 @@ def ready(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.delenv(name, raising=False)
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("COLE_URL", "https://cole.agency.example")  # the deployment's, no default
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.dagster_storage_url(database_url))
     return database_url
 
 
@@ -116,6 +119,41 @@ def test_missing_variables_are_named_and_exit_one(
     assert _status(output, "SLACK_BOT_TOKEN") == "missing"
     assert _status(output, "COLE_TX_USERNAME") == "ok"
     assert "3 item(s) missing" in output
+
+
+def test_an_undocumented_address_unset_or_an_address_off_its_vendor_is_named(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from homeowner_dagster import addresses
+
+    monkeypatch.delenv("COLE_URL")
+    monkeypatch.setenv("SLACK_API_URL", "https://slack.evil.example/api/")
+    code, output = _check(capsys)
+    assert code == 1
+    cole = next(line for line in output.splitlines() if line.startswith("COLE_URL "))
+    assert cole.split()[1] == "missing" and "no default" in cole and "coleinformation" not in cole
+    slack = next(line for line in output.splitlines() if line.startswith("SLACK_API_URL "))
+    assert slack.split()[1] == "missing" and "'slack.evil.example' is not a Slack Web API host" in slack
+    assert "2 item(s) missing" in output
+    # The same list, for other commands (preflight): every needed address, checked.
+    checks = {c.variable: c for c in addresses.check_addresses()}
+    assert not checks["COLE_URL"].ok and not checks["SLACK_API_URL"].ok
+    assert checks["DEBOUNCE_API_URL"].ok and checks["DEBOUNCE_BULK_URL"].ok
+
+
+def test_dagster_storage_outside_its_schema_or_unset_is_named(
+    ready: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, output = _check(capsys)
+    assert code == 0 and _status(output, "Dagster storage schema") == "ok"
+    assert _status(output, "row-level security") == "ok"
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.libpq_url(ready))  # no search_path
+    code, output = _check(capsys)
+    line = next(x for x in output.splitlines() if x.startswith("Dagster storage schema "))
+    assert code == 1 and "missing" in line and "in schema 'public', not 'dagster'" in line, line
+    monkeypatch.delenv("HOMEOWNER_DAGSTER_STORAGE_URL")
+    code, output = _check(capsys)
+    assert code == 1 and "HOMEOWNER_DAGSTER_STORAGE_URL is not set" in output
 
 
 def test_agency_bison_url_needed_only_by_clients_without_their_own(

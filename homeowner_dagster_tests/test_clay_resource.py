@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,18 +18,25 @@ def sandbox() -> Iterator[Sandbox]:
     yield from Sandbox(seed=17)
 
 
+@pytest.fixture(autouse=True)
+def _sandbox_environment(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's addresses in the environment, restored after each test (clay_for sets the
+    first webhook there, as a deployment does)."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+
+
 def clay_for(
     sandbox: Sandbox, table_id: str, webhook_id: str, token: str, **extra: object
 ) -> ClayResource:
+    os.environ["CLAY_WEBHOOK_URL"] = f"{sandbox.urls['clay']}/v3/sources/webhook/{webhook_id}"
+    os.environ["CLAY_WEBHOOK_TOKEN"] = token
+    os.environ["CLAY_TABLE_NAME"] = sandbox.clay.tables[table_id]["name"]
     return ClayResource(
-        webhook_url=f"{sandbox.urls['clay']}/v3/sources/webhook/{webhook_id}",
-        webhook_token=token,
-        table_name=sandbox.clay.tables[table_id]["name"],
         api_key=sandbox.clay.api_key,
-        api_url=sandbox.urls["clay"],
         table_id=table_id,
         retry_base_seconds=0.01,
-        slack=HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/"),
+        slack=HomeownerSlackResource(token=sandbox.slack.token),
         slack_channel="#homeowner-ops",
         **extra,
     )

@@ -8,10 +8,10 @@ import pytest
 from homeowner_dagster.leads.cole_csv import (
     ColeFileError,
     match_headers,
-    neutralise_formula,
     read_cole_csv,
     write_people_csv,
 )
+from homeowner_dagster.leads.spreadsheet import neutralise_series
 
 SOP_HEADER = (
     "First_Name,Last_Name,Address_1,City,State,Zip,Cell Phone Number,Email_Address,"
@@ -110,7 +110,7 @@ def test_missing_file_is_a_cole_file_error(tmp_path):
 
 def test_formula_injection_is_neutralised(tmp_path):
     series = pd.Series(["=cmd()", "+1 555", "-2", "@x", "plain", "o'brien"])
-    assert neutralise_formula(series).tolist() == ["'=cmd()", "'+1 555", "'-2", "'@x", "plain", "o'brien"]
+    assert neutralise_series(series).tolist() == ["'=cmd()", "'+1 555", "'-2", "'@x", "plain", "o'brien"]
     path = tmp_path / "people.csv"
     write_people_csv(pd.DataFrame({"name": ["=HYPERLINK(1)", "Ann"], "n": [1, 2]}), path)
     assert path.read_text(encoding="utf-8") == "name,n\n'=HYPERLINK(1),1\nAnn,2\n"

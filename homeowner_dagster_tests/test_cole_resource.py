@@ -57,7 +57,6 @@ def quick(resource: ColeResource, fault: str) -> ColeResource:
     if fault != "slow_page":
         return resource
     return ColeResource(
-        base_url=resource.base_url,
         timeout_ms=1_500,
         backoff_seconds=0.2,
         artifacts=resource.artifacts,

@@ -149,3 +149,41 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     assert "superseded" not in output  # `dagster dev` vs `dg dev`: nothing a user can act on
     assert "RuntimeDirWarning" not in output and "BetaWarning" not in output  # nor these
     assert "DAGSTER_HOME environment variable is set" not in output
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["dev", "--sandbox"]], ids=["demo", "dev-sandbox"])
+def test_demo_and_sandbox_dev_refuse_a_configured_database_in_one_line(
+    database_url: str, argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from homeowner_dagster.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv(settings.HOME_ENV, str(home))
+    host = db.url_host(database_url)
+    for extra in ([], ["--database-host", "elsewhere.example"]):
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert "refused: HOMEOWNER_DATABASE_URL is set" in err and f"--database-host {host}" in err, err
+    # Nothing started, nothing written: no embedded server, no sandbox state, no demo client.
+    assert not home.exists()
+    with db.connect(database_url) as conn:
+        assert conn.execute("select count(*) from clients").fetchone()[0] == 0
+
+
+def test_a_configured_dagster_storage_alone_is_refused_naming_no_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from homeowner_dagster.cli import main
+    from homeowner_dagster.cli.database import refuse_configured_database
+
+    monkeypatch.setenv(settings.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.delenv(settings.DATABASE_URL_ENV, raising=False)
+    storage = "postgresql+psycopg2://dagster:S3cret-pw-77@db.prod.example:5432/postgres?options=-csearch_path%3Ddagster"
+    monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, storage)
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "HOMEOWNER_DAGSTER_STORAGE_URL is set (host db.prod.example)" in err and "S3cret-pw-77" not in err
+    assert not (tmp_path / "home").exists()
+    refuse_configured_database("`homeowner demo`", ["db.prod.example"])  # named: let through

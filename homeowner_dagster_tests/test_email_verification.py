@@ -34,7 +34,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(autouse=True)
-def _faults_off(sandbox: Sandbox) -> Iterator[None]:
+def _faults_off(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)  # the resources read their addresses here
     yield
     sandbox.faults.off()
 
@@ -56,8 +58,6 @@ def debounce(sandbox: Sandbox, **overrides: object) -> EmailVerificationResource
     env = sandbox.env()
     settings: dict = dict(
         api_key=env["DEBOUNCE_API_KEY"],
-        api_url=env["DEBOUNCE_API_URL"],
-        bulk_url=env["DEBOUNCE_BULK_URL"],
         retry_base_seconds=0.01,
         poll_seconds=0.05,
     )
@@ -101,7 +101,6 @@ def test_bulk_flow_goes_through_a_signed_storage_url(sandbox: Sandbox) -> None:
     env = sandbox.env()
     artifacts = ArtifactStoreResource(
         backend="supabase",
-        supabase_url=env["SUPABASE_URL"],
         supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"],
     )
     sandbox.faults.on("debounce", "dropped_download", times=1)
@@ -118,17 +117,12 @@ def test_bulk_flow_goes_through_a_signed_storage_url(sandbox: Sandbox) -> None:
     assert ("debounce", "dropped_download") in sandbox.faults.fired
 
 
-def test_clay_backend_reads_results_back_when_filled(sandbox: Sandbox, database_url: str) -> None:
+def test_clay_backend_reads_results_back_when_filled(
+    sandbox: Sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = sandbox.env()
-    clay = ClayResource(
-        webhook_url=env["CLAY_WEBHOOK_URL"],
-        webhook_token=env["CLAY_WEBHOOK_TOKEN"],
-        api_key=env["CLAY_API_KEY"],
-        api_url=env["CLAY_API_URL"],
-        table_id=env["CLAY_TABLE_ID"],
-        retry_base_seconds=0.01,
-        database_url=database_url,  # where Clay's row and submission limits are counted
-    )
+    monkeypatch.setenv(settings.DATABASE_URL_ENV, database_url)  # where Clay's limits are counted
+    clay = ClayResource(api_key=env["CLAY_API_KEY"], table_id=env["CLAY_TABLE_ID"], retry_base_seconds=0.01)
     sandbox.faults.on("clay", "http_429", times=1, retry_after=0)
     frame = EmailVerificationResource(
         backend="clay", clay=clay, poll_seconds=0.1, timeout_seconds=10
@@ -164,7 +158,6 @@ def _artifacts(sandbox: Sandbox) -> ArtifactStoreResource:
     env = sandbox.env()
     return ArtifactStoreResource(
         backend="supabase",
-        supabase_url=env["SUPABASE_URL"],
         supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"],
     )
 

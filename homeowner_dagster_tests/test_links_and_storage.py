@@ -21,14 +21,22 @@ from homeowner_dagster.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
+def running() -> Iterator[Sandbox]:
     yield from Sandbox(seed=17)
+
+
+@pytest.fixture
+def sandbox(running: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox, its addresses in the environment (where the resources read them)."""
+    for key, value in running.env().items():
+        monkeypatch.setenv(key, value)
+    return running
 
 
 def _store(sandbox: Sandbox) -> ArtifactStoreResource:
     env = sandbox.env()
     return ArtifactStoreResource(
-        backend="supabase", supabase_url=env["SUPABASE_URL"], supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"]
+        backend="supabase", supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"]
     )
 
 
@@ -100,7 +108,7 @@ def test_an_expired_alert_link_is_reissued_by_run_id(
 def _bulk(sandbox: Sandbox) -> EmailVerificationResource:
     env = sandbox.env()
     return EmailVerificationResource(
-        api_key=env["DEBOUNCE_API_KEY"], api_url=env["DEBOUNCE_API_URL"], bulk_url=env["DEBOUNCE_BULK_URL"],
+        api_key=env["DEBOUNCE_API_KEY"],
         retry_base_seconds=0.01, poll_seconds=0.05, bulk_threshold=10, artifacts=_store(sandbox),
     )  # fmt: skip
 

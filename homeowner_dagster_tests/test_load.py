@@ -126,7 +126,9 @@ def clients_yaml(clients: list[LoadClient]) -> str:
 
 
 def prepare(sandbox: Sandbox, dsn: str, clients: list[LoadClient], month: date = MONTH) -> None:
-    """Registry, ZIP sheet and HNW rule in the database; a workspace and campaign per client."""
+    """Registry, ZIP sheet and HNW rule in the database; a workspace and campaign per client.
+    The deployment's Slack allowlist holds each client's channel (set in this process)."""
+    os.environ["HOMEOWNER_SLACK_CHANNELS"] = ",".join(f"#{c.slug}" for c in clients)
     text = clients_yaml(clients)
     registry.upsert_clients(parse_clients(text, "load.yaml"), dsn)
     registry.upsert_hnw_rules(parse_hnw_rules(text, "load.yaml"), dsn)

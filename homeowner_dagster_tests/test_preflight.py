@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 import psycopg
 import pytest
 
-from homeowner_dagster import registry
+from homeowner_dagster import db, registry
 from homeowner_dagster.cli import build_parser, main
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
@@ -68,6 +68,7 @@ def ready(
     world: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Sandbox]:
     use_sandbox(world, monkeypatch, tmp_path / "artifacts")
+    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.dagster_storage_url(database_url))
     load_registry(database_url)
     world.faults.off()
     yield world
@@ -169,7 +170,7 @@ def test_json_names_every_selector_and_what_each_check_saw(
     assert "nothing posted" in line(report, "slack", "garden-state", "channel #garden-state")["detail"]
     assert line(report, "slack", "ops", "channel #homeowner-ops")["status"] == "ok"
     assert "50,000 of 50,000 submissions left" in line(report, "clay", "", "row budget 1")["detail"]
-    for check in ("row-level security", "dagster tables in their own schema"):
+    for check in ("row-level security", "Dagster storage schema"):
         assert line(report, "database", "", check)["status"] == "ok"
 
 
@@ -283,8 +284,8 @@ def test_without_cole_url_no_login_goes_anywhere(
     code, report = run_preflight(browser, capsys, "--client", "garden-state")
     assert code == 1
     assert [(f["service"], f["check"]) for f in failures(report)] == [("settings", "COLE_URL")]
-    assert "set COLE_URL" in failures(report)[0]["todo"]
-    assert line(report, "cole", "", "logins")["todo"] == "not probed: COLE_URL is not set"
+    assert "COLE_URL is not set" in failures(report)[0]["todo"]
+    assert line(report, "cole", "", "logins")["todo"] == "not probed: COLE_URL is refused (see settings)"
     assert (ready.cole.logins, ready.cole.failed_logins) == (logins, refused)
 
 
@@ -327,8 +328,8 @@ def test_database_drift_names_the_table_and_the_storage_setting(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A table without row-level security, Dagster's tables in public, a storage URL without
-    the dagster schema: each named (the storage URL's password is not printed)."""
+    """Tables without row-level security (one of them Dagster's, in public), a storage URL that
+    does not reach the dagster schema: each named (the storage URL's password is not printed)."""
     with psycopg.connect(database_url) as conn:
         conn.execute("create table public.scratch_export (id int)")
         conn.execute("create table public.event_logs (id int)")
@@ -338,9 +339,9 @@ def test_database_drift_names_the_table_and_the_storage_setting(
     out = capsys.readouterr().out
     assert code == 1 and "S3cret-pw-77" not in out
     rls = next(x for x in out.splitlines() if "row-level security" in x)
-    assert " failed " in rls and "scratch_export" in rls and "event_logs" not in rls
-    schema = next(x for x in out.splitlines() if "dagster tables in their own schema" in x)
-    assert " failed " in schema and "event_logs in public" in schema
+    assert " failed " in rls and "public.scratch_export" in rls and "public.event_logs" in rls
+    schema = next(x for x in out.splitlines() if "Dagster storage schema" in x)
+    assert " failed " in schema
 
 
 def test_the_sister_products_login_is_drift_the_automation_survives(

@@ -114,6 +114,12 @@ def _all_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _qualified(statement: str) -> str:
+    """`insert into public.<table>`: without USAGE on `public` an unqualified name is not even
+    found (UndefinedTable), which would hide whether the write itself is refused."""
+    return statement.replace("insert into ", "insert into public.", 1)
+
+
 def _rows(conn: psycopg.Connection, schema: str, table: str) -> int:
     query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
     return conn.execute(query).fetchone()[0]
@@ -175,7 +181,7 @@ def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) 
                     [role, list(SYSTEM_SCHEMAS)],
                 ).fetchall()
             }
-            assert "dagster" not in usable and "supabase_migrations" not in usable, usable
+            assert not usable & {"public", "dagster", "supabase_migrations"}, usable
             defaults = conn.execute(
                 "select defaclnamespace::regnamespace::text, defaclobjtype from pg_default_acl, "
                 "aclexplode(defaclacl) a where a.grantee = %s::regrole",
@@ -193,10 +199,10 @@ def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) 
                     except psycopg.errors.InsufficientPrivilege:
                         continue
                 assert seen == 0, f"{role} reads rows of {schema}.{table}"
-            for statement in ROWS.values():
+            for statement in ROWS.values():  # schema-qualified: the role cannot even look `public` up
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     with conn.transaction():
-                        conn.execute(statement.replace("'acme'", "'other'"))
+                        conn.execute(_qualified(statement).replace("'acme'", "'other'"))
             conn.execute("reset role")
         for table in filled:  # the owner still has every row
             assert _rows(conn, "public", table) >= 1, table
@@ -225,8 +231,74 @@ def _a_login_with_only_the_anon_role_reads_nothing(dsn: str) -> None:
                     pass
             assert readable == []
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(ROWS["clients"].replace("'acme'", "'intruder'"))
+                conn.execute(_qualified(ROWS["clients"]).replace("'acme'", "'intruder'"))
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
+def test_public_keeps_no_right_for_the_api_roles_now_or_later_and_a_table_without_rls_fails_check(
+    database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+) -> None:
+    from homeowner_dagster import db
+    from homeowner_dagster.cli import main
+
+    def rights(conn: psycopg.Connection, role: str) -> tuple[bool, bool, bool]:
+        return conn.execute(
+            "select has_schema_privilege(%s, 'public', 'USAGE'), "
+            "has_function_privilege(%s, 'public.later_function()', 'EXECUTE'), "
+            "has_table_privilege(%s, 'public.later_table', 'SELECT')",
+            [role, role, role],
+        ).fetchone()
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Created after every migration, by the role that runs them (a later migration's work).
+        conn.execute("create function public.later_function() returns int language sql as 'select 1'")
+        conn.execute("create table public.later_table (id int)")
+        for role in API_ROLES:
+            assert rights(conn, role) == (False, False, False), role
+    assert migrate.tables_without_rls(database_url) == ["public.later_table"]
+    monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(database_url))
+    monkeypatch.setenv("HOMEOWNER_CHROMIUM", "/nonexistent/chromium")
+    assert main(["check"]) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("row-level security "))
+    assert line.split()[2] == "missing" and "off for public.later_table" in line, line
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("alter table public.later_table enable row level security")
+    assert migrate.tables_without_rls(database_url) == []
+
+
+def test_without_the_latest_migration_public_was_open_to_the_api_roles(
+    postgres_server_url: str, tmp_path  # noqa: ANN001
+) -> None:
+    """The hole the migration closes: PUBLIC's USAGE on `public` and EXECUTE on its functions."""
+    import shutil
+
+    earlier = tmp_path / "migrations"
+    earlier.mkdir()
+    for path in sorted(settings.migrations_dir().glob("*.sql")):
+        if path.name < "20261204130000":
+            shutil.copy(path, earlier / path.name)
+    name = f"homeowner_rls_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = _with_database(postgres_server_url, name)
+    try:
+        migrate.migrate(url, earlier)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create function public.later_function() returns int language sql as 'select 1'")
+            before = conn.execute(
+                "select has_schema_privilege('anon', 'public', 'USAGE'), "
+                "has_function_privilege('anon', 'public.later_function()', 'EXECUTE')"
+            ).fetchone()
+        migrate.migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            after = conn.execute(
+                "select has_schema_privilege('anon', 'public', 'USAGE'), "
+                "has_function_privilege('anon', 'public.later_function()', 'EXECUTE')"
+            ).fetchone()
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+    assert before == (True, True) and after == (False, False)

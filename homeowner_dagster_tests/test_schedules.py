@@ -55,9 +55,11 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def slack(sandbox: Sandbox) -> Iterator[HomeownerSlackResource]:
+def slack(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[HomeownerSlackResource]:
     sandbox.slack.messages.clear()
-    yield HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/")
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)  # SLACK_API_URL: the resource reads its address there
+    yield HomeownerSlackResource(token=sandbox.slack.token)
 
 
 def tick(schedule, when: datetime, dsn: str, slack: HomeownerSlackResource | None = None) -> list[RunRequest] | SkipReason:  # noqa: ANN001
@@ -198,10 +200,7 @@ def registry_sensor_resources() -> dict[str, object]:
     """The sensor's resources; Slack on a sandbox started by the caller (SLACK_API_URL)."""
     return {
         "database": PostgresResource(),
-        "slack": HomeownerSlackResource(
-            token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-sandbox"),
-            base_url=os.environ.get("SLACK_API_URL", "http://127.0.0.1:9/api/"),
-        ),
+        "slack": HomeownerSlackResource(token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-sandbox")),
     }
 
 

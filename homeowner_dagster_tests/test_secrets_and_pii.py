@@ -1,10 +1,13 @@
 """No secret and no homeowner's personal data leaks into what people and tools read.
 
 The demo pipeline runs on the sandbox with distinctive secret values (Cole passwords, Bison
-tokens, the DeBounce key, the Slack token, the Supabase service key, a database password), once
-with a Cole failure (captcha: screenshot and trace are kept), then a whole month for both
-clients, then `homeowner preflight` (table, JSON, --post) and the weekly preflight job with a
-failing check. Every Python log record, every Dagster event (message and serialized metadata), every
+tokens, the DeBounce key, the Slack token, the Supabase service key, a database password, a Clay
+webhook's path, token and API key), once with a Cole failure (captcha: screenshot and trace are
+kept), once with a database password holding an unencoded `%` (psycopg quotes such a password in
+its error: the run must fail naming the problem, without it), once with Clay as the verifier, and
+then a whole month for both clients with DeBounce's bulk flow (its upload call carries the signed
+link to the address list, itself a secret), then `homeowner preflight` (table, JSON, --post) and
+the weekly preflight job with a failing check. Every Python log record, every Dagster event (message and serialized metadata), every
 run's config and tags, every asset materialization's metadata, every Slack message, every file
 under the artifacts folder (traces unzipped, every member), every object in the sandbox's
 storage, the agent_runs / agent_errors rows, what the processes wrote to stdout/stderr and every
@@ -21,20 +24,24 @@ import binascii
 import io
 import json
 import logging
+import os
 import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, build_run_status_sensor_context
+from dagster import DagsterEventType, Definitions, build_run_status_sensor_context
 from dagster._serdes import serialize_value
 
+from homeowner_dagster.definitions import build_definitions
+from homeowner_dagster.leads.calendar import windows_of_month
+from homeowner_dagster.partitions import client_month_key
 from homeowner_dagster_tests import pipeline_fixtures
-from homeowner_dagster_tests.pipeline_fixtures import TERRITORY, Pipeline
+from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, TERRITORY, Pipeline
 
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
@@ -52,9 +59,12 @@ DEBOUNCE_KEY = "S3cret-Debounce-0b9a44"
 SLACK_TOKEN = "xoxb-S3cret-Slack-4e2c91"
 SUPABASE_KEY = "S3cret-Supabase-service-71f0"
 DB_PASSWORD = "S3cret-Db-Password-a1b2"
+PERCENT_PASSWORD = "S3cret%zz-Db-Pct-9c1e"  # not percent-encoded: psycopg cannot read the URL
+CLAY_TOKEN = "S3cret-Clay-hook-token-5b7d"
+CLAY_KEY = "S3cret-Clay-api-3e9f"
 
 
-def secrets() -> dict[str, str]:
+def secrets(sandbox) -> dict[str, str]:  # noqa: ANN001
     found = {f"COLE_{s}_PASSWORD": p for s, (_, p) in COLE.items()}
     found |= {env: token for env, token in BISON.values()}
     found |= {
@@ -62,7 +72,13 @@ def secrets() -> dict[str, str]:
         "SLACK_BOT_TOKEN": SLACK_TOKEN,
         "SUPABASE_SERVICE_ROLE_KEY": SUPABASE_KEY,
         "database password": DB_PASSWORD,
+        "database password with %": PERCENT_PASSWORD,
+        "Clay webhook path": sandbox.clay_webhook_id.removeprefix("pull-in-data-from-a-webhook-"),
+        "CLAY_WEBHOOK_TOKEN": CLAY_TOKEN,
+        "CLAY_API_KEY": CLAY_KEY,
     }
+    for n, link in enumerate(sandbox.debounce.list_urls, start=1):  # the signed links' tokens
+        found[f"signed DeBounce list link {n}"] = parse_qs(urlsplit(link).query)["token"][0]
     return found
 
 
@@ -134,6 +150,11 @@ def secret_pipeline(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TOKEN)
     monkeypatch.setattr(sandbox.storage, "service_key", SUPABASE_KEY)
     monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", SUPABASE_KEY)
+    monkeypatch.setattr(sandbox.clay.webhooks[sandbox.clay_webhook_id], "token", CLAY_TOKEN)
+    monkeypatch.setenv("CLAY_WEBHOOK_TOKEN", CLAY_TOKEN)
+    monkeypatch.setattr(sandbox.clay, "api_key", CLAY_KEY)
+    monkeypatch.setenv("CLAY_API_KEY", CLAY_KEY)
+    monkeypatch.setattr(sandbox.debounce, "list_urls", [])
     # The test server trusts local connections, so a password in the URL is carried everywhere
     # the URL goes and checked nowhere: exactly what must not be logged.
     url = re.sub(
@@ -276,9 +297,25 @@ def pii_in(
     return found
 
 
-@pytest.mark.slow(seconds=100)
+def monthly(pipe: Pipeline, defs: Definitions, client: str, run_config: dict | None = None):  # noqa: ANN201
+    """A monthly run of `defs` (another email backend, say) recorded in the pipeline's instance."""
+    return defs.resolve_job_def("monthly_pull").execute_in_process(
+        instance=pipe.instance,
+        partition_key=client_month_key(client, MONTH),
+        run_config={**QUIET, **(run_config or {})},
+        raise_on_error=False,
+    )
+
+
+# DeBounce's bulk flow for a run's new addresses (per-run settings the launchpad offers).
+BULK = {"resources": {"email_verification": {"config": {
+    "api_key": {"env": "DEBOUNCE_API_KEY"}, "bulk_threshold": 10, "poll_seconds": 0.05,
+}}}}  # fmt: skip
+
+
+@pytest.mark.slow(seconds=140)
 def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
-    secret_pipeline: Pipeline, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    secret_pipeline: Pipeline, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipe, sandbox = secret_pipeline, secret_pipeline.sandbox
     clients = list(TERRITORY)
@@ -294,7 +331,26 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         assert not failed.success
         run_failure_sensor(pipe, failed)
         sandbox.faults.off()
-        pipe.whole_month(clients)
+        # A database password with an unencoded `%`: the run fails, the alert names the fix.
+        good_url = os.environ["HOMEOWNER_DATABASE_URL"]
+        monkeypatch.setenv("HOMEOWNER_DATABASE_URL", good_url.replace(DB_PASSWORD, PERCENT_PASSWORD))
+        refused = pipe.monthly(clients[0], raise_on_error=False)
+        assert not refused.success
+        run_failure_sensor(pipe, refused)
+        monkeypatch.setenv("HOMEOWNER_DATABASE_URL", good_url)
+        # Clay as the verifier for one client's month (its webhook's path and token are secrets).
+        monkeypatch.setenv("HOMEOWNER_EMAIL_BACKEND", "clay")
+        sandbox.faults.on("clay", "http_429", times=1, retry_after=0)
+        result = monthly(pipe, build_definitions(), clients[1])
+        assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+        monkeypatch.delenv("HOMEOWNER_EMAIL_BACKEND")
+        # The whole month, new addresses through DeBounce's bulk flow (a signed list link).
+        for client in clients:
+            result = monthly(pipe, pipe.defs, client, BULK)
+            assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+        for window in windows_of_month(MONTH):
+            for client in clients:
+                pipe.weekly(client, window.start)
         run_preflights(pipe)
     captured = capfd.readouterr()
     assert python_logs.unformattable == [], python_logs.unformattable[:3]
@@ -307,10 +363,14 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     assert metadata, "no materialization recorded"
     slack = [json.dumps(m, ensure_ascii=False) for m in sandbox.slack.messages]
     assert any("CaptchaBlocked" in m for m in slack)
-    assert any("Preflight: 1 check(s) failing" in m for m in slack)  # the weekly job's post
+    assert any("Preflight:" in m and "credits for next month" in m for m in slack)  # the weekly job's post
     assert any("homeowner preflight: test message" in m for m in slack)  # --post
     assert "credits for next month" in captured.out  # the command's table and JSON
     assert any(n.startswith("preflight/") and n.endswith("-login.png") for n in names), names
+    # The `%` run's alert names the problem and its fix, in one line, without the password.
+    assert any("DatabaseUrlInvalid" in m and "percent-encode the password" in m and "%25" in m for m in slack), slack
+    assert sandbox.debounce.list_urls, "the bulk flow was not used"
+    assert sandbox.clay.tables[sandbox.clay_table_id]["rows"], "Clay was not used"
     storage = [(f"{b}/{p}", o.data) for (b, p), o in sandbox.storage.objects.items()]
 
     texts: list[tuple[str, str]] = [("python log", line) for line in python_logs.lines]
@@ -329,6 +389,8 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     cole_host = sandbox.urls["cole"].split("//", 1)[1].encode()
     assert any(cole_host in data for name, data in artifacts if "!" in name), "trace not searched"
     assert any("garden-state" in line for line in python_logs.lines)
+    assert any("/v3/sources/webhook/" in line for line in python_logs.lines), "no Clay request logged"
+    assert any("/v1/upload/" in line and "url=" in line for line in python_logs.lines), "no bulk upload logged"
     assert any("garden-state|2027-01" in r for r in records)
     assert any("Garden State Insurance" in m for m in slack)
     print(
@@ -342,7 +404,7 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     leaks = []
     views = [(where, decoded_views(text), text) for where, text in texts]
     views += [(f"file {where}", decoded_views(data), "") for where, data in blobs]
-    for name, secret in secrets().items():
+    for name, secret in secrets(sandbox).items():
         leaks += [f"{name} in {where}: {text[:200]!r}" for where, found, text in views if any(secret in v for v in found)]
     assert leaks == [], "\n".join(leaks)
 

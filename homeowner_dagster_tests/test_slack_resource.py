@@ -13,13 +13,21 @@ from homeowner_dagster.sandbox import Sandbox
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
+def running() -> Iterator[Sandbox]:
     yield from Sandbox(seed=19)
+
+
+@pytest.fixture
+def sandbox(running: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox, its addresses in the environment (where the resource reads SLACK_API_URL)."""
+    for key, value in running.env().items():
+        monkeypatch.setenv(key, value)
+    return running
 
 
 def test_post_lands_in_the_channel_and_survives_429_and_500(sandbox: Sandbox) -> None:
     env = sandbox.env()
-    slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"])
+    slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"])
     sandbox.faults.on("slack", "http_429", times=1, retry_after=0)
     sandbox.faults.on("slack", "http_500", times=1)
     text = messages.evergreen_uploads_completed(
@@ -38,7 +46,7 @@ def test_a_long_retry_after_delays_the_message_at_most_the_cap(
     (the old resource) slept the hour, and crashed on a date with a bare ValueError."""
     env = sandbox.env()
     slack = HomeownerSlackResource(
-        token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"], max_retry_after_seconds=0.2
+        token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.2
     )
     params = {"retry_after": 3600, "form": "date"} if retry_after == "date" else {"retry_after": 3600}
     sandbox.faults.fired.clear()
@@ -51,7 +59,7 @@ def test_a_long_retry_after_delays_the_message_at_most_the_cap(
 def test_a_rate_limit_that_never_lifts_ends_after_the_bounded_retries(sandbox: Sandbox) -> None:
     env = sandbox.env()
     slack = HomeownerSlackResource(
-        token=env["SLACK_BOT_TOKEN"], base_url=env["SLACK_API_URL"], max_retry_after_seconds=0.05
+        token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.05
     )
     sandbox.faults.on("slack", "http_429", retry_after=1)
     fired = sandbox.faults.fired.count(("slack", "http_429"))

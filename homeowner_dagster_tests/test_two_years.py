@@ -144,7 +144,7 @@ def test_two_years_of_mondays_and_15ths_each_window_done_once_a_year(
     with psycopg.connect(dsn) as conn:  # the other demo client stays out of this walk
         conn.execute("update clients set active = false where slug <> %s", [CLIENT])
     pending_crashes = install_crashes(monkeypatch)
-    slack = HomeownerSlackResource(token=sandbox.slack.token, base_url=f"{sandbox.urls['slack']}/api/")
+    slack = HomeownerSlackResource(token=sandbox.slack.token)
     # The sandbox needs no pacing between Bison calls (0.1 s each against the real API).
     defs = Definitions(
         assets=load_assets_from_modules([monthly_pull, weekly_upload]),

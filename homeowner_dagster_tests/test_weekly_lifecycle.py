@@ -230,7 +230,7 @@ def test_pt5_failed_after_pt4_is_finished_by_next_mondays_request(pulled: Pipeli
     context = build_schedule_context(
         scheduled_execution_time=datetime(monday.year, monday.month, monday.day, 9),
         resources={"database": PostgresResource(), "slack": HomeownerSlackResource(
-            token=pulled.sandbox.slack.token, base_url=f"{pulled.sandbox.urls['slack']}/api/")},
+            token=pulled.sandbox.slack.token)},
     )
     requests = [r for r in weekly_upload_schedule(context) if str(r.partition_key) == f"{CLIENT}|{SECOND.key}"]
     assert len(requests) == 1 and requests[0].tags["late"] == "true"

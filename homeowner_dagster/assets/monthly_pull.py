@@ -1,7 +1,6 @@
 """Group `monthly_pull` (PT1-PT3), partitioned by client x renewal month."""
 
 
-import os
 import tempfile
 from dataclasses import replace
 from datetime import date
@@ -78,7 +77,7 @@ EXTERNAL_RETRY = RetryPolicy(
 
 def channel_for(client: registry.Client) -> str:
     """The client's Slack channel, or the team's operations channel."""
-    return client.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    return client.slack_channel or registry.ops_channel()
 
 
 def _no_leads() -> pd.DataFrame:

@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from homeowner_dagster.sanitiser import sanitise, scrub_exception
+
 # Each subcommand and the module that adds it (`register(subparsers)`), in `--help` order. A run
 # of one command imports only its own module: `homeowner clean` needs pandas, not Dagster.
 COMMANDS: dict[str, str] = {
@@ -29,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "approve": "homeowner_dagster.cli.approve",
     "debounce-job": "homeowner_dagster.cli.debounce",
     "preflight": "homeowner_dagster.cli.preflight",
+    "watchdog": "homeowner_dagster.cli.watchdog",
 }
 # Commands that never open the project's database (and must not import its driver to find out).
 NO_DATABASE: frozenset[str] = frozenset({"clean"})
@@ -58,8 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except CommandError as exc:
-        print(f"homeowner {args.command}: {exc}", file=sys.stderr)
+        print(f"homeowner {args.command}: {sanitise(str(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        scrub_exception(exc)  # the traceback Python prints names no secret
+        raise
     except KeyboardInterrupt:
         print(f"homeowner {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ import argparse
 import os
 
 from homeowner_dagster import db
+from homeowner_dagster.addresses import AddressRefused
 from homeowner_dagster.cli import CommandError
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 
@@ -28,7 +29,6 @@ def artifact_store() -> ArtifactStoreResource:
     return ArtifactStoreResource(
         backend=backend,
         local_dir=os.environ.get("HOMEOWNER_ARTIFACTS_DIR") or None,
-        supabase_url=os.environ.get("SUPABASE_URL") if backend == "supabase" else None,
         supabase_key=os.environ.get("SUPABASE_SERVICE_ROLE_KEY") if backend == "supabase" else None,
     )
 
@@ -51,7 +51,7 @@ def run_artifacts_link(args: argparse.Namespace) -> int:
                     continue
                 try:
                     fresh[what] = store.relink(link)
-                except (ValueError, FileNotFoundError) as exc:
+                except (ValueError, FileNotFoundError, AddressRefused) as exc:
                     raise CommandError(f"{what} of run {args.run_id}: {exc}") from None
                 print(f"{step or 'run'} {error_type} {what}: {fresh[what]}")
                 printed += 1

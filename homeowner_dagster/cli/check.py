@@ -1,9 +1,9 @@
 """`homeowner check`: is this machine ready to run the pipeline for the active clients?
 
 It reports which environment variables are missing (by name only: no value is ever printed),
-whether the database is reachable and migrated, whether row-level security is on for every table
-of `public` and Dagster's tables are in their own schema, and whether Chromium starts.
-`homeowner preflight` reuses the database part. Exit status 0
+whether every service address a secret goes to is set and allowed (`addresses`), whether the
+database is reachable and migrated, and whether Chromium starts. `homeowner preflight` reuses the
+database part. Exit status 0
 when everything is in place, 1 when anything is missing.
 """
 
@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from homeowner_dagster import registry, settings
+from homeowner_dagster import addresses, registry, settings
+from homeowner_dagster.sanitiser import first_line
 
 CHROMIUM_ARGS = settings.CHROMIUM_ARGS
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +39,7 @@ class ActiveClient:
     licensed_states: tuple[str, ...]
     bison_token_env: str | None
     bison_instance_url: str | None
+    slack_channel: str | None = None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,25 +89,35 @@ def environment_items(
         )
         if refused:
             problems.append(CheckItem(f"{client.slug}: Bison destination", False, refused))
+        channel = registry.slack_channel_problem(client.slack_channel, environ)
+        if channel:
+            problems.append(CheckItem(f"{client.slug}: Slack channel", False, channel))
     if environ.get(registry.SANDBOX_ORIGINS_ENV):
         problems.append(
             CheckItem(registry.SANDBOX_ORIGINS_ENV, False, "set: the sandbox's, never in production; unset it")
         )
-    backend = (environ.get("HOMEOWNER_EMAIL_BACKEND") or "debounce").strip().lower()
-    if backend == "clay":
-        for name in ("CLAY_WEBHOOK_URL", "CLAY_API_KEY", "CLAY_TABLE_ID"):
+    if addresses.email_backend(environ) == "clay":
+        for name in ("CLAY_API_KEY", "CLAY_TABLE_ID"):
             _needed_by(needs, name, "email verification (clay)")
     else:
         _needed_by(needs, "DEBOUNCE_API_KEY", "email verification")
     _needed_by(needs, "SLACK_BOT_TOKEN", "Slack alerts and reports")
-    if (environ.get("HOMEOWNER_ARTIFACTS_BACKEND") or "").strip().lower() == "supabase":
-        for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"):
-            _needed_by(needs, name, "artifacts (supabase)")
+    if addresses.artifacts_backend(environ) == "supabase":
+        _needed_by(needs, "SUPABASE_SERVICE_ROLE_KEY", "artifacts (supabase)")
     items = [
         CheckItem(name, _present(environ, name), "for " + ", ".join(users))
         for name, users in needs.items()
     ]
-    return items + problems
+    return items + address_items(environ) + problems
+
+
+def address_items(environ: Mapping[str, str] | None = None) -> list[CheckItem]:
+    """One item per service address a secret is sent to: set (no default where the vendor
+    documents none, as Cole's), https, and on the vendor's host."""
+    return [
+        CheckItem(c.variable, c.ok, f"{c.service} address" if c.ok else c.problem or "")
+        for c in addresses.check_addresses(environ)
+    ]
 
 
 def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
@@ -117,76 +129,45 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
     try:
         url = db.database_url()
         pending = migrate.pending(url)
-    except Exception as exc:  # the message may hold the URL and its password: class name only
-        return [CheckItem(f"{label} reachable", False, exc.__class__.__name__)], None
+    except Exception as exc:  # sanitised: the driver's message may quote the URL or password
+        return [CheckItem(f"{label} reachable", False, first_line(str(exc)) or exc.__class__.__name__)], None
     items = [CheckItem(f"{label} reachable", True)]
     if pending:
         items.append(CheckItem("database migrated", False, f"{len(pending)} pending migration(s)"))
         return items, None
     items.append(CheckItem("database migrated", True))
-    try:
-        items += protection_items(url)
-    except Exception as exc:
-        items.append(CheckItem("database protection readable", False, exc.__class__.__name__))
+    items += database_security_items(url)
     try:
         loaded = registry.load_clients(url, active_only=True)
     except Exception as exc:
         items.append(CheckItem("client registry readable", False, exc.__class__.__name__))
         return items, None
     clients = [
-        ActiveClient(c.slug, tuple(c.licensed_states), c.bison_token_env, c.bison_instance_url)
+        ActiveClient(c.slug, tuple(c.licensed_states), c.bison_token_env, c.bison_instance_url, c.slack_channel)
         for c in loaded
     ]
     items.append(CheckItem("active clients", True, f"{len(clients)} active"))
     return items, clients
 
 
-# Dagster's own tables (dagster-postgres run, event-log and schedule storage). In `public` the
-# Supabase Data API would serve them (their event logs hold error texts and links).
-DAGSTER_TABLES: tuple[str, ...] = (
-    "runs", "run_tags", "event_logs", "secondary_indexes", "asset_keys", "asset_event_tags",
-    "dynamic_partitions", "concurrency_limits", "concurrency_slots", "pending_steps",
-    "asset_check_executions", "jobs", "job_ticks", "instigators", "daemon_heartbeats",
-    "bulk_actions", "snapshots", "instance_info", "kvs", "alembic_version", "backfill_tags",
-    "run_cancellation_tags",
-)  # fmt: skip
+def database_security_items(url: str) -> list[CheckItem]:
+    """Row-level security on every table the Supabase API serves, and Dagster's storage in its
+    own schema (the API does not serve it)."""
+    from homeowner_dagster import db, migrate
 
-
-def protection_items(url: str) -> list[CheckItem]:
-    """Row-level security on every table of `public` (the schema the Data API serves), and
-    Dagster's tables in their own schema (issue 13; DESIGN section 8)."""
-    from urllib.parse import unquote
-
-    from homeowner_dagster import db
-
-    with db.connect(url) as conn:
-        rows = conn.execute(
-            "select c.relname, c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = 'public' and c.relkind in ('r', 'p') order by c.relname"
-        ).fetchall()
-    no_rls = [name for name, secured in rows if not secured and name not in DAGSTER_TABLES]
-    in_public = [name for name, _ in rows if name in DAGSTER_TABLES]
-    items = [
-        CheckItem(
-            "row-level security",
-            not no_rls,
-            f"on for all {len(rows) - len(in_public)} tables in public"
-            if not no_rls
-            else f"off on {', '.join(no_rls)}: add a migration enabling it",
-        )
-    ]
-    storage = unquote(os.environ.get(settings.DAGSTER_STORAGE_URL_ENV) or "")
-    wrong_path = bool(storage) and f"search_path={db.DAGSTER_SCHEMA}" not in storage
-    detail = f"schema {db.DAGSTER_SCHEMA}"
-    if in_public:
-        detail = f"{', '.join(in_public)} in public: move Dagster's storage to schema {db.DAGSTER_SCHEMA} (docs/deploy.md)"
-    elif wrong_path:
-        detail = (
-            f"{settings.DAGSTER_STORAGE_URL_ENV} does not select schema {db.DAGSTER_SCHEMA} "
-            f"(options=-csearch_path%3D{db.DAGSTER_SCHEMA}, docs/deploy.md)"
-        )
-    items.append(CheckItem("dagster tables in their own schema", not in_public and not wrong_path, detail))
-    return items
+    try:
+        open_tables = migrate.tables_without_rls(url)
+    except Exception as exc:  # noqa: BLE001 - reported, sanitised
+        open_tables = [f"unreadable: {first_line(str(exc)) or type(exc).__name__}"]
+    rls = CheckItem(
+        "row-level security",
+        not open_tables,
+        f"on every table of {', '.join(migrate.api_schemas())}"
+        if not open_tables
+        else f"off for {', '.join(open_tables)}: `alter table ... enable row level security` in a new migration",
+    )
+    storage = db.dagster_storage_problem()
+    return [rls, CheckItem("Dagster storage schema", storage is None, storage or f"schema {db.DAGSTER_SCHEMA}")]
 
 
 def chromium_executable(environ: Mapping[str, str] | None = None) -> str:

@@ -62,12 +62,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("dev", help="run the Dagster UI on this project's database")
     p.add_argument("--sandbox", action="store_true", help="wire every connector to the sandbox")
     p.add_argument("--port", type=int, default=3000)
+    add_database_host_flag(p)
     p.set_defaults(handler=run_dev)
 
     p = subparsers.add_parser(
         "env", help="print the exports that let plain `dagster` commands use this project's instance"
     )
     p.set_defaults(handler=run_env)
+
+
+def add_database_host_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-host", action="append", default=[], metavar="HOST",
+        help="with the sandbox: use the configured database (HOMEOWNER_DATABASE_URL / "
+        "HOMEOWNER_DAGSTER_STORAGE_URL) on this host anyway; refused without it",
+    )
+
+
+def refuse_configured_database(command: str, named_hosts: list[str]) -> None:
+    """The sandbox's demo clients, sandbox endpoints and sandbox email verdicts (cached 90 days)
+    go into the embedded database only: a configured database or Dagster storage is refused
+    unless `--database-host` names its host. One line, naming the variable and the host."""
+    for variable in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV):
+        url = os.environ.get(variable)
+        if not url:
+            continue
+        host = db.url_host(url)
+        if host not in named_hosts:
+            raise CommandError(
+                f"refused: {variable} is set (host {host}) and {command} would write demo clients, "
+                "sandbox addresses and sandbox verdicts into it; unset it to use the embedded "
+                f"database, or pass --database-host {host} to use that database anyway"
+            )
 
 
 def _month(text: str) -> str:
@@ -85,8 +111,15 @@ def _ready_database() -> str:
     except migrate.MigrationError as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:  # connection failures: one line, no secret in it
-        raise CommandError(f"database not reachable ({exc.__class__.__name__})") from None
+        raise _unreachable(exc) from None
     return url
+
+
+def _unreachable(exc: Exception) -> CommandError:
+    """db.connect's own sanitised line (it names a bad `%`), else the error's class only."""
+    if isinstance(exc, db.DatabaseUnreachable):
+        return CommandError(str(exc))
+    return CommandError(f"database not reachable ({exc.__class__.__name__})")
 
 
 def run_migrate(args: argparse.Namespace) -> int:
@@ -96,7 +129,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     except migrate.MigrationError as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:
-        raise CommandError(f"database not reachable ({exc.__class__.__name__})") from None
+        raise _unreachable(exc) from None
     if applied:
         for name in applied:
             print(f"applied {name}")
@@ -263,6 +296,8 @@ def run_dev(args: argparse.Namespace) -> int:
     Stops everything it started within 10 s: webserver, daemon, code servers and run workers
     (one process group), the sandbox, and the embedded PostgreSQL when this command started it.
     """
+    if args.sandbox:  # before anything starts or is written
+        refuse_configured_database("`homeowner dev --sandbox`", args.database_host)
     stop = install_stop_handlers()  # before anything starts: a signal now still stops cleanly
     started_database = not os.environ.get(settings.DATABASE_URL_ENV) and not db.embedded_running()
     url = _ready_database()
@@ -271,7 +306,12 @@ def run_dev(args: argparse.Namespace) -> int:
     dagster = None
     try:
         if args.sandbox:
-            from homeowner_dagster.demo import bison_snapshot, demo_month, prepare_bison
+            from homeowner_dagster.demo import (
+                bison_snapshot,
+                demo_month,
+                demo_slack_channels,
+                prepare_bison,
+            )
             from homeowner_dagster.sandbox import Sandbox
 
             sandbox = Sandbox()
@@ -280,7 +320,9 @@ def run_dev(args: argparse.Namespace) -> int:
             prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
             sandbox.start()
             env.update(sandbox.env())
-            second_shell.write(sandbox.env())  # `homeowner env` / `windows force` in another shell
+            env[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(env.get(registry.SLACK_CHANNELS_ENV))
+            # `homeowner env` / `windows force` in another shell (the demo's channel list too)
+            second_shell.write({**sandbox.env(), registry.SLACK_CHANNELS_ENV: env[registry.SLACK_CHANNELS_ENV]})
             print("sandbox services:")
             for name, service_url in sandbox.urls.items():
                 print(f"  {name:10} {service_url}")

@@ -9,6 +9,8 @@ import time
 from datetime import date
 
 from homeowner_dagster.cli import CommandError
+from homeowner_dagster.cli.database import add_database_host_flag, refuse_configured_database
+from homeowner_dagster.sanitiser import first_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="simulated weeks: the windows go out one Monday at a time, each Monday's outcome read, "
         "the sandbox's Email Bison clock a week on each time (0: no outcomes)",
     )
+    add_database_host_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -28,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from homeowner_dagster import db, settings
     from homeowner_dagster.demo import run_demo
 
+    refuse_configured_database("`homeowner demo`", args.database_host)  # before anything is written
     began = time.perf_counter()
     # The embedded PostgreSQL: stopped at the end if the demo started it, else left as found.
     embedded = not os.environ.get(settings.DATABASE_URL_ENV)
@@ -35,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_demo(today=args.today, weeks=args.weeks)
     except Exception as exc:  # one line for the user; the run's own logs hold the details
-        raise CommandError(f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise CommandError(f"{exc.__class__.__name__}: {first_line(str(exc))}") from None
     finally:
         if started_database:
             db.stop_embedded()

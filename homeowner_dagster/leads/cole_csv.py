@@ -24,6 +24,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from homeowner_dagster.leads.columns import SOURCE_COLUMNS
+from homeowner_dagster.leads.spreadsheet import (
+    ASCII_FORMULA_PREFIXES,
+    WIDE_FORMULA_LEAD,
+    guard_formulas,
+    neutralise_formula,
+    neutralise_series,
+    wide_formula_starts,
+)
 
 
 class ColeFileError(ValueError):
@@ -58,7 +66,6 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "first_name", "last_name", "address", "zip", "email", "purchase_date", "home_value",
 )  # fmt: skip
 
-_FORMULA_CHARS = ("=", "+", "-", "@")
 
 # Arrow-backed text (pandas "string[pyarrow]"): Python str values, stored and computed in Arrow.
 TEXT = pd.StringDtype("pyarrow")
@@ -229,19 +236,6 @@ def _attach_source(frame: pd.DataFrame, source_export: str) -> None:
     frame["source_row"] = np.arange(1, len(frame) + 1, dtype="int64")
 
 
-def neutralise_formula(series: pd.Series) -> pd.Series:
-    """Prefix `'` to text starting with = + - @ so a spreadsheet shows it instead of running it."""
-    if series.dtype != object and not isinstance(series.dtype, pd.StringDtype):
-        return series
-    text = series.astype(object)
-    starts = text.str.startswith(_FORMULA_CHARS, na=False)
-    if not starts.any():
-        return series
-    out = text.copy()
-    out[starts] = "'" + text[starts]
-    return out
-
-
 def _as_text_column(series: pd.Series) -> tuple[pa.Array | pa.ChunkedArray, bool]:
     """A column as CSV-ready Arrow text (dates as ISO days, floats without a trailing `.0`, text
     formula-safe, missing as ""), and whether it is free text (numbers and dates never need
@@ -257,14 +251,13 @@ def _as_text_column(series: pd.Series) -> tuple[pa.Array | pa.ChunkedArray, bool
         try:
             text = pa.array(series, type=pa.large_string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all str: str() of each, as csv did
-            guarded = neutralise_formula(series.astype(object))
+            guarded = neutralise_series(series.astype(object))
             return pa.array(guarded.where(guarded.notna(), "").map(str), pa.large_string()), True
         text = pc.fill_null(text, _large(""))
-        starts = _starts_with_any(text, _FORMULA_CHARS)
-        if pc.any(starts).as_py():
-            guarded = pc.binary_join_element_wise(_large("'"), text, _large(""))
-            text = pc.if_else(starts, guarded, text)
-        return text, True
+        starts = _starts_with_any(text, ASCII_FORMULA_PREFIXES)
+        if _holds_any(text, WIDE_FORMULA_LEAD):  # a full-width start is possible only then
+            starts = pc.or_(starts, wide_formula_starts(text))
+        return guard_formulas(text, starts), True
     return pa.array(series.astype(str).to_numpy(dtype=object), pa.large_string()), True
 
 
@@ -321,7 +314,7 @@ def write_people_csv(frame: pd.DataFrame, path: Path | str) -> None:
     """
     alone = len(frame.columns) == 1
     # Header cells too: a Cole export's header reaches rejected.csv as it came.
-    names = pa.array(neutralise_formula(pd.Series([str(c) for c in frame.columns], dtype=object)).tolist(), pa.large_string())
+    names = pa.array([neutralise_formula(c) for c in frame.columns], pa.large_string())
     header = ",".join(_csv_cells(names, alone).to_pylist()) + "\n"
     with open(path, "wb") as handle:
         handle.write(header.encode("utf-8"))

@@ -1,34 +1,36 @@
-"""Service addresses no vendor documents: required settings, never guessed.
-
-Cole X Dates publishes no address for its app, so its logins go only to `COLE_URL`. A missing
-address is a failed line naming the variable, and the service behind it is not probed: no
-credential goes to a guessed address. (Bison's instance is per client: its probe names
-`BISON_INSTANCE_URL` or the client file.)
+"""The addresses the deployment sends secrets to, one line each (`homeowner_dagster.addresses`,
+the rule `homeowner check` uses too): set, `https://`, on the vendor's host. Cole X Dates
+documents no address for its app, so `COLE_URL` has no default. A missing or refused address is
+a failed line naming its variable, and the service behind it is not probed: no credential goes
+to an address that is not the deployment's own.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-
-from homeowner_dagster import registry
+from homeowner_dagster import addresses
 from homeowner_dagster.preflight.findings import Finding, failed, ok
 
 SERVICE = "settings"
-COLE_URL_ENV = "COLE_URL"
+# The probe each address serves (Supabase's serves the screenshots, which fail on their own).
+PROBES = {
+    addresses.COLE_URL: "cole",
+    addresses.SLACK_API_URL: "slack",
+    addresses.DEBOUNCE_API_URL: "debounce",
+    addresses.DEBOUNCE_BULK_URL: "debounce",
+    addresses.CLAY_API_URL: "clay",
+}
 
 
-def address_findings(clients: Sequence[registry.Client]) -> tuple[list[Finding], set[str]]:
-    """(one line per address the active clients need, the services whose address is missing)."""
-    needed = []
-    if any(c.licensed_states for c in clients):
-        needed.append((COLE_URL_ENV, "cole", "Cole X Dates' address (the one the agency logs in at)"))
-    out, missing = [], set()
-    for variable, service, what in needed:
-        if (os.environ.get(variable) or "").strip():
-            out.append(ok(SERVICE, "", variable, f"set: {what}"))
-        else:
-            missing.add(service)
-            out.append(failed(SERVICE, "", variable, f"set {variable}: {what}; not guessed, so {service} "
-                              "was not probed (no credential sent anywhere)"))  # fmt: skip
-    return out, missing
+def address_findings() -> tuple[list[Finding], set[str]]:
+    """(one line per address the deployment needs, the probes whose address is refused)."""
+    out, refused = [], set()
+    for check in addresses.check_addresses():
+        if check.ok:
+            out.append(ok(SERVICE, "", check.variable, f"{check.service} address"))
+            continue
+        probe = PROBES.get(check.variable, "clay" if check.variable.startswith(addresses.CLAY_WEBHOOK_URL) else "")
+        if probe:
+            refused.add(probe)
+        out.append(failed(SERVICE, "", check.variable, f"{check.problem}; {probe or 'its service'} was not "
+                          "probed (no credential sent)", depends="addresses.py"))  # fmt: skip
+    return out, refused

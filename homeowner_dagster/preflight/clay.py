@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 
+from homeowner_dagster.addresses import CLAY_API_URL, AddressRefused, service_address
 from homeowner_dagster.preflight.findings import Finding, failed, ok, skipped
 from homeowner_dagster.resources.bison import RetriesExhausted, RetryPolicy, send_with_retries
 from homeowner_dagster.resources.clay import WEBHOOK_LIMIT_REACHED, ClayResource, env_names
@@ -20,7 +21,7 @@ SERVICE = "clay"
 def _table_finding(clay: ClayResource, client: httpx.Client) -> Finding:
     if not clay.api_key or not clay.table_id:
         return skipped(SERVICE, "", "table read", "CLAY_API_KEY / CLAY_TABLE_ID not set: the table is not read back")
-    url = f"{clay.api_url.rstrip('/')}/api/v1/tables/{clay.table_id}/rows"
+    url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{clay.table_id}/rows"
     try:
         response = send_with_retries(
             client, "GET", url, RetryPolicy(3, 0.5), params={"limit": 1}, headers={"clay-api-key": clay.api_key}
@@ -41,13 +42,16 @@ def probe_clay(clay: ClayResource | None, need: int | None) -> list[Finding]:
     """`need`: rows next month's verifications would push (when Clay is the verification backend)."""
     if clay is None:
         return [skipped(SERVICE, "", "configured", "not configured (CLAY_WEBHOOK_URL not set)")]
-    hooks = clay.webhooks()
+    try:
+        hooks = clay.webhooks()  # each webhook's address checked (its path is its secret)
+    except AddressRefused as exc:
+        return [failed(SERVICE, "", "webhooks", str(exc.description))]
     with httpx.Client(timeout=30) as client:
         out = [_table_finding(clay, client)]
         for hook in hooks:
             check = f"webhook {hook.number}"
             if not hook.url:
-                out.append(failed(SERVICE, "", check, f"set {env_names(hook.number, clay.env_prefix)}"))
+                out.append(failed(SERVICE, "", check, f"set {env_names(hook.number)}"))
                 continue
             try:
                 answer = client.get(hook.url)
@@ -75,12 +79,12 @@ def probe_clay(clay: ClayResource | None, need: int | None) -> list[Finding]:
         )
         if hook_left == 0 or table_left == 0:
             out.append(failed(SERVICE, "", f"row budget {hook.number}", "make a new table or webhook in Clay and "
-                              f"set {env_names(len(hooks) + 1, clay.env_prefix)}", detail))  # fmt: skip
+                              f"set {env_names(len(hooks) + 1)}", detail))  # fmt: skip
         else:
             out.append(ok(SERVICE, "", f"row budget {hook.number}", detail))
     if need is not None and room < need:
         out.append(failed(SERVICE, "", "rows for next month", "make the next table (or webhook) in Clay and set "
-                          f"{env_names(len(hooks) + 1, clay.env_prefix)} before the 15th",
+                          f"{env_names(len(hooks) + 1)} before the 15th",
                           f"room for {room:,} rows, about {need:,} needed"))  # fmt: skip
     elif need is not None:
         out.append(ok(SERVICE, "", "rows for next month", f"room for {room:,} rows, about {need:,} needed"))

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 
 import pyotp
 
-from homeowner_dagster import registry, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.leads.calendar import add_months, month_key, renewal_month_pulled_on
 from homeowner_dagster.preflight.findings import Finding, failed, ok, skipped
 from homeowner_dagster.resources.cole import (
@@ -33,6 +33,7 @@ from homeowner_dagster.resources.cole import (
     SessionExpired,
     credentials_from_env,
 )
+from homeowner_dagster.resources.cole.errors import LoginOffSite
 from homeowner_dagster.resources.cole.login_lock import LoginBusy, cole_login_lock
 from homeowner_dagster.resources.cole.pages import ColePages, SearchForm
 from homeowner_dagster.settings import CHROMIUM_ARGS
@@ -91,6 +92,7 @@ class _Probe:
     """One state's walk through the site, collecting findings and screenshots."""
 
     cole: ColeResource
+    base_url: str  # COLE_URL, checked before any credential is read
     target: ColeTarget
     month: date
     stamp: str
@@ -179,6 +181,8 @@ class _Probe:
 # What a person does about each Cole error, and the code that meets it ({state}: the login's).
 # MfaRequired before AuthFailed: the first is a kind of the second.
 ERROR_ADVICE: tuple[tuple[type[ColeError], str, str], ...] = (
+    (LoginOffSite, "the login page is not on COLE_URL's site (a redirect): nothing was typed; check "
+     "COLE_URL", "resources/cole/pages.py ColePages._on_site"),
     (MfaRequired, "Cole asks for a code after the password: set COLE_{state}_TOTP_SECRET to the "
      "secret of the login's authenticator (runbook section 3)", "resources/cole/pages.py ColePages.submit_totp"),
     (AuthFailed, "check COLE_{state}_USERNAME / COLE_{state}_PASSWORD (and COLE_{state}_TOTP_SECRET if it "
@@ -212,7 +216,7 @@ def probe_state(
     cole: ColeResource, browser: object, target: ColeTarget, month: date, stamp: str
 ) -> list[Finding]:
     """Log in to one state, survey and count, log out; findings in the order they happened."""
-    probe = _Probe(cole, target, month, stamp)
+    probe = _Probe(cole, cole.base_url(), target, month, stamp)
     label, state = probe.label, target.state
     try:
         creds = credentials_from_env(state)
@@ -221,7 +225,7 @@ def probe_state(
             failed(SERVICE, label, "credentials",
                    f"set COLE_{state}_USERNAME and COLE_{state}_PASSWORD (`homeowner check` lists them)")
         ]  # fmt: skip
-    lock_url = os.environ.get(cole.lock_url_env) or None
+    lock_url = os.environ.get(settings.DATABASE_URL_ENV) or None
     try:
         with cole_login_lock(creds.username, state, lock_url, wait=False):
             _walk(probe, browser, creds)
@@ -255,7 +259,7 @@ def _walk(probe: _Probe, browser: object, creds: object) -> None:
     cole, target = probe.cole, probe.target
     state, label = target.state, probe.label
     context = browser.new_context()  # type: ignore[attr-defined]
-    pages = ColePages(context.new_page(), cole.base_url, cole.timeout_ms)
+    pages = ColePages(context.new_page(), probe.base_url, cole.timeout_ms)
     submitted = logged_in = False
     step = "login"
     try:

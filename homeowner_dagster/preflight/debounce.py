@@ -2,8 +2,8 @@
 
 `GET /v1/balance/?api=KEY` (documented, free, read-only) answers `{"balance": "1087306"}`. The
 need comes from the last month pulled (leads/credit_forecast.py). The key travels in the query
-string, so no URL reaches a finding or a log line (httpx's log is redacted by the verification
-module's filter).
+string, so no URL reaches a finding (httpx's request log lines are sanitised:
+`homeowner_dagster.sanitiser`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 
 from homeowner_dagster import db, registry
+from homeowner_dagster.addresses import DEBOUNCE_API_URL, service_address
 from homeowner_dagster.leads.credit_forecast import FORECAST_COLUMNS, verifications_next_month
 from homeowner_dagster.leads.territories import target_for
 from homeowner_dagster.preflight.findings import Finding, failed, ok, skipped
@@ -54,7 +55,7 @@ def probe_debounce(
         return [skipped(SERVICE, "", "key", f"not used: the verification backend is {verification.backend!r}")]
     if not verification.api_key:
         return [failed(SERVICE, "", "key", "set DEBOUNCE_API_KEY (DeBounce dashboard, API keys)")]
-    url = verification.api_url.rstrip("/") + "/v1/balance/"
+    url = service_address(DEBOUNCE_API_URL).rstrip("/") + "/v1/balance/"
     try:
         with httpx.Client(timeout=30) as client:
             response = send_with_retries(
@@ -62,7 +63,7 @@ def probe_debounce(
             )
     except (RetriesExhausted, httpx.HTTPError) as exc:
         detail = str(exc) if isinstance(exc, RetriesExhausted) else type(exc).__name__
-        return [failed(SERVICE, "", "key", "DeBounce did not answer: check DEBOUNCE_API_URL, try again later", detail)]
+        return [failed(SERVICE, "", "key", "DeBounce did not answer; try again later", detail)]
     if response.status_code in (401, 403):
         return [failed(SERVICE, "", "key", "DeBounce refused DEBOUNCE_API_KEY: set the account's current key",
                        f"HTTP {response.status_code}")]  # fmt: skip

@@ -66,22 +66,29 @@ def run_preflight(
         unknown = sorted(set(only) - {c.slug for c in clients})
         found += [failed("database", slug, "active client", "no active client with this slug") for slug in unknown]
         clients = [c for c in clients if c.slug in only]
-    settings, unaddressed = address_findings(clients)
+    settings, unaddressed = address_findings()
     found += settings
     need = None
     if services.verification.backend == "clay" and dsn:
         need = debounce.forecast(dsn, clients)[0]
     twins = bison.duplicate_tokens(clients)
+    probes: dict[str, Callable[[], list[Finding]]] = {
+        "debounce": lambda: debounce.probe_debounce(services.verification, dsn, clients),
+        "clay": lambda: clay.probe_clay(services.clay, need),
+        "slack": lambda: slack.probe_slack(services.slack, clients, ops_channel(), post),
+    }
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
         futures: list[Future[list[Finding]]] = [
             pool.submit(_guarded, "bison", lambda c=c: bison.probe_client(services.bison, c, dsn, twins))
             for c in clients
         ]
-        futures.append(pool.submit(_guarded, "debounce", lambda: debounce.probe_debounce(services.verification, dsn, clients)))
-        futures.append(pool.submit(_guarded, "clay", lambda: clay.probe_clay(services.clay, need)))
-        futures.append(pool.submit(_guarded, "slack", lambda: slack.probe_slack(services.slack, clients, ops_channel(), post)))
+        for name, probe in probes.items():
+            if name in unaddressed:
+                found.append(skipped(name, "", "probe", "not probed: its address is refused (see settings)"))
+            else:
+                futures.append(pool.submit(_guarded, name, probe))
         if "cole" in unaddressed:
-            found.append(skipped("cole", "", "logins", "not probed: COLE_URL is not set"))
+            found.append(skipped("cole", "", "logins", "not probed: COLE_URL is refused (see settings)"))
         else:
             found += _guarded(
                 "cole", lambda: cole.probe_cole(services.cole, dsn, clients, today or today_in_chicago(), browser)

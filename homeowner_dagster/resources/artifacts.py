@@ -17,6 +17,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from homeowner_dagster import settings
+from homeowner_dagster.addresses import SUPABASE_URL, service_address
 
 SIGNED_URL_TTL_ENV = "HOMEOWNER_SIGNED_URL_TTL"
 DEFAULT_SIGNED_URL_SECONDS = 24 * 3600
@@ -45,19 +46,19 @@ def stored_key(link: str, bucket: str) -> str | None:
 
 
 class ArtifactStoreResource(ConfigurableResource):
-    """Keeps run artifacts; backend `local` (default) or `supabase`."""
+    """Keeps run artifacts; backend `local` (default) or `supabase`.
+
+    Supabase's address (SUPABASE_URL, checked) and the links' lifetime (HOMEOWNER_SIGNED_URL_TTL)
+    are the deployment's, never run config: the service key goes to no other host.
+    """
 
     backend: str = Field(default="local", description="`local` or `supabase`")
     local_dir: str | None = Field(default=None, description="default: .homeowner/artifacts")
-    supabase_url: str | None = None
     supabase_key: str | None = Field(default=None, description="service role key, from EnvVar")
     bucket: str = "homeowner-artifacts"
-    signed_url_seconds: int | None = Field(
-        default=None, description="link lifetime; default HOMEOWNER_SIGNED_URL_TTL, else 24 h"
-    )
 
     def link_seconds(self) -> int:
-        return self.signed_url_seconds or signed_url_ttl()
+        return signed_url_ttl()
 
     def _local_root(self) -> Path:
         root = Path(self.local_dir) if self.local_dir else settings.home_dir() / "artifacts"
@@ -65,11 +66,16 @@ class ArtifactStoreResource(ConfigurableResource):
         return root
 
     def _supabase_bucket(self):  # noqa: ANN202 - storage3's bucket proxy
+        import httpx
         from supabase import create_client
+        from supabase.lib.client_options import SyncClientOptions
 
-        if not self.supabase_url or not self.supabase_key:
-            raise ValueError("artifact store `supabase` needs supabase_url and supabase_key")
-        client = create_client(self.supabase_url, self.supabase_key)
+        url = service_address(SUPABASE_URL)  # refused before the key is sent anywhere
+        if not self.supabase_key:
+            raise ValueError("artifact store `supabase` needs SUPABASE_SERVICE_ROLE_KEY")
+        # storage3's own client follows redirects, sending the service key along: not this one.
+        session = httpx.Client(timeout=60, follow_redirects=False)
+        client = create_client(url, self.supabase_key, options=SyncClientOptions(httpx_client=session))
         return client.storage, client.storage.from_(self.bucket)
 
     def put_bytes(

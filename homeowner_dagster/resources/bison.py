@@ -39,7 +39,9 @@ from pydantic import Field
 
 from homeowner_dagster.leads.bison_list import bison_frame
 from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.leads.spreadsheet import neutralise_formula
 from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
+from homeowner_dagster.sanitiser import sanitise
 
 # Lead fields every Bison workspace has; anything else is a custom variable.
 STANDARD_FIELDS: tuple[str, ...] = ("email", "first_name", "last_name", "title", "company", "notes")
@@ -66,7 +68,6 @@ RESET_BOOLEANS: tuple[str, ...] = (
     "can_unsubscribe",
     "include_auto_replies_in_stats",
 )
-_FORMULA_PREFIXES = ("=", "+", "-", "@")
 _EMAIL_LIKE = re.compile(r"[^\s@,;:'\"<>()\[\]]+@[^\s@,;:'\"<>()\[\]]+")
 # A list created by a lost upload is younger than this when it is looked for; last year's
 # list of the same window name is far older (allows for a skewed clock at Bison's end).
@@ -123,6 +124,13 @@ class RetriesExhausted(RuntimeError):
     """A call kept failing with 429/5xx or dropped connections until the retry budget ran out."""
 
 
+class RedirectRefused(RuntimeError):
+    """The service answered a redirect. Not followed: the request carried a key or token, which
+    would go wherever the redirect points. No retry changes that."""
+
+    transient = False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 5
@@ -148,7 +156,8 @@ class RetryPolicy:
 def send_with_retries(
     client: httpx.Client, method: str, url: str, policy: RetryPolicy, **kwargs: Any
 ) -> httpx.Response:
-    """Send; on 429 wait Retry-After, on 5xx / dropped connection back off; else return.
+    """Send; on 429 wait Retry-After, on 5xx / dropped connection back off; a redirect is
+    refused (never followed: the request carries a secret); else return.
 
     Only for calls that are safe to repeat. Error text never includes the URL (it may carry a key).
     """
@@ -168,18 +177,19 @@ def send_with_retries(
             last = f"HTTP {response.status_code}"
             time.sleep(policy.backoff(attempt))
             continue
+        if response.is_redirect:
+            raise RedirectRefused(_redirect_refused(method, url, response.status_code))
         return response
-    raise RetriesExhausted(
-        f"{method} {httpx.URL(url).path} failed {policy.max_attempts} times; last: {last}"
+    raise RetriesExhausted(  # the path only, sanitised: a Clay webhook's path is its secret
+        f"{method} {sanitise(httpx.URL(url).path)} failed {policy.max_attempts} times; last: {last}"
     )
 
 
-def neutralise_formula(value: Any) -> str:
-    """Spreadsheet-safe text: a value starting with = + - @ gets a leading single quote."""
-    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
-        return ""
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+def _redirect_refused(method: str, url: str, status: int) -> str:
+    return (
+        f"{method} {sanitise(httpx.URL(url).path)} answered HTTP {status} (a redirect): not followed, "
+        "the request carries a key or token; check the service's address (`homeowner check`)"
+    )
 
 
 def _without_addresses(text: str) -> str:
@@ -282,6 +292,7 @@ class BisonWorkspace:
             base_url=instance_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_seconds,
+            follow_redirects=False,  # the token goes to this instance only
         )
         self._policy = policy
         self._min_interval = min_interval_seconds
@@ -323,6 +334,8 @@ class BisonWorkspace:
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
+        if response.is_redirect:
+            raise RedirectRefused(_redirect_refused(response.request.method, str(response.request.url), response.status_code))
         try:
             body = response.json()
         except ValueError:

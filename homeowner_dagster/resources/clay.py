@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from homeowner_dagster import db
+from homeowner_dagster.addresses import CLAY_API_URL, clay_webhook_variables, service_address
 from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 
@@ -51,8 +52,8 @@ class ClayWebhook:
 
     number: int  # 1 for CLAY_WEBHOOK_URL, 2 for CLAY_WEBHOOK_URL_2, ...
     table_name: str
-    url: str
-    token: str | None
+    url: str = field(repr=False)  # its path is the webhook's secret
+    token: str | None = field(repr=False)
 
     @property
     def webhook_id(self) -> str:
@@ -64,39 +65,29 @@ def _suffix(number: int) -> str:
     return "" if number == 1 else f"_{number}"
 
 
-def env_names(number: int, prefix: str = "CLAY") -> str:
+def env_names(number: int) -> str:
     """`CLAY_WEBHOOK_URL_2 / CLAY_WEBHOOK_TOKEN_2 / CLAY_TABLE_NAME_2`: what to set for entry n."""
     s = _suffix(number)
-    return f"{prefix}_WEBHOOK_URL{s} / {prefix}_WEBHOOK_TOKEN{s} / {prefix}_TABLE_NAME{s}"
+    return f"CLAY_WEBHOOK_URL{s} / CLAY_WEBHOOK_TOKEN{s} / CLAY_TABLE_NAME{s}"
 
 
 class ClayResource(ConfigurableResource):
-    """Clay tables: their webhooks (push) and the public API (read). Secrets from EnvVar."""
+    """Clay tables: their webhooks (push) and the public API (read). Secrets from EnvVar.
 
-    webhook_url: str = Field(
-        description="the first table's webhook URL, from EnvVar (it names the webhook)"
-    )
-    webhook_token: str | None = Field(
-        default=None, description="the webhook's auth token, from EnvVar"
-    )
+    The webhooks (CLAY_WEBHOOK_URL / _TOKEN, then _2, _3, ...) and the API address (CLAY_API_URL)
+    are read from the deployment's environment when used, each checked (https, a Clay host): run
+    config cannot name another address, and the webhook's path (its secret) is never logged.
+    """
+
     table_name: str | None = Field(
         default=None, description="the first table's name in Clay (CLAY_TABLE_NAME)"
     )
-    env_prefix: str = Field(
-        default="CLAY",
-        description="more webhooks, in order, from {prefix}_WEBHOOK_URL_2, {prefix}_WEBHOOK_TOKEN_2, "
-        "{prefix}_TABLE_NAME_2, _3, ...",
-    )
     api_key: str | None = Field(default=None, description="Clay API key for reading, from EnvVar")
-    api_url: str = "https://api.clay.com"
     table_id: str | None = None
     chunk_size: int = 100
     webhook_limit: int = WEBHOOK_LIMIT
     table_row_limit: int = TABLE_ROW_LIMIT
     warn_share: float = WARN_SHARE
-    database_url: str | None = Field(
-        default=None, description="where usage is counted; default HOMEOWNER_DATABASE_URL"
-    )
     slack: HomeownerSlackResource | None = None
     slack_channel: str | None = Field(
         default=None, description="warnings go here; default HOMEOWNER_SLACK_CHANNEL"
@@ -109,25 +100,26 @@ class ClayResource(ConfigurableResource):
         return RetryPolicy(self.max_attempts, self.retry_base_seconds)
 
     def webhooks(self) -> list[ClayWebhook]:
-        """The configured webhooks, in the order they are used."""
-        first = self.table_name or os.environ.get(f"{self.env_prefix}_TABLE_NAME") or self.table_id
-        found = [ClayWebhook(1, first or "Clay table 1", self.webhook_url, self.webhook_token)]
-        number = 2
-        while url := os.environ.get(f"{self.env_prefix}_WEBHOOK_URL_{number}"):
+        """The configured webhooks, in the order they are used; each address checked now."""
+        found = []
+        for number, variable in enumerate(clay_webhook_variables(), start=1):
+            s = _suffix(number)
+            name = os.environ.get(f"CLAY_TABLE_NAME{s}") or (
+                (self.table_name or self.table_id) if number == 1 else None
+            )
             found.append(
                 ClayWebhook(
                     number,
-                    os.environ.get(f"{self.env_prefix}_TABLE_NAME_{number}") or f"Clay table {number}",
-                    url,
-                    os.environ.get(f"{self.env_prefix}_WEBHOOK_TOKEN_{number}"),
+                    name or f"Clay table {number}",
+                    service_address(variable),
+                    os.environ.get(f"CLAY_WEBHOOK_TOKEN{s}") or None,
                 )
             )
-            number += 1
         return found
 
     def usage(self) -> tuple[dict[str, int], dict[str, int]]:
         """(submissions per webhook id, rows per table name) as counted in the database."""
-        with db.connect(self.database_url) as conn:
+        with db.connect() as conn:
             return _usage(conn)
 
     def push_rows(self, rows: Sequence[dict[str, Any]], submitted_before: int | None = None) -> int:
@@ -153,7 +145,7 @@ class ClayResource(ConfigurableResource):
         """Pick the webhook and count the push against it and its table, in one transaction
         serialized across processes (two runs cannot both take the last rows)."""
         hooks = self.webhooks()
-        with db.transaction(self.database_url) as conn:
+        with db.transaction() as conn:
             conn.execute("select pg_advisory_xact_lock(hashtextextended('clay-usage', 0))")
             by_hook, by_table = _usage(conn)
             chosen = next(
@@ -185,13 +177,13 @@ class ClayResource(ConfigurableResource):
             warnings.append(
                 f"⚠️ Clay table nearly full: {chosen.table_name!r} holds {table_before + n:,} of "
                 f"{self.table_row_limit:,} rows. Make the next table in Clay, add a webhook to it and "
-                f"set {env_names(len(hooks) + 1, self.env_prefix)}."
+                f"set {env_names(len(hooks) + 1)}."
             )
         if _crosses(hook_before, n, self.webhook_limit, self.warn_share):
             warnings.append(
                 f"⚠️ Clay webhook nearly used up: webhook {chosen.number} of table {chosen.table_name!r} "
                 f"has taken {hook_before + n:,} of {self.webhook_limit:,} submissions. Add a new webhook "
-                f"on the table and set {env_names(len(hooks) + 1, self.env_prefix)}."
+                f"on the table and set {env_names(len(hooks) + 1)}."
             )
         return chosen, warnings
 
@@ -199,7 +191,7 @@ class ClayResource(ConfigurableResource):
         return (
             f"Clay table {hook.table_name!r} holds {held:,} of {self.table_row_limit:,} rows and "
             f"{n:,} more would pass the limit; nothing was sent. Make the next table in Clay, add a "
-            f"webhook to it and set {env_names(count + 1, self.env_prefix)}"
+            f"webhook to it and set {env_names(count + 1)}"
         )
 
     def _webhook_full(self, hook: ClayWebhook, taken: int, n: int, count: int = 1) -> str:
@@ -211,19 +203,21 @@ class ClayResource(ConfigurableResource):
         return (
             f"Clay webhook {hook.number} of table {hook.table_name!r} {state}; nothing was "
             f"sent. Create a new webhook on the table (or a new table) and set "
-            f"{env_names(count + 1, self.env_prefix)}"
+            f"{env_names(count + 1)}"
         )
 
     def _warn(self, text: str) -> None:
         if self.slack is None:
             return
-        channel = self.slack_channel or os.environ.get("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+        from homeowner_dagster.registry import ops_channel
+
+        channel = self.slack_channel or ops_channel()
         self.slack.post(channel, text)
 
     def _send(self, hook: ClayWebhook, rows: Sequence[dict[str, Any]], before: int | None) -> int:
         headers = {"x-clay-webhook-auth": hook.token} if hook.token else {}
         sent = 0
-        with httpx.Client(timeout=self.timeout_seconds) as client:
+        with httpx.Client(timeout=self.timeout_seconds, follow_redirects=False) as client:
             for start in range(0, len(rows), self.chunk_size):
                 chunk = list(rows[start : start + self.chunk_size])
                 response = send_with_retries(
@@ -235,7 +229,7 @@ class ClayResource(ConfigurableResource):
                     raise ClayWebhookExhausted(
                         f"Clay refused webhook {hook.number} of table {hook.table_name!r} after "
                         f"{sent:,} of {len(rows):,} rows (its limit is reached); create a new webhook "
-                        f"on the table and set {env_names(len(self.webhooks()) + 1, self.env_prefix)}"
+                        f"on the table and set {env_names(len(self.webhooks()) + 1)}"
                     )
                 if response.status_code >= 400:
                     raise ClayError(f"Clay webhook refused rows: HTTP {response.status_code}")
@@ -243,7 +237,7 @@ class ClayResource(ConfigurableResource):
         return sent
 
     def _mark_used_up(self, hook: ClayWebhook) -> None:
-        with db.transaction(self.database_url) as conn:
+        with db.transaction() as conn:
             conn.execute(
                 "update clay_webhook_usage set used_up = true, updated_at = now() where webhook_id = %s",
                 [hook.webhook_id],
@@ -253,10 +247,10 @@ class ClayResource(ConfigurableResource):
         """Every row of the table (`{"id":..., "fields": {...}}`), cursor page by page."""
         if not self.api_key or not self.table_id:
             raise ClayError("reading a Clay table needs api_key and table_id")
-        url = f"{self.api_url.rstrip('/')}/api/v1/tables/{self.table_id}/rows"
+        url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{self.table_id}/rows"
         cursor: str | None = None
         with httpx.Client(
-            timeout=self.timeout_seconds, headers={"clay-api-key": self.api_key}
+            timeout=self.timeout_seconds, headers={"clay-api-key": self.api_key}, follow_redirects=False
         ) as client:
             while True:
                 params = {"limit": min(page_size, 100), **({"cursor": cursor} if cursor else {})}

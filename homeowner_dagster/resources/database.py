@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import os
 
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, Failure
 
 from homeowner_dagster import db, settings
 
 
 class PostgresResource(ConfigurableResource):
-    """Names the environment variable holding the URL (a secret), read when a run needs it.
+    """The URL (a secret) is HOMEOWNER_DATABASE_URL, read when a run needs it; no run config can
+    name another variable or server.
 
     Unset means the embedded server in `.homeowner/`, so a fresh clone works with no setup.
     """
 
-    url_env: str = Field(default=settings.DATABASE_URL_ENV)
-
     def dsn(self) -> str:
-        url = os.environ.get(self.url_env)
-        return db.libpq_url(url) if url else db.database_url()
+        """The URL; an unusable one (a `%` psycopg cannot read) fails at once, without retries,
+        in one line that names the fix and not the password."""
+        url = os.environ.get(settings.DATABASE_URL_ENV)
+        if not url:
+            return db.database_url()
+        problem = db.url_problem(url)
+        if problem:
+            raise Failure(
+                description=f"{problem}; then run `homeowner check`",
+                metadata={"error_type": "DatabaseUrlInvalid"},
+                allow_retries=False,
+            )
+        return db.libpq_url(url)

@@ -7,8 +7,9 @@ a failure pays only for what is left. Large sets go through the bulk flow: the l
 Supabase Storage, handed to DeBounce by a signed URL, polled, and the result CSV read back. The
 job is recorded in `debounce_bulk_jobs` before the upload is sent, so a rerun resumes the paid job
 and an upload whose answer was lost is never repeated blind (DeBounce documents no way to look a
-list up). A job that ends `failed` stops the step at once. The API key travels in DeBounce's
-query string, so URLs never reach logs or errors.
+list up). A job that ends `failed` stops the step at once. The API key, the homeowner's address
+and the signed list link travel in DeBounce's query string: URLs never reach errors, and httpx's
+request log lines are sanitised (`homeowner_dagster.sanitiser`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import csv
 import hashlib
 import io
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +33,7 @@ from psycopg.rows import dict_row
 from pydantic import Field
 
 from homeowner_dagster import db
+from homeowner_dagster.addresses import DEBOUNCE_API_URL, DEBOUNCE_BULK_URL, service_address
 from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS, SAFE_TO_SEND_CODE
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import RetryPolicy, send_with_retries
@@ -41,43 +42,6 @@ from homeowner_dagster.resources.clay import ClayResource
 # The Dagster concurrency pool of every step that calls DeBounce (limit 1 in dagster.yaml).
 DEBOUNCE_POOL = "debounce"
 VERIFICATION_COLUMNS = ["email", "code", "result", "safe_to_send", "provider", "verified_at"]
-# The key and the homeowner's address both travel in DeBounce's query string.
-_SECRET_QUERY_VALUES = re.compile(r"((?:api|email)=)[^&\s'\"]+", re.IGNORECASE)
-
-
-def redact_query(text: str) -> str:
-    """`api=` and `email=` query values replaced by `***`."""
-    return _SECRET_QUERY_VALUES.sub(r"\1***", text)
-
-
-def _redacted_arg(value: object) -> object:
-    """Strings redacted; an object whose text holds a secret (httpx.URL) becomes redacted text;
-    numbers and everything else untouched, so `%d` and friends still format."""
-    if isinstance(value, str):
-        return redact_query(value)
-    if isinstance(value, int | float | bool) or value is None:
-        return value
-    text = str(value)
-    cleaned = redact_query(text)
-    return cleaned if cleaned != text else value
-
-
-class _RedactApiKey(logging.Filter):
-    """httpx logs every request URL at INFO; DeBounce's key and the address are in the URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redacted_arg(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _redacted_arg(v) for k, v in record.args.items()}
-        if isinstance(record.msg, str):
-            record.msg = redact_query(record.msg)
-        return True
-
-
-logging.getLogger("httpx").addFilter(_RedactApiKey())
-
-
 class EmailVerificationError(RuntimeError):
     """The provider refused or never finished; the message never carries the key.
 
@@ -167,12 +131,14 @@ def listing_key(addresses: Sequence[str]) -> str:
 
 
 class EmailVerificationResource(ConfigurableResource):
-    """Verifies addresses with DeBounce or through a Clay table; `api_key` from EnvVar."""
+    """Verifies addresses with DeBounce or through a Clay table; `api_key` from EnvVar.
+
+    DeBounce's addresses are the deployment's (DEBOUNCE_API_URL / DEBOUNCE_BULK_URL, checked,
+    default DeBounce's own), never run config: the key goes to no other host.
+    """
 
     backend: str = Field(default="debounce", description="`debounce` or `clay`")
     api_key: str | None = Field(default=None, description="DeBounce API key, from EnvVar")
-    api_url: str = "https://api.debounce.io"
-    bulk_url: str = "https://bulk.debounce.io"
     max_in_flight: int = Field(default=5, description="DeBounce allows 5 concurrent calls per key")
     bulk_threshold: int = Field(
         default=1000, description="more addresses than this use the bulk flow"
@@ -259,9 +225,9 @@ class EmailVerificationResource(ConfigurableResource):
         self, addresses: list[str], on_verdict: OnVerdict | None = None
     ) -> list[dict]:
         policy = self._policy()
-        url = f"{self.api_url.rstrip('/')}/v1/"
+        url = f"{service_address(DEBOUNCE_API_URL).rstrip('/')}/v1/"
         limits = httpx.Limits(max_connections=self.max_in_flight)
-        with httpx.Client(timeout=60, limits=limits) as client:
+        with httpx.Client(timeout=60, limits=limits, follow_redirects=False) as client:
 
             def one(email: str) -> dict:
                 try:
@@ -309,11 +275,11 @@ class EmailVerificationResource(ConfigurableResource):
         key = listing_key(addresses)
         jobs = BulkJobs(conn_url)
         job = jobs.get(key)
-        base = f"{self.bulk_url.rstrip('/')}/v1"
+        base = f"{service_address(DEBOUNCE_BULK_URL).rstrip('/')}/v1"
         policy = self._policy()
         listing_path = f"debounce/{key}.csv"  # DeBounce names the list after this file
         try:
-            with httpx.Client(timeout=120) as client:
+            with httpx.Client(timeout=120, follow_redirects=False) as client:
 
                 def call(path: str, **params: str) -> dict:
                     try:
@@ -422,7 +388,7 @@ class EmailVerificationResource(ConfigurableResource):
             try:
                 response = client.get(url)
                 if response.status_code < 500 and response.status_code != 429:
-                    if response.status_code >= 400:
+                    if response.status_code >= 300:  # a redirect too: never followed
                         raise EmailVerificationError(
                             f"DeBounce result download refused: HTTP {response.status_code}"
                         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 
 from dagster_slack import SlackResource
@@ -22,9 +23,9 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from homeowner_dagster.addresses import SLACK_API_URL, service_address
 from homeowner_dagster.resources.retry_after import InvalidRetryAfter, capped_wait
-
-SLACK_API_URL = "https://slack.com/api/"
+from homeowner_dagster.sanitiser import first_line
 
 
 class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
@@ -57,20 +58,42 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
-class HomeownerSlackResource(SlackResource):
-    """dagster-slack's resource with a configurable API base URL and retries on 429/5xx."""
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a 30x and copies the Authorization header along: never here. The 30x comes
+    back as an HTTPError, which slack_sdk turns into a failed call."""
 
-    base_url: str = Field(
-        default=SLACK_API_URL, description="Slack Web API base; the sandbox in tests"
-    )
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class TokenStaysWebClient(WebClient):
+    """slack_sdk's WebClient whose requests never follow a redirect (the bot token would go to
+    wherever the redirect points)."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict:
+        handlers: list[urllib.request.BaseHandler] = [
+            _RefuseRedirects(), urllib.request.HTTPSHandler(context=self.ssl)
+        ]
+        if isinstance(self.proxy, str):
+            handlers.insert(0, urllib.request.ProxyHandler({"http": self.proxy, "https": self.proxy}))
+        with urllib.request.build_opener(*handlers).open(req, timeout=self.timeout) as resp:
+            charset = resp.headers.get_content_charset() or "utf-8"
+            return {"status": resp.code, "headers": resp.headers, "body": resp.read().decode(charset)}
+
+
+class HomeownerSlackResource(SlackResource):
+    """dagster-slack's resource with retries on 429/5xx. The API address is the deployment's
+    (SLACK_API_URL, checked; default Slack's own), never run config: the token goes nowhere else."""
+
     max_retries: int = 3
     max_retry_after_seconds: float = Field(
         default=30.0, description="longest wait a 429's Retry-After can impose per retry"
     )
 
     def get_client(self) -> WebClient:
-        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
-        return WebClient(
+        url = service_address(SLACK_API_URL)
+        base = url if url.endswith("/") else url + "/"
+        return TokenStaysWebClient(
             token=self.token,
             base_url=base,
             retry_handlers=[
@@ -224,8 +247,8 @@ def failure_alert(
     message: str | None = None,
 ) -> str:
     lines = [f"🚨 {job} failed" + (f": {client}" if client else "")]
-    if message:  # the sentence first; for errors no retry can fix, it names the command that fixes them
-        lines.append(message.splitlines()[0][:500])
+    if message:  # the sentence first (sanitised); for errors no retry can fix, it names the command that fixes them
+        lines.append(first_line(message))
     lines.append(f"Error: {error_type}")
     if partition:
         lines.append(f"Partition: {partition}")

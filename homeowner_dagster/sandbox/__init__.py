@@ -221,9 +221,9 @@ class Sandbox:
             "SUPABASE_URL": self.urls["storage"],
             "SUPABASE_SERVICE_ROLE_KEY": self.storage.service_key,
             **self.bison_tokens,
-            # Lets the registry accept these loopback http origins as Bison instances (only
-            # loopback origins count; see registry.SANDBOX_ORIGINS_ENV).
-            "HOMEOWNER_SANDBOX_ORIGINS": self.urls["bison"],
+            # Lets the resources send to these loopback http origins (only loopback origins with
+            # their exact port count; see homeowner_dagster.addresses).
+            "HOMEOWNER_SANDBOX_ORIGINS": ",".join(self.urls.values()),
         }
         if "cole" in self.urls:
             env["COLE_URL"] = self.urls["cole"]

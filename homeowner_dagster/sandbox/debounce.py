@@ -67,6 +67,7 @@ class DebounceState:
     max_in_flight_seen: int = 0  # most single calls open at once, refused ones included
     refused_for_concurrency: int = 0
     uploads: int = 0  # bulk uploads accepted (each one paid for)
+    list_urls: list[str] = field(default_factory=list)  # the signed links bulk uploads named
     refunded: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,6 +158,7 @@ def build_debounce_app(state: DebounceState, faults: Faults) -> Starlette:
         if fault is not None:
             return fault
         url = request.query_params.get("url", "")
+        state.list_urls.append(url)
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 fetched = await client.get(url)

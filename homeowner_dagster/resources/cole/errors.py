@@ -34,6 +34,11 @@ class AuthFailed(ColeError):
     """The site refused the state's username and password (or they are not configured)."""
 
 
+class LoginOffSite(ColeError):
+    """The login (or code) page is not on COLE_URL's origin: the site redirected elsewhere. No
+    credential is typed there; a person checks COLE_URL."""
+
+
 class MfaRequired(ColeError):
     """The site asks for a TOTP code and COLE_<STATE>_TOTP_SECRET is not set."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, Response
@@ -29,6 +30,7 @@ from homeowner_dagster.resources.cole.errors import (
     ColeError,
     DownloadFailed,
     ExportCapExceeded,
+    LoginOffSite,
     MfaRequired,
     RateLimited,
     SearchRefused,
@@ -180,6 +182,15 @@ class ColePages:
 
     # --- login (never traced) ---------------------------------------------------------------
 
+    def _on_site(self, what: str) -> None:
+        """Credentials are typed only on COLE_URL's own origin: a redirect elsewhere stops here."""
+        here, home = urlsplit(self.page.url), urlsplit(self.base_url)
+        if (here.scheme, here.netloc) != (home.scheme, home.netloc):
+            raise LoginOffSite(
+                f"{what} is at {here.scheme}://{here.hostname}, not COLE_URL's {home.scheme}://"
+                f"{home.hostname}: nothing was typed there; check COLE_URL (`homeowner check`)"
+            )
+
     def open_login(self, state: str) -> None:
         """The state's login page, with its form."""
         self._goto(self.book.paths["login"].format(state=state))
@@ -190,6 +201,7 @@ class ColePages:
 
         A user-agreement box (the sister product's form) is ticked when the page has one.
         """
+        self._on_site("the login page")
         self._guard("fill login", lambda: self.page.fill(self._need("username", "login form"), username))
         self._guard("fill login", lambda: self.page.fill(self._need("password", "login form"), password))
         agreement = self.locate("user_agreement")
@@ -215,6 +227,7 @@ class ColePages:
             raise MfaRequired(
                 f"Cole asks for a TOTP code for {state}; set COLE_{state}_TOTP_SECRET"
             )
+        self._on_site("the code page")
         self._guard("fill code", lambda: self.page.fill(self._need("mfa_code", "code form"), code))
         self._submit("verify code", "mfa_button")
         if self._present("mfa_error") or self._present("mfa_form"):

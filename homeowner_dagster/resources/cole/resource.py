@@ -29,6 +29,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from homeowner_dagster import settings
+from homeowner_dagster.addresses import COLE_URL, service_address
 from homeowner_dagster.leads import export_chunks
 from homeowner_dagster.leads.export_chunks import EXPORT_CAP, ExportChunk
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
@@ -41,8 +42,6 @@ from homeowner_dagster.resources.cole.errors import (
 from homeowner_dagster.resources.cole.login_lock import cole_login_lock
 from homeowner_dagster.resources.cole.pages import ColePages, SearchForm
 
-# The real address is not known to this project: a guess, to be set per deployment.
-DEFAULT_BASE_URL = "https://www.colexdates.com"
 CHROMIUM_ARGS = list(settings.CHROMIUM_ARGS)
 T = TypeVar("T")
 
@@ -121,15 +120,11 @@ def csv_record_count(path: Path) -> int:
 
 class ColeResource(ConfigurableResource):
     """Cole X Dates, driven by Chromium. Credentials: COLE_<STATE>_USERNAME, _PASSWORD,
-    optional _TOTP_SECRET."""
+    optional _TOTP_SECRET. The site's address is COLE_URL (required, no default: Cole documents
+    none), Chromium's HOMEOWNER_CHROMIUM, the login locks' database HOMEOWNER_DATABASE_URL: the
+    deployment's settings, never run config."""
 
-    base_url: str = Field(
-        default=DEFAULT_BASE_URL, description="Cole X Dates address (default is a guess)"
-    )
     headless: bool = True
-    chromium_path: str | None = Field(
-        default=None, description="default: $HOMEOWNER_CHROMIUM, else /usr/bin/chromium if present"
-    )
     timeout_ms: int = Field(default=30_000, description="per page and per download")
     max_attempts: int = Field(default=3, description="tries of one step on transient errors")
     backoff_seconds: float = Field(default=1.0, description="first wait; doubles per retry")
@@ -137,16 +132,13 @@ class ColeResource(ConfigurableResource):
         default=120.0, description="longest wait a 429's Retry-After can impose per retry"
     )
     max_relogins: int = Field(default=3, description="logins again after an expired session")
-    lock_url_env: str = Field(
-        default=settings.DATABASE_URL_ENV,
-        description="env var naming the Postgres that holds the one-session-per-login locks "
-        "(unset: a file lock on this machine)",
-    )
     artifacts: ArtifactStoreResource
 
+    def base_url(self) -> str:
+        """COLE_URL, checked (https, or the sandbox's loopback server)."""
+        return service_address(COLE_URL)
+
     def _executable(self) -> str | None:
-        if self.chromium_path:
-            return self.chromium_path
         configured = os.environ.get(settings.CHROMIUM_ENV)
         if configured:
             return configured
@@ -158,15 +150,16 @@ class ColeResource(ConfigurableResource):
     ) -> Iterator[_ColeSession]:
         from playwright.sync_api import sync_playwright
 
+        base_url = self.base_url()  # refused before any credential is read or typed
         creds = credentials_from_env(state)
         # One session per login, however the run was launched: wait here for the login.
-        lock_url = os.environ.get(self.lock_url_env) or None
+        lock_url = os.environ.get(settings.DATABASE_URL_ENV) or None
         with cole_login_lock(creds.username, state.upper(), lock_url, progress), sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=self._executable(), headless=self.headless, args=CHROMIUM_ARGS
             )
             try:
-                session = _ColeSession(self, browser, state.upper(), month, creds, progress)
+                session = _ColeSession(self, browser, base_url, state.upper(), month, creds, progress)
                 try:
                     yield session
                 except ColeError as error:
@@ -277,6 +270,7 @@ class _ColeSession:
 
     resource: ColeResource
     browser: object
+    base_url: str
     state: str
     month: date
     creds: _Credentials
@@ -290,7 +284,7 @@ class _ColeSession:
     def __post_init__(self) -> None:
         self.context = self.browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
         self.pages = ColePages(
-            self.context.new_page(), self.resource.base_url, self.resource.timeout_ms
+            self.context.new_page(), self.base_url, self.resource.timeout_ms
         )
 
     def say(self, message: str) -> None:
