@@ -386,3 +386,21 @@ def test_a_login_in_use_by_a_pull_is_skipped_not_taken(
     assert code == 0, failures(report)
     assert "a pull has a session open on this login" in line(report, "cole", "NJ login", "login")["todo"]
     assert ready.cole.logins == logins
+
+
+def test_a_refused_address_is_its_own_line_and_its_service_is_not_probed(
+    ready: Sandbox,
+    browser: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slack's address set to another host: the settings line names SLACK_API_URL, the bot token
+    goes nowhere (no Slack line but the skipped probe), everything else is probed as usual."""
+    monkeypatch.setenv("SLACK_API_URL", "https://hooks.example.com/api/")
+    code, report = run_preflight(browser, capsys, "--client", "garden-state")
+    assert code == 1
+    assert [(f["service"], f["check"]) for f in failures(report)] == [("settings", "SLACK_API_URL")]
+    assert "not a Slack Web API host" in failures(report)[0]["todo"]
+    slack = [f for f in report["findings"] if f["service"] == "slack"]
+    assert [(f["check"], f["status"]) for f in slack] == [("probe", "skipped")]
+    assert line(report, "bison", "garden-state", "evergreen campaign")["status"] == "ok"
