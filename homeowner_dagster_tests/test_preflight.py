@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 import psycopg
 import pytest
 
-from homeowner_dagster import db, registry
+from homeowner_dagster import registry
 from homeowner_dagster.cli import build_parser, main
 from homeowner_dagster.leads.calendar import month_key
 from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
@@ -67,8 +67,7 @@ def load_registry(dsn: str) -> None:
 def ready(
     world: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Sandbox]:
-    use_sandbox(world, monkeypatch, tmp_path / "artifacts")
-    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.dagster_storage_url(database_url))
+    use_sandbox(world, monkeypatch, tmp_path / "artifacts", database_url)
     load_registry(database_url)
     world.faults.off()
     yield world
@@ -404,3 +403,23 @@ def test_a_refused_address_is_its_own_line_and_its_service_is_not_probed(
     slack = [f for f in report["findings"] if f["service"] == "slack"]
     assert [(f["check"], f["status"]) for f in slack] == [("probe", "skipped")]
     assert line(report, "bison", "garden-state", "evergreen campaign")["status"] == "ok"
+
+
+def test_a_client_channel_the_deployment_does_not_list_is_a_line_and_gets_no_post(
+    ready: Sandbox,
+    browser: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pipeline refuses a channel missing from HOMEOWNER_SLACK_CHANNELS; so does preflight,
+    even with --post: one line naming the setting, no test message there, the ops channel's one."""
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", "#sunshine")
+    before = {c: len(ready.slack.messages_in(c)) for c in ("#garden-state", "#homeowner-ops")}
+    code, report = run_preflight(browser, capsys, "--post", "--client", "garden-state")
+    assert code == 1
+    assert [(f["service"], f["client"], f["check"]) for f in failures(report)] == [
+        ("slack", "garden-state", "channel #garden-state")
+    ]
+    assert "is not in HOMEOWNER_SLACK_CHANNELS" in failures(report)[0]["todo"]
+    assert len(ready.slack.messages_in("#garden-state")) == before["#garden-state"]
+    assert len(ready.slack.messages_in("#homeowner-ops")) == before["#homeowner-ops"] + 1

@@ -46,8 +46,7 @@ def world() -> Iterator[Sandbox]:
 def instance(
     world: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DagsterInstance]:
-    use_sandbox(world, monkeypatch, tmp_path / "artifacts")
-    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", db.dagster_storage_url(database_url))
+    use_sandbox(world, monkeypatch, tmp_path / "artifacts", database_url)
     clients = parse_clients(CLIENTS_YAML, "clients.yaml")
     registry.upsert_clients(clients[clients["slug"] == "garden-state"], database_url)  # NJ only
     sheet = parse_zip_sheet("Zipcode,Territory,Color\n07030,garden-state,\n")

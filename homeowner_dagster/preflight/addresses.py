@@ -11,7 +11,7 @@ from homeowner_dagster import addresses
 from homeowner_dagster.preflight.findings import Finding, failed, ok
 
 SERVICE = "settings"
-# The probe each address serves (Supabase's serves the screenshots, which fail on their own).
+# The probe each address serves (Supabase's keeps the screenshots: refused, none is stored).
 PROBES = {
     addresses.COLE_URL: "cole",
     addresses.SLACK_API_URL: "slack",
@@ -31,6 +31,6 @@ def address_findings() -> tuple[list[Finding], set[str]]:
         probe = PROBES.get(check.variable, "clay" if check.variable.startswith(addresses.CLAY_WEBHOOK_URL) else "")
         if probe:
             refused.add(probe)
-        out.append(failed(SERVICE, "", check.variable, f"{check.problem}; {probe or 'its service'} was not "
-                          "probed (no credential sent)", depends="addresses.py"))  # fmt: skip
+        result = (f"{probe} was not probed" if probe else "nothing is stored there") + " (no credential sent)"
+        out.append(failed(SERVICE, "", check.variable, f"{check.problem}; {result}", depends="addresses.py"))
     return out, refused

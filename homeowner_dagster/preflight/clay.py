@@ -21,7 +21,10 @@ SERVICE = "clay"
 def _table_finding(clay: ClayResource, client: httpx.Client) -> Finding:
     if not clay.api_key or not clay.table_id:
         return skipped(SERVICE, "", "table read", "CLAY_API_KEY / CLAY_TABLE_ID not set: the table is not read back")
-    url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{clay.table_id}/rows"
+    try:
+        url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{clay.table_id}/rows"
+    except AddressRefused as exc:  # CLAY_API_URL is a settings line only with the clay backend
+        return failed(SERVICE, "", "table read", str(exc.description))
     try:
         response = send_with_retries(
             client, "GET", url, RetryPolicy(3, 0.5), params={"limit": 1}, headers={"clay-api-key": clay.api_key}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from homeowner_dagster import registry
+from homeowner_dagster import registry, settings
 from homeowner_dagster.cli import check
 from homeowner_dagster.preflight.findings import Finding, failed, ok
 
@@ -34,5 +34,5 @@ def probe_database() -> tuple[list[Finding], str | None, list[registry.Client] |
     ]
     if active is None:
         return findings, None, None
-    url = os.environ.get("HOMEOWNER_DATABASE_URL")
+    url = os.environ.get(settings.DATABASE_URL_ENV)  # set by check.database_items (embedded too)
     return findings, url, registry.load_clients(url, active_only=True)

@@ -35,10 +35,11 @@ from dagster import (
     schedule,
 )
 
+from homeowner_dagster import registry
 from homeowner_dagster.partitions import TIMEZONE
 from homeowner_dagster.preflight.findings import OK, SERVICES, Finding, counts
 from homeowner_dagster.preflight.runner import run_preflight
-from homeowner_dagster.preflight.services import Services, ops_channel
+from homeowner_dagster.preflight.services import Services
 from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.cole import ColeResource
@@ -48,7 +49,7 @@ from homeowner_dagster.resources.slack import HomeownerSlackResource
 GROUP = "preflight"
 CHECK = "no_failed_probe"
 WHAT = {
-    "settings": "service addresses no vendor documents (COLE_URL)",
+    "settings": "every service address a secret goes to: set (COLE_URL has no default), https, the vendor's host",
     "database": "reachable, migrations current, row-level security, Dagster's own schema",
     "cole": "per state login: login, search page, one count query, logout, every selector",
     "bison": "per client workspace: token, Evergreen campaign, custom variables, fields, listing",
@@ -139,7 +140,7 @@ def announce(
 
 def _post(context: AssetExecutionContext, slack: HomeownerSlackResource, text: str) -> bool:
     try:
-        slack.post(ops_channel(), text)
+        slack.post(registry.ops_channel(), text)
     except Exception as exc:  # noqa: BLE001 - Slack itself may be what is failing; next run tries again
         context.log.error(f"preflight: the Slack post to the ops channel failed ({type(exc).__name__})")
         return False

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from homeowner_dagster import registry
 from homeowner_dagster.partitions import TIMEZONE
 from homeowner_dagster.preflight import bison, clay, cole, database, debounce, slack
 from homeowner_dagster.preflight.addresses import address_findings
 from homeowner_dagster.preflight.findings import FAILED, Finding, failed, ordered, skipped
-from homeowner_dagster.preflight.services import Services, ops_channel
+from homeowner_dagster.preflight.services import Services
 
 
 @dataclass
@@ -75,7 +76,7 @@ def run_preflight(
     probes: dict[str, Callable[[], list[Finding]]] = {
         "debounce": lambda: debounce.probe_debounce(services.verification, dsn, clients),
         "clay": lambda: clay.probe_clay(services.clay, need),
-        "slack": lambda: slack.probe_slack(services.slack, clients, ops_channel(), post),
+        "slack": lambda: slack.probe_slack(services.slack, clients, registry.ops_channel(), post),
     }
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
         futures: list[Future[list[Finding]]] = [

@@ -24,12 +24,6 @@ from homeowner_dagster.resources.email_verification import EmailVerificationReso
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 R = TypeVar("R", bound=ConfigurableResource)
-OPS_CHANNEL_ENV = "HOMEOWNER_SLACK_CHANNEL"
-DEFAULT_OPS_CHANNEL = "#homeowner-ops"
-
-
-def ops_channel() -> str:
-    return os.environ.get(OPS_CHANNEL_ENV) or DEFAULT_OPS_CHANNEL
 
 
 def resolved(resource: R) -> R:

@@ -1,7 +1,8 @@
 """Slack: the bot token works (`auth.test`) and the bot can post to each client's channel and
 the ops channel.
 
-Without `--post` nothing is posted: channels named by `#name` are looked up in
+A client's channel the deployment does not list (HOMEOWNER_SLACK_CHANNELS, `registry`) is a
+failed line and is neither looked up nor posted to, as the pipeline refuses it. Without `--post` nothing is posted: channels named by `#name` are looked up in
 `conversations.list` (public and private, archived included), ids with `conversations.info`,
 and the bot must be a member (`is_member`) of a channel that is not archived. With `--post` a
 test message goes to each channel instead (the only write preflight ever makes, and only then).
@@ -101,6 +102,10 @@ def probe_slack(
 
 def _channel_finding(client: Any, directory: _Directory, channel: str, users: str, bot: str, post: bool) -> Finding:
     check = f"channel {channel}"
+    refused = registry.slack_channel_problem(channel)  # the pipeline's rule: it would not post there
+    if refused:
+        return failed(SERVICE, users, check, f"{refused}, or correct the client file; not looked up, nothing posted",
+                      depends="registry.py slack_channel_problem")  # fmt: skip
     invite = f"invite the bot: `/invite @{bot}` in {channel}"
     if post:
         try:
