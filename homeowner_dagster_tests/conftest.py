@@ -30,9 +30,12 @@ def _with_database(url: str, name: str) -> str:
 TEST_SLACK_CHANNELS = "#garden-state,#sunshine,#lone-star,#hnw,#acme"
 
 
-@pytest.fixture(autouse=True)
-def _slack_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", TEST_SLACK_CHANNELS)
+@pytest.fixture(autouse=True, scope="session")
+def _slack_allowlist() -> Iterator[None]:
+    """Session-wide, so module-scoped fixtures that import clients (the fault matrix's) see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOMEOWNER_SLACK_CHANNELS", TEST_SLACK_CHANNELS)
+        yield
 
 
 @pytest.fixture(scope="session")
