@@ -36,6 +36,7 @@ from homeowner_dagster.jobs import (
     weekly_upload_job,
     zip_yield_job,
 )
+from homeowner_dagster.preflight.job import preflight_job, preflight_probes, preflight_schedule
 from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.clay import ClayResource
@@ -62,6 +63,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
+def clay_resource(slack: HomeownerSlackResource) -> ClayResource:
+    """Clay's tables (their webhooks and addresses come from CLAY_* variables when used)."""
+    return ClayResource(
+        api_key=EnvVar("CLAY_API_KEY"),
+        table_id=_env("CLAY_TABLE_ID"),
+        table_name=_env("CLAY_TABLE_NAME"),
+        slack=slack,
+    )
+
+
 def build_resources() -> dict[str, object]:
     """Connectors for this deployment (production, `dev --sandbox`, tests), from the environment.
 
@@ -81,16 +92,7 @@ def build_resources() -> dict[str, object]:
     )
     slack = HomeownerSlackResource(token=EnvVar("SLACK_BOT_TOKEN"))
     verification = email_backend()
-    clay = (
-        ClayResource(
-            api_key=EnvVar("CLAY_API_KEY"),
-            table_id=_env("CLAY_TABLE_ID"),
-            table_name=_env("CLAY_TABLE_NAME"),
-            slack=slack,
-        )
-        if verification == "clay"
-        else None
-    )
+    clay = clay_resource(slack) if verification == "clay" else None
     return {
         "database": PostgresResource(),
         "artifacts": artifacts,
@@ -125,7 +127,7 @@ steps_in_the_run_process = ExecutorDefinition(
 def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
     """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
-        assets=load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
+        assets=[*load_assets_from_modules([monthly_pull, weekly_upload, outcomes]), preflight_probes],
         asset_checks=[windows_done_by_their_monday],
         jobs=[
             monthly_pull_job,
@@ -134,6 +136,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             missed_windows_notice,
             campaign_outcomes_job,
             zip_yield_job,
+            preflight_job,
         ],
         schedules=[
             monthly_pull_schedule,
@@ -143,6 +146,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             weekly_outcomes_schedule,
             weekly_zip_yield_schedule,
             monthly_outcomes_schedule,
+            preflight_schedule,
         ],
         sensors=[
             client_registry_sensor,

@@ -93,6 +93,23 @@ def page(chromium: object) -> Iterator[object]:
 
 
 @pytest.fixture
+def resource(
+    cole: ColeSandbox, cole_env: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> object:
+    """A ColeResource on the module's site with short timeouts, artifacts under tmp_path."""
+    from homeowner_dagster.resources.artifacts import ArtifactStoreResource
+    from homeowner_dagster.resources.cole import ColeResource
+
+    monkeypatch.setenv("COLE_URL", cole.url)  # the deployment's setting, never run config
+    monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", cole.url)  # the one http address allowed
+    return ColeResource(
+        timeout_ms=4_000,
+        backoff_seconds=0.2,
+        artifacts=ArtifactStoreResource(local_dir=str(tmp_path / "artifacts")),
+    )
+
+
+@pytest.fixture
 def cole_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str, str, str | None]]:
     """COLE_<STATE>_* variables for the test accounts."""
     for state, (username, password, secret) in TEST_CREDENTIALS.items():

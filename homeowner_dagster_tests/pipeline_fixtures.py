@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, Definitions, instance_for_test
 
-from homeowner_dagster import db, registry, store
+from homeowner_dagster import db, registry, settings, store
 from homeowner_dagster.leads.calendar import add_months, month_key, readable_date, windows_of_month
 from homeowner_dagster.leads.territories import parse_clients, parse_zip_sheet
 from homeowner_dagster.partitions import client_month_key, client_partitions, client_window_key
@@ -137,6 +137,20 @@ def reset_outside_world(sandbox: Sandbox) -> None:
     sandbox.faults.off()
 
 
+def use_sandbox(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, artifacts: Path, database_url: str | None = None
+) -> None:
+    """The environment of a run on the sandbox: its addresses and credentials, local artifacts,
+    the ops channel; with `database_url`, Dagster's storage URL as a deployment sets it (the
+    `dagster` schema: preflight's and `homeowner check`'s database lines check it)."""
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(artifacts))
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    if database_url:
+        monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(database_url))
+
+
 @pytest.fixture(scope="module")
 def pipeline_sandbox() -> Iterator[Sandbox]:
     """The sandbox of a test module; the connector's waits for Bison (an import, an attach's
@@ -157,10 +171,7 @@ def pipeline(
     pipeline_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Pipeline]:
     reset_outside_world(pipeline_sandbox)
-    for key, value in pipeline_sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("HOMEOWNER_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
+    use_sandbox(pipeline_sandbox, monkeypatch, tmp_path / "artifacts")
     pipeline_sandbox.faults.off()
     from homeowner_dagster.definitions import build_definitions
 

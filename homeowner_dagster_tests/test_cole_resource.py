@@ -18,7 +18,6 @@ import pyotp
 import pytest
 
 from homeowner_dagster.leads.export_chunks import EXPORT_CAP, lower_bound
-from homeowner_dagster.resources.artifacts import ArtifactStoreResource
 from homeowner_dagster.resources.cole import (
     AuthFailed,
     BadRetryAfter,
@@ -45,20 +44,12 @@ cole = cole_fixtures.cole
 cole_env = cole_fixtures.cole_env
 chromium = cole_fixtures.chromium
 page = cole_fixtures.page
+resource = cole_fixtures.resource
 
 MONTH = date(2027, 3, 1)
 SMALL_NJ = ["07030", "07302", "07001"]
 
 
-@pytest.fixture
-def resource(cole, cole_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ColeResource:
-    monkeypatch.setenv("COLE_URL", cole.url)  # the deployment's setting, never run config
-    monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", cole.url)  # the one http address allowed
-    return ColeResource(
-        timeout_ms=4_000,
-        backoff_seconds=0.2,
-        artifacts=ArtifactStoreResource(local_dir=str(tmp_path / "artifacts")),
-    )
 
 
 def quick(resource: ColeResource, fault: str) -> ColeResource:

@@ -6,7 +6,8 @@ webhook's path, token and API key), once with a Cole failure (captcha: screensho
 kept), once with a database password holding an unencoded `%` (psycopg quotes such a password in
 its error: the run must fail naming the problem, without it), once with Clay as the verifier, and
 then a whole month for both clients with DeBounce's bulk flow (its upload call carries the signed
-link to the address list, itself a secret). Every Python log record, every Dagster event (message and serialized metadata), every
+link to the address list, itself a secret), then `homeowner preflight` (table, JSON, --post) and
+the weekly preflight job with a failing check. Every Python log record, every Dagster event (message and serialized metadata), every
 run's config and tags, every asset materialization's metadata, every Slack message, every file
 under the artifacts folder (traces unzipped, every member), every object in the sandbox's
 storage, the agent_runs / agent_errors rows, what the processes wrote to stdout/stderr and every
@@ -181,6 +182,23 @@ def run_failure_sensor(pipe: Pipeline, result) -> None:  # noqa: ANN001
     run_failure_alert_sensor(context)
 
 
+def run_preflights(pipe: Pipeline) -> None:
+    """`homeowner preflight` (table, JSON, --post) and the weekly preflight job, each with a
+    failing check (DeBounce credits low), so their output, screenshots, metadata and Slack
+    messages (test messages, the failure post) are searched like the rest."""
+    from homeowner_dagster.cli import main
+
+    sandbox = pipe.sandbox
+    balance, sandbox.debounce.balance = sandbox.debounce.balance, 10
+    try:
+        assert main(["preflight"]) == 1
+        assert main(["preflight", "--json", "--post"]) == 1
+        job = pipe.defs.resolve_job_def("preflight")
+        assert job.execute_in_process(instance=pipe.instance, run_config=pipeline_fixtures.QUIET).success
+    finally:
+        sandbox.debounce.balance = balance
+
+
 def artifact_texts(folder: Path) -> Iterator[tuple[str, bytes]]:
     """Every file under `folder`; zip archives (Playwright traces) member by member."""
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -333,6 +351,7 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         for window in windows_of_month(MONTH):
             for client in clients:
                 pipe.weekly(client, window.start)
+        run_preflights(pipe)
     captured = capfd.readouterr()
     assert python_logs.unformattable == [], python_logs.unformattable[:3]
 
@@ -344,6 +363,10 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     assert metadata, "no materialization recorded"
     slack = [json.dumps(m, ensure_ascii=False) for m in sandbox.slack.messages]
     assert any("CaptchaBlocked" in m for m in slack)
+    assert any("Preflight:" in m and "credits for next month" in m for m in slack)  # the weekly job's post
+    assert any("homeowner preflight: test message" in m for m in slack)  # --post
+    assert "credits for next month" in captured.out  # the command's table and JSON
+    assert any(n.startswith("preflight/") and n.endswith("-login.png") for n in names), names
     # The `%` run's alert names the problem and its fix, in one line, without the password.
     assert any("DatabaseUrlInvalid" in m and "percent-encode the password" in m and "%25" in m for m in slack), slack
     assert sandbox.debounce.list_urls, "the bulk flow was not used"

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "windows": "homeowner_dagster.cli.windows",
     "approve": "homeowner_dagster.cli.approve",
     "debounce-job": "homeowner_dagster.cli.debounce",
+    "preflight": "homeowner_dagster.cli.preflight",
     "watchdog": "homeowner_dagster.cli.watchdog",
 }
 # Commands that never open the project's database (and must not import its driver to find out).

@@ -2,7 +2,8 @@
 
 It reports which environment variables are missing (by name only: no value is ever printed),
 whether every service address a secret goes to is set and allowed (`addresses`), whether the
-database is reachable and migrated, and whether Chromium starts. Exit status 0
+database is reachable and migrated, and whether Chromium starts. `homeowner preflight` reuses the
+database part. Exit status 0
 when everything is in place, 1 when anything is missing.
 """
 

@@ -407,6 +407,11 @@ class BisonWorkspace:
             )
         return body
 
+    def read(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One GET, paced and retried like every call (429 honours Retry-After): for read-only
+        probes (`homeowner preflight`) of answers the connector has no method for."""
+        return self._call("GET", path, params=params)
+
     def _pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of a Laravel-paginated list, page by page (15 per page)."""
         page = 1

@@ -310,3 +310,23 @@ def unknown_client_partitions(slugs: Sequence[str]) -> str:
             "A real client? Add it with `homeowner clients import FILE`.",
         ]
     )
+
+
+def preflight_test_message() -> str:
+    """What `homeowner preflight --post` posts to each channel it checks."""
+    return "🧪 homeowner preflight: test message, the bot can post here. Nothing to do."
+
+
+def preflight_failures(lines: Sequence[tuple[str, str, str, str]]) -> str:
+    """Weekly preflight: checks that failed since the last run (service, client, check, what to do)."""
+    out = [f"🚨 Preflight: {len(lines)} check(s) failing"]
+    out += [f"• {service} {client} {check}: {todo}".replace("  ", " ") for service, client, check, todo in lines]
+    out.append("Details: `homeowner preflight` (runbook: first day with real credentials)")
+    return "\n".join(out)
+
+
+def preflight_recovered(lines: Sequence[tuple[str, str, str]]) -> str:
+    """Weekly preflight: checks that failed before and pass now (service, client, check)."""
+    out = [f"✅ Preflight: {len(lines)} check(s) recovered"]
+    out += [f"• {service} {client} {check}".replace("  ", " ") for service, client, check in lines]
+    return "\n".join(out)

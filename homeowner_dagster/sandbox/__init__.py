@@ -78,6 +78,10 @@ DEMO_WORKSPACES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Lone Star Agency", ("Evergreen, Last Upload: January 22nd-31st",)),
 )
 
+# Slack channels the sandbox workspace has, the bot in each (the demo clients' and the ops
+# channel); tests add their own with `sandbox.slack.add_channel`.
+DEMO_CHANNELS: tuple[str, ...] = ("#homeowner-ops", "#garden-state", "#lone-star", "#sunshine", "#hnw")
+
 
 class Sandbox:
     """Every outside service on loopback, with one fault switchboard and inspectable state."""
@@ -111,6 +115,8 @@ class Sandbox:
             "Homeowner leads", token=f"sandbox-clay-webhook-{seed}"
         )
         self.slack = SlackState(token=f"xoxb-sandbox-{seed}")
+        for channel in DEMO_CHANNELS:
+            self.slack.add_channel(channel)
         self.cole: Any = None
         self._cole_module: Any = None
         try:

@@ -126,6 +126,9 @@ class BisonState:
     # and booleans the update endpoint does not take (so they fall back to false).
     list_omits: set[str] = field(default_factory=set)
     update_drops: set[str] = field(default_factory=set)
+    # Test knob: campaign fields renamed in every answer (old name -> new name), as a vendor
+    # release might; the stored campaign keeps its own names.
+    campaign_renames: dict[str, str] = field(default_factory=dict)
     outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -292,8 +295,11 @@ def _list_view(lead_list: dict[str, Any], omits: set[str] = frozenset()) -> dict
     }
 
 
-def _campaign_view(campaign: dict[str, Any], omits: set[str] = frozenset()) -> dict[str, Any]:
-    return {k: v for k, v in campaign.items() if k not in _CAMPAIGN_INTERNAL and k not in omits}
+def _campaign_view(
+    campaign: dict[str, Any], omits: set[str] = frozenset(), renames: dict[str, str] | None = None
+) -> dict[str, Any]:
+    renames = renames or {}
+    return {renames.get(k, k): v for k, v in campaign.items() if k not in _CAMPAIGN_INTERNAL and k not in omits}
 
 
 def _import_rows(
@@ -452,6 +458,22 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return dropped_response(json.dumps(payload).encode(), "application/json")
         return JSONResponse(payload, status)
 
+    async def users(request: Request) -> Response:
+        """The token's user and the workspace it is for (shape guessed, see README)."""
+        workspace = await guard(request)
+        if isinstance(workspace, Response):
+            return workspace
+        return JSONResponse(
+            {
+                "data": {
+                    "id": 1,
+                    "name": "API user",
+                    "role": "api-user",
+                    "team": {"id": workspace.workspace_id, "name": workspace.name},
+                }
+            }
+        )
+
     async def custom_variables(request: Request) -> Response:
         workspace = await guard(request)
         if isinstance(workspace, Response):
@@ -539,7 +561,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             return workspace
         search = request.query_params.get("search", "").lower()
         found = [
-            _campaign_view(c, state.campaign_omits)
+            _campaign_view(c, state.campaign_omits, state.campaign_renames)
             for c in workspace.campaigns.values()
             if search in c["name"].lower()
         ]
@@ -552,7 +574,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         found = owned(workspace, "campaign", request.path_params["campaign_id"])
         if isinstance(found, Response):
             return found
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
 
     async def attach_lead_list(request: Request) -> Response:
         workspace = await guard(request)
@@ -612,7 +634,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             found[key] = bool(body[key]) if taken else False  # left out: false, as documented
         found["updated_at"] = _now()
         await hold("slow_after_update", request)
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits)})
+        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
 
     async def unknown_route(request: Request) -> Response:
         path = request.url.path.lstrip("/")
@@ -622,6 +644,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
 
     return Starlette(
         routes=outcome_routes(state, guard, owned) + [
+            Route("/api/users", users, methods=["GET"]),
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),
             Route("/api/lead-lists", lead_lists, methods=["GET"]),

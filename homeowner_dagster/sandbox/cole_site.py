@@ -104,6 +104,9 @@ class ColeSiteState:
         default_factory=lambda: dict(DEMO_CREDENTIALS)
     )
     shape: str = "sop"
+    # `xdates` (the guessed X-Dates form) or `sister`: the sister product's ASP.NET-style single
+    # form with a user-agreement box that must be ticked (vendor facts, cole-x-dates.md §5).
+    login_style: str = "xdates"
     encoding: str = "cp1252"
     session_ttl_seconds: float = 30 * 60
     generator: types.ModuleType = default_generator
@@ -203,6 +206,39 @@ def _login_page(state: str, message: str | None = None, status: int = 200) -> HT
     )
 
 
+SISTER_FIELDS = {
+    "username": "ctl00$MainContent$txtUserName",
+    "password": "ctl00$MainContent$txtPassword",
+    "agreement": "ctl00$MainContent$chkAgree",
+    "button": "ctl00$MainContent$btnLogin",
+}
+AGREEMENT_MESSAGE = "You must accept the User Agreement to log in."
+
+
+def _sister_login_page(state: str, message: str | None = None, status: int = 200) -> HTMLResponse:
+    """The sister product's login: one ASP.NET-style form, ids and names of its control tree."""
+    error = (
+        f"<span id='MainContent_lblError' class='alert'>{html.escape(message)}</span>" if message else ""
+    )
+    f = SISTER_FIELDS
+    return _page(
+        "Log in",
+        f"<form id='aspnetForm' method='post' action='/login?state={html.escape(state)}'>"
+        "<input type='hidden' name='__VIEWSTATE' value='dDwtMTA4MzE0MjEwNTs7Pg=='>"
+        f"<input type='hidden' name='state' value='{html.escape(state)}'>"
+        f"<h1>Member Login: {html.escape(state)}</h1>{error}"
+        f"<label for='MainContent_txtUserName'>User Name</label>"
+        f"<input id='MainContent_txtUserName' name='{f['username']}' type='text'>"
+        f"<label for='MainContent_txtPassword'>Password</label>"
+        f"<input id='MainContent_txtPassword' name='{f['password']}' type='password'>"
+        f"<p><label><input id='MainContent_chkAgree' name='{f['agreement']}' type='checkbox'> "
+        "I have read and accept the User Agreement</label></p>"
+        f"<p><input id='MainContent_btnLogin' name='{f['button']}' type='submit' value='Log In'></p>"
+        "</form>",
+        status,
+    )
+
+
 def _mfa_page(message: str | None = None) -> HTMLResponse:
     return _page(
         "Verify",
@@ -243,6 +279,7 @@ def _search_page(
     session: ColeSession,
     message: str | None = None,
     changed_layout: bool = False,
+    keep_name: bool = False,
     values: dict[str, str] | None = None,
 ) -> HTMLResponse:
     values = values or {}
@@ -253,9 +290,10 @@ def _search_page(
         for key, label in [*zip(site.generator.SOP_COLUMNS, headers, strict=True)]
         + [(x, x.replace("_", " ")) for x in EXTRA_FIELDS]
     )
-    # The `missing_selector` fault: a redesign renamed the ZIP field.
+    # The `missing_selector` fault: a redesign renamed the ZIP field (its id; with `keep_name`
+    # the form field keeps its name, so the selectors' fallback by name still finds it).
     zip_id = "zipcode-list" if changed_layout else "zip-codes"
-    zip_name = "zipcode_list" if changed_layout else "zip_codes"
+    zip_name = "zipcode_list" if changed_layout and not keep_name else "zip_codes"
     list_options = "".join(
         f"<option{' selected' if t == values.get('list_type', 'Mailing') else ''}>{t}</option>"
         for t in LIST_TYPES
@@ -440,20 +478,30 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
                 + "</ul>",
             )
         message = SESSION_EXPIRED_MESSAGE if request.query_params.get("expired") else None
-        response = _login_page(login_state, message)
+        response = login_page(login_state, message)
         response.set_cookie("cole_state", login_state)
         return response
+
+    def login_page(login_state: str, message: str | None = None, status: int = 200) -> HTMLResponse:
+        builder = _sister_login_page if state.login_style == "sister" else _login_page
+        return builder(login_state, message, status)
 
     async def login_post(request: Request) -> Response:
         form = await request.form()
         login_state = str(form.get("state", "")).upper()
         account = state.credentials.get(login_state)
-        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        if state.login_style == "sister":
+            username = str(form.get(SISTER_FIELDS["username"], ""))
+            password = str(form.get(SISTER_FIELDS["password"], ""))
+            if not form.get(SISTER_FIELDS["agreement"]):
+                return login_page(login_state, AGREEMENT_MESSAGE)
+        else:
+            username, password = str(form.get("username", "")), str(form.get("password", ""))
         refused = faults.take("cole", "wrong_password") is not None
         if refused or account is None or (username, password) != account[:2]:
             with state.lock:
                 state.failed_logins += 1
-            return _login_page(login_state, WRONG_PASSWORD_MESSAGE, status=401)
+            return login_page(login_state, WRONG_PASSWORD_MESSAGE, status=401)
         needs_mfa = account[2] is not None or faults.peek("cole", "mfa") is not None
         token = secrets.token_urlsafe(24)
         with state.lock:
@@ -498,8 +546,9 @@ def build_cole_app(state: ColeSiteState, faults: Faults) -> Starlette:
             return session
         if faults.take("cole", "captcha") is not None:
             return _captcha_page()
-        changed = faults.peek("cole", "missing_selector") is not None
-        return _search_page(state, session, changed_layout=changed)
+        changed = faults.peek("cole", "missing_selector")
+        keep_name = bool((changed or {}).get("keep_name"))
+        return _search_page(state, session, changed_layout=changed is not None, keep_name=keep_name)
 
     async def search_post(request: Request) -> Response:
         session = session_or_redirect(request)

@@ -1,12 +1,18 @@
-"""Slack Web API stand-in: `auth.test` and `chat.postMessage`, recording every message.
+"""Slack Web API stand-in: `auth.test`, `chat.postMessage`, `conversations.list` and
+`conversations.info`, recording every message.
 
 As the real API: methods under `/api/{method}`, token in `Authorization: Bearer`, JSON or form
 bodies, HTTP 200 with `{"ok": false, "error": ...}` for API errors, HTTP 429 with `Retry-After`
-and `{"ok": false, "error": "ratelimited"}` when rate limited.
+and `{"ok": false, "error": "ratelimited"}` when rate limited. A bot posting to a channel it is
+not in gets `not_in_channel`; a private channel it is not in is invisible to it
+(`channel_not_found`, left out of `conversations.list`). A channel name the sandbox has not
+seen is created on the first post with the bot in it (guessed leniency, see README);
+`add_channel(name, member=False)` makes one the bot has not joined.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import threading
 import time
@@ -23,11 +29,49 @@ from homeowner_dagster.sandbox.faults import Faults
 
 
 @dataclass
+class SlackChannel:
+    id: str
+    name: str
+    is_member: bool = True
+    is_private: bool = False
+    is_archived: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": True,
+            "is_private": self.is_private,
+            "is_archived": self.is_archived,
+            "is_member": self.is_member,
+        }
+
+
+@dataclass
 class SlackState:
     token: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    known_channels: dict[str, SlackChannel] = field(default_factory=dict)  # by name, no "#"
     _seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_channel(
+        self, name: str, member: bool = True, private: bool = False, archived: bool = False
+    ) -> SlackChannel:
+        """A channel in the workspace (replacing one of the same name); the bot in it if `member`."""
+        name = name.lstrip("#")
+        with self._lock:
+            old = self.known_channels.get(name)
+            channel_id = old.id if old else f"C{next(self._ids):08d}"
+            channel = SlackChannel(channel_id, name, member, private, archived)
+            self.known_channels[name] = channel
+        return channel
+
+    def channel(self, ref: str) -> SlackChannel | None:
+        """A channel by `#name`, `name` or id."""
+        by_name = self.known_channels.get(ref.lstrip("#"))
+        return by_name or next((c for c in self.known_channels.values() if c.id == ref), None)
 
     def messages_in(self, channel: str) -> list[str]:
         """Texts posted to `channel` (name with or without '#'), oldest first."""
@@ -84,6 +128,16 @@ def build_slack_app(state: SlackState, faults: Faults) -> Starlette:
         channel = str(args.get("channel") or "")
         if not channel:
             return JSONResponse({"ok": False, "error": "channel_not_found"})
+        known = state.channel(channel)
+        if known is None and _looks_like_id(channel):
+            return JSONResponse({"ok": False, "error": "channel_not_found"})
+        if known is None:
+            known = state.add_channel(channel)  # the guessed leniency: see the module docstring
+        if known.is_archived:
+            return JSONResponse({"ok": False, "error": "is_archived"})
+        if not known.is_member:
+            error = "channel_not_found" if known.is_private else "not_in_channel"
+            return JSONResponse({"ok": False, "error": error})
         text = str(args.get("text") or "")
         if not text and not args.get("blocks") and not args.get("attachments"):
             return JSONResponse({"ok": False, "error": "no_text"})
@@ -100,9 +154,57 @@ def build_slack_app(state: SlackState, faults: Faults) -> Starlette:
             }
         )
 
+    def visible(channel: SlackChannel) -> bool:
+        return channel.is_member or not channel.is_private
+
+    async def conversations_list(request: Request) -> Response:
+        if (fault := await service_fault(faults, "slack", _error)) is not None:
+            return fault
+        args = {**dict(request.query_params), **await arguments(request)}
+        if token_of(request, args) != state.token:
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
+        types = set(str(args.get("types") or "public_channel").split(","))
+        exclude_archived = str(args.get("exclude_archived", "false")).lower() in ("true", "1")
+        try:
+            limit = min(max(int(args.get("limit") or 100), 1), 1000)
+            start = int(base64.b64decode(str(args["cursor"])).decode()) if args.get("cursor") else 0
+        except ValueError:
+            return JSONResponse({"ok": False, "error": "invalid_cursor"})
+        found = [
+            c.view()
+            for c in state.known_channels.values()
+            if visible(c)
+            and ("private_channel" if c.is_private else "public_channel") in types
+            and not (exclude_archived and c.is_archived)
+        ]
+        page = found[start : start + limit]
+        after = start + len(page)
+        next_cursor = base64.b64encode(str(after).encode()).decode() if after < len(found) else ""
+        return JSONResponse(
+            {"ok": True, "channels": page, "response_metadata": {"next_cursor": next_cursor}}
+        )
+
+    async def conversations_info(request: Request) -> Response:
+        if (fault := await service_fault(faults, "slack", _error)) is not None:
+            return fault
+        args = {**dict(request.query_params), **await arguments(request)}
+        if token_of(request, args) != state.token:
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
+        channel = state.channel(str(args.get("channel") or ""))
+        if channel is None or not visible(channel) or not _looks_like_id(str(args.get("channel"))):
+            return JSONResponse({"ok": False, "error": "channel_not_found"})
+        return JSONResponse({"ok": True, "channel": channel.view()})
+
     return Starlette(
         routes=[
             Route("/api/auth.test", auth_test, methods=["GET", "POST"]),
             Route("/api/chat.postMessage", post_message, methods=["POST"]),
+            Route("/api/conversations.list", conversations_list, methods=["GET", "POST"]),
+            Route("/api/conversations.info", conversations_info, methods=["GET", "POST"]),
         ]
     )
+
+
+def _looks_like_id(ref: str) -> bool:
+    """Slack conversation ids: C (public), G (private), D (direct) and upper-case alphanumerics."""
+    return len(ref) >= 9 and ref[0] in "CGD" and ref.isalnum() and ref.isupper()

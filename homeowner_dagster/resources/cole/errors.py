@@ -48,7 +48,14 @@ class CaptchaBlocked(ColeError):
 
 
 class SelectorMissing(ColeError):
-    """A page loaded but an element the page object expects is gone: the site changed."""
+    """A page loaded but an element the page object expects is gone: the site changed.
+
+    `selector_key` names the element in resources/cole/selectors.toml (the file to correct).
+    """
+
+    def __init__(self, message: str, *, selector_key: str | None = None) -> None:
+        super().__init__(message)
+        self.selector_key = selector_key
 
 
 class ExportCapExceeded(ColeError):

@@ -37,6 +37,10 @@ def lock_key(login: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+class LoginBusy(RuntimeError):
+    """Another session holds the login, and the caller asked not to wait (preflight)."""
+
+
 def waiting_message(state: str) -> str:
     return (
         f"waiting for the Cole {state} login: another run has a session open on it "
@@ -50,19 +54,25 @@ def cole_login_lock(
     state: str,
     database_url: str | None,
     say: Callable[[str], None] | None = None,
+    wait: bool = True,
 ) -> Iterator[None]:
-    """Hold the login for the `with` block; wait (polling, interruptible) while another holds it."""
+    """Hold the login for the `with` block; wait (polling, interruptible) while another holds it,
+    or raise `LoginBusy` at once when `wait` is False."""
     if database_url:
-        with _advisory_lock(lock_key(login), state, database_url, say):
+        with _advisory_lock(lock_key(login), state, database_url, say, wait):
             yield
     else:
-        with _file_lock(lock_key(login), state, say):
+        with _file_lock(lock_key(login), state, say, wait):
             yield
 
 
-def _wait(try_once: Callable[[], bool], state: str, say: Callable[[str], None] | None) -> None:
+def _wait(
+    try_once: Callable[[], bool], state: str, say: Callable[[str], None] | None, wait: bool = True
+) -> None:
     if try_once():
         return
+    if not wait:
+        raise LoginBusy(waiting_message(state))
     began = last_said = time.monotonic()
     if say:
         say(waiting_message(state))
@@ -78,7 +88,7 @@ def _wait(try_once: Callable[[], bool], state: str, say: Callable[[str], None] |
 
 @contextmanager
 def _advisory_lock(
-    key: int, state: str, url: str, say: Callable[[str], None] | None
+    key: int, state: str, url: str, say: Callable[[str], None] | None, wait: bool
 ) -> Iterator[None]:
     conn = db.connect(url, autocommit=True, application_name=f"homeowner cole-login {state}")
     try:
@@ -86,6 +96,7 @@ def _advisory_lock(
             lambda: bool(conn.execute("select pg_try_advisory_lock(%s)", [key]).fetchone()[0]),
             state,
             say,
+            wait,
         )
         try:
             yield
@@ -96,7 +107,9 @@ def _advisory_lock(
 
 
 @contextmanager
-def _file_lock(key: int, state: str, say: Callable[[str], None] | None) -> Iterator[None]:
+def _file_lock(
+    key: int, state: str, say: Callable[[str], None] | None, wait: bool
+) -> Iterator[None]:
     path = Path(tempfile.gettempdir()) / f"homeowner-cole-login-{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
@@ -108,7 +121,7 @@ def _file_lock(key: int, state: str, say: Callable[[str], None] | None) -> Itera
         return True
 
     try:
-        _wait(try_once, state, say)
+        _wait(try_once, state, say, wait)
         try:
             yield
         finally:

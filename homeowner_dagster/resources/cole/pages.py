@@ -1,7 +1,8 @@
-"""Every selector and page step of the Cole X Dates site, in one place.
+"""The page steps of the Cole X Dates site; the selectors they use are in `selectors.toml`.
 
-When the live site changes, this is the one module to edit. The markup is a guess (no public
-description exists, see sandbox/README.md); the sandbox site renders the same ids.
+When the live site's markup changes, edit `selectors.toml` (each element has ordered
+fallbacks); this module changes only when the flow does (a new page, a new step). The markup is
+a guess (no public description exists, see sandbox/README.md); the sandbox site renders it.
 
 Each step ends by classifying the page it landed on: 429 / 5xx, the login page (session
 expired), the captcha interstitial, or the page it expected; an expected element that is not
@@ -38,52 +39,12 @@ from homeowner_dagster.resources.cole.errors import (
     SiteTimeout,
     SiteUnavailable,
 )
+from homeowner_dagster.resources.cole.selectors import SelectorBook, book
 from homeowner_dagster.resources.retry_after import InvalidRetryAfter, retry_after_seconds
 
 # The 13 fields the SOP ticks, by the site's field keys.
 SOP_FIELDS: tuple[str, ...] = COLE_SOP_FIELDS
 LIST_TYPE = "Emailing"
-
-
-class Sel:
-    """CSS selectors (guesses, see module docstring)."""
-
-    login_form = "#login-form"
-    username = "#username"
-    password = "#password"
-    login_button = "#login-button"
-    login_error = "#login-error"
-    mfa_form = "#mfa-form"
-    mfa_code = "#otp"
-    mfa_button = "#verify-button"
-    mfa_error = "#mfa-error"
-    captcha = "#captcha-form, .g-recaptcha, iframe[src*='recaptcha']"
-    search_form = "#search-form"
-    licensed_state = "#licensed-state"
-    list_type = "#list-type"
-    zip_codes = "#zip-codes"
-    renewal_month = "#renewal-month"
-    field_boxes = "#search-form input[type=checkbox][name=fields]"
-    home_value_max = "#home-value-max"
-    purchase_year_from = "#purchase-year-from"
-    purchase_year_to = "#purchase-year-to"
-    purchase_day_from = "#purchase-day-from"
-    purchase_day_to = "#purchase-day-to"
-    search_button = "#search-button"
-    search_error = "#search-error"
-    record_count = "#record-count"
-    export_button = "#export-button"
-    export_error = "#export-error"
-    download_link = "#download-link"
-    secrets = "input[type=password], #otp, input[autocomplete=one-time-code]"
-
-
-class Urls:
-    """URL paths (guesses)."""
-
-    login = "/login?state={state}"
-    search = "/search"
-    logout = "/logout"
 
 
 @dataclass(frozen=True)
@@ -103,12 +64,20 @@ T = TypeVar("T")
 
 
 class ColePages:
-    """The page object: one Playwright page on the Cole site."""
+    """The page object: one Playwright page on the Cole site.
 
-    def __init__(self, page: Page, base_url: str, timeout_ms: int) -> None:
+    Elements are named by key (selectors.toml); `matched` records, per key, the selector that
+    found it, so preflight can report which fallback the live site needed.
+    """
+
+    def __init__(
+        self, page: Page, base_url: str, timeout_ms: int, selectors: SelectorBook | None = None
+    ) -> None:
         self.page = page
         self.base_url = base_url.rstrip("/")
         self.timeout_ms = timeout_ms
+        self.book = selectors or book()
+        self.matched: dict[str, str] = {}
         page.set_default_timeout(timeout_ms)
         page.set_default_navigation_timeout(timeout_ms)
 
@@ -129,8 +98,9 @@ class ColePages:
         response = self._guard(f"open {path}", lambda: self.page.goto(self.base_url + path))
         self._check_response(response)
 
-    def _submit(self, what: str, selector: str) -> None:
-        """Click a submit control and wait for the page it leads to."""
+    def _submit(self, what: str, key: str) -> None:
+        """Click the submit control `key` and wait for the page it leads to."""
+        selector = self._need(key, what)
 
         def go() -> Response | None:
             with self.page.expect_navigation(wait_until="load") as nav:
@@ -152,25 +122,63 @@ class ColePages:
         if response.status >= 500:
             raise SiteUnavailable(f"Cole answered HTTP {response.status}")
 
-    def _present(self, selector: str) -> bool:
-        return self.page.locator(selector).count() > 0
+    def locate(self, key: str) -> str | None:
+        """The first of `key`'s selectors present on the page now (remembered), or None."""
+        for selector in self.book.candidates(key):
+            if self.page.locator(selector).count() > 0:
+                self.matched[key] = selector
+                return selector
+        return None
 
-    def _expect(self, selector: str, what: str) -> None:
-        """The page must be the one holding `selector`; else say which page it is instead."""
-        if self._present(selector):
-            return
-        if self._present(Sel.captcha):
+    def _present(self, key: str) -> bool:
+        return self.locate(key) is not None
+
+    def _text(self, key: str) -> str:
+        selector = self.locate(key)
+        return self.page.locator(selector).first.inner_text() if selector else ""
+
+    def survey(self, page_name: str) -> dict[str, str | None]:
+        """Every key the page `page_name` must hold -> the selector that found it (None: missing).
+
+        One script for the whole page (the selectors are plain CSS), not a round trip per selector.
+        """
+        keys = self.book.keys(page_name)
+        found = self._guard(
+            f"survey the {page_name} page",
+            lambda: self.page.evaluate(
+                "lists => lists.map(l => l.findIndex(s => document.querySelector(s) !== null))",
+                [list(self.book.candidates(k)) for k in keys],
+            ),
+        )
+        out: dict[str, str | None] = {}
+        for key, index in zip(keys, found, strict=True):
+            out[key] = self.book.candidates(key)[index] if index >= 0 else None
+            if out[key]:
+                self.matched[key] = out[key]  # type: ignore[assignment]
+        return out
+
+    def _need(self, key: str, what: str) -> str:
+        """The selector of `key` on this page; else say which page the site showed instead."""
+        found = self.locate(key)
+        if found:
+            return found
+        if self._present("captcha"):
             raise CaptchaBlocked(f"{what}: the site shows a captcha page")
-        if selector != Sel.login_form and self._present(Sel.login_form):
+        if key != "login_form" and self._present("login_form"):
             raise SessionExpired(f"{what}: the site sent us back to the login page")
+        candidates = self.book.candidates(key)
         try:
             # Pages are server-rendered: once loaded, a missing element will not come.
             wait_ms = min(self.timeout_ms, 3_000)
-            self.page.locator(selector).first.wait_for(state="attached", timeout=wait_ms)
+            self.page.locator(", ".join(candidates)).first.wait_for(state="attached", timeout=wait_ms)
         except PlaywrightTimeout as exc:
             raise SelectorMissing(
-                f"{what}: element {selector!r} not found on {self.page.url}"
+                f"{what}: no element for selector key {key!r} on {self.page.url} (tried "
+                f"{len(candidates)}: {', '.join(candidates)}); add the page's selector first in "
+                "resources/cole/selectors.toml",
+                selector_key=key,
             ) from exc
+        return self.locate(key) or candidates[0]
 
     # --- login (never traced) ---------------------------------------------------------------
 
@@ -183,26 +191,36 @@ class ColePages:
                 f"{home.hostname}: nothing was typed there; check COLE_URL (`homeowner check`)"
             )
 
-    def login(self, state: str, username: str, password: str) -> bool:
-        """Log in; True when the site then asks for a TOTP code."""
-        self._goto(Urls.login.format(state=state))
-        self._expect(Sel.login_form, "login page")
+    def open_login(self, state: str) -> None:
+        """The state's login page, with its form."""
+        self._goto(self.book.paths["login"].format(state=state))
+        self._need("login_form", "login page")
+
+    def submit_login(self, state: str, username: str, password: str) -> bool:
+        """Fill and send the open login form; True when the site then asks for a TOTP code.
+
+        A user-agreement box (the sister product's form) is ticked when the page has one.
+        """
         self._on_site("the login page")
-        self._guard("fill login", lambda: self.page.fill(Sel.username, username))
-        self._guard("fill login", lambda: self.page.fill(Sel.password, password))
-        self._submit("log in", Sel.login_button)
-        if self._present(Sel.login_error) or self._present(Sel.login_form):
-            message = (
-                self.page.locator(Sel.login_error).first.inner_text()
-                if self._present(Sel.login_error)
-                else "still on the login page"
-            )
+        self._guard("fill login", lambda: self.page.fill(self._need("username", "login form"), username))
+        self._guard("fill login", lambda: self.page.fill(self._need("password", "login form"), password))
+        agreement = self.locate("user_agreement")
+        if agreement:
+            self._guard("tick the user agreement", lambda: self.page.check(agreement))
+        self._submit("log in", "login_button")
+        if self._present("login_error") or self._present("login_form"):
+            message = self._text("login_error") or "still on the login page"
             if "session has expired" in message.lower():
                 # Sent back to the login page by an expiry right after logging in: not a bad
                 # password, so it must not stop the run as one.
                 raise SessionExpired(f"Cole's {state} session expired while logging in")
             raise AuthFailed(f"Cole refused the {state} login: {message}")
-        return self._present(Sel.mfa_form)
+        return self._present("mfa_form")
+
+    def login(self, state: str, username: str, password: str) -> bool:
+        """Log in; True when the site then asks for a TOTP code."""
+        self.open_login(state)
+        return self.submit_login(state, username, password)
 
     def submit_totp(self, state: str, code: str | None) -> None:
         if code is None:
@@ -210,22 +228,26 @@ class ColePages:
                 f"Cole asks for a TOTP code for {state}; set COLE_{state}_TOTP_SECRET"
             )
         self._on_site("the code page")
-        self._guard("fill code", lambda: self.page.fill(Sel.mfa_code, code))
-        self._submit("verify code", Sel.mfa_button)
-        if self._present(Sel.mfa_error) or self._present(Sel.mfa_form):
+        self._guard("fill code", lambda: self.page.fill(self._need("mfa_code", "code form"), code))
+        self._submit("verify code", "mfa_button")
+        if self._present("mfa_error") or self._present("mfa_form"):
             raise AuthFailed(f"Cole refused the TOTP code for {state}")
 
     def logout(self) -> None:
         """Log out at the end of a session (best effort: the site also ends idle sessions)."""
         try:
-            self.page.goto(self.base_url + Urls.logout, timeout=min(self.timeout_ms, 5_000))
+            self.page.goto(
+                self.base_url + self.book.paths["logout"], timeout=min(self.timeout_ms, 5_000)
+            )
         except PlaywrightError:
             pass
 
     def blank_secrets(self) -> None:
         """Empty password and code fields, so a screenshot or trace snapshot cannot show them."""
         try:
-            self.page.eval_on_selector_all(Sel.secrets, "els => els.forEach(e => e.value = '')")
+            self.page.eval_on_selector_all(
+                self.book.any_of("password", "mfa_code"), "els => els.forEach(e => e.value = '')"
+            )
         except PlaywrightError:
             pass
 
@@ -248,61 +270,67 @@ class ColePages:
 
     # --- search, count, export, download ---------------------------------------------------
 
-    def search(self, form: SearchForm) -> int:
-        """Fill the search form from a fresh page and return the record count the site shows."""
-        self._goto(Urls.search)
-        self._expect(Sel.search_form, "search page")
-        self._expect(Sel.zip_codes, "search form")
+    def open_search(self) -> None:
+        """A fresh search page, with its form."""
+        self._goto(self.book.paths["search"])
+        self._need("search_form", "search page")
+
+    def submit_search(self, form: SearchForm) -> int:
+        """Fill the open search form and return the record count the site shows."""
         page = self.page
+        zip_field = self._need("zip_codes", "search form")
 
         def fill() -> None:
-            page.select_option(Sel.licensed_state, form.state)
-            page.select_option(Sel.list_type, LIST_TYPE)
-            page.fill(Sel.zip_codes, ",".join(form.zips))  # no spaces: the site refuses them
-            page.select_option(Sel.renewal_month, f"{form.month:%Y-%m}")
+            page.select_option(self._need("licensed_state", "search form"), form.state)
+            page.select_option(self._need("list_type", "search form"), LIST_TYPE)
+            page.fill(zip_field, ",".join(form.zips))  # no spaces: the site refuses them
+            page.select_option(self._need("renewal_month", "search form"), f"{form.month:%Y-%m}")
             # One script for the 13 boxes: 13 separate clicks cost a second per search.
             page.eval_on_selector_all(
-                Sel.field_boxes,
+                self._need("field_boxes", "search form"),
                 "(els, keep) => els.forEach(e => { e.checked = keep.includes(e.value); })",
                 list(SOP_FIELDS),
             )
             values = {
-                Sel.home_value_max: form.home_value_max,
-                Sel.purchase_year_from: form.purchase_year_from,
-                Sel.purchase_year_to: form.purchase_year_to,
-                Sel.purchase_day_from: form.day_range[0] if form.day_range else None,
-                Sel.purchase_day_to: form.day_range[1] if form.day_range else None,
+                "home_value_max": form.home_value_max,
+                "purchase_year_from": form.purchase_year_from,
+                "purchase_year_to": form.purchase_year_to,
+                "purchase_day_from": form.day_range[0] if form.day_range else None,
+                "purchase_day_to": form.day_range[1] if form.day_range else None,
             }
-            for selector, value in values.items():
+            for key, value in values.items():
                 if value is not None:  # a fresh form is empty: skip the round trips
-                    page.fill(selector, str(value))
+                    page.fill(self._need(key, "search form"), str(value))
 
         self._guard("fill search form", fill)
-        self._submit("search", Sel.search_button)
-        if self._present(Sel.search_error):
-            message = page.locator(Sel.search_error).first.inner_text()
-            raise SearchRefused(f"the search form was refused: {message}")
-        self._expect(Sel.record_count, "results page")
-        count = page.locator(Sel.record_count).first.get_attribute("data-count")
+        self._submit("search", "search_button")
+        if self._present("search_error"):
+            raise SearchRefused(f"the search form was refused: {self._text('search_error')}")
+        counter = page.locator(self._need("record_count", "results page")).first
+        count = counter.get_attribute("data-count")
         if count is None:
-            count = page.locator(Sel.record_count).first.inner_text()
+            count = counter.inner_text()
         return int(count.replace(",", "").strip())
+
+    def search(self, form: SearchForm) -> int:
+        """Fill the search form from a fresh page and return the record count the site shows."""
+        self.open_search()
+        return self.submit_search(form)
 
     def export(self) -> None:
         """Press Export on the results page; the site refuses 10,000 or more records."""
-        self._expect(Sel.export_button, "results page")
-        self._submit("export", Sel.export_button)
-        if self._present(Sel.export_error):
-            message = self.page.locator(Sel.export_error).first.inner_text()
-            raise ExportCapExceeded(f"Cole refused the export: {message}")
-        self._expect(Sel.download_link, "export page")
+        self._submit("export", "export_button")
+        if self._present("export_error"):
+            raise ExportCapExceeded(f"Cole refused the export: {self._text('export_error')}")
+        self._need("download_link", "export page")
 
     def download(self, target: Path) -> Path:
         """Click the download link and save the CSV to `target`."""
+        link = self._need("download_link", "export page")
 
         def fetch():  # noqa: ANN202 - playwright Download
             with self.page.expect_download(timeout=self.timeout_ms) as info:
-                self.page.click(Sel.download_link)
+                self.page.click(link)
             return info.value
 
         download = self._guard("download", fetch)

@@ -360,7 +360,10 @@ class _ColeSession:
     def capture(self, error: ColeError) -> None:
         """Screenshot and trace of the failure into the artifact store; links on the error."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        key = f"cole/{self.state}/{self.month:%Y-%m}/{stamp}-{type(error).__name__}"
+        # A changed page names the selector key to correct in selectors.toml.
+        selector = getattr(error, "selector_key", None)
+        what = f"{type(error).__name__}-{selector}" if selector else type(error).__name__
+        key = f"cole/{self.state}/{self.month:%Y-%m}/{stamp}-{what}"
         store = self.resource.artifacts
         try:
             self.pages.blank_secrets()
