@@ -51,10 +51,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from homeowner_dagster.sandbox import dropped_response, service_fault
-from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.bison_outcomes import OutcomeSimulator, outcome_routes
+from homeowner_dagster.sandbox.bison_pages import numbered_page
+from homeowner_dagster.sandbox.faults import Faults, dropped_response, service_fault
 
-PAGE_SIZE = 15
 CSV_ROW_LIMIT = 50_000
 STANDARD_FIELDS = ("email", "first_name", "last_name", "title", "company", "notes")
 REQUIRED_MAPPINGS = ("email", "first_name", "last_name")
@@ -129,7 +129,7 @@ class BisonState:
     # Test knob: campaign fields renamed in every answer (old name -> new name), as a vendor
     # release might; the stored campaign keeps its own names.
     campaign_renames: dict[str, str] = field(default_factory=dict)
-    outcomes: Any = field(default_factory=lambda: _outcome_simulator())  # bison_outcomes.py
+    outcomes: OutcomeSimulator = field(default_factory=OutcomeSimulator)  # bison_outcomes.py
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _recent: dict[str, deque[float]] = field(default_factory=dict)  # token -> request times
@@ -254,12 +254,6 @@ class BisonState:
         return [ws.lead_lists[i]["name"] for i in ws.campaigns[campaign_id]["lead_list_ids"]]
 
 
-def _outcome_simulator() -> Any:
-    from homeowner_dagster.sandbox.bison_outcomes import OutcomeSimulator
-
-    return OutcomeSimulator()
-
-
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"data": {"success": False, "message": message}}, status)
 
@@ -345,40 +339,6 @@ def _import_rows(
         error_messages=errors,
         lead_emails=emails,
         updated_at=_now(),
-    )
-
-
-def _page(request: Request, items: list[dict[str, Any]]) -> Response:
-    try:
-        page = max(int(request.query_params.get("page", 1)), 1)
-    except ValueError:
-        page = 1
-    last_page = max((len(items) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    chunk = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    path = str(request.url.replace(query=""))
-
-    def link(number: int) -> str:
-        return f"{path}?page={number}"
-
-    return JSONResponse(
-        {
-            "data": chunk,
-            "links": {
-                "first": link(1),
-                "last": link(last_page),
-                "prev": link(page - 1) if page > 1 else None,
-                "next": link(page + 1) if page < last_page else None,
-            },
-            "meta": {
-                "current_page": page,
-                "from": (page - 1) * PAGE_SIZE + 1 if chunk else None,
-                "last_page": last_page,
-                "path": path,
-                "per_page": PAGE_SIZE,
-                "to": (page - 1) * PAGE_SIZE + len(chunk) if chunk else None,
-                "total": len(items),
-            },
-        }
     )
 
 
@@ -551,7 +511,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         workspace = await guard(request)
         if isinstance(workspace, Response):
             return workspace
-        return _page(
+        return numbered_page(
             request, [_list_view(lst, state.list_omits) for lst in workspace.lead_lists.values()]
         )
 
@@ -565,7 +525,7 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             for c in workspace.campaigns.values()
             if search in c["name"].lower()
         ]
-        return _page(request, found)
+        return numbered_page(request, found)
 
     async def campaign(request: Request) -> Response:
         workspace = await guard(request)
@@ -639,8 +599,6 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
     async def unknown_route(request: Request) -> Response:
         path = request.url.path.lstrip("/")
         return _error(404, f"The route {path} could not be found.")
-
-    from homeowner_dagster.sandbox.bison_outcomes import outcome_routes
 
     return Starlette(
         routes=outcome_routes(state, guard, owned) + [

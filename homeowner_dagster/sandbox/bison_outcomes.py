@@ -23,9 +23,7 @@ answer of the sandbox Bison carries that clock in its `Date` header (`with_simul
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
 import uuid
 from collections.abc import Callable
@@ -40,7 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-PAGE_SIZE = 15
+from homeowner_dagster.sandbox.bison_pages import cursor_page, numbered_page
+
 # Probability that an email to a lead with this DeBounce code bounces (not a vendor fact: planted).
 BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15, 6: 0.60, 2: 0.60, 1: 0.90}
 AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
@@ -401,40 +400,6 @@ def with_simulated_date(app: Any, simulator: OutcomeSimulator) -> Any:
     return wrapped
 
 
-def _cursor_page(request: Request, items: list[dict[str, Any]]) -> Response:
-    """Laravel's cursor paginator: `data`, `links`, `meta.next_cursor` (opaque)."""
-    raw = request.query_params.get("cursor")
-    try:
-        offset = int(json.loads(base64.urlsafe_b64decode(raw.encode()))["offset"]) if raw else 0
-    except (ValueError, KeyError, TypeError):
-        return JSONResponse({"data": {"success": False, "message": "The cursor is invalid."}}, 422)
-    chunk = items[offset : offset + PAGE_SIZE]
-
-    def encode(value: int) -> str:
-        return base64.urlsafe_b64encode(json.dumps({"offset": value}).encode()).decode()
-
-    next_cursor = encode(offset + PAGE_SIZE) if offset + PAGE_SIZE < len(items) else None
-    prev_cursor = encode(max(offset - PAGE_SIZE, 0)) if offset > 0 else None
-    path = str(request.url.replace(query=""))
-    return JSONResponse(
-        {
-            "data": chunk,
-            "links": {
-                "first": None,
-                "last": None,
-                "prev": f"{path}?cursor={prev_cursor}" if prev_cursor else None,
-                "next": f"{path}?cursor={next_cursor}" if next_cursor else None,
-            },
-            "meta": {
-                "path": path,
-                "per_page": PAGE_SIZE,
-                "next_cursor": next_cursor,
-                "prev_cursor": prev_cursor,
-            },
-        }
-    )
-
-
 def _filtered(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     folder = request.query_params.get("folder", "all")
     status = request.query_params.get("status")
@@ -454,15 +419,13 @@ def _filtered(request: Request, items: list[dict[str, Any]]) -> list[dict[str, A
 
 def outcome_routes(state: Any, guard: Callable, owned: Callable) -> list[Route]:
     """Replies, stats and the clock, added to the sandbox Bison app (`guard`/`owned` are its own)."""
-    from homeowner_dagster.sandbox.bison import _page
-
     simulator: OutcomeSimulator = state.outcomes
 
     def paged(request: Request, items: list[dict[str, Any]]) -> Response:
         items = _filtered(request, items)
         if request.query_params.get("pagination_type") == "cursor":
-            return _cursor_page(request, items)
-        return _page(request, items)
+            return cursor_page(request, items)
+        return numbered_page(request, items)
 
     async def campaign_replies(request: Request) -> Response:
         workspace = await guard(request)

@@ -24,8 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS
-from homeowner_dagster.sandbox import service_fault
-from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.faults import Faults, service_fault
 
 WEBHOOK_LIMIT = 50_000
 PAGE_LIMIT = 100

@@ -37,8 +37,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from homeowner_dagster.sandbox import generator as default_generator
-from homeowner_dagster.sandbox import retry_after_header
-from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.faults import Faults, retry_after_header
 
 SESSION_COOKIE = "cole_session"
 EXPORT_LIMIT = 9_999

@@ -26,8 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from homeowner_dagster.sandbox import dropped_response, service_fault
-from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.faults import Faults, dropped_response, service_fault
 
 # code -> (result, reason), as DeBounce documents them.
 CODES: dict[int, tuple[str, str]] = {

@@ -1,4 +1,6 @@
-"""Faults switched on per test or per demo run: one small, thread-safe registry.
+"""Faults switched on per test or per demo run: one small, thread-safe registry, and the
+answers every sandbox service gives when one fires (slow, 429 with Retry-After, 500, a dropped
+connection).
 
 Every sandbox service asks `faults.take(service, name)` at the point where the real service
 would misbehave. A fault fires `times` times (None: until switched off), so a test can make the
@@ -7,9 +9,15 @@ first call fail and the retry succeed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
+
+from starlette.responses import Response, StreamingResponse
 
 # The faults each service knows. Tests and `homeowner sandbox` switch them by these names.
 KNOWN_FAULTS: dict[str, tuple[str, ...]] = {
@@ -118,3 +126,44 @@ class Faults:
                 {"service": s, "name": n, "remaining": f.remaining, **f.params}
                 for (s, n), f in self._active.items()
             ]
+
+
+ErrorBody = Callable[[int, str], Response]
+
+
+async def service_fault(faults: Faults, service: str, error: ErrorBody) -> Response | None:
+    """Apply the service's slow/429/500 faults, in that order; a response means "answer this"."""
+    slow = faults.take(service, "slow_page")
+    if slow is not None:
+        await asyncio.sleep(float(slow.get("delay", 3)))
+    limited = faults.take(service, "http_429")
+    if limited is not None:
+        response = error(429, "Too Many Requests")
+        response.headers["Retry-After"] = retry_after_header(limited)
+        return response
+    if faults.take(service, "http_500") is not None:
+        return error(500, "Server Error")
+    return None
+
+
+def retry_after_header(params: dict[str, Any]) -> str:
+    """A 429's Retry-After in the form the fault asks for: seconds (default), an HTTP date
+    (`form="date"`, the other form RFC 9110 allows) or a literal value (`raw=`)."""
+    if "raw" in params:
+        return str(params["raw"])
+    seconds = params.get("retry_after", 1)
+    if params.get("form") == "date":
+        return formatdate(time.time() + float(seconds), usegmt=True)
+    return str(seconds)
+
+
+def dropped_response(body: bytes, media_type: str) -> Response:
+    """Announce the whole body, send half of it, then drop the connection."""
+
+    async def halves() -> Any:
+        yield body[: len(body) // 2]
+        raise ConnectionAbortedError("sandbox dropped the connection on purpose")
+
+    return StreamingResponse(
+        halves(), media_type=media_type, headers={"content-length": str(len(body))}
+    )

@@ -23,8 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from homeowner_dagster.sandbox import service_fault
-from homeowner_dagster.sandbox.faults import Faults
+from homeowner_dagster.sandbox.faults import Faults, service_fault
 
 
 @dataclass
