@@ -69,7 +69,7 @@ def weekly_job_requests() -> None:
     from homeowner_dagster.leads.calendar import windows_of_month
     from homeowner_dagster.partitions import client_partitions, client_window_key
     from homeowner_dagster.resources import bison as bison_resource
-    from homeowner_dagster_tests.pipeline_fixtures import (
+    from homeowner_dagster.scenarios.two_clients import (
         MONTH,
         QUIET,
         TERRITORY,

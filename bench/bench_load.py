@@ -1,9 +1,9 @@
 """50 clients through one month of the pipeline on the sandbox: time per stage.
 
 Run by hand: `.venv/bin/python bench/bench_load.py [CLIENTS] [WEEKLY_WORKERS]` (default 50, 4).
-Same scenario as homeowner_dagster_tests/test_load.py: clients in NJ, FL and TX with 1-2 ZIPs
-each, their own Bison workspace and Evergreen campaign, TX homes over $900k routed to a
-high-net-worth client. It starts an embedded PostgreSQL in a temporary folder and the sandbox,
+The scenario of homeowner_dagster/scenarios/load.py, which test_load.py runs too: clients in NJ,
+FL and TX with 1-2 ZIPs each, their own Bison workspace and Evergreen campaign, TX homes over
+$900k routed to a high-net-worth client. It starts an embedded PostgreSQL in a temporary folder and the sandbox,
 runs the monthly job once per client (one worker process per Cole state login) and the weekly
 job once per client and window (WEEKLY_WORKERS processes), checks that nothing was lost or
 uploaded twice, and prints per stage the step durations taken from Dagster's STEP_START and
@@ -27,7 +27,7 @@ from dagster import instance_for_test  # noqa: E402
 
 from homeowner_dagster import migrate, settings  # noqa: E402
 from homeowner_dagster.sandbox import Sandbox  # noqa: E402
-from homeowner_dagster_tests.test_load import (  # noqa: E402
+from homeowner_dagster.scenarios.load import (  # noqa: E402
     MONTH,
     addresses_in_two_windows,
     assert_nothing_lost_nothing_twice,
