@@ -31,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_services() -> object:
     """The probes' connectors, configured as the Definitions configure them."""
-    from homeowner_dagster.definitions import build_resources, clay_resource
     from homeowner_dagster.preflight.services import Services
+    from homeowner_dagster.resources.from_environment import build_resources, clay_resource
 
     resources = build_resources()
     clay = clay_resource(resources["slack"]) if os.environ.get("CLAY_WEBHOOK_URL") else None  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from homeowner_dagster.resources import slack as messages
 from homeowner_dagster.resources.bison import BisonResource
 from homeowner_dagster.resources.cole import ColeResource
 from homeowner_dagster.resources.email_verification import EmailVerificationResource
+from homeowner_dagster.resources.from_environment import clay_resource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
 
 GROUP = "preflight"
@@ -81,8 +82,6 @@ def preflight_probes(
     email_verification: EmailVerificationResource,
     slack: HomeownerSlackResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    from homeowner_dagster.definitions import clay_resource
-
     clay = clay_resource(slack) if os.environ.get("CLAY_WEBHOOK_URL") else None
     resources = {"cole": cole, "bison": bison, "email_verification": email_verification, "slack": slack}
     report = run_preflight(Services.from_resources(resources, clay))

@@ -1,7 +1,7 @@
 """The connectors preflight probes, taken from the same resources the pipeline runs with.
 
 In a Dagster run the resources arrive with their `EnvVar` fields already read. The command line
-builds them with `definitions.build_resources()`, where those fields still hold the variables'
+builds them with `resources.from_environment.build_resources()`, where those fields still hold the variables'
 names: `resolved` reads them from the environment instead, and an unset one becomes None, so a
 missing secret is a finding (named by its variable), never a crash and never a name sent as a
 password.
