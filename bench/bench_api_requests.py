@@ -148,7 +148,7 @@ def main() -> None:
         print(
             f"Bison new list:              {n:5d} requests per {LEADS:,} leads ({secs:.2f} s; {seen} seen by the sandbox; custom-variable look-up, 1 CSV POST, import polled)"
         )
-        campaign = workspace.find_evergreen_campaign()
+        (campaign,) = workspace.find_campaigns("Evergreen")
         n, _ = counted(
             lambda: (
                 workspace.attach_lead_list(campaign["id"], uploaded[0]),

@@ -67,6 +67,12 @@ CUSTOM_VARIABLES = [
 ]
 
 
+def evergreen(workspace: BisonWorkspace) -> dict[str, Any]:
+    """The workspace's one Evergreen campaign, looked up by title as the weekly upload does."""
+    (campaign,) = workspace.find_campaigns("Evergreen")
+    return campaign
+
+
 def leads(n: int, start: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -266,7 +272,7 @@ def test_fact_rename_resends_every_boolean_and_total_leads_counts_the_list(
     Fails against the old connector: it resent only what the GET returned, so reputation
     building was switched off.
     """
-    campaign = workspace.find_evergreen_campaign()
+    campaign = evergreen(workspace)
     assert "reputation_building" not in campaign
     stored = sandbox.bison.workspaces[WORKSPACE].campaigns[campaign["id"]]
     stored.update(
@@ -300,7 +306,7 @@ def test_rename_refuses_when_a_reset_boolean_is_unknown(
     Fails against the old connector: it renamed and Bison switched the unsubscribe link off.
     """
     sandbox.bison.campaign_omits = {"reputation_building", "can_unsubscribe"}
-    campaign = workspace.find_evergreen_campaign()
+    campaign = evergreen(workspace)
     monkeypatch.delenv("BISON_CAN_UNSUBSCRIBE", raising=False)
     with pytest.raises(BisonSettingUnknown, match="BISON_CAN_UNSUBSCRIBE"):
         workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: April 1st-7th")
@@ -332,14 +338,14 @@ def test_rename_reads_settings_back_and_fails_if_one_changed(
 
     Fails against the old connector: it checked only the new title.
     """
-    campaign = workspace.find_evergreen_campaign()
+    campaign = evergreen(workspace)
     sandbox.bison.workspaces[WORKSPACE].campaigns[campaign["id"]]["open_tracking"] = True
     sandbox.bison.update_drops = {"open_tracking"}
     with pytest.raises(BisonSettingsChanged, match="open_tracking: True -> False"):
         workspace.rename_campaign(campaign["id"], "Evergreen, Last Upload: April 8th-14th")
 
 
-def test_evergreen_lookup_errors_are_clear(
+def test_campaign_lookup_by_pattern_finds_none_or_every_match(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandbox.bison.add_workspace("No Evergreen", "tok-none")
@@ -349,10 +355,9 @@ def test_evergreen_lookup_errors_are_clear(
     monkeypatch.setenv("TOK_NONE", "tok-none")
     monkeypatch.setenv("TOK_TWO", "tok-two")
     resource = BisonResource(min_interval_seconds=0.0)
-    with pytest.raises(BisonError, match="no campaign"):
-        resource.workspace(sandbox.urls["bison"], "TOK_NONE").find_evergreen_campaign()
-    with pytest.raises(BisonError, match="several campaigns"):
-        resource.workspace(sandbox.urls["bison"], "TOK_TWO").find_evergreen_campaign()
+    assert resource.workspace(sandbox.urls["bison"], "TOK_NONE").find_campaigns("Evergreen") == []
+    found = resource.workspace(sandbox.urls["bison"], "TOK_TWO").find_campaigns(" evergreen ")
+    assert [c["name"] for c in found] == ["Evergreen A", "Evergreen B"]  # the asset refuses two
 
 
 def test_fact_error_shape_other_workspace_is_forbidden_and_missing_token_is_named(
@@ -374,10 +379,10 @@ def test_429_waits_retry_after_and_500_recovers(
 ) -> None:
     sandbox.faults.on("bison", "http_429", times=1, retry_after=1)
     began = time.perf_counter()
-    assert workspace.find_evergreen_campaign()["name"].startswith("Evergreen")
+    assert evergreen(workspace)["name"].startswith("Evergreen")
     assert time.perf_counter() - began >= 1.0
     sandbox.faults.on("bison", "http_500", times=2)
-    assert workspace.find_evergreen_campaign()["name"].startswith("Evergreen")
+    assert evergreen(workspace)["name"].startswith("Evergreen")
     assert sandbox.faults.fired.count(("bison", "http_500")) >= 2
 
 
@@ -434,7 +439,7 @@ def test_fact_rate_limit_is_waited_out_in_both_retry_after_forms(
     monkeypatch.setattr(bison_module.RetryPolicy, "retry_after", recorded)
     unpaced = BisonResource(min_interval_seconds=0.0, retry_base_seconds=5.0)
     with unpaced.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
-        names = [ws.find_evergreen_campaign()["name"] for _ in range(25)]  # 10 a second at most
+        names = [evergreen(ws)["name"] for _ in range(25)]  # 10 a second at most
     assert len(names) == 25 and sandbox.bison.rate_limited - limited >= 2
     assert waits and all(0 < w <= 1.0 for w in waits)  # the header's wait, not the 5 s backoff
 

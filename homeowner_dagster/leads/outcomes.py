@@ -296,10 +296,6 @@ class YieldBook:
         )
 
     @property
-    def immature_leads(self) -> int:
-        return self.leads_measured - self.mature_leads
-
-    @property
     def separable(self) -> bool:
         """Whether any of the client's ZIPs differs from its average with 90 % confidence."""
         table = self.client_zips

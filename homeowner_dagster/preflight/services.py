@@ -38,12 +38,6 @@ def resolved(resource: R) -> R:
     return resource.model_copy(update=update) if update else resource
 
 
-def env_name(resource: ConfigurableResource, field: str, default: str) -> str:
-    """The variable an `EnvVar` field reads (for messages), or `default` once resolved."""
-    value = getattr(resource, field, None)
-    return value.env_var_name if isinstance(value, EnvVar) else default
-
-
 @dataclass
 class Services:
     """What preflight needs: each connector as configured, secrets read from the environment."""

@@ -605,20 +605,6 @@ class BisonWorkspace:
 
     # -- campaigns -----------------------------------------------------------------------------
 
-    def find_evergreen_campaign(self, prefix: str = "Evergreen") -> dict[str, Any]:
-        """The one campaign whose title starts with `prefix`; an error if none or several."""
-        found = [
-            c
-            for c in self._pages("/api/campaigns", {"search": prefix})
-            if str(c.get("name", "")).startswith(prefix)
-        ]
-        if not found:
-            raise BisonError(f"no campaign titled {prefix!r}... in this workspace")
-        if len(found) > 1:
-            titles = ", ".join(repr(c["name"]) for c in found)
-            raise BisonError(f"several campaigns start with {prefix!r}: {titles}; keep one")
-        return found[0]
-
     def campaign(self, campaign_id: int | str) -> dict[str, Any]:
         return self._call("GET", f"/api/campaigns/{campaign_id}")["data"]
 

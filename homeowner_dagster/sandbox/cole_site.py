@@ -127,11 +127,6 @@ class ColeSiteState:
             if s.username == username and now - s.last_seen <= self.session_ttl_seconds
         )
 
-    def reset_session_counts(self) -> None:
-        with self.lock:
-            self.sessions.clear()
-            self.max_sessions_per_login.clear()
-
     # Inspection -------------------------------------------------------------------------
     @property
     def searches_run(self) -> int:
@@ -158,12 +153,6 @@ class ColeSiteState:
             for e in self.exports.values()
             if e.completed
         ]
-
-    def expire_sessions(self) -> None:
-        """End every session now (as the site does after its idle timeout)."""
-        with self.lock:
-            self.sessions.clear()
-
 
 # --- HTML --------------------------------------------------------------------------------
 
