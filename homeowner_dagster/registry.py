@@ -21,6 +21,7 @@ from homeowner_dagster.leads.territories import (
     derive_territory,
     months_to_check,
     new_problems,
+    unknown_hnw_clients,
     zip_conflicts,
 )
 
@@ -233,12 +234,7 @@ def upsert_hnw_rules(rules: pd.DataFrame, url: str | None = None) -> int:
         return 0
     with db.transaction(url) as conn:
         known = {r[0] for r in conn.execute("select slug from clients").fetchall()}
-        problems = [
-            f"hnw rule {r.name!r}: unknown client {slug!r}"
-            for r in rules.itertuples()
-            for slug in [r.destination_client, *r.source_clients]
-            if slug not in known
-        ]
+        problems = unknown_hnw_clients(rules, known)
         if problems:
             raise TerritoryError(problems)
         with conn.cursor() as cur:

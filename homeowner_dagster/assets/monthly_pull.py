@@ -5,6 +5,7 @@ import tempfile
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from dagster import (
@@ -75,6 +76,21 @@ EXTERNAL_RETRY = RetryPolicy(
 )
 
 
+class ClientMonth(NamedTuple):
+    slug: str
+    month: date
+    dsn: str
+    client: registry.Client
+
+
+def client_month(context: AssetExecutionContext, database: PostgresResource) -> ClientMonth:
+    """Every monthly step starts here: its partition's client (a failure no retry can fix when the
+    client is unknown or its channel no longer allowed), its month, and the database."""
+    slug, month = split_client_month(context.partition_key)
+    dsn = database.dsn()
+    return ClientMonth(slug, month, dsn, client_for_run(slug, dsn))
+
+
 def channel_for(client: registry.Client) -> str:
     """The client's Slack channel, or the team's operations channel."""
     return client.slack_channel or registry.ops_channel()
@@ -113,10 +129,8 @@ def raw_leads(
     cole: ColeResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
-    slug, month = split_client_month(context.partition_key)
-    dsn = database.dsn()
+    slug, month, dsn, client = client_month(context, database)
     watch = Stopwatch()
-    client = client_for_run(slug, dsn)
     territory = store.territory(dsn, slug, month)  # carried forward from the latest sheet
     if territory.empty and not store.is_hnw_destination(dsn, slug):
         raise _no_zips(dsn, slug, month)
@@ -220,10 +234,8 @@ def cleaned_leads(
     email_verification: EmailVerificationResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
-    slug, month = split_client_month(context.partition_key)
-    dsn = database.dsn()
+    slug, month, dsn, client = client_month(context, database)
     watch = Stopwatch()
-    client = client_for_run(slug, dsn)
     with watch.stage("database"):
         raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
@@ -370,9 +382,7 @@ def _totals_metadata(client: registry.Client, month: date, counts: dict[str, int
     "routes leads to it (after the destination's own run), so its totals follow its leads.",
 )
 def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
-    slug, month = split_client_month(context.partition_key)
-    dsn = database.dsn()
-    client = client_for_run(slug, dsn)
+    slug, month, dsn, client = client_month(context, database)
     row, counts, status = _month_totals(dsn, client, month)
     store.write_monthly_totals(dsn, row)
     return MaterializeResult(metadata=_totals_metadata(client, month, counts, status))
@@ -459,9 +469,7 @@ def gap_report(
     cole: ColeResource,
     slack: HomeownerSlackResource,
 ) -> MaterializeResult:
-    slug, month = split_client_month(context.partition_key)
-    dsn = database.dsn()
-    client = client_for_run(slug, dsn)
+    slug, month, dsn, client = client_month(context, database)
     try:
         config = settings.gap_settings()
     except ValueError as exc:

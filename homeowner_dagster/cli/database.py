@@ -10,6 +10,8 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from homeowner_dagster.leads.territories import (
     parse_clients,
     parse_hnw_rules,
     parse_zip_sheet,
+    unknown_hnw_clients,
 )
 
 
@@ -160,33 +163,30 @@ def login_name() -> str | None:
         return None
 
 
-def _report(exc: TerritoryError, what: str) -> CommandError:
-    for problem in exc.problems:
-        print(f"  {problem}", file=sys.stderr)
-    return CommandError(f"{what} refused ({len(exc.problems)} problem(s) above); nothing written")
+@contextmanager
+def refused_as(what: str) -> Iterator[None]:
+    """A TerritoryError inside becomes the command's one line, its problems listed above it."""
+    try:
+        yield
+    except TerritoryError as exc:
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise CommandError(
+            f"{what} refused ({len(exc.problems)} problem(s) above); nothing written"
+        ) from None
 
 
 def run_clients_import(args: argparse.Namespace) -> int:
     text = _read(args.file)
-    try:
+    with refused_as("client import"):
         clients = parse_clients(text, args.file.name)
         rules = parse_hnw_rules(text, args.file.name)
-    except TerritoryError as exc:
-        raise _report(exc, "client import") from None
     url = _ready_database()
     known = set(clients["slug"]) | {c.slug for c in registry.load_clients(url, active_only=False)}
-    unknown = [
-        f"hnw rule {r.name!r}: unknown client {slug!r}"
-        for r in rules.itertuples()
-        for slug in [r.destination_client, *r.source_clients]
-        if slug not in known
-    ]
-    if unknown:
-        raise _report(TerritoryError(unknown), "client import")
-    try:
+    with refused_as("client import"):
+        if unknown := unknown_hnw_clients(rules, known):  # checked before anything is written
+            raise TerritoryError(unknown)
         registry.upsert_clients(clients, url)
-    except TerritoryError as exc:
-        raise _report(exc, "client import") from None
     routed = registry.upsert_hnw_rules(rules, url)
     print(f"{len(clients)} client(s) imported: {', '.join(clients['slug'])}")
     if routed:
@@ -204,41 +204,33 @@ def run_clients_list(args: argparse.Namespace) -> int:
 def run_zips_import(args: argparse.Namespace) -> int:
     month = _month(args.month)
     text = _read(args.file)
-    try:
+    with refused_as("ZIP import"):
         sheet = parse_zip_sheet(text)
         written = registry.import_zips(sheet, month, _ready_database(), login_name())
-    except TerritoryError as exc:
-        raise _report(exc, "ZIP import") from None
     print(f"{written} ZIP(s) assigned for {month} ({len(sheet.rows) - written} already held)")
     return 0
 
 
 def run_zips_assign(args: argparse.Namespace) -> int:
     month = _month(args.month)
-    try:
+    with refused_as("assignment"):
         written = registry.assign_zips(args.client, month, args.zips, _ready_database(), login_name())
-    except TerritoryError as exc:
-        raise _report(exc, "assignment") from None
     print(f"{written} ZIP(s) assigned to {args.client} for {month}")
     return 0
 
 
 def run_zips_move(args: argparse.Namespace) -> int:
     month = _month(args.month)
-    try:
+    with refused_as("move"):
         moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name())
-    except TerritoryError as exc:
-        raise _report(exc, "move") from None
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
     return 0
 
 
 def run_zips_show(args: argparse.Namespace) -> int:
     month = _month(args.month)
-    try:
+    with refused_as("zips show"):
         zips, sheet_month = registry.territory_of(args.client, month, _ready_database())
-    except TerritoryError as exc:
-        raise _report(exc, "zips show") from None
     if sheet_month is None and zips.empty:
         print(f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
               f"(run `homeowner zips import SHEET.csv --month {month}`)")

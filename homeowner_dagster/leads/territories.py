@@ -342,6 +342,16 @@ def parse_hnw_rules(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def unknown_hnw_clients(rules: pd.DataFrame, known: set[str]) -> list[str]:
+    """One line per client a routing rule names (destination or source) that is not `known`."""
+    return [
+        f"hnw rule {r.name!r}: unknown client {slug!r}"
+        for r in rules.itertuples()
+        for slug in [r.destination_client, *r.source_clients]
+        if slug not in known
+    ]
+
+
 # Territories that carry forward: a sheet applies from its month on, changes apply from theirs
 
 CHANGE_COLUMNS = ["id", "kind", "month", "zip", "state", "color", "client_slug", "from_client"]
