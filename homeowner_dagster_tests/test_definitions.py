@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from dagster import (
     AssetIn,
+    AssetKey,
     DagsterInstance,
     Definitions,
     InputContext,
@@ -24,6 +25,8 @@ from dagster import (
 
 from homeowner_dagster import db, settings
 from homeowner_dagster.definitions import defs
+from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.leads.schemas import CleanedLeadFrame
 from homeowner_dagster.partitions import (
     client_month_key,
     client_month_partitions,
@@ -38,6 +41,27 @@ def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
     repo = defs.get_repository_def()
     assert repo.get_sensor_def("client_registry_sensor")
+
+
+def columns_shown(asset_name: str) -> dict[str, tuple[str, list[str]]]:
+    """What the UI's Columns panel lists for an asset before any run: the definition's
+    `dagster/column_schema` (the webserver serves it as a TableSchemaMetadataEntry)."""
+    spec = defs.resolve_assets_def(asset_name).specs_by_key[AssetKey(asset_name)]
+    schema = spec.metadata["dagster/column_schema"].schema
+    return {c.name: (c.type, list(c.constraints.other)) for c in schema.columns}
+
+
+def test_cleaned_leads_and_bison_lists_show_the_pandera_model_columns() -> None:
+    """The cleaned leads show every column of CleanedLeadFrame with its type and checks; the
+    Bison list shows the columns Bison gets, typed as in the same model."""
+    model = CleanedLeadFrame.to_schema().columns
+    cleaned = columns_shown("cleaned_leads")
+    assert list(cleaned) == list(model)
+    assert cleaned["zip"] == (str(model["zip"].dtype), ["str_matches('^\\d{5}$')"])
+    assert cleaned["home_value"][1] == [">= 0"]
+    bison = columns_shown("bison_lead_lists")
+    assert list(bison) == list(BISON_FIELD_MAP)
+    assert all(bison[name] == cleaned[name] for name in bison)
 
 
 def test_dagster_cli_validates_the_workspace(database_url: str, tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 (the numbers one looks for), counts as integers (shown with thousands separators), tables with a
 schema whose columns say what they hold, instead of Markdown tables that wrap one ZIP per line."""
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+import pandera.pandas as pa
+from dagster import BetaWarning, MetadataValue, TableColumn, TableRecord, TableSchema
+from dagster_pandera import pandera_schema_to_dagster_type
 
 from homeowner_dagster.leads.gap_solver import kind_label
 
@@ -42,6 +45,30 @@ def table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> Metada
         for row in frame.to_dict("records")
     ]
     return MetadataValue.table(records, schema=schema)
+
+
+def column_schema(
+    model: type[pa.DataFrameModel], only: Mapping[str, str] | None = None
+) -> dict[str, MetadataValue]:
+    """Definition metadata for the asset's Columns panel in the UI (`dagster/column_schema`),
+    from the table's pandera model via dagster-pandera: names, types, nullability, checks.
+
+    `only`: the columns kept, in that order, each with its description (a table that holds a
+    part of the model's columns). The assets write to Postgres and return no frame, so the
+    Dagster type dagster-pandera builds would never run: its schema is what they use.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)  # the converter is marked beta
+        schema: TableSchema = pandera_schema_to_dagster_type(model).metadata["schema"].schema
+    if only is not None:
+        by_name = {column.name: column for column in schema.columns}
+        schema = TableSchema(
+            columns=[
+                TableColumn(name, by_name[name].type, text, by_name[name].constraints)
+                for name, text in only.items()
+            ]
+        )
+    return {"dagster/column_schema": MetadataValue.table_schema(schema)}
 
 
 def proposals_frame(suggestions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -38,6 +38,7 @@ from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import GapStatus, gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.leads.routing import RoutingRule
+from homeowner_dagster.leads.schemas import CleanedLeadFrame
 from homeowner_dagster.outcomes_store import OUTCOME_MONTHS_BACK
 from homeowner_dagster.partitions import (
     client_month_key,
@@ -226,6 +227,7 @@ def _refresh_destination(
     pool=DEBOUNCE_POOL,
     kinds={"pandas", "postgres"},
     check_specs=checks.specs("cleaned_leads", "cleaned_schema", "rows_conserved"),
+    metadata=md.column_schema(CleanedLeadFrame),  # the Columns panel in the UI
     description="PT2: cleaning rules, safe-to-send email verification, duplicates across clients.",
 )
 def cleaned_leads(

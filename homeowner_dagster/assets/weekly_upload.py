@@ -29,10 +29,11 @@ from dagster import (
 
 from homeowner_dagster import registry, run_errors, store
 from homeowner_dagster.assets import checks
+from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.hold import upload_hold
 from homeowner_dagster.assets.monthly_pull import channel_for, cleaned_leads
 from homeowner_dagster.assets.stopwatch import Stopwatch
-from homeowner_dagster.leads.bison_list import email_keys, expected_growth
+from homeowner_dagster.leads.bison_list import BISON_DATE_COLUMNS, email_keys, expected_growth
 from homeowner_dagster.leads.calendar import (
     RenewalWindow,
     client_list_name,
@@ -42,6 +43,8 @@ from homeowner_dagster.leads.calendar import (
     state_at_least,
     window_list_leads,
 )
+from homeowner_dagster.leads.columns import BISON_FIELD_MAP
+from homeowner_dagster.leads.schemas import CleanedLeadFrame
 from homeowner_dagster.partitions import (
     client_month_key,
     client_window_partitions,
@@ -60,6 +63,13 @@ from homeowner_dagster.resources.bison import (
 )
 from homeowner_dagster.resources.database import PostgresResource
 from homeowner_dagster.resources.slack import HomeownerSlackResource
+
+# The list's columns in the UI: the cleaned leads' columns Email Bison gets (their pandera types
+# and checks), each named with the Bison field it fills; dates go as YYYY-MM-DD text.
+BISON_LIST_COLUMNS: dict[str, str] = {
+    column: f"Email Bison field `{field}`" + (" (YYYY-MM-DD text)" if column in BISON_DATE_COLUMNS else "")
+    for column, field in BISON_FIELD_MAP.items()
+}
 
 GROUP = "weekly_upload"
 # A list found by name is ours when Bison created it after our request, give or take clock skew.
@@ -135,6 +145,7 @@ def _skip(context: AssetExecutionContext, reason: str) -> None:
     output_required=False,
     kinds={"postgres"},
     check_specs=checks.specs("bison_lead_lists", "no_lead_uploaded_twice", "bison_count_matches_ledger"),
+    metadata=md.column_schema(CleanedLeadFrame, BISON_LIST_COLUMNS),
     description="PT4: the window's cleaned leads as one Email Bison lead list, e.g. "
     "'(February 1st - 7th renewals) 2027'; window state pending -> list_created -> list_verified.",
 )
