@@ -9,7 +9,13 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, instance_for_test
+from dagster import (
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+)
 from dagster._core.test_utils import freeze_time
 
 from homeowner_dagster import db, store
