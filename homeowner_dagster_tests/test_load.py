@@ -339,6 +339,7 @@ def load_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.mark.slow(seconds=420)
+@pytest.mark.timeout(1500)  # a hang guard: 527 s on a loaded 2-core machine passed the default 600 s
 def test_fifty_clients_one_month_nothing_lost_nothing_twice(
     load_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
