@@ -1,7 +1,7 @@
-"""Reads and writes of the outcome tables (lead_outcomes, window_outcomes, campaign_reads, ...).
+"""Outcomes (`lead_outcomes`, `window_outcomes`, `campaign_reads`, `zip_yields`): what leads did.
 
-Kept beside store.py: every write is delete + COPY (or insert) in one transaction, so a crash
-leaves the previous rows and the previous cursor together.
+Every write is delete + COPY (or insert) in one transaction, so a crash leaves the previous rows
+and the previous cursor together.
 """
 
 from __future__ import annotations
