@@ -23,11 +23,14 @@ from dagster import Failure
 from psycopg import sql
 
 from homeowner_dagster import db
-from homeowner_dagster.leads.calendar import RenewalWindow, month_key
+from homeowner_dagster.leads.calendar import WINDOW_STATES, RenewalWindow, month_key
 from homeowner_dagster.store.rows import now
 from homeowner_dagster.store.windows import CampaignHolds, ledger_row
 
-_STATE_ORDER = "array['pending','list_created','list_verified','attached','done']"
+# The states in order (WINDOW_STATES), as SQL; and the column each transition stamps the first
+# time it happens (a repeat keeps the stamp: `list_verified_at` is the latest check instead).
+_STATE_ORDER = "array[" + ",".join(f"'{state}'" for state in WINDOW_STATES) + "]"
+_FIRST_STAMPS = {"list_created": "uploaded_at", "attached": "attached_at", "done": "done_at"}
 
 
 def _advance(state: str) -> sql.Composable:
@@ -38,18 +41,40 @@ def _advance(state: str) -> sql.Composable:
     ).format(order=sql.SQL(_STATE_ORDER), state=sql.Literal(state))
 
 
-def _update_window(
-    dsn: str, client: str, window: RenewalWindow, state: str | None, values: dict[str, Any]
-) -> None:
+def _update_row(
+    conn: Any,
+    client: str,
+    window: RenewalWindow,
+    state: str | None,
+    values: dict[str, Any],
+    only_list: str | None = None,
+) -> int:
+    """Set `values` on the window's row and, with a `state`, make the transition: status moved on
+    (never back), the state's first stamp kept. With `only_list`: only while the row names no
+    other Bison list. Returns the rows written (0 or 1)."""
     sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in values]
+    if state in _FIRST_STAMPS:
+        sets.append(sql.SQL("{at} = coalesce({at}, now())").format(at=sql.Identifier(_FIRST_STAMPS[state])))
     if state is not None:
         sets.append(_advance(state))
     sets.append(sql.SQL("updated_at = now()"))
-    stmt = sql.SQL("update client_lead_batches set {sets} where client_slug = %s and window_start = %s").format(
-        sets=sql.SQL(", ").join(sets)
+    where = [sql.SQL("client_slug = %s and window_start = %s")]
+    params = [*values.values(), client, window.start]
+    if only_list is not None:
+        where.append(sql.SQL("(bison_list_id is null or bison_list_id = %s)"))
+        params.append(only_list)
+    stmt = sql.SQL("update client_lead_batches set {sets} where {where}").format(
+        sets=sql.SQL(", ").join(sets), where=sql.SQL(" and ").join(where)
     )
+    return conn.execute(stmt, params).rowcount
+
+
+def _update_window(
+    dsn: str, client: str, window: RenewalWindow, state: str | None, values: dict[str, Any]
+) -> None:
+    """`_update_row` in a transaction of its own."""
     with db.transaction(dsn) as conn:
-        conn.execute(stmt, [*values.values(), client, window.start])
+        _update_row(conn, client, window, state, values)
 
 
 def ensure_window(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any]:
@@ -94,15 +119,8 @@ def record_list_created(
     if email_keys is not None:
         keys["email_hash"] = list(email_keys)
     with db.transaction(dsn) as conn:
-        updated = conn.execute(
-            sql.SQL(
-                "update client_lead_batches set bison_list_id = %s, lead_count = %s, list_name = %s, "
-                "uploaded_at = coalesce(uploaded_at, now()), updated_at = now(), {advance} "
-                "where client_slug = %s and window_start = %s "
-                "and (bison_list_id is null or bison_list_id = %s)"
-            ).format(advance=_advance("list_created")),
-            [list_id, len(keys), list_name or window.list_name, client, window.start, list_id],
-        ).rowcount
+        values = {"bison_list_id": list_id, "lead_count": len(keys), "list_name": list_name or window.list_name}
+        updated = _update_row(conn, client, window, "list_created", values, only_list=list_id)
         if updated != 1:
             raise ListAlreadyRecorded(
                 f"{client}: another list is already recorded for {window.list_name}; Bison list "
@@ -121,6 +139,7 @@ class ListAlreadyRecorded(RuntimeError):
 
 
 def record_list_verified(dsn: str, client: str, window: RenewalWindow, in_bison: int) -> None:
+    """`list_verified`: the leads Bison holds in the window's list, counted just now."""
     _update_window(dsn, client, window, "list_verified", {"lead_count": in_bison, "list_verified_at": now()})
 
 
@@ -145,27 +164,13 @@ def record_campaign_before_attach(
 
 
 def record_attached(dsn: str, client: str, window: RenewalWindow, leads_after: int) -> None:
-    with db.transaction(dsn) as conn:
-        conn.execute(
-            sql.SQL(
-                "update client_lead_batches set campaign_leads_after = %s, "
-                "attached_at = coalesce(attached_at, now()), updated_at = now(), {advance} "
-                "where client_slug = %s and window_start = %s"
-            ).format(advance=_advance("attached")),
-            [leads_after, client, window.start],
-        )
+    """`attached`: the campaign's lead count after the window's list was attached to it."""
+    _update_window(dsn, client, window, "attached", {"campaign_leads_after": leads_after})
 
 
 def record_done(dsn: str, client: str, window: RenewalWindow, title_after: str) -> None:
-    with db.transaction(dsn) as conn:
-        conn.execute(
-            sql.SQL(
-                "update client_lead_batches set campaign_title_after = %s, "
-                "done_at = coalesce(done_at, now()), updated_at = now(), {advance} "
-                "where client_slug = %s and window_start = %s"
-            ).format(advance=_advance("done")),
-            [title_after, client, window.start],
-        )
+    """`done`: the campaign's title after it moved on to (or already named) the window."""
+    _update_window(dsn, client, window, "done", {"campaign_title_after": title_after})
 
 
 def forget_list(dsn: str, client: str, window: RenewalWindow) -> str | None:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from homeowner_dagster import db
 from homeowner_dagster.leads.calendar import RenewalWindow, month_key
+from homeowner_dagster.store.rows import first_row
 
 
 def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] | None:
@@ -20,10 +21,7 @@ def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] |
             "select * from client_lead_batches where client_slug = %s and window_start = %s",
             [client, window.start],
         )
-    if frame.empty:
-        return None
-    # Plain values: a column never set is None (not NaN or NaT).
-    return {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+    return first_row(frame)
 
 
 def keys_uploaded_elsewhere(dsn: str, client: str, window: RenewalWindow, keys: Iterable[str]) -> int:
