@@ -30,6 +30,7 @@ from homeowner_dagster.assets.overdue import (
     overdue_windows_schedule,
     windows_done_by_their_monday,
 )
+from homeowner_dagster.assets.renewal_window import renewal_window, renewal_window_states
 from homeowner_dagster.jobs import (
     campaign_outcomes_job,
     monthly_pull_job,
@@ -127,7 +128,7 @@ steps_in_the_run_process = ExecutorDefinition(
 def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
     """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
-        assets=[*load_assets_from_modules([monthly_pull, weekly_upload, outcomes]), preflight_probes],
+        assets=[*load_assets_from_modules([monthly_pull, weekly_upload, outcomes]), preflight_probes, renewal_window],
         asset_checks=[windows_done_by_their_monday],
         jobs=[
             monthly_pull_job,
@@ -153,6 +154,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> Definiti
             run_failure_alert_sensor,
             agent_runs_success_sensor,
             gap_report_refresh_sensor,
+            renewal_window_states,
         ],
         resources={**build_resources(), **(resources or {})},
         executor=steps_in_the_run_process,

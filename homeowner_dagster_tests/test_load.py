@@ -318,7 +318,8 @@ def assert_nothing_lost_nothing_twice(sandbox: Sandbox, dsn: str, clients: list[
         assert len(workspace.leads) == len(set(members)), c.slug  # one lead per address
         campaign = sandbox.bison.campaign(c.name, last.evergreen_title)
         assert sorted(sandbox.bison.attached_lists(c.name, campaign["id"])) == names
-        assert campaign["total_leads"] == n["uploaded"] and campaign["max_emails_per_day"] == 333
+        # B-UNIQUE: an owner of homes in two windows is one lead, attached twice
+        assert campaign["total_leads"] == len(set(members)) and campaign["max_emails_per_day"] == 333
     tx_sources = [c for c in clients if c.state == "TX" and c.slug != HNW_CLIENT]
     assert sum(counts[c.slug]["routed_out"] for c in tx_sources) == counts[HNW_CLIENT]["routed_in"] > 0
     with psycopg.connect(dsn) as conn:
@@ -338,12 +339,14 @@ def load_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.mark.slow(seconds=420)
+@pytest.mark.timeout(1500)  # a hang guard: 527 s on a loaded 2-core machine passed the default 600 s
 def test_fifty_clients_one_month_nothing_lost_nothing_twice(
     load_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     began = time.perf_counter()
     clients = load_clients()
     assert len(clients) == CLIENT_COUNT and len({z for c in clients for z in c.zips}) == sum(len(c.zips) for c in clients)
+    monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", "")  # prepare() sets it; put back after the test
     prepare(load_sandbox, database_url, clients)
     for key, value in load_sandbox.env().items():
         monkeypatch.setenv(key, value)

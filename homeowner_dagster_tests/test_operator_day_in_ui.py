@@ -1,8 +1,9 @@
 """The operator's day through the Dagster UI only (real webserver and daemon, headless Chromium):
 open the lineage, re-materialize a gap report partition, import a missed month's ZIPs with the
 CLI, backfill that month for every client from the UI (the high-net-worth destination's month
-runs before its source: its numbers in the UI still end equal to the database's), and read the
-one-line error of a month with no ZIPs.
+runs before its source: its numbers in the UI still end equal to the database's), read the
+one-line error of a month with no ZIPs, and see a client's renewal windows labelled pending, done
+and not pulled on the weekly side.
 
 The screenshots docs/runbook.md uses are taken only when asked:
 `HOMEOWNER_UI_SCREENSHOTS=1 .venv/bin/python -m pytest homeowner_dagster_tests/test_operator_day_in_ui.py`
@@ -13,18 +14,28 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 from playwright.sync_api import Page, sync_playwright
 
 from homeowner_dagster import settings
 from homeowner_dagster.assets.monthly_pull import REFRESH_TAG
+from homeowner_dagster.assets.renewal_window import RENEWAL_WINDOW
 from homeowner_dagster.cli import main
 from homeowner_dagster.demo import DEMO_CLIENTS_YAML
-from homeowner_dagster.partitions import client_month_key, client_partitions
+from homeowner_dagster.leads.calendar import add_months, windows_of_month
+from homeowner_dagster.partitions import (
+    TIMEZONE,
+    client_month_key,
+    client_partitions,
+    client_window_key,
+)
+from homeowner_dagster.resources import bison as bison_resource
 from homeowner_dagster.resources.cole.login_lock import cole_login_lock
 from homeowner_dagster.sandbox import Sandbox
 from homeowner_dagster_tests import pipeline_fixtures
@@ -38,6 +49,7 @@ NO_ZIPS = "2026-11"  # a month that stays without ZIPs
 TERRITORY = {**pipeline_fixtures.TERRITORY, "lone-star": ["75201", "75205"]}
 SOURCE, DESTINATION = "lone-star", "agency-hnw"
 CLIENTS = [*TERRITORY, DESTINATION]
+STATES_CLIENT = "sunshine"  # the client whose windows section 6 reads
 GROUP_PATH = "/locations/__repository__@homeowner_dagster.definitions/asset-groups/monthly_pull"
 
 
@@ -169,8 +181,37 @@ def _metadata_in_ui(page: Page, ui: DagsterUI, asset: str, partition: str, label
     return values
 
 
+def _weekly_side(
+    running: DagsterUI, sandbox: Sandbox, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """One client's windows in three states: partition key -> the state the UI must label."""
+    today = datetime.now(ZoneInfo(TIMEZONE)).date()
+    ahead, never = add_months(today.replace(day=1), 2), date(2027, 1, 1)
+    pipeline_fixtures.seed_month(dsn, STATES_CLIENT, ahead)
+    done, pending = windows_of_month(ahead)[:2]
+    for key, value in running.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(bison_resource, "pause", sandbox.bison.advance)  # the attach's sync: sandbox clock
+    assert main(["windows", "force", "--client", STATES_CLIENT, "--window", done.key]) == 0
+    return {
+        str(client_window_key(STATES_CLIENT, done)): "done",
+        str(client_window_key(STATES_CLIENT, windows_of_month(never)[1])): "not pulled",
+        str(client_window_key(STATES_CLIENT, pending)): "pending",
+    }
+
+
+def _recorded_state(instance: DagsterInstance, key: str) -> str | None:
+    """The state the latest materialization of renewal_window's partition carries."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=RENEWAL_WINDOW, asset_partitions=[key]), limit=1
+    ).records
+    return records[0].asset_materialization.metadata["state"].value if records else None
+
+
 @pytest.mark.slow(seconds=100)
-def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, Sandbox], database_url: str, tmp_path: Path) -> None:
+def test_operator_day_in_the_dagster_ui(
+    ui: tuple[DagsterUI, Sandbox], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     running, sandbox = ui
     instance = DagsterInstance.from_config(str(running.home))
     try:
@@ -294,10 +335,23 @@ def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, Sandbox], database_
             assert "dagster._core.definitions.events.Failure" not in page.locator("body").inner_text()
             _shot(page, "6-no-zips-error.png")
 
-            # 6. (Later: issue 24's first bullet, after issue 19's window states.) The weekly side:
-            # one client's windows labelled pending, done and not pulled on the partition view.
             print(f"no-ZIPs run: launched to failure shown in {time.monotonic() - began:.1f} s")
             print(f"no-ZIPs run, from its own events: {_run_timeline(instance, run_id)}")
+
+            # 6. The weekly side: one client's windows labelled pending, done and not pulled on
+            # renewal_window's partition view. Its month two ahead is pulled (written with the
+            # store's functions), one window of it forced done from a second shell; its January
+            # (the pull was due on 15 November) was never pulled.
+            began = time.monotonic()
+            states = _weekly_side(running, sandbox, database_url, monkeypatch)
+            for key, state in states.items():
+                _wait_for(f"{key} recorded as {state}", lambda k=key, s=state: _recorded_state(instance, k) == s, 180)
+            print(f"window states: forced run to every state recorded in {time.monotonic() - began:.0f} s")
+            for key, state in states.items():
+                shown = _metadata_in_ui(page, running, "renewal_window", key, ("state",))
+                assert shown == {"state": state}, (key, shown)
+            page.wait_for_timeout(1500)  # the last one read: the pending window, beside its client's others
+            _shot(page, "8-window-states.png")
             browser.close()
 
         # The same line reaches Slack (the daemon's run-failure sensor).

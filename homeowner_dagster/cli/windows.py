@@ -1,6 +1,7 @@
 """`homeowner windows`: every renewal window of a client with its state; `force` uploads one now.
 
-States come from the Bison ledger (pending -> list_created -> list_verified -> attached -> done).
+States come from the Bison ledger (pending -> list_created -> list_verified -> attached -> done),
+and `not pulled`, `held` or `missed` where that is what stops a window (`leads.window_states`).
 `force` runs the weekly upload for one window through Dagster, recorded in the project's
 instance (so the UI shows the run), whatever the schedule thinks: the way to finish a window the
 schedule reported as missed.
@@ -14,15 +15,16 @@ from datetime import date
 
 from homeowner_dagster import db, registry, settings, store
 from homeowner_dagster.cli import CommandError
-from homeowner_dagster.leads.calendar import RenewalWindow, parse_month, windows_of_month
+from homeowner_dagster.leads.calendar import RenewalWindow
+from homeowner_dagster.windows_ledger import client_window_states
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "windows",
         help="list a client's renewal windows with their state, or force one (`windows force`)",
-        description="Without an action: one line per renewal window of the client (pulled months "
-        "and every window in the ledger) with its state.",
+        description="Without an action: one line per renewal window of the client (pulled months, "
+        "months not pulled since its first, every window in the ledger) with its state.",
     )
     p.add_argument("--client", help="client slug (required)")
     p.set_defaults(handler=run_list)
@@ -66,12 +68,10 @@ def _client(slug: str | None, url: str) -> registry.Client:
 
 
 def window_table(url: str, slug: str) -> list[dict[str, object]]:
-    """Ledger rows, plus `pending` for windows of pulled months that have none yet."""
-    rows = {r["window_start"]: r for r in store.client_windows(url, slug).to_dict("records")}
-    for month in store.months_with_cleaned_leads(url, slug):
-        for window in windows_of_month(parse_month(month)):
-            rows.setdefault(window.start, {"window_start": window.start, "status": "pending", "list_name": window.list_name})
-    return [rows[k] for k in sorted(rows)]
+    """The client's windows with their whole state (`leads.window_states`: the UI shows the same)."""
+    from homeowner_dagster.partitions import today
+
+    return client_window_states(url, slug, today()).to_dict("records")
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -84,9 +84,9 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'window':<11} {'state':<14} {'leads':>6}  {'list id':<8} list / missed / way forward")
     for r in table:
         leads, list_id = _value(r.get("lead_count")), _value(r.get("bison_list_id"))
-        note = " (reported missed)" if _value(r.get("missed_reported_at")) is not None and r["status"] != "done" else ""
+        note = " (reported missed)" if _value(r.get("missed_reported_at")) is not None and r["state"] != "done" else ""
         print(
-            f"{r['window_start'].isoformat():<11} {r['status']:<14} "
+            f"{r['window_start'].isoformat():<11} {r['state']:<14} "
             f"{'' if leads is None else int(leads):>6}  "
             f"{'' if list_id is None else list_id:<8} {r['list_name']}{note}"
         )
@@ -103,7 +103,7 @@ def _value(value: object) -> object:
 def way_forward(slug: str, row: dict[str, object]) -> str | None:
     """What a person does for a window stopped where no run can go on by itself."""
     refused = _value(row.get("refused_rows"))
-    if row.get("status") == "list_created" and refused and _value(row.get("refused_accepted_at")) is None:
+    if row.get("ledger_state") == "list_created" and refused and _value(row.get("refused_accepted_at")) is None:
         window = f"--client {slug} --window {row['window_start'].isoformat()}"  # type: ignore[union-attr]
         return (
             f"Bison refused {int(refused)} row(s): `homeowner windows accept {window}` goes on without "  # type: ignore[call-overload]
