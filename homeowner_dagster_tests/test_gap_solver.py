@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from homeowner_dagster.leads.gap import gap_status
 from homeowner_dagster.leads.gap_solver import (
     Suggestion,
-    _choose_subset,
     distance_miles,
     markdown_report,
     slack_summary,
@@ -25,6 +24,7 @@ from homeowner_dagster.leads.gap_solver import (
     surplus_sample,
     zip_centroids,
 )
+from homeowner_dagster.leads.gap_solver.candidates import _choose_subset
 
 # Montclair / Glen Ridge area, NJ.
 MONTCLAIR = ("07042", "07043")

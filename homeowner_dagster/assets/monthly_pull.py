@@ -25,7 +25,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import outcomes_store, registry, settings, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
@@ -37,7 +37,6 @@ from homeowner_dagster.leads.columns import CLEANED_COLUMNS, SOURCE_COLUMNS
 from homeowner_dagster.leads.gap import GapStatus, gap_status, rejected_facts, suggestion_zip_lines
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.leads.routing import RoutingRule
-from homeowner_dagster.outcomes_store import OUTCOME_MONTHS_BACK
 from homeowner_dagster.partitions import (
     client_month_key,
     client_month_partitions,
@@ -62,6 +61,8 @@ from homeowner_dagster.run_errors import (
     no_zips,
     unlicensed,
 )
+from homeowner_dagster.store import outcomes as outcomes_store
+from homeowner_dagster.store.outcomes import OUTCOME_MONTHS_BACK
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")
