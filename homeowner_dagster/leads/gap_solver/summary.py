@@ -6,26 +6,11 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-from homeowner_dagster.leads.gap import GapStatus
+from homeowner_dagster.leads.gap import GapStatus, kind_label
 from homeowner_dagster.leads.gap_solver.geography import _norm_states
 from homeowner_dagster.leads.gap_solver.suggestion import Suggestion, _fmt
 from homeowner_dagster.leads.outcomes import YieldBook
 from homeowner_dagster.leads.yield_model import LOW_YIELD_CONFIDENCE
-
-_LABELS = {
-    "move_zips": "Move ZIPs",
-    "adjacent_zips": "Adjacent ZIPs",
-    "raise_home_value_cap": "Raise home-value cap",
-    "drop_head_of_household": "Drop head-of-household filter",
-    "surplus": "Surplus",
-    "no_zips_left": "No ZIPs left",
-    "drop_low_yield_zip": "Drop or swap low-yield ZIP",
-}
-
-
-def kind_label(kind: str) -> str:
-    """A proposal's kind in words ("Drop head-of-household filter")."""
-    return _LABELS.get(kind, kind)
 
 
 def _cell(text: str) -> str:
@@ -135,7 +120,7 @@ def next_step(status: GapStatus, suggestions: Sequence[Suggestion]) -> str:
         best = covering[0]
         interest = _interest(best)
         return (
-            f"Approve \"{_LABELS[best.kind]}{' from ' + best.donor if best.donor else ''}\" "
+            f"Approve \"{kind_label(best.kind)}{' from ' + best.donor if best.donor else ''}\" "
             f"(+{_fmt(best.leads)} leads{interest}): it closes the gap on its own."
         )
     if fixes and left == 0:
@@ -197,7 +182,7 @@ def markdown_report(
             "|---|---:|" + ("---:|" if ranked else "") + "---|---|---|",
         ]
         for s in proposals:
-            kind = _LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if s.donor else "")
+            kind = kind_label(s.kind) + (f" from {s.donor}" if s.donor else "")
             covers = "—" if s.kind in ("surplus", "no_zips_left") else ("yes" if s.covers_gap else "no")
             interested = f"{_interval(s)} | " if ranked else ""
             lines.append(
