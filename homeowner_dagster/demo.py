@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from homeowner_dagster import db, migrate, registry, settings
+from homeowner_dagster import db, migrate, registry, settings, store
 from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
 from homeowner_dagster.leads.territories import parse_clients, parse_hnw_rules, parse_zip_sheet
 
@@ -354,12 +354,10 @@ def _read_outcomes(
     progress: Callable[[str], None], monday: int,
 ) -> None:
     """The Monday read: each client's campaigns, new replies only (from the stored cursor)."""
-    from homeowner_dagster import outcomes_store
-
     dsn = db.database_url()
     began = time.perf_counter()
     for slug in clients:
-        if not outcomes_store.attached_campaigns(dsn, slug):
+        if not store.attached_campaigns(dsn, slug):
             continue
         result = defs.resolve_job_def("outcomes_weekly").execute_in_process(  # type: ignore[attr-defined]
             instance=instance, partition_key=slug, run_config=QUIET

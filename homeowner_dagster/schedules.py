@@ -12,7 +12,7 @@ from dagster import (
     schedule,
 )
 
-from homeowner_dagster import outcomes_store, registry, store
+from homeowner_dagster import registry, store
 from homeowner_dagster.jobs import (
     campaign_outcomes_job,
     monthly_pull_job,
@@ -108,7 +108,7 @@ def weekly_upload_schedule(context: ScheduleEvaluationContext, database: Postgre
 )
 def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
     day = _tick_date(context)
-    clients = outcomes_store.clients_to_measure(database.dsn(), day, READ_DAYS)
+    clients = store.clients_to_measure(database.dsn(), day, READ_DAYS)
     if not clients:
         return SkipReason(f"no window attached in the {READ_DAYS} days before {day.isoformat()}")
     return [
@@ -126,7 +126,7 @@ def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: Postg
 )
 def weekly_zip_yield_schedule(context: ScheduleEvaluationContext, database: PostgresResource):
     day = _tick_date(context)
-    windows = outcomes_store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
+    windows = store.windows_to_measure(database.dsn(), day, ACTIVE_DAYS)
     months = sorted({(slug, month_key(start.replace(day=1))) for slug, start in windows})
     if not months:
         return SkipReason("no renewal month with outcomes to measure")

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from homeowner_dagster.leads.gap import gap_status
 from homeowner_dagster.leads.gap_solver import (
     Suggestion,
-    _choose_subset,
     distance_miles,
     markdown_report,
     slack_summary,
@@ -25,6 +24,7 @@ from homeowner_dagster.leads.gap_solver import (
     surplus_sample,
     zip_centroids,
 )
+from homeowner_dagster.leads.gap_solver.candidates import _choose_subset
 
 # Montclair / Glen Ridge area, NJ.
 MONTCLAIR = ("07042", "07043")
@@ -431,3 +431,19 @@ def test_surplus_sample_property(sizes: list[int], fraction: float, seed: int) -
             floored |= newly
         assert (kept[floored] == 1).all()
         assert (np.abs(kept[~floored] - quota[~floored]) < 1 + 1e-9).all()
+
+
+def test_every_kind_has_its_words_in_slack_and_the_report() -> None:
+    """Slack's ZIP lines and the report name each kind in words, never its code name (the
+    low-yield drop once reached Slack as `drop_low_yield_zip`)."""
+    from homeowner_dagster.leads.gap import kind_label, suggestion_zip_lines
+    from homeowner_dagster.leads.gap_solver import KINDS, Suggestion
+
+    for kind in KINDS:
+        assert kind_label(kind) != kind, kind
+    drop = Suggestion(kind="drop_low_yield_zip", leads=412, basis="measured", zips=("07001",))
+    move = Suggestion(kind="move_zips", leads=95, basis="free", zips=("07002", "07003"))
+    assert suggestion_zip_lines([drop, move]) == [
+        "• Drop or swap low-yield ZIP (-412 leads): 07001",
+        "• Move ZIPs (+95 leads): 07002, 07003",
+    ]

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from homeowner_dagster import db, outcomes_store, store
+from homeowner_dagster import db, store
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import RenewalWindow
 from homeowner_dagster.leads.gap import gap_status
@@ -19,6 +19,7 @@ from homeowner_dagster.leads.outcomes import (
     reply_facts,
     yield_book,
 )
+from homeowner_dagster.store import outcomes as outcomes_store
 
 JAN = pd.Timestamp("2027-01-04T15:00:00Z")
 NEXT_JAN = pd.Timestamp("2028-01-03T15:00:00Z")

@@ -13,7 +13,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from homeowner_dagster import db, outcomes_store, store
+from homeowner_dagster import db, store
 from homeowner_dagster.leads import gap_solver
 from homeowner_dagster.leads.calendar import RenewalWindow, windows_of_month
 from homeowner_dagster.leads.email_codes import DEBOUNCE_RESULTS, SAFE_TO_SEND_CODE
@@ -21,6 +21,7 @@ from homeowner_dagster.leads.gap import gap_status
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.partitions import client_month_key
 from homeowner_dagster.resources.bison import BisonResource
+from homeowner_dagster.store import outcomes as outcomes_store
 from homeowner_dagster_tests import pipeline_fixtures
 from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
 

@@ -26,7 +26,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import outcomes_store, registry, settings, store
+from homeowner_dagster import registry, settings, store
 from homeowner_dagster.assets import checks
 from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.stopwatch import Stopwatch
@@ -39,7 +39,6 @@ from homeowner_dagster.leads.gap import GapStatus, gap_status, rejected_facts, s
 from homeowner_dagster.leads.outcomes import yield_book
 from homeowner_dagster.leads.routing import RoutingRule
 from homeowner_dagster.leads.schemas import CleanedLeadFrame
-from homeowner_dagster.outcomes_store import OUTCOME_MONTHS_BACK
 from homeowner_dagster.partitions import (
     client_month_key,
     client_month_partitions,
@@ -64,6 +63,8 @@ from homeowner_dagster.run_errors import (
     no_zips,
     unlicensed,
 )
+from homeowner_dagster.store import outcomes as outcomes_store
+from homeowner_dagster.store.outcomes import OUTCOME_MONTHS_BACK
 
 GROUP = "monthly_pull"
 DATE_COLUMNS = ("purchase_date", "renewal_date", "renewal_window")

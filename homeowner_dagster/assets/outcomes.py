@@ -25,7 +25,7 @@ from dagster import (
     asset,
 )
 
-from homeowner_dagster import charts, outcomes_store, registry
+from homeowner_dagster import charts, registry, store
 from homeowner_dagster.assets import metadata as md
 from homeowner_dagster.assets.monthly_pull import channel_for
 from homeowner_dagster.assets.weekly_upload import BISON_RETRY, bison_workspace, evergreen_campaign
@@ -92,7 +92,7 @@ def campaign_outcomes(
     slug = context.partition_key
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
-    campaigns = outcomes_store.attached_campaigns(dsn, slug)
+    campaigns = store.attached_campaigns(dsn, slug)
     if not campaigns:
         raise needs_fix(
             f"{slug}: no window was attached to a campaign by us yet; nothing to measure",
@@ -103,10 +103,10 @@ def campaign_outcomes(
     match: dict[str, int] = {}
     with bison_workspace(bison, client) as workspace:
         for campaign_id in campaigns:
-            previous = None if config.from_scratch else outcomes_store.last_read(dsn, slug, campaign_id)
+            previous = None if config.from_scratch else store.last_read(dsn, slug, campaign_id)
             cursor = previous["cursor_after"] if previous else None
             cursor = pd.Timestamp(cursor).to_pydatetime() if cursor is not None else None
-            leads = outcomes_store.campaign_leads(dsn, slug, campaign_id)
+            leads = store.campaign_leads(dsn, slug, campaign_id)
             if config.from_scratch:
                 kept = leads["attached_at"]  # Bison's clock at the first read stays
                 leads = rules.new_outcome_rows(
@@ -125,7 +125,7 @@ def campaign_outcomes(
             outcomes, counts = rules.apply_replies(leads, facts)
             changed = _changed_windows(before, outcomes, fresh)
             counted = {**counts.as_dict(), "requests": read.requests}
-            outcomes_store.write_campaign_read(
+            store.write_campaign_read(
                 dsn, slug, campaign_id, outcomes, changed,
                 {
                     "read_at": began,
@@ -241,13 +241,13 @@ def zip_yield(
     slug, month = split_client_month(context.partition_key)
     dsn = database.dsn()
     client = registry.get_client(slug, dsn)
-    outcomes = outcomes_store.month_outcomes(dsn, slug, month)
-    book = rules.yield_book(slug, outcomes_store.outcomes_until(dsn, month))
+    outcomes = store.month_outcomes(dsn, slug, month)
+    book = rules.yield_book(slug, store.outcomes_until(dsn, month))
     table = book.client_zips if book is not None else pd.DataFrame(columns=rules.YIELD_COLUMNS)
     average = book.client_rate if book is not None else 0.0
     bounces = rules.bounce_by_verification(outcomes)
     trend = rules.weekly_trend(outcomes)
-    outcomes_store.write_zip_yield(dsn, slug, month, table, bounces)
+    store.write_zip_yield(dsn, slug, month, table, bounces)
     svg = charts.yield_chart_svg(client.name, month_key(month), table, average, trend, book)
     link = artifacts.put_bytes(svg.encode(), f"charts/{slug}/{month_key(month)}-zip-yield.svg", "image/svg+xml")
     if config.post_to_slack and book is not None and not outcomes.empty:

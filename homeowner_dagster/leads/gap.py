@@ -63,7 +63,13 @@ SUGGESTION_LABELS: dict[str, str] = {
     "drop_head_of_household": "Drop head-of-household filter",
     "surplus": "Surplus",
     "no_zips_left": "No ZIPs left",
+    "drop_low_yield_zip": "Drop or swap low-yield ZIP",
 }
+
+
+def kind_label(kind: str) -> str:
+    """A proposal's kind in words ("Drop head-of-household filter"), in the report and in Slack."""
+    return SUGGESTION_LABELS.get(kind, kind)
 
 
 def suggestion_zip_lines(suggestions: Sequence[Any], limit: int = 15) -> list[str]:
@@ -74,9 +80,11 @@ def suggestion_zip_lines(suggestions: Sequence[Any], limit: int = 15) -> list[st
         zips = list(getattr(s, "zips", ()) or ())
         if not zips:
             continue
-        label = SUGGESTION_LABELS.get(s.kind, s.kind) + (f" from {s.donor}" if getattr(s, "donor", None) else "")
+        label = kind_label(s.kind) + (f" from {s.donor}" if getattr(s, "donor", None) else "")
         shown = ", ".join(zips[:limit]) + (f", … (+{len(zips) - limit})" if len(zips) > limit else "")
-        lines.append(f"• {label} (+{int(s.leads):,} leads): {shown}")
+        # a low-yield ZIP's leads are what dropping it takes away (the report says: swap it)
+        amount = f"-{int(s.leads):,}" if s.kind == "drop_low_yield_zip" else f"+{int(s.leads):,}"
+        lines.append(f"• {label} ({amount} leads): {shown}")
     return lines
 
 

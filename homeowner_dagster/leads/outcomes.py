@@ -306,7 +306,7 @@ class YieldBook:
 
 
 def yield_book(client: str, outcomes: pd.DataFrame, correct: bool = True) -> YieldBook | None:
-    """From measured lead outcomes of every client (`outcomes_store.outcomes_until`'s columns).
+    """From measured lead outcomes of every client (`store.outcomes_until`'s columns).
 
     None when the client has no measured lead (a new client): the gap report ranks by leads.
     """

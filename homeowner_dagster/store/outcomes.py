@@ -1,7 +1,7 @@
-"""Reads and writes of the outcome tables (lead_outcomes, window_outcomes, campaign_reads, ...).
+"""Outcomes (`lead_outcomes`, `window_outcomes`, `campaign_reads`, `zip_yields`): what leads did.
 
-Kept beside store.py: every write is delete + COPY (or insert) in one transaction, so a crash
-leaves the previous rows and the previous cursor together.
+Every write is delete + COPY (or insert) in one transaction, so a crash leaves the previous rows
+and the previous cursor together.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pandas as pd
 
 from homeowner_dagster import db
 from homeowner_dagster.leads.calendar import add_months, month_key
+from homeowner_dagster.store.rows import first_row
 
 # lead_outcomes columns written per lead (besides client_slug, window_start, month).
 STORED_OUTCOME = [
@@ -70,9 +71,7 @@ def last_read(dsn: str, client: str, campaign_id: str) -> dict[str, Any] | None:
             "order by read_at desc limit 1",
             [client, campaign_id],
         )
-    if frame.empty:
-        return None
-    return {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+    return first_row(frame)
 
 
 def write_campaign_read(
