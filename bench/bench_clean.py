@@ -60,16 +60,24 @@ def messy_rows(n: int, seed: int = 20270215) -> pd.DataFrame:
         np.char.add(np.char.add(np.char.add(np.char.add(mm, "/"), dd), "/"), yy),
         np.where(
             style == 1,
-            np.char.add(np.char.add(np.char.add(np.char.add(yy, "-"), np.char.zfill(mm, 2)), "-"),
-                        np.char.zfill(dd, 2)),
-            np.char.add(np.char.add(np.char.add(np.char.add(np.char.zfill(mm, 2), "/"),
-                                                np.char.zfill(dd, 2)), "/"), yy),
+            np.char.add(
+                np.char.add(np.char.add(np.char.add(yy, "-"), np.char.zfill(mm, 2)), "-"),
+                np.char.zfill(dd, 2),
+            ),
+            np.char.add(
+                np.char.add(
+                    np.char.add(np.char.add(np.char.zfill(mm, 2), "/"), np.char.zfill(dd, 2)), "/"
+                ),
+                yy,
+            ),
         ),
     )
     purchase = np.where(rng.random(n) < 0.01, "someday", purchase)
     value = rng.integers(50_000, 1_500_000, n)
     value_text = np.where(
-        rng.random(n) < 0.5, np.char.add("$", np.char.add(value.astype(str), ".00")), value.astype(str)
+        rng.random(n) < 0.5,
+        np.char.add("$", np.char.add(value.astype(str), ".00")),
+        value.astype(str),
     )
     value_text = np.where(rng.random(n) < 0.01, "", value_text)
     phone = np.char.add("+1 (512) 555-", np.char.zfill(rng.integers(0, 9999, n).astype(str), 4))
@@ -77,7 +85,9 @@ def messy_rows(n: int, seed: int = 20270215) -> pd.DataFrame:
         {
             "First_Name": firsts[rng.integers(0, len(firsts), n)],
             "Last_Name": lasts[rng.integers(0, len(lasts), n)],
-            "Address_1": np.char.add(np.char.add(house, " "), streets[rng.integers(0, len(streets), n)]),
+            "Address_1": np.char.add(
+                np.char.add(house, " "), streets[rng.integers(0, len(streets), n)]
+            ),
             "City": cities[rng.integers(0, len(cities), n)],
             "State": states[rng.integers(0, len(states), n)],
             "Zip": zips,
@@ -124,8 +134,10 @@ def main() -> None:
         out = Path(tmp) / "out"
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--generate", str(n), str(source)], check=True)
-        print(f"generated {n:,} rows ({source.stat().st_size / 2**20:.0f} MiB) "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {n:,} rows ({source.stat().st_size / 2**20:.0f} MiB) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         read_command = [sys.executable, "-c", READ_CSV, str(source)]
         clean_command = [homeowner, "clean", str(source), "--month", MONTH, "--out", str(out)]
         timed(read_command)  # once untimed: the file and both programs in the page cache
@@ -139,21 +151,29 @@ def main() -> None:
             reads.append(read)
             cleans.append(clean)
             ratios.append(clean[0] / read[0])
-            print(f"pair {i + 1}: read_csv {read[0]:.2f} s (cpu {read[2]:.2f} s) {read[1]:.0f} MiB, "
-                  f"homeowner clean {clean[0]:.2f} s (cpu {clean[2]:.2f} s) {clean[1]:.0f} MiB, "
-                  f"ratio {ratios[-1]:.2f}")
+            print(
+                f"pair {i + 1}: read_csv {read[0]:.2f} s (cpu {read[2]:.2f} s) {read[1]:.0f} MiB, "
+                f"homeowner clean {clean[0]:.2f} s (cpu {clean[2]:.2f} s) {clean[1]:.0f} MiB, "
+                f"ratio {ratios[-1]:.2f}"
+            )
         summary = json.loads((out / "summary.json").read_text())
     ratio = statistics.median(ratios)
     peak = max(c[1] for c in cleans)
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    print(f"pandas.read_csv(dtype=str) process: median {statistics.median(r[0] for r in reads):.2f} s, "
-          f"peak {max(r[1] for r in reads):.0f} MiB")
-    print(f"homeowner clean process:           median {statistics.median(c[0] for c in cleans):.2f} s, "
-          f"peak {peak:.0f} MiB")
+    print(
+        f"pandas.read_csv(dtype=str) process: median {statistics.median(r[0] for r in reads):.2f} s, "
+        f"peak {max(r[1] for r in reads):.0f} MiB"
+    )
+    print(
+        f"homeowner clean process:           median {statistics.median(c[0] for c in cleans):.2f} s, "
+        f"peak {peak:.0f} MiB"
+    )
     cpu_ratio = statistics.median(c[2] / r[2] for r, c in zip(reads, cleans, strict=True))
     print(f"cpu seconds ratio, median:         {cpu_ratio:.2f} (both use every core they get)")
-    print(f"ratio, median of {pairs} pairs:      {ratio:.2f} "
-          f"(range {min(ratios):.2f}-{max(ratios):.2f}; target <= {TARGET_RATIO})")
+    print(
+        f"ratio, median of {pairs} pairs:      {ratio:.2f} "
+        f"(range {min(ratios):.2f}-{max(ratios):.2f}; target <= {TARGET_RATIO})"
+    )
     print(f"peak memory of homeowner clean:    {peak:.0f} MiB (target <= {TARGET_PEAK_MIB})")
     print("summary:", json.dumps({k: summary[k] for k in summary if k != "files"}))
 

@@ -23,11 +23,21 @@ def main() -> None:
         summary = run_demo(progress=lambda _: None)
         wall = time.perf_counter() - began
         stages = summary["stage_seconds"]
-        print(f"\n{attempt}: {wall:.1f} s wall, new uploads "
-              f"{sum(c['new_uploads'] for c in summary['clients'])}")
+        print(
+            f"\n{attempt}: {wall:.1f} s wall, new uploads "
+            f"{sum(c['new_uploads'] for c in summary['clients'])}"
+        )
         print(f"  {'stage':<22}{'seconds':>9}")
-        for key in ("database setup", "browser", "cleaning", "database", "api", "dagster overhead",
-                    "monthly runs (wall)", "weekly runs (wall)"):
+        for key in (
+            "database setup",
+            "browser",
+            "cleaning",
+            "database",
+            "api",
+            "dagster overhead",
+            "monthly runs (wall)",
+            "weekly runs (wall)",
+        ):
             print(f"  {key:<22}{stages.get(key, 0.0):>9.1f}")
 
 

@@ -68,8 +68,11 @@ def main() -> None:
             assert_nothing_lost_nothing_twice(sandbox, dsn, clients)
             counts = per_client_counts(dsn)
             overlap = addresses_in_two_windows(sandbox, clients)
-            lists = sum(len(ws.lead_lists) for name, ws in sandbox.bison.workspaces.items()
-                        if name in {c.name for c in clients})
+            lists = sum(
+                len(ws.lead_lists)
+                for name, ws in sandbox.bison.workspaces.items()
+                if name in {c.name for c in clients}
+            )
     finally:
         server.cleanup()
 
@@ -79,14 +82,18 @@ def main() -> None:
     rejected = sum(c["rejected"] for c in counts.values())
     uploaded = sum(c["uploaded"] for c in counts.values())
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}; month {MONTH:%Y-%m}")
-    print(f"{count} clients, {sum(len(c.zips) for c in clients)} ZIPs; "
-          f"monthly workers: 3 (one per Cole state login); weekly workers: {weekly_workers}")
+    print(
+        f"{count} clients, {sum(len(c.zips) for c in clients)} ZIPs; "
+        f"monthly workers: 3 (one per Cole state login); weekly workers: {weekly_workers}"
+    )
     print()
     print(report.table())
     print(f"total (both phases, after set-up): {total:.1f} s; failed runs: {len(failed)}")
-    print(f"rows: raw {raw:,} = cleaned {cleaned:,} + rejected {rejected:,} + routed {routed:,} "
-          f"({'holds' if raw == cleaned + rejected + routed else 'BROKEN'}); uploaded to Bison {uploaded:,} "
-          f"in {lists} lists (4 per workspace, none twice)")
+    print(
+        f"rows: raw {raw:,} = cleaned {cleaned:,} + rejected {rejected:,} + routed {routed:,} "
+        f"({'holds' if raw == cleaned + rejected + routed else 'BROKEN'}); uploaded to Bison {uploaded:,} "
+        f"in {lists} lists (4 per workspace, none twice)"
+    )
     print(f"addresses in two windows' lists of one workspace (owners of two homes): {overlap}")
 
 

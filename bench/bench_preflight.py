@@ -38,7 +38,9 @@ SLOW_PAGE = 0.5
 
 def prepare(sandbox: Sandbox, dsn: str) -> None:
     for state in STATES:
-        sandbox.cole.credentials.setdefault(state, (f"bench-{state.lower()}", f"{state}-Bench-Pw-1", None))
+        sandbox.cole.credentials.setdefault(
+            state, (f"bench-{state.lower()}", f"{state}-Bench-Pw-1", None)
+        )
     rows, sheet = [], ["Zipcode,Territory,Color"]
     for n in range(CLIENTS):
         name = f"Bench Agency {n:02d}"
@@ -117,7 +119,9 @@ def main() -> None:
         for _ in range(2):
             for n in (1, lanes):
                 seen[n].append(in_process(n))
-                print(f"Cole pages at {SLOW_PAGE} s each, {n} browser(s): {seen[n][-1]:.1f} s, load {os.getloadavg()[0]:.1f}")
+                print(
+                    f"Cole pages at {SLOW_PAGE} s each, {n} browser(s): {seen[n][-1]:.1f} s, load {os.getloadavg()[0]:.1f}"
+                )
         print(
             f"Cole pages at {SLOW_PAGE} s each: 1 browser median {statistics.median(seen[1]):.1f} s, "
             f"{lanes} browsers median {statistics.median(seen[lanes]):.1f} s"

@@ -53,8 +53,12 @@ ADDRESSES: dict[str, ServiceAddress] = {
         # Cole documents no address for the X Dates app: no default, never a guess.
         ServiceAddress(COLE_URL, "Cole X Dates", None),
         ServiceAddress(SLACK_API_URL, "Slack Web API", "https://slack.com/api/", ("slack.com",)),
-        ServiceAddress(DEBOUNCE_API_URL, "DeBounce", "https://api.debounce.io", ("api.debounce.io",)),
-        ServiceAddress(DEBOUNCE_BULK_URL, "DeBounce bulk", "https://bulk.debounce.io", ("bulk.debounce.io",)),
+        ServiceAddress(
+            DEBOUNCE_API_URL, "DeBounce", "https://api.debounce.io", ("api.debounce.io",)
+        ),
+        ServiceAddress(
+            DEBOUNCE_BULK_URL, "DeBounce bulk", "https://bulk.debounce.io", ("bulk.debounce.io",)
+        ),
         ServiceAddress(CLAY_API_URL, "Clay API", "https://api.clay.com", ("api.clay.com",)),
         # The webhook's path is its secret: copied from the Clay table, never defaulted.
         ServiceAddress(CLAY_WEBHOOK_URL, "Clay webhook", None, ("api.clay.com",)),
@@ -119,7 +123,11 @@ def is_sandbox_origin(url: str, environ: Mapping[str, str] | None = None) -> boo
     except ValueError:
         return False
     host = (parts.hostname or "").lower()
-    return parts.scheme == "http" and bool(port) and f"http://{host}:{port}" in sandbox_origins(environ)
+    return (
+        parts.scheme == "http"
+        and bool(port)
+        and f"http://{host}:{port}" in sandbox_origins(environ)
+    )
 
 
 def _host_allowed(host: str, hosts: tuple[str, ...]) -> bool:

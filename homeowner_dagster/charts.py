@@ -34,7 +34,9 @@ def _rows(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 def _ticks(top: float, count: int = 5) -> list[float]:
     raw = top / count
-    step = min((s for s in (0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 500) if s >= raw), default=raw)
+    step = min(
+        (s for s in (0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 500) if s >= raw), default=raw
+    )
     ticks, value = [], 0.0
     while value <= top + 1e-9:
         ticks.append(value)
@@ -43,7 +45,12 @@ def _ticks(top: float, count: int = 5) -> list[float]:
 
 
 def yield_chart_svg(
-    client: str, month: str, table: pd.DataFrame, average: float, trend: pd.DataFrame, book: Any = None
+    client: str,
+    month: str,
+    table: pd.DataFrame,
+    average: float,
+    trend: pd.DataFrame,
+    book: Any = None,
 ) -> str:
     """The chart as SVG text (title, per-ZIP intervals with an x axis, weekly trend with a y axis)."""
     rows, hidden = _rows(table)
@@ -62,7 +69,11 @@ def yield_chart_svg(
         return LEFT + plot_w * min(max(float(value), 0.0), upper) / upper
 
     told_apart = bool(book is not None and book.separable)
-    mature = f"{book.mature_leads:,} of {book.leads_measured:,} leads old enough to count" if book else ""
+    mature = (
+        f"{book.mature_leads:,} of {book.leads_measured:,} leads old enough to count"
+        if book
+        else ""
+    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',

@@ -73,7 +73,9 @@ def stop_embedded(home: Path | None = None, timeout: float = 3.0) -> bool:
     while embedded_running(home) and time.monotonic() < deadline:
         time.sleep(0.1)
     if embedded_running(home):
-        raise RuntimeError(f"embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f} s")
+        raise RuntimeError(
+            f"embedded PostgreSQL (pid {info.pid}) did not stop within {timeout:.0f} s"
+        )
     return True
 
 
@@ -96,7 +98,12 @@ DAGSTER_SCHEMA = "dagster"
 def dagster_storage_url(url: str) -> str:
     """The same server as a SQLAlchemy URL for dagster-postgres (psycopg2 driver, see DESIGN §8),
     with `search_path` set to the `dagster` schema so Dagster creates its tables there."""
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
             base = "postgresql+psycopg2://" + url[len(prefix) :]
             if "search_path" in base:
@@ -269,7 +276,9 @@ def upsert(conn: psycopg.Connection, table: str, row: Mapping[str, Any], key: st
 
 
 def read_frame(
-    conn: psycopg.Connection, query: sql.Composable | str, params: Sequence[Any] | Mapping[str, Any] = ()
+    conn: psycopg.Connection,
+    query: sql.Composable | str,
+    params: Sequence[Any] | Mapping[str, Any] = (),
 ) -> pd.DataFrame:
     """Run a parameterized query and return a DataFrame."""
     cur = conn.execute(query, params)  # type: ignore[arg-type]

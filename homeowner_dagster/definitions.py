@@ -66,7 +66,11 @@ steps_in_the_run_process = ExecutorDefinition(
 def build_definitions(resources: Mapping[str, object] | None = None) -> Definitions:
     """The project's Definitions; `resources` replaces some (tests: a shorter timeout, say)."""
     return Definitions(
-        assets=[*load_assets_from_modules([monthly_pull, weekly_upload, outcomes]), preflight_probes, renewal_window],
+        assets=[
+            *load_assets_from_modules([monthly_pull, weekly_upload, outcomes]),
+            preflight_probes,
+            renewal_window,
+        ],
         asset_checks=[windows_done_by_their_monday],
         jobs=[
             monthly_pull_job,

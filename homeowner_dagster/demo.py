@@ -161,17 +161,28 @@ def bison_restore(bison: object, data: dict[str, object]) -> None:
         ws.lead_lists = {int(lst["id"]): lst for lst in item["lead_lists"]}
         ws.campaigns = {int(c["id"]): c for c in item["campaigns"]}
         for c in ws.campaigns.values():  # a snapshot from before the campaign kept its leads
-            attached = (e for i in c.get("lead_list_ids", []) for e in ws.lead_lists.get(int(i), {}).get("lead_emails", []))
+            attached = (
+                e
+                for i in c.get("lead_list_ids", [])
+                for e in ws.lead_lists.get(int(i), {}).get("lead_emails", [])
+            )
             c.setdefault("lead_emails", list(dict.fromkeys(attached)))
             c.setdefault("syncing", [])
         bison.workspaces[ws.name] = ws  # type: ignore[attr-defined]
-        ids = [ws.workspace_id, *ws.lead_lists, *ws.campaigns, *(int(lead["id"]) for lead in ws.leads.values())]
+        ids = [
+            ws.workspace_id,
+            *ws.lead_lists,
+            *ws.campaigns,
+            *(int(lead["id"]) for lead in ws.leads.values()),
+        ]
         highest = max([highest, *ids])
     bison._ids = itertools.count(highest + 1)  # type: ignore[attr-defined]
     bison.outcomes.restore(data.get("outcomes") or {})  # type: ignore[attr-defined, union-attr]
 
 
-def prepare_bison(sandbox: object, state_file: Path, month: date, today: date | None = None) -> None:
+def prepare_bison(
+    sandbox: object, state_file: Path, month: date, today: date | None = None
+) -> None:
     """Workspaces and Evergreen campaigns of the demo clients, restored from the last demo."""
     from homeowner_dagster.sandbox.bison import DEMO_IMPORT_SECONDS
 
@@ -187,7 +198,9 @@ def prepare_bison(sandbox: object, state_file: Path, month: date, today: date | 
             token = f"sandbox-bison-{client.slug}-demo"
             bison.add_workspace(client.workspace_name, token)
             name = DEMO_CAMPAIGN_NAMES.get(client.slug, "Evergreen")
-            bison.add_campaign(client.workspace_name, previous.evergreen_title.replace("Evergreen", name, 1))
+            bison.add_campaign(
+                client.workspace_name, previous.evergreen_title.replace("Evergreen", name, 1)
+            )
 
 
 def run_demo(
@@ -240,7 +253,9 @@ def _run_demo(
         state_file = sandbox_dir / "bison.json"
         prepare_bison(sandbox, state_file, month, today)
         os.environ.update(sandbox.env())
-        os.environ[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(os.environ.get(registry.SLACK_CHANNELS_ENV))
+        os.environ[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(
+            os.environ.get(registry.SLACK_CHANNELS_ENV)
+        )
         os.environ.setdefault("HOMEOWNER_ARTIFACTS_DIR", str(home / "artifacts"))
         load_demo_registry(dsn, month)
         clients = [c.slug for c in registry.load_clients(dsn)]
@@ -263,9 +278,13 @@ def _run_demo(
             monthly = defs.resolve_job_def("monthly_pull")
             weekly = defs.resolve_job_def("weekly_upload")
             new_uploads = {c: 0 for c in clients}
-            same_owner = {c: 0 for c in clients}  # cleaned, not uploaded: the owner's email is in the list
+            same_owner = {
+                c: 0 for c in clients
+            }  # cleaned, not uploaded: the owner's email is in the list
             for slug in clients:
-                progress(f"[monthly] {slug} {month_key(month)}: Cole pull, cleaning, totals, gap report")
+                progress(
+                    f"[monthly] {slug} {month_key(month)}: Cole pull, cleaning, totals, gap report"
+                )
                 began = time.perf_counter()
                 result = monthly.execute_in_process(
                     instance=instance,
@@ -281,12 +300,14 @@ def _run_demo(
             # outcomes) each client's campaigns are read; the sandbox clock then moves a week.
             mondays = max(len(windows), weeks + 1) if weeks > 0 else 1
             for monday in range(mondays):
-                due = windows[monday:monday + 1] if weeks > 0 else windows
+                due = windows[monday : monday + 1] if weeks > 0 else windows
                 if weeks > 0 and monday == weeks and monday < len(windows):
                     due = windows[monday:]  # fewer weeks than windows: the rest go out now
                 for window in due:
                     for slug in clients:
-                        progress(f"[weekly] {slug} {window.list_name}: Bison list, Evergreen campaign")
+                        progress(
+                            f"[weekly] {slug} {window.list_name}: Bison list, Evergreen campaign"
+                        )
                         began = time.perf_counter()
                         result = weekly.execute_in_process(
                             instance=instance,
@@ -309,7 +330,9 @@ def _run_demo(
                     _read_outcomes(defs, instance, clients, clock, progress, monday)
                     if monday < weeks:
                         sandbox.bison.outcomes.advance(weeks=1)
-                        progress(f"[sandbox] Email Bison's clock moves a week on (week {monday + 1} of {weeks})")
+                        progress(
+                            f"[sandbox] Email Bison's clock moves a week on (week {monday + 1} of {weeks})"
+                        )
                 if weeks > 0 and monday >= weeks and monday >= len(windows) - 1:
                     break
             if weeks > 0:
@@ -318,7 +341,9 @@ def _run_demo(
             instance.dispose()
             state_file.write_text(json.dumps(bison_snapshot(sandbox.bison)))
     summary = _summary(dsn, month, clients, new_uploads, same_owner)
-    runs = clock.seconds.get("monthly runs (wall)", 0.0) + clock.seconds.get("weekly runs (wall)", 0.0)
+    runs = clock.seconds.get("monthly runs (wall)", 0.0) + clock.seconds.get(
+        "weekly runs (wall)", 0.0
+    )
     measured = sum(clock.seconds.get(k, 0.0) for k in ("browser", "cleaning", "database", "api"))
     clock.seconds["dagster overhead"] = max(0.0, runs - measured)
     summary["stage_seconds"] = {k: round(v, 2) for k, v in clock.seconds.items()}
@@ -350,8 +375,12 @@ def _move_sandbox_clock_to(bison: object, today: date) -> None:
 
 
 def _read_outcomes(
-    defs: object, instance: object, clients: list[str], clock: StageClock,
-    progress: Callable[[str], None], monday: int,
+    defs: object,
+    instance: object,
+    clients: list[str],
+    clock: StageClock,
+    progress: Callable[[str], None],
+    monday: int,
 ) -> None:
     """The Monday read: each client's campaigns, new replies only (from the stored cursor)."""
     dsn = db.database_url()
@@ -363,7 +392,9 @@ def _read_outcomes(
             instance=instance, partition_key=slug, run_config=QUIET
         )
         _record(dsn, result)
-        meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+        meta = result.get_asset_materialization_events()[
+            0
+        ].event_specific_data.materialization.metadata
         progress(
             f"[outcomes] week {monday}: {slug}: {meta['new_replies'].value} new replies, "
             f"{meta['api_requests'].value} requests"
@@ -372,7 +403,11 @@ def _read_outcomes(
 
 
 def _yield_and_gap(
-    defs: object, instance: object, clients: list[str], month: date, clock: StageClock,
+    defs: object,
+    instance: object,
+    clients: list[str],
+    month: date,
+    clock: StageClock,
     progress: Callable[[str], None],
 ) -> None:
     """Each client's ZIP yield, then the gap report again, ranked by expected interested replies."""
@@ -383,7 +418,9 @@ def _yield_and_gap(
     dsn = db.database_url()
     began = time.perf_counter()
     for slug in clients:
-        progress(f"[outcomes] {slug} {month_key(month)}: yield per ZIP, gap report ranked by interest")
+        progress(
+            f"[outcomes] {slug} {month_key(month)}: yield per ZIP, gap report ranked by interest"
+        )
         for job, config in (("outcomes_monthly", QUIET), ("monthly_pull", MONTHLY_RUN_CONFIG)):
             result = defs.resolve_job_def(job).execute_in_process(  # type: ignore[attr-defined]
                 instance=instance,
@@ -411,7 +448,11 @@ def _record(dsn: str, result: object) -> None:
 
 
 def _summary(
-    dsn: str, month: date, clients: list[str], new_uploads: dict[str, int], same_owner: dict[str, int]
+    dsn: str,
+    month: date,
+    clients: list[str],
+    new_uploads: dict[str, int],
+    same_owner: dict[str, int],
 ) -> dict[str, object]:
     m = month_key(month)
     with db.connect(dsn) as conn:

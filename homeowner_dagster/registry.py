@@ -130,13 +130,17 @@ def bison_destination_problem(
     return None
 
 
-def bison_destination_problems(clients: pd.DataFrame, environ: dict[str, str] | None = None) -> list[str]:
+def bison_destination_problems(
+    clients: pd.DataFrame, environ: dict[str, str] | None = None
+) -> list[str]:
     """One line per client row whose token variable or Bison instance is refused."""
     problems = []
     for number, row in enumerate(clients.to_dict("records"), start=1):
         # A row without its own instance uses the operator's BISON_INSTANCE_URL, checked at run time.
         own = _plain(row.get("bison_instance_url")) or None
-        problem = bison_destination_problem(own, _plain(row.get("bison_token_env")) or None, environ)
+        problem = bison_destination_problem(
+            own, _plain(row.get("bison_token_env")) or None, environ
+        )
         if problem:
             problems.append(f"client {number} ({row.get('slug')}): {problem}")
     return problems
@@ -178,7 +182,9 @@ def allowed_slack_channels(environ: Mapping[str, str] | None = None) -> set[str]
     return listed | {_channel_key(ops_channel(env))}
 
 
-def slack_channel_problem(channel: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+def slack_channel_problem(
+    channel: str | None, environ: Mapping[str, str] | None = None
+) -> str | None:
     """Why a client's messages must not go to `channel`, or None (no channel: the ops channel)."""
     if not channel:
         return None
@@ -247,8 +253,14 @@ def upsert_hnw_rules(rules: pd.DataFrame, url: str | None = None) -> int:
                     "destination_client = excluded.destination_client, source_states = excluded.source_states, "
                     "source_clients = excluded.source_clients, threshold = excluded.threshold, "
                     "position = excluded.position",
-                    [r.name, r.destination_client, list(r.source_states), list(r.source_clients), r.threshold,
-                     position],
+                    [
+                        r.name,
+                        r.destination_client,
+                        list(r.source_states),
+                        list(r.source_clients),
+                        r.threshold,
+                        position,
+                    ],
                 )
     return len(rules)
 
@@ -273,7 +285,9 @@ def load_clients(url: str | None = None, active_only: bool = True) -> list[Clien
 def get_client(slug: str, url: str | None = None) -> Client:
     with db.connect(url) as conn:
         frame = db.read_frame(
-            conn, sql.SQL("select {cols} from clients where slug = %s").format(cols=_CLIENT_SELECT), [slug]
+            conn,
+            sql.SQL("select {cols} from clients where slug = %s").format(cols=_CLIENT_SELECT),
+            [slug],
         )
     if frame.empty:
         raise LookupError(f"no client with slug {slug!r}")
@@ -310,7 +324,9 @@ def _resolve_clients(refs: pd.Series, clients: pd.DataFrame) -> pd.Series:
     return refs.str.strip().str.lower().map(lookup)
 
 
-def import_zips(sheet: ZipSheet, month: str, url: str | None = None, approved_by: str | None = None) -> int:
+def import_zips(
+    sheet: ZipSheet, month: str, url: str | None = None, approved_by: str | None = None
+) -> int:
     """Record the sheet as the territory from `month` on; any conflict fails the whole import,
     nothing written. Sheets of one month add up; a later month's sheet replaces earlier ones."""
     rows = sheet.rows
@@ -373,7 +389,16 @@ def _record(
             cur.execute(
                 "insert into territory_changes (kind, month, zip, state, color, client_slug, from_client, approved_by) "
                 "values (%s, %s, %s, %s, %s, %s, %s, coalesce(%s, current_user))",
-                [c.kind, c.month, c.zip, c.state, _text(c.color), c.client_slug, _text(c.from_client), approved_by],
+                [
+                    c.kind,
+                    c.month,
+                    c.zip,
+                    c.state,
+                    _text(c.color),
+                    c.client_slug,
+                    _text(c.from_client),
+                    approved_by,
+                ],
             )
     for m in sorted({month, *written}):
         store.sync_territory(conn, m)
@@ -385,7 +410,11 @@ def _text(value: Any) -> str | None:
 
 
 def assign_zips(
-    client_slug: str, month: str, zips: list[str], url: str | None = None, approved_by: str | None = None
+    client_slug: str,
+    month: str,
+    zips: list[str],
+    url: str | None = None,
+    approved_by: str | None = None,
 ) -> int:
     """Give free ZIPs to a client from `month` on (an approved gap suggestion); refuse any conflict."""
     from homeowner_dagster.leads.territories import normalise_zip, state_of_zip
@@ -398,7 +427,9 @@ def assign_zips(
         if not z or not state:
             problems.append(f"argument {n}: {raw!r} is not a known US ZIP")
             continue
-        rows.append({"line": n, "zip": z, "state": state, "client_slug": client_slug, "color": None})
+        rows.append(
+            {"line": n, "zip": z, "state": state, "client_slug": client_slug, "color": None}
+        )
     frame = pd.DataFrame(rows, columns=["line", "zip", "state", "client_slug", "color"])
     with db.transaction(url) as conn:
         conn.execute("lock table client_zipcodes in share row exclusive mode")
@@ -415,7 +446,11 @@ def assign_zips(
 
 
 def move_zips(
-    from_slug: str, to_slug: str, month: str, zips: list[str], url: str | None = None,
+    from_slug: str,
+    to_slug: str,
+    month: str,
+    zips: list[str],
+    url: str | None = None,
     approved_by: str | None = None,
 ) -> int:
     """Move ZIPs held by `from_slug` in `month` to `to_slug`, from that month on; refuse any ZIP
@@ -438,7 +473,9 @@ def move_zips(
         if problems:
             raise TerritoryError(problems)
         rows = current.loc[wanted].reset_index().assign(client_slug=to_slug, color=None)
-        return _record(conn, changes, _proposed(changes, "move", month, rows, from_slug), month, approved_by)
+        return _record(
+            conn, changes, _proposed(changes, "move", month, rows, from_slug), month, approved_by
+        )
 
 
 def client_zips(client_slug: str, month: str, url: str | None = None) -> pd.DataFrame:
@@ -451,7 +488,9 @@ def client_zips(client_slug: str, month: str, url: str | None = None) -> pd.Data
         )
 
 
-def territory_of(client_slug: str, month: str, url: str | None = None) -> tuple[pd.DataFrame, str | None]:
+def territory_of(
+    client_slug: str, month: str, url: str | None = None
+) -> tuple[pd.DataFrame, str | None]:
     """The client's ZIPs in `month` as carried forward (zip, state, source, pulled_at), and the
     month of the sheet they start from (None when no sheet is at or before `month`)."""
     with db.connect(url) as conn:

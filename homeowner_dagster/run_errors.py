@@ -29,7 +29,14 @@ def failure_type(error_type: str) -> type[Failure]:
     exceptions (`ValueError: ...`), so this class says it is one: the line reads
     `NoZipsForMonth: sunshine has no ZIPs ... Fix: ...`, with Dagster's stack trace below it.
     """
-    return type(error_type, (Failure,), {"__module__": "builtins", "__doc__": f"{error_type}: a failure the project raises on purpose."})
+    return type(
+        error_type,
+        (Failure,),
+        {
+            "__module__": "builtins",
+            "__doc__": f"{error_type}: a failure the project raises on purpose.",
+        },
+    )
 
 
 def needs_fix(problem: str, fix: str, error_type: str = "NeedsFix") -> Failure:
@@ -43,7 +50,9 @@ def needs_fix(problem: str, fix: str, error_type: str = "NeedsFix") -> Failure:
 
 def stated(message: str, error_type: str) -> Failure:
     """A failure whose message already ends in its fix (a command to run): no retry."""
-    return failure_type(error_type)(description=message, metadata={"error_type": error_type}, allow_retries=False)
+    return failure_type(error_type)(
+        description=message, metadata={"error_type": error_type}, allow_retries=False
+    )
 
 
 def as_stated(exc: Exception) -> Failure:
@@ -128,7 +137,11 @@ def _text(value: object) -> str | None:
     return str(getattr(value, "value", getattr(value, "url", value)))
 
 
-_WRAPPERS = {"RetryRequestedFromPolicy", "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+_WRAPPERS = {
+    "RetryRequestedFromPolicy",
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+}
 
 
 def _root_error(error):  # noqa: ANN001, ANN202 - SerializableErrorInfo

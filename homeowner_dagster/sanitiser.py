@@ -37,7 +37,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@'\"]*):[^\s/'\"]*@"), rf"\1:{MASK}@"),
     # libpq key=value strings and psycopg's quoting of a bad percent escape
     (re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s'\"]+)"), rf"\1{MASK}"),
-    (re.compile(r"(?i)(invalid percent-encoded token:\s*)(\"[^\"]*\"|'[^']*'|\S+)"), rf'\1"{MASK}"'),
+    (
+        re.compile(r"(?i)(invalid percent-encoded token:\s*)(\"[^\"]*\"|'[^']*'|\S+)"),
+        rf'\1"{MASK}"',
+    ),
     # query values: keys, signatures, signed links (DeBounce's ?url=), homeowners' addresses
     (
         re.compile(

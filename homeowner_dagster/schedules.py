@@ -34,7 +34,9 @@ from homeowner_dagster.partitions import (
 from homeowner_dagster.resources.database import PostgresResource
 
 ACTIVE_DAYS = 90  # a renewal month's yield is redone weekly for 90 days after its windows' attach
-READ_DAYS = 120  # a client's campaigns are read while a window attached in the last 120 days answers
+READ_DAYS = (
+    120  # a client's campaigns are read while a window attached in the last 120 days answers
+)
 
 
 def _tick_date(context: ScheduleEvaluationContext) -> date:
@@ -86,7 +88,11 @@ def weekly_upload_schedule(context: ScheduleEvaluationContext, database: Postgre
                     # One run per window and Monday: a window not done is asked for again next Monday.
                     run_key=f"weekly-{c.slug}-{window.key}-{monday.isoformat()}",
                     partition_key=client_window_key(c.slug, window),
-                    tags={"client": c.slug, "bison-workspace": c.workspace_name, "late": str(late).lower()},
+                    tags={
+                        "client": c.slug,
+                        "bison-workspace": c.workspace_name,
+                        "late": str(late).lower(),
+                    },
                 )
             )
     if not requests:
@@ -112,7 +118,9 @@ def weekly_outcomes_schedule(context: ScheduleEvaluationContext, database: Postg
     if not clients:
         return SkipReason(f"no window attached in the {READ_DAYS} days before {day.isoformat()}")
     return [
-        RunRequest(run_key=f"outcomes-{slug}-{day.isoformat()}", partition_key=slug, tags={"client": slug})
+        RunRequest(
+            run_key=f"outcomes-{slug}-{day.isoformat()}", partition_key=slug, tags={"client": slug}
+        )
         for slug in clients
     ]
 

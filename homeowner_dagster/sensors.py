@@ -30,7 +30,9 @@ from homeowner_dagster.run_errors import RunErrorInfo, failure_info, run_failure
 from homeowner_dagster.sanitiser import sanitise
 
 
-def registry_partition_requests(existing: list[str], active: list[str], known: list[str]) -> tuple[list[str], list[str]]:
+def registry_partition_requests(
+    existing: list[str], active: list[str], known: list[str]
+) -> tuple[list[str], list[str]]:
     """Partitions to add (active clients without one) and to delete (clients no longer in the table).
 
     Inactive clients keep their partitions so their history stays visible in the UI.
@@ -76,6 +78,7 @@ def ops_channel() -> str:
 
 
 # Run outcomes: mirrored into agent_runs / agent_errors for the dashboard, failures to Slack.
+
 
 def _run_url(run_id: str) -> str:
     base = os.environ.get("HOMEOWNER_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
@@ -133,7 +136,9 @@ def mirror_run(dsn: str, run: DagsterRun, status: str, error: RunErrorInfo | Non
 
 
 @run_status_sensor(
-    run_status=DagsterRunStatus.SUCCESS, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING
+    run_status=DagsterRunStatus.SUCCESS,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
 )
 def agent_runs_success_sensor(context: RunStatusSensorContext, database: PostgresResource) -> None:
     mirror_run(database.dsn(), context.dagster_run, "success")

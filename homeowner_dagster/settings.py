@@ -77,7 +77,9 @@ def gap_settings(environ: Mapping[str, str] | None = None) -> GapSettings:
     except ValueError as exc:
         raise ValueError(f"{GAP_RADIUS_ENV} / {GAP_MAX_CANDIDATES_ENV}: {exc}") from None
     return GapSettings(
-        cole_count_queries=default.cole_count_queries if not counts else counts in ("1", "true", "yes", "on"),
+        cole_count_queries=default.cole_count_queries
+        if not counts
+        else counts in ("1", "true", "yes", "on"),
         radius_miles=radius,
         max_candidates=candidates,
     )

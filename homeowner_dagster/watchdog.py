@@ -54,18 +54,26 @@ def database_finding(url: str, timeout_seconds: int = 10) -> Finding | None:
 
 
 def stale_heartbeats(
-    heartbeats: Mapping[str, float], required: Sequence[str], now: datetime, stale: timedelta = HEARTBEAT_STALE
+    heartbeats: Mapping[str, float],
+    required: Sequence[str],
+    now: datetime,
+    stale: timedelta = HEARTBEAT_STALE,
 ) -> list[Finding]:
     """Daemons (by type) whose latest heartbeat (a Unix time) is older than `stale`, or missing."""
     found = []
     for daemon in required:
         beat = heartbeats.get(daemon)
         if beat is None:
-            found.append(Finding(f"daemon:{daemon}", f"the Dagster daemon's {daemon} has no heartbeat"))
+            found.append(
+                Finding(f"daemon:{daemon}", f"the Dagster daemon's {daemon} has no heartbeat")
+            )
         elif now.timestamp() - beat > stale.total_seconds():
             minutes = (now.timestamp() - beat) / 60
             found.append(
-                Finding(f"daemon:{daemon}", f"the Dagster daemon's {daemon} last beat {minutes:.0f} min ago")
+                Finding(
+                    f"daemon:{daemon}",
+                    f"the Dagster daemon's {daemon} last beat {minutes:.0f} min ago",
+                )
             )
     return found
 
@@ -81,7 +89,9 @@ class ScheduleSeen:
     last_tick_at: float | None
 
 
-def overdue_schedule(seen: ScheduleSeen, now: datetime, grace: timedelta = SCHEDULE_GRACE) -> Finding | None:
+def overdue_schedule(
+    seen: ScheduleSeen, now: datetime, grace: timedelta = SCHEDULE_GRACE
+) -> Finding | None:
     """The schedule's latest due time (at least `grace` ago) has passed without a tick."""
     from dagster._utils.schedules import get_latest_completed_cron_tick
 
@@ -111,7 +121,12 @@ def dagster_findings(now: datetime) -> list[Finding]:
     try:
         instance = DagsterInstance.get()
     except Exception as exc:  # noqa: BLE001 - an unreadable instance is the finding
-        return [Finding("dagster", f"Dagster's instance cannot be opened ({first_line(str(exc)) or type(exc).__name__})")]
+        return [
+            Finding(
+                "dagster",
+                f"Dagster's instance cannot be opened ({first_line(str(exc)) or type(exc).__name__})",
+            )
+        ]
     try:
         beats = {k: v.timestamp for k, v in instance.get_daemon_heartbeats().items()}
         found = stale_heartbeats(beats, instance.get_required_daemon_types(), now)
@@ -143,12 +158,18 @@ def check(url: str, now: datetime | None = None) -> list[Finding]:
     return [down] if down else dagster_findings(now)
 
 
-def messages(previous: Mapping[str, str], findings: Sequence[Finding]) -> tuple[str | None, str | None]:
+def messages(
+    previous: Mapping[str, str], findings: Sequence[Finding]
+) -> tuple[str | None, str | None]:
     """(what went wrong since the last run, what is right again), each None when nothing."""
     current = {f.key: f.text for f in findings}
     new = [text for key, text in current.items() if key not in previous]
     back = [text for key, text in previous.items() if key not in current]
-    down = "🚨 Watchdog: " + "\n".join(new) + "\nRuns, sensors and the failure alert may be stopped." if new else None
+    down = (
+        "🚨 Watchdog: " + "\n".join(new) + "\nRuns, sensors and the failure alert may be stopped."
+        if new
+        else None
+    )
     up = "✅ Watchdog: right again:\n" + "\n".join(f"• {t}" for t in back) if back else None
     return down, up
 

@@ -116,5 +116,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     seconds: dict[Path, int] = {}
     for item in items:
         marker = item.get_closest_marker("slow")
-        seconds[item.path] = max(seconds.get(item.path, 0), marker.kwargs.get("seconds", 60) if marker else 0)
+        seconds[item.path] = max(
+            seconds.get(item.path, 0), marker.kwargs.get("seconds", 60) if marker else 0
+        )
     items.sort(key=lambda item: -seconds[item.path])

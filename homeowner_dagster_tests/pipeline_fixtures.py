@@ -79,7 +79,10 @@ class Pipeline:
 
 
 def use_sandbox(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, artifacts: Path, database_url: str | None = None
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    artifacts: Path,
+    database_url: str | None = None,
 ) -> None:
     """The environment of a run on the sandbox: its addresses and credentials, local artifacts,
     the ops channel; with `database_url`, Dagster's storage URL as a deployment sets it (the

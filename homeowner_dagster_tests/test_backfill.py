@@ -30,14 +30,24 @@ def _month_rows(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {
             table: conn.execute(
-                psycopg.sql.SQL("select count(*) from {} where month = '2026-12'").format(psycopg.sql.Identifier(table))
+                psycopg.sql.SQL("select count(*) from {} where month = '2026-12'").format(
+                    psycopg.sql.Identifier(table)
+                )
             ).fetchone()[0]
-            for table in ("raw_leads", "cleaned_leads", "rejected_leads", "monthly_cleaned_leads", "gap_reports")
+            for table in (
+                "raw_leads",
+                "cleaned_leads",
+                "rejected_leads",
+                "monthly_cleaned_leads",
+                "gap_reports",
+            )
         }
 
 
 @pytest.mark.slow
-def test_backfill_of_a_skipped_month_from_the_dagster_cli(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_backfill_of_a_skipped_month_from_the_dagster_cli(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     dsn = pipeline.dsn
     load_clients(dsn, SKIPPED)
     home = tmp_path / "dagster_home"
@@ -62,24 +72,54 @@ def test_backfill_of_a_skipped_month_from_the_dagster_cli(pipeline: Pipeline, tm
     # Its own process group with default signal dispositions, stopped as `homeowner dev` stops
     # its own: a suite started with SIGINT/SIGTERM ignored must not leave it running.
     server = start_group(
-        [str(bin_dir / "dagster"), "code-server", "start", "-m", "homeowner_dagster.definitions",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=settings.project_root(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(bin_dir / "dagster"),
+            "code-server",
+            "start",
+            "-m",
+            "homeowner_dagster.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=settings.project_root(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     instance = DagsterInstance.from_config(str(home))  # same Postgres storage as the CLI's runs
     try:
         deadline = time.monotonic() + 120
-        while subprocess.run(
-            [str(bin_dir / "dagster"), "api", "grpc-health-check", "-p", str(port)],
-            capture_output=True, env=env,
-        ).returncode != 0:
+        while (
+            subprocess.run(
+                [str(bin_dir / "dagster"), "api", "grpc-health-check", "-p", str(port)],
+                capture_output=True,
+                env=env,
+            ).returncode
+            != 0
+        ):
             assert server.poll() is None, server.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "code server did not start"
             time.sleep(1)
         result = subprocess.run(
-            [str(bin_dir / "dagster"), "job", "backfill", "-w", str(workspace),
-             "-j", "monthly_pull", "--partitions", "garden-state|2026-12", "--noprompt"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            [
+                str(bin_dir / "dagster"),
+                "job",
+                "backfill",
+                "-w",
+                str(workspace),
+                "-j",
+                "monthly_pull",
+                "--partitions",
+                "garden-state|2026-12",
+                "--noprompt",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Launched backfill job" in result.stdout
@@ -88,7 +128,9 @@ def test_backfill_of_a_skipped_month_from_the_dagster_cli(pipeline: Pipeline, tm
             runs = instance.get_runs(RunsFilter(job_name="monthly_pull"))
             if runs and all(r.is_finished for r in runs):
                 break
-            assert time.monotonic() < deadline, f"backfill run did not finish: {[r.status for r in runs]}"
+            assert time.monotonic() < deadline, (
+                f"backfill run did not finish: {[r.status for r in runs]}"
+            )
             time.sleep(1)
         assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
         assert runs[0].tags["dagster/partition"] == "garden-state|2026-12"

@@ -45,7 +45,9 @@ def workspace(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bis
     # Waits for an import or an attach's sync move the sandbox clock instead of sleeping.
     monkeypatch.setattr(bison_module, "pause", sandbox.bison.advance)
     sandbox.bison.reset_rate_limit()
-    resource = BisonResource(retry_base_seconds=0.01)  # paced 0.1 s a call: 10 a second (B-RATE-LIMIT)
+    resource = BisonResource(
+        retry_base_seconds=0.01
+    )  # paced 0.1 s a call: 10 a second (B-RATE-LIMIT)
     with resource.workspace(sandbox.urls["bison"], TOKEN_ENV) as ws:
         yield ws
     sandbox.faults.off()
@@ -115,11 +117,20 @@ def test_new_list_costs_two_requests_once_custom_variables_are_known(
     """
     workspace.ensure_custom_variables(CUSTOM_VARIABLES)
     before = sandbox.bison.requests
-    list_id, _ = workspace.upload_lead_list("(April 1st - 7th renewals)", leads(5, start=300), CUSTOM_VARIABLES)
-    assert workspace.lead_list_count(list_id, near=len(sandbox.bison.workspaces[WORKSPACE].lead_lists) - 1) == 5
+    list_id, _ = workspace.upload_lead_list(
+        "(April 1st - 7th renewals)", leads(5, start=300), CUSTOM_VARIABLES
+    )
+    assert (
+        workspace.lead_list_count(
+            list_id, near=len(sandbox.bison.workspaces[WORKSPACE].lead_lists) - 1
+        )
+        == 5
+    )
     assert sandbox.bison.requests - before == 2
     del sandbox.bison.workspaces[WORKSPACE].custom_variables["cellphone"]  # deleted by a person
-    list_id, _ = workspace.upload_lead_list("(April 2nd renewals)", leads(2, start=305), CUSTOM_VARIABLES)
+    list_id, _ = workspace.upload_lead_list(
+        "(April 2nd renewals)", leads(2, start=305), CUSTOM_VARIABLES
+    )
     assert workspace.lead_list_count(list_id) == 2
     assert "cellphone" in sandbox.bison.workspaces[WORKSPACE].custom_variables
 
@@ -169,7 +180,9 @@ def test_missing_list_field_is_an_error_naming_it(
         workspace.lead_list_count(list_id)
 
 
-def test_import_poll_gives_up_with_a_typed_error(sandbox: Sandbox, workspace: BisonWorkspace) -> None:
+def test_import_poll_gives_up_with_a_typed_error(
+    sandbox: Sandbox, workspace: BisonWorkspace
+) -> None:
     """Bounded poll: a list never `Processed` within the limit ends in `BisonImportTimeout`.
 
     Fails against the old connector: it did not wait at all and answered 0.
@@ -407,11 +420,15 @@ def test_fact_an_attach_counts_after_the_sync_and_one_that_never_lands_is_typed(
     before = sandbox.bison.requests
     assert workspace.wait_for_total_leads(campaign["id"], 3)["total_leads"] == 3
     assert sandbox.bison.requests - before == 1
-    again, _ = workspace.upload_lead_list("(June 8th - 14th renewals)", leads(3, start=601))  # 2 known
+    again, _ = workspace.upload_lead_list(
+        "(June 8th - 14th renewals)", leads(3, start=601)
+    )  # 2 known
     assert workspace.lead_list_count(again) == 3
     sandbox.faults.on("bison", "attach_not_counted", times=1)
     workspace.attach_lead_list(campaign["id"], again)
-    with pytest.raises(BisonAttachNotSynced, match="holds 3 leads after 900 s, at least 4 expected"):
+    with pytest.raises(
+        BisonAttachNotSynced, match="holds 3 leads after 900 s, at least 4 expected"
+    ):
         workspace.wait_for_total_leads(campaign["id"], 4)
     workspace.attach_lead_list(campaign["id"], again)  # attached again: only the new lead counts
     assert workspace.wait_for_total_leads(campaign["id"], 4)["total_leads"] == 4
@@ -450,5 +467,7 @@ def test_fact_a_list_over_50000_leads_is_refused_before_anything_is_sent(
     """Fact B-CSV-LIMIT: at most 50,000 leads per CSV; a bigger list is refused here, unsent."""
     before = sandbox.bison.requests
     with pytest.raises(BisonError, match="at most 50000 per CSV"):
-        workspace.upload_lead_list("(too big)", pd.DataFrame({"email": [f"x{i}@example.com" for i in range(50_001)]}))
+        workspace.upload_lead_list(
+            "(too big)", pd.DataFrame({"email": [f"x{i}@example.com" for i in range(50_001)]})
+        )
     assert sandbox.bison.requests == before

@@ -83,7 +83,10 @@ def test_list_names_and_titles() -> None:
     # Next year's window has a list name of its own: it can never find this year's list.
     assert windows_of_month(date(2028, 2, 1))[0].list_name != feb[0].list_name
     assert feb[0].evergreen_title == "Evergreen, Last Upload: February 1\u20137"
-    assert windows_of_month(date(2027, 3, 1))[3].evergreen_title == "Evergreen, Last Upload: March 22\u201331"
+    assert (
+        windows_of_month(date(2027, 3, 1))[3].evergreen_title
+        == "Evergreen, Last Upload: March 22\u201331"
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,10 +141,22 @@ def test_title_round_trips_for_every_window_of_a_year() -> None:
 @pytest.mark.parametrize(
     ("title", "today", "start"),
     [
-        ("Evergreen, Last Upload: June 22-30", date(2027, 1, 11), date(2026, 6, 22)),  # stale: last June
+        (
+            "Evergreen, Last Upload: June 22-30",
+            date(2027, 1, 11),
+            date(2026, 6, 22),
+        ),  # stale: last June
         ("Evergreen, Last Upload: December 22-31", date(2027, 1, 4), date(2026, 12, 22)),
-        ("Evergreen, Last Upload: Feb 8-14", date(2027, 1, 4), date(2027, 2, 8)),  # the coming 5 weeks
-        ("Evergreen, Last Upload: Feb 15-21", date(2027, 1, 4), date(2026, 2, 15)),  # 6 weeks ahead: last year's
+        (
+            "Evergreen, Last Upload: Feb 8-14",
+            date(2027, 1, 4),
+            date(2027, 2, 8),
+        ),  # the coming 5 weeks
+        (
+            "Evergreen, Last Upload: Feb 15-21",
+            date(2027, 1, 4),
+            date(2026, 2, 15),
+        ),  # 6 weeks ahead: last year's
         ("Evergreen, Last Upload: January 1-7", date(2027, 11, 26), date(2027, 1, 1)),
         ("Evergreen, Last Upload: January 1-7", date(2027, 11, 27), date(2028, 1, 1)),
     ],
@@ -171,7 +186,13 @@ def test_readable_dates_and_renewal_dates() -> None:
     assert renewal_date(date(2016, 2, 29), 2027) == date(2027, 2, 28)
     assert renewal_date(date(2016, 2, 29), 2028) == date(2028, 2, 29)
     s = pd.to_datetime(pd.Series(["2016-02-29", "2019-02-03", "2001-02-21", None, "2010-02-12"]))
-    assert list(readable_dates(s).fillna("-")) == ["February 29th", "February 3rd", "February 21st", "-", "February 12th"]
+    assert list(readable_dates(s).fillna("-")) == [
+        "February 29th",
+        "February 3rd",
+        "February 21st",
+        "-",
+        "February 12th",
+    ]
     renewals = renewal_dates(s, 2027)
     assert renewals.iloc[0] == pd.Timestamp("2027-02-28")
     assert pd.isna(renewals.iloc[3])
@@ -189,7 +210,10 @@ def test_a_window_list_holds_one_lead_per_address() -> None:
     from homeowner_dagster.leads.calendar import window_list_leads
 
     leads = pd.DataFrame(
-        {"email": ["a@x.com", "b@x.com", "a@x.com"], "address": ["1 Main St", "2 Oak Ave", "9 Elm St"]}
+        {
+            "email": ["a@x.com", "b@x.com", "a@x.com"],
+            "address": ["1 Main St", "2 Oak Ave", "9 Elm St"],
+        }
     )
     assert list(window_list_leads(leads)["address"]) == ["1 Main St", "2 Oak Ave"]
 
@@ -209,7 +233,10 @@ def test_the_sandbox_seed_titles_are_read() -> None:
     ("title", "after"),
     [
         ("evergreen,last upload: Feb 1-7", "Evergreen, Last Upload: Feb 8-14"),
-        ("Evergreen, Last Upload: February 1st - 7th", "Evergreen, Last Upload: February 8th - 14th"),
+        (
+            "Evergreen, Last Upload: February 1st - 7th",
+            "Evergreen, Last Upload: February 8th - 14th",
+        ),
         ("HNW Evergreen, Last Upload: Feb 1st-7th", "HNW Evergreen, Last Upload: Feb 8th-14th"),
         ("Evergreen, Last Upload: February 1\u20137", "Evergreen, Last Upload: February 8\u201314"),
         ("Evergreen, Last Upload: FEB. 1 \u2013 7", "Evergreen, Last Upload: FEB. 8 \u2013 14"),

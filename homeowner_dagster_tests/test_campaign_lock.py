@@ -37,7 +37,11 @@ HOLD_SECONDS = 120  # far longer than the second run needs to reach the campaign
 
 
 def _campaign(p: Pipeline) -> dict[str, Any]:
-    return next(c for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"].startswith("Evergreen"))
+    return next(
+        c
+        for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if c["name"].startswith("Evergreen")
+    )
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
@@ -66,7 +70,9 @@ def _no_campaign_lock(*args: Any, **kwargs: Any) -> Iterator[Any]:
     yield Held()
 
 
-def two_launches(p: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: bool) -> dict[str, Any]:
+def two_launches(
+    p: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lock: bool
+) -> dict[str, Any]:
     """`windows force` for FIRST (held in Bison at its rename) and a UI-style run of SECOND."""
     if not lock:
         monkeypatch.setattr(store, "campaign_lock", _no_campaign_lock)
@@ -80,12 +86,16 @@ def two_launches(p: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, l
     outcome: dict[str, Any] = {}
 
     def force_first() -> None:
-        outcome["force"] = homeowner(["windows", "force", "--client", CLIENT, "--window", FIRST.key])
+        outcome["force"] = homeowner(
+            ["windows", "force", "--client", CLIENT, "--window", FIRST.key]
+        )
 
     def launch_second_like_the_ui() -> None:
         job = p.defs.resolve_job_def("weekly_upload")
         result = job.execute_in_process(
-            instance=p.instance, partition_key=client_window_key(CLIENT, SECOND), run_config=QUIET,
+            instance=p.instance,
+            partition_key=client_window_key(CLIENT, SECOND),
+            run_config=QUIET,
             raise_on_error=False,
         )
         outcome["ui"] = result.success
@@ -95,13 +105,17 @@ def two_launches(p: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, l
     _wait(lambda: p.sandbox.bison.holding == 1, "the first window's rename held inside Bison")
     second = threading.Thread(target=launch_second_like_the_ui)
     second.start()
-    _wait(lambda: not second.is_alive() or _waiting_for_the_campaign(p, SECOND.key), "the second run")
+    _wait(
+        lambda: not second.is_alive() or _waiting_for_the_campaign(p, SECOND.key), "the second run"
+    )
     outcome["second_waited"] = second.is_alive()
     p.sandbox.bison.release_holds()
     first.join(timeout=300)
     second.join(timeout=300)
     outcome["title"] = _campaign(p)["name"]
-    outcome["states"] = [(store.ledger_row(p.dsn, CLIENT, w) or {}).get("status") for w in (FIRST, SECOND)]
+    outcome["states"] = [
+        (store.ledger_row(p.dsn, CLIENT, w) or {}).get("status") for w in (FIRST, SECOND)
+    ]
     return outcome
 
 
@@ -113,7 +127,10 @@ def test_two_windows_launched_at_once_by_two_paths_move_the_title_forward_once_e
     assert (outcome["force"], outcome["ui"]) == (0, True)
     assert outcome["states"] == ["done", "done"]
     assert outcome["title"] == SECOND.evergreen_title
-    assert pipeline.sandbox.bison.attached_lists(WORKSPACE, _campaign(pipeline)["id"]) == [FIRST.list_name, SECOND.list_name]
+    assert pipeline.sandbox.bison.attached_lists(WORKSPACE, _campaign(pipeline)["id"]) == [
+        FIRST.list_name,
+        SECOND.list_name,
+    ]
 
 
 def test_the_same_launches_move_the_title_back_without_the_campaign_lock(

@@ -133,7 +133,10 @@ def test_an_undocumented_address_unset_or_an_address_off_its_vendor_is_named(
     cole = next(line for line in output.splitlines() if line.startswith("COLE_URL "))
     assert cole.split()[1] == "missing" and "no default" in cole and "coleinformation" not in cole
     slack = next(line for line in output.splitlines() if line.startswith("SLACK_API_URL "))
-    assert slack.split()[1] == "missing" and "'slack.evil.example' is not a Slack Web API host" in slack
+    assert (
+        slack.split()[1] == "missing"
+        and "'slack.evil.example' is not a Slack Web API host" in slack
+    )
     assert "2 item(s) missing" in output
     # The same list, for other commands (preflight): every needed address, checked.
     checks = {c.variable: c for c in addresses.check_addresses()}
@@ -232,7 +235,9 @@ def test_a_refused_bison_destination_and_the_sandbox_variable_are_reported(
     import psycopg
 
     with psycopg.connect(ready) as conn:  # edited in the table, past the importer
-        conn.execute("update clients set bison_instance_url = 'https://elsewhere.example' where slug = 'sunny'")
+        conn.execute(
+            "update clients set bison_instance_url = 'https://elsewhere.example' where slug = 'sunny'"
+        )
     monkeypatch.setenv("HOMEOWNER_SANDBOX_ORIGINS", "http://127.0.0.1:8123")
     code, output = _check(capsys)
     assert code == 1

@@ -76,13 +76,17 @@ def test_table_rows_warn_at_90_percent_and_refuse_past_the_limit_across_runs(
     assert clay_for(sandbox, table_id, hook, "tok2", **limits).push_rows(people("b", 10)) == 10
     [warning] = warnings(sandbox)
     assert "'April' holds 95 of 100 rows" in warning and "CLAY_WEBHOOK_URL_2" in warning
-    with pytest.raises(ClayTableFull, match=r"'April' holds 95 of 100 rows .* nothing was sent.*CLAY_TABLE_NAME_2"):
+    with pytest.raises(
+        ClayTableFull, match=r"'April' holds 95 of 100 rows .* nothing was sent.*CLAY_TABLE_NAME_2"
+    ):
         clay_for(sandbox, table_id, hook, "tok2", **limits).push_rows(people("c", 10))
     assert len(sandbox.clay.tables[table_id]["rows"]) == 95  # nothing sent past the limit
     assert len(warnings(sandbox)) == 1  # warned once, when crossing 90%
     # The team makes the next table in Clay and sets its webhook: pushes go there, in order.
     next_table, next_hook = sandbox.clay.add_table("April 2", token="tok3")
-    monkeypatch.setenv("CLAY_WEBHOOK_URL_2", f"{sandbox.urls['clay']}/v3/sources/webhook/{next_hook}")
+    monkeypatch.setenv(
+        "CLAY_WEBHOOK_URL_2", f"{sandbox.urls['clay']}/v3/sources/webhook/{next_hook}"
+    )
     monkeypatch.setenv("CLAY_WEBHOOK_TOKEN_2", "tok3")
     monkeypatch.setenv("CLAY_TABLE_NAME_2", "April 2")
     assert clay_for(sandbox, table_id, hook, "tok2", **limits).push_rows(people("c", 10)) == 10
@@ -100,11 +104,15 @@ def test_webhook_submissions_warn_at_90_percent_and_refuse_past_the_limit(
     assert clay_for(sandbox, table_id, hook, "tok4", **limits).push_rows(people("d", 92)) == 92
     [warning] = warnings(sandbox)
     assert "webhook 1 of table 'May' has taken 92 of 100 submissions" in warning
-    with pytest.raises(ClayWebhookExhausted, match=r"taken 92 of 100 submissions .* nothing was sent.*new webhook"):
+    with pytest.raises(
+        ClayWebhookExhausted, match=r"taken 92 of 100 submissions .* nothing was sent.*new webhook"
+    ):
         clay_for(sandbox, table_id, hook, "tok4", **limits).push_rows(people("e", 9))
     assert sandbox.clay.webhooks[hook].submissions == 92  # nothing sent past the limit
     assert sandbox.clay.webhooks[hook].refused == 0  # refused here, not by Clay
-    assert clay_for(sandbox, table_id, hook, "tok4", **limits).push_rows(people("e", 8)) == 8  # exactly 100
+    assert (
+        clay_for(sandbox, table_id, hook, "tok4", **limits).push_rows(people("e", 8)) == 8
+    )  # exactly 100
 
 
 def test_clay_refusing_first_marks_the_webhook_used_up(sandbox: Sandbox, database_url: str) -> None:

@@ -63,7 +63,12 @@ def test_sop_name_examples():
 
 def test_address_and_city_rules():
     addresses = pd.Series(["9 5TH AVE", "12 MAIN ST", "1 n  22ND\nst", "3 3RD   rd"])
-    assert tidy_addresses(addresses).tolist() == ["9 5th Ave", "12 Main St", "1 N 22nd St", "3 3rd Rd"]
+    assert tidy_addresses(addresses).tolist() == [
+        "9 5th Ave",
+        "12 Main St",
+        "1 N 22nd St",
+        "3 3rd Rd",
+    ]
     lead = one({"City": "san  ANTONIO", "State": " tx"}).cleaned.iloc[0]
     assert (lead["city"], lead["state"]) == ("San Antonio", "TX")
 
@@ -86,7 +91,10 @@ def test_home_value_rules():
 
 
 def test_email_is_trimmed_and_lower_cased():
-    assert one({"Email_Address": "  Ann.Lee@Example.COM "}).cleaned["email"].iloc[0] == "ann.lee@example.com"
+    assert (
+        one({"Email_Address": "  Ann.Lee@Example.COM "}).cleaned["email"].iloc[0]
+        == "ann.lee@example.com"
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,7 +153,10 @@ def test_feb_29_renews_on_feb_28_in_a_common_year():
 
 
 def test_home_value_and_max():
-    assert one({"Home_Value": "$1,250,000.00"}, max_home_value=2_000_000).cleaned["home_value"].iloc[0] == 1_250_000.0
+    assert (
+        one({"Home_Value": "$1,250,000.00"}, max_home_value=2_000_000).cleaned["home_value"].iloc[0]
+        == 1_250_000.0
+    )
     assert reason_of({"Home_Value": "950000"}, max_home_value=1_000_000) is None
 
 
@@ -165,7 +176,6 @@ def test_high_net_worth_routing():
     assert without.hnw.empty and without.summary()["by_reason"]["home_value_above_max"] == 2
 
 
-
 TEXAS = RoutingRule("texas-hnw", "agency-hnw", ("TX",), 900_000)
 JERSEY = RoutingRule("jersey-hnw", "jersey-hnw", ("NJ",), 1_000_000)
 
@@ -182,7 +192,8 @@ def test_a_rule_routes_only_above_its_own_threshold_and_above_the_client_cap():
     assert result.destinations.tolist() == ["agency-hnw"]
     assert result.cleaned["source_row"].tolist() == [3]
     assert result.rejected.set_index("source_row")["reason"].to_dict() == {
-        1: "home_value_above_max", 4: "home_value_above_max"
+        1: "home_value_above_max",
+        4: "home_value_above_max",
     }
     # A cap above the rule's threshold keeps the client's own leads under its cap.
     high_cap = clean_leads(frame, FEB_2027, max_home_value=2_000_000, routing_rules=[TEXAS])
@@ -198,10 +209,14 @@ def test_each_rule_sends_to_its_own_destination_first_match_in_file_order():
     )
     result = clean_leads(frame, FEB_2027, routing_rules=[TEXAS, JERSEY, other])
     assert dict(zip(result.hnw["source_row"], result.destinations, strict=True)) == {
-        1: "agency-hnw", 2: "jersey-hnw", 3: "other-hnw"
+        1: "agency-hnw",
+        2: "jersey-hnw",
+        3: "other-hnw",
     }
     assert {d: f["source_row"].tolist() for d, f in result.routed().items()} == {
-        "agency-hnw": [1], "jersey-hnw": [2], "other-hnw": [3]
+        "agency-hnw": [1],
+        "jersey-hnw": [2],
+        "other-hnw": [3],
     }
     assert result.summary()["routed_to"] == {"agency-hnw": 1, "jersey-hnw": 1, "other-hnw": 1}
     reordered = clean_leads(frame, FEB_2027, routing_rules=[other, TEXAS, JERSEY])
@@ -211,10 +226,15 @@ def test_each_rule_sends_to_its_own_destination_first_match_in_file_order():
 
 
 def test_routing_rule_from_a_stored_rule_defaults_to_900k():
-    rule = RoutingRule.from_record({"name": "r", "destination_client": "d", "source_states": ["tx"], "threshold": None})
+    rule = RoutingRule.from_record(
+        {"name": "r", "destination_client": "d", "source_states": ["tx"], "threshold": None}
+    )
     assert rule == RoutingRule("r", "d", ("TX",), 900_000.0)
     destinations = route_destinations(
-        pd.Series(["TX", "TX", "TX"]), pd.Series([900_000.0, 900_001.0, float("nan")]), 800_000, [rule]
+        pd.Series(["TX", "TX", "TX"]),
+        pd.Series([900_000.0, 900_001.0, float("nan")]),
+        800_000,
+        [rule],
     )
     assert destinations.tolist() == ["", "d", ""]
 
@@ -235,20 +255,42 @@ def test_purchase_dates_that_cannot_renew_in_the_month(purchase, pulled_on, reas
 
 
 def test_leads_another_client_holds_are_held_by_other_client_not_duplicate():
-    frame = raw_frame({"Email_Address": "ann@x.com"}, {"Email_Address": "ann@x.com"}, {"Email_Address": "bob@x.com"})
+    frame = raw_frame(
+        {"Email_Address": "ann@x.com"},
+        {"Email_Address": "ann@x.com"},
+        {"Email_Address": "bob@x.com"},
+    )
     first = clean_leads(frame, FEB_2027)
     ann, bob = first.cleaned["dedupe_key"].tolist()
     result = clean_leads(frame, FEB_2027, held_by_others=[ann], known_dedupe_keys=[bob])
-    assert result.rejected["reason"].tolist() == ["held_by_other_client", "held_by_other_client", "duplicate"]
+    assert result.rejected["reason"].tolist() == [
+        "held_by_other_client",
+        "held_by_other_client",
+        "duplicate",
+    ]
     by_reason = result.summary()["by_reason"]
     assert (by_reason["held_by_other_client"], by_reason["duplicate"]) == (2, 1)
     assert result.cleaned.empty
 
-@pytest.mark.parametrize("first, joint", [("John & Mary", True), ("john and mary", True), ("Smith, John", True), ("Alexandra", False), ("Andy", False)])
+
+@pytest.mark.parametrize(
+    "first, joint",
+    [
+        ("John & Mary", True),
+        ("john and mary", True),
+        ("Smith, John", True),
+        ("Alexandra", False),
+        ("Andy", False),
+    ],
+)
 def test_joint_owner_first_names_without_head_of_household_column(first, joint):
     result = clean_leads(raw_frame({"First_Name": first}, drop=("Head_Household",)), FEB_2027)
     assert (result.summary()["by_reason"]["not_head_of_household"] == 1) is joint
-    off = clean_leads(raw_frame({"First_Name": first}, drop=("Head_Household",)), FEB_2027, head_of_household_required=False)
+    off = clean_leads(
+        raw_frame({"First_Name": first}, drop=("Head_Household",)),
+        FEB_2027,
+        head_of_household_required=False,
+    )
     assert len(off.cleaned) == 1
 
 
@@ -276,17 +318,32 @@ def test_dedupe_key_is_sha256_of_email_and_normalised_address():
 
 def test_mailing_property_shape_uses_the_property_address():
     raw = pd.DataFrame(
-        [{
-            "First Name": "ann", "Last Name": "lee", "Mailing Address": "PO BOX 1",
-            "Mailing City": "Elsewhere", "Mailing State": "CA", "Mailing ZIP": "90210",
-            "Property Address": "4 1ST ST", "Property City": "austin", "Property State": "TX",
-            "Property ZIP": "78701-0001", "Home Value Estimate": "$300,000", "Purchase Date": "2/1/2001",
-            "Email": "ann@x.com",
-        }],
+        [
+            {
+                "First Name": "ann",
+                "Last Name": "lee",
+                "Mailing Address": "PO BOX 1",
+                "Mailing City": "Elsewhere",
+                "Mailing State": "CA",
+                "Mailing ZIP": "90210",
+                "Property Address": "4 1ST ST",
+                "Property City": "austin",
+                "Property State": "TX",
+                "Property ZIP": "78701-0001",
+                "Home Value Estimate": "$300,000",
+                "Purchase Date": "2/1/2001",
+                "Email": "ann@x.com",
+            }
+        ],
         dtype=object,
     )
     lead = clean_leads(raw, FEB_2027).cleaned.iloc[0]
-    assert (lead["address"], lead["city"], lead["state"], lead["zip"]) == ("4 1st St", "Austin", "TX", "78701")
+    assert (lead["address"], lead["city"], lead["state"], lead["zip"]) == (
+        "4 1st St",
+        "Austin",
+        "TX",
+        "78701",
+    )
     assert lead["source_row"] == 1
 
 
@@ -340,8 +397,12 @@ rows = st.fixed_dictionaries(
         "State": st.sampled_from(["TX", "nj", "texas", "", "=1"]),
         "Zip": st.sampled_from(["7034", "78701", "78701-1234", "x", ""]),
         "Cell Phone Number": st.sampled_from(["+1 512 555 0100", "", "12"]),
-        "Email_Address": st.sampled_from(["a@x.com", "A@X.COM", "b@y.org", "bad", "", "'-a@x.com", "-a@x.com"]),
-        "Purchase_Date (MM/DD/YYYY)": st.sampled_from(["2/3/2020", "2020-02-29", "03-01-2020", "2/30/2020", "x"]),
+        "Email_Address": st.sampled_from(
+            ["a@x.com", "A@X.COM", "b@y.org", "bad", "", "'-a@x.com", "-a@x.com"]
+        ),
+        "Purchase_Date (MM/DD/YYYY)": st.sampled_from(
+            ["2/3/2020", "2020-02-29", "03-01-2020", "2/30/2020", "x"]
+        ),
         "Home_Value": st.sampled_from(["$1,250,000.00", "900000", "900000.01", "", "12.5", "0"]),
         "Head_Household": st.sampled_from(["Y", "N", "", "yes", "False"]),
         "Date_of_Birth": st.sampled_from(["1/2/1960", "", "unknown", "=1"]),
@@ -353,21 +414,27 @@ rows = st.fixed_dictionaries(
 @given(st.lists(rows, max_size=12), st.booleans(), st.booleans())
 def test_rows_are_conserved_and_cleaning_twice_changes_nothing(records, routing, hoh):
     columns = list(GOOD)
-    raw = pd.DataFrame(records, columns=[c for c in columns if c != "Income"], dtype=object).fillna("")
+    raw = pd.DataFrame(records, columns=[c for c in columns if c != "Income"], dtype=object).fillna(
+        ""
+    )
     raw["source_export"] = "cole.csv"
     raw["source_row"] = range(1, len(raw) + 1)
     options = dict(hnw_states=["TX"] if routing else [], head_of_household_required=hoh)
     first = clean_leads(raw, FEB_2027, **options)
     assert len(first.cleaned) + len(first.rejected) + len(first.hnw) == len(raw)
     everywhere = sorted(
-        first.cleaned["source_row"].tolist() + first.rejected["source_row"].tolist() + first.hnw["source_row"].tolist()
+        first.cleaned["source_row"].tolist()
+        + first.rejected["source_row"].tolist()
+        + first.hnw["source_row"].tolist()
     )
     assert everywhere == list(range(1, len(raw) + 1))
     CleanedLeadFrame.validate(first.cleaned)
     second = clean_leads(round_trip(first.cleaned), FEB_2027, **options)
     assert second.rejected.empty and second.hnw.empty
     pd.testing.assert_frame_equal(
-        second.cleaned.reset_index(drop=True), first.cleaned.reset_index(drop=True), check_dtype=False
+        second.cleaned.reset_index(drop=True),
+        first.cleaned.reset_index(drop=True),
+        check_dtype=False,
     )
 
 
@@ -381,7 +448,15 @@ ASCII_RULES = [tidy_addresses, tidy_emails, tidy_phones, normalised_address]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from(list("aZs tT1 9\t\n\x0b\x1c,.'=-+@()&$nNdDrRhH")), max_size=14), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.sampled_from(list("aZs tT1 9\t\n\x0b\x1c,.'=-+@()&$nNdDrRhH")), max_size=14
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_arrow_and_python_agree_on_ascii(values):
     for rule in ASCII_RULES:
         in_arrow = rule.__wrapped__(pd.Series(values, dtype="string[pyarrow]"))
@@ -406,7 +481,8 @@ def test_every_date_reaches_the_bison_csv_as_yyyy_mm_dd():
 
     cleaned = one({"Date_of_Birth": "3/4/1961"}).cleaned
     from_db = cleaned.assign(
-        renewal_date=cleaned["renewal_date"].dt.date, purchase_date=cleaned["purchase_date"].dt.date,
+        renewal_date=cleaned["renewal_date"].dt.date,
+        purchase_date=cleaned["purchase_date"].dt.date,
         date_of_birth="1961-03-04",
     ).astype(object)
     as_text = cleaned.assign(renewal_date="2027-02-03 00:00:00", date_of_birth="03/04/1961")

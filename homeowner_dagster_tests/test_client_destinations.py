@@ -43,9 +43,21 @@ REFUSED = [
     ("HOMEOWNER_DATABASE_URL", None, "must be named BISON_TOKEN_<SUFFIX>"),
     ("BISON_TOKEN_", None, "must be named BISON_TOKEN_<SUFFIX>"),
     ("BISON_TOKEN_ACME", "http://agency.bison.example", "must be an https:// URL"),
-    ("BISON_TOKEN_ACME", "https://anywhere.example", "'anywhere.example' is not in BISON_ALLOWED_HOSTS"),
-    ("BISON_TOKEN_ACME", "https://agency.bison.example.evil.example", "is not in BISON_ALLOWED_HOSTS"),
-    ("BISON_TOKEN_ACME", "http://127.0.0.1:8080", "must be an https:// URL"),  # sandbox did not set it
+    (
+        "BISON_TOKEN_ACME",
+        "https://anywhere.example",
+        "'anywhere.example' is not in BISON_ALLOWED_HOSTS",
+    ),
+    (
+        "BISON_TOKEN_ACME",
+        "https://agency.bison.example.evil.example",
+        "is not in BISON_ALLOWED_HOSTS",
+    ),
+    (
+        "BISON_TOKEN_ACME",
+        "http://127.0.0.1:8080",
+        "must be an https:// URL",
+    ),  # sandbox did not set it
     ("BISON_TOKEN_ACME", "ftp://agency.bison.example", "must be an https:// URL"),
 ]
 
@@ -65,28 +77,43 @@ def test_client_import_refuses_foreign_variables_and_hosts(
         assert conn.execute("select count(*) from clients").fetchone()[0] == 0
 
 
-def test_allowed_hosts_come_from_the_operator(database_url: str, operator_env: pytest.MonkeyPatch) -> None:
+def test_allowed_hosts_come_from_the_operator(
+    database_url: str, operator_env: pytest.MonkeyPatch
+) -> None:
     # Default: the host of BISON_INSTANCE_URL.
-    registry.upsert_clients(parse_clients(_client(instance="https://agency.bison.example/")), database_url)
+    registry.upsert_clients(
+        parse_clients(_client(instance="https://agency.bison.example/")), database_url
+    )
     registry.upsert_clients(parse_clients(_client(instance=None)), database_url)
     with pytest.raises(TerritoryError, match="not in BISON_ALLOWED_HOSTS"):
-        registry.upsert_clients(parse_clients(_client(instance="https://second.bison.example")), database_url)
+        registry.upsert_clients(
+            parse_clients(_client(instance="https://second.bison.example")), database_url
+        )
     # The list replaces the default.
     operator_env.setenv("BISON_ALLOWED_HOSTS", " second.bison.example , third.bison.example")
-    registry.upsert_clients(parse_clients(_client(instance="https://Second.Bison.Example")), database_url)
+    registry.upsert_clients(
+        parse_clients(_client(instance="https://Second.Bison.Example")), database_url
+    )
     with pytest.raises(TerritoryError, match="not in BISON_ALLOWED_HOSTS"):
-        registry.upsert_clients(parse_clients(_client(instance="https://agency.bison.example")), database_url)
+        registry.upsert_clients(
+            parse_clients(_client(instance="https://agency.bison.example")), database_url
+        )
 
 
 def test_loopback_only_when_the_sandbox_set_it(operator_env: pytest.MonkeyPatch) -> None:
     env = {"BISON_INSTANCE_URL": "https://agency.bison.example"}
     sandbox = {**env, registry.SANDBOX_ORIGINS_ENV: "http://127.0.0.1:8123"}
     assert registry.bison_destination_problem("http://127.0.0.1:8123", "BISON_TOKEN_A", env)
-    assert registry.bison_destination_problem("http://127.0.0.1:8123", "BISON_TOKEN_A", sandbox) is None
+    assert (
+        registry.bison_destination_problem("http://127.0.0.1:8123", "BISON_TOKEN_A", sandbox)
+        is None
+    )
     # Another port, another loopback address, a path trick: refused.
     assert registry.bison_destination_problem("http://127.0.0.1:9999", "BISON_TOKEN_A", sandbox)
     assert registry.bison_destination_problem("http://127.0.0.2:8123", "BISON_TOKEN_A", sandbox)
-    assert registry.bison_destination_problem("http://evil.example/http://127.0.0.1:8123", "BISON_TOKEN_A", sandbox)
+    assert registry.bison_destination_problem(
+        "http://evil.example/http://127.0.0.1:8123", "BISON_TOKEN_A", sandbox
+    )
     # The variable cannot open a route off the machine: non-loopback origins in it are ignored.
     abused = {**env, registry.SANDBOX_ORIGINS_ENV: "http://evil.example:80,http://10.0.0.5:8080"}
     assert registry.bison_destination_problem("http://evil.example:80", "BISON_TOKEN_A", abused)

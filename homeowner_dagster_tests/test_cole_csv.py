@@ -47,7 +47,9 @@ def test_property_fields_count_in_the_mailing_property_shape():
 
 
 def test_headers_match_ignoring_case_spaces_underscores_punctuation():
-    found = match_headers(["FIRST-NAME", "last name", "ADDRESS 1", "zip.", "E_Mail", "purchase date", "Home-Value"])
+    found = match_headers(
+        ["FIRST-NAME", "last name", "ADDRESS 1", "zip.", "E_Mail", "purchase date", "Home-Value"]
+    )
     assert found["first_name"] == "FIRST-NAME"
     assert found["email"] == "E_Mail"
 
@@ -61,7 +63,9 @@ def test_missing_required_columns_are_named():
 
 
 def test_values_stay_text_with_source_columns():
-    data = (SOP_HEADER + "\r\nann,lee,1 main st,austin,tx,07034,,a@b.com,2/3/2020,450000,Y,,\r\n\r\n").encode()
+    data = (
+        SOP_HEADER + "\r\nann,lee,1 main st,austin,tx,07034,,a@b.com,2/3/2020,450000,Y,,\r\n\r\n"
+    ).encode()
     frame = read_cole_csv(data, "march.csv")
     assert len(frame) == 1
     assert frame.loc[0, "Zip"] == "07034"
@@ -72,8 +76,14 @@ def test_values_stay_text_with_source_columns():
 
 
 def test_bom_cp1252_quotes_and_line_breaks(tmp_path):
-    text = SOP_HEADER + '\n"JOSÉ","Smith, Jr","9 5TH AVE\nApt 2",Newark,NJ,7034,,j@x.com,2/3/2020,"$1,250,000.00",Y,,\n'
-    for name, data in [("bom.csv", b"\xef\xbb\xbf" + text.encode("utf-8")), ("win.csv", text.encode("cp1252"))]:
+    text = (
+        SOP_HEADER
+        + '\n"JOSÉ","Smith, Jr","9 5TH AVE\nApt 2",Newark,NJ,7034,,j@x.com,2/3/2020,"$1,250,000.00",Y,,\n'
+    )
+    for name, data in [
+        ("bom.csv", b"\xef\xbb\xbf" + text.encode("utf-8")),
+        ("win.csv", text.encode("cp1252")),
+    ]:
         path = tmp_path / name
         path.write_bytes(data)
         frame = read_cole_csv(path, name)
@@ -110,14 +120,24 @@ def test_missing_file_is_a_cole_file_error(tmp_path):
 
 def test_formula_injection_is_neutralised(tmp_path):
     series = pd.Series(["=cmd()", "+1 555", "-2", "@x", "plain", "o'brien"])
-    assert neutralise_series(series).tolist() == ["'=cmd()", "'+1 555", "'-2", "'@x", "plain", "o'brien"]
+    assert neutralise_series(series).tolist() == [
+        "'=cmd()",
+        "'+1 555",
+        "'-2",
+        "'@x",
+        "plain",
+        "o'brien",
+    ]
     path = tmp_path / "people.csv"
     write_people_csv(pd.DataFrame({"name": ["=HYPERLINK(1)", "Ann"], "n": [1, 2]}), path)
     assert path.read_text(encoding="utf-8") == "name,n\n'=HYPERLINK(1),1\nAnn,2\n"
 
 
 def test_arrow_text_holds_the_same_values(tmp_path):
-    text = SOP_HEADER + '\n"JOSÉ","Smith, Jr","9 5TH AVE\nApt 2",Newark,NJ,07034,,j@x.com,2/3/2020,"$1,250,000.00",Y,,\n'
+    text = (
+        SOP_HEADER
+        + '\n"JOSÉ","Smith, Jr","9 5TH AVE\nApt 2",Newark,NJ,07034,,j@x.com,2/3/2020,"$1,250,000.00",Y,,\n'
+    )
     data = text.encode("cp1252")
     plain = read_cole_csv(data, "win.csv")
     arrow = read_cole_csv(data, "win.csv", arrow=True)
@@ -137,7 +157,11 @@ def test_files_pyarrow_refuses_read_as_pandas_reads_them(body):
     data = (SOP_HEADER + "\n" + body).encode()
     for arrow in (False, True):
         frame = read_cole_csv(data, "x.csv", arrow=arrow)
-        assert len(frame) == 1 and frame.loc[0, "Zip"] == "12345" and frame.loc[0, "Date_of_Birth"] == ""
+        assert (
+            len(frame) == 1
+            and frame.loc[0, "Zip"] == "12345"
+            and frame.loc[0, "Date_of_Birth"] == ""
+        )
 
 
 def test_people_csv_quotes_like_the_csv_module_and_formats_numbers_and_dates(tmp_path):

@@ -64,7 +64,10 @@ def _waiting_runs(instance: DagsterInstance) -> set[str]:
     waiting = set()
     for run in instance.get_runs():
         client = run.tags.get("dagster/partition/client")
-        if any("waiting for the Cole NJ login" in (e.user_message or "") for e in instance.all_logs(run.run_id)):
+        if any(
+            "waiting for the Cole NJ login" in (e.user_message or "")
+            for e in instance.all_logs(run.run_id)
+        ):
             waiting.add(client)
     return waiting
 
@@ -76,7 +79,9 @@ def test_three_clients_of_one_state_never_share_a_cole_login(
     """Fact C-LOGIN-PER-STATE."""
     zips = demo_zips("NJ", 3)
     registry.upsert_clients(parse_clients(_clients_yaml(), "clients.yaml"), database_url)
-    sheet = "Zipcode,Territory,Color\n" + "".join(f"{z},{c},\n" for z, c in zip(zips, CLIENTS, strict=True))
+    sheet = "Zipcode,Territory,Color\n" + "".join(
+        f"{z},{c},\n" for z, c in zip(zips, CLIENTS, strict=True)
+    )
     registry.import_zips(parse_zip_sheet(sheet), month_key(MONTH), database_url)
     overrides: dict[str, Any] = {
         "storage": {"postgres": {"postgres_url": db.dagster_storage_url(database_url)}},
@@ -101,14 +106,21 @@ def test_three_clients_of_one_state_never_share_a_cole_login(
                 children = [
                     subprocess.Popen(
                         [sys.executable, "-c", WORKER, slug, json.dumps(overrides)],
-                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
                     )
                     for slug in CLIENTS
                 ]
                 deadline = time.monotonic() + 600
                 while _waiting_runs(instance) != set(CLIENTS):
-                    assert all(c.poll() is None for c in children), [c.communicate() for c in children]
-                    assert time.monotonic() < deadline, f"runs not waiting: {_waiting_runs(instance)}"
+                    assert all(c.poll() is None for c in children), [
+                        c.communicate() for c in children
+                    ]
+                    assert time.monotonic() < deadline, (
+                        f"runs not waiting: {_waiting_runs(instance)}"
+                    )
                     time.sleep(1)
                 assert sandbox.cole.logins == 0  # nobody got past the lock while it was held
             outcomes = []
@@ -127,7 +139,9 @@ def test_three_clients_of_one_state_never_share_a_cole_login(
         assert sandbox.cole.max_sessions_per_login == {login: 1}
     # Each client's rows were written from its own partition key.
     with db.connect(database_url) as conn:
-        rows = dict(conn.execute("select client_slug, count(*) from raw_leads group by 1").fetchall())
+        rows = dict(
+            conn.execute("select client_slug, count(*) from raw_leads group by 1").fetchall()
+        )
     assert set(rows) == set(CLIENTS) and all(n > 0 for n in rows.values())
 
 

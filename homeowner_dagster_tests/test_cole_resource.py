@@ -50,8 +50,6 @@ MONTH = date(2027, 3, 1)
 SMALL_NJ = ["07030", "07302", "07001"]
 
 
-
-
 def quick(resource: ColeResource, fault: str) -> ColeResource:
     """For the slow-page fault, a short page timeout, so a 3 s page times out quickly."""
     if fault != "slow_page":

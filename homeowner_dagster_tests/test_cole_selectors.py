@@ -27,8 +27,6 @@ resource = cole_fixtures.resource
 MONTH = date(2027, 3, 1)
 
 
-
-
 @pytest.fixture
 def sister_login(cole):  # noqa: ANN001, ANN201
     cole.state.login_style = "sister"
@@ -93,8 +91,6 @@ def test_a_file_naming_an_unknown_key_is_refused(tmp_path: Path) -> None:
     override.write_text('[pages.search]\nzip_code = ["#zip"]\n')
     with pytest.raises(cole_selectors.SelectorFileError, match="zip_code"):
         cole_selectors.load(override)
-
-
 
 
 # Tests with the module's own browser (`page`) come last: a resource call (which starts its own

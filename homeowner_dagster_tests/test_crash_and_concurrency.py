@@ -76,17 +76,32 @@ with instance_for_test(overrides=overrides) as instance:
 """
 
 
-def start_weekly(window: RenewalWindow = WINDOW, client: str = CLIENT, lock: bool = True) -> subprocess.Popen:
+def start_weekly(
+    window: RenewalWindow = WINDOW, client: str = CLIENT, lock: bool = True
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, "weekly_upload", client, window.start.isoformat(), *([] if lock else ["nolock"])],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))},
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            "weekly_upload",
+            client,
+            window.start.isoformat(),
+            *([] if lock else ["nolock"]),
+        ],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def wait_for(condition: Callable[[], bool], child: subprocess.Popen, what: str, timeout: float = 180) -> None:
+def wait_for(
+    condition: Callable[[], bool], child: subprocess.Popen, what: str, timeout: float = 180
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if child.poll() is not None:
@@ -129,7 +144,11 @@ def ledger(dsn: str, window: RenewalWindow = WINDOW) -> dict[str, Any] | None:
 
 
 def evergreen(sandbox: Sandbox) -> dict[str, Any]:
-    found = [c for c in sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"].startswith("Evergreen")]
+    found = [
+        c
+        for c in sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if c["name"].startswith("Evergreen")
+    ]
     assert len(found) == 1, [c["name"] for c in found]
     return found[0]
 
@@ -163,9 +182,10 @@ def assert_window_done_once(
 def assert_campaign_recorded(row: dict[str, Any]) -> None:
     """The ledger says this window's list was attached and the title moved from the old one."""
     assert (row["status"], row["attached"]) == ("done", True)
-    assert (row["campaign_title_before"], row["campaign_title_after"]) == (PREVIOUS_TITLE, WINDOW.evergreen_title)
-
-
+    assert (row["campaign_title_before"], row["campaign_title_after"]) == (
+        PREVIOUS_TITLE,
+        WINDOW.evergreen_title,
+    )
 
 
 @pytest.fixture
@@ -175,13 +195,19 @@ def month_pulled(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
-def test_killed_after_the_list_was_created_the_next_run_uploads_nothing_twice(month_pulled: Pipeline) -> None:
+def test_killed_after_the_list_was_created_the_next_run_uploads_nothing_twice(
+    month_pulled: Pipeline,
+) -> None:
     sandbox, dsn = month_pulled.sandbox, month_pulled.dsn
     settings_before = settings_of(evergreen(sandbox))
     sandbox.faults.on("bison", "slow_after_create", times=1, delay=HOLD_SECONDS)
 
     child = start_weekly()
-    wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE), child, "the list exists in Bison")
+    wait_for(
+        lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE),
+        child,
+        "the list exists in Bison",
+    )
     # The run is waiting for Bison's answer: the ledger knows a list was asked for, not its id.
     assert (ledger(dsn)["status"], ledger(dsn)["bison_list_id"]) == ("pending", None)
     kill(child, sandbox)
@@ -194,7 +220,9 @@ def test_killed_after_the_list_was_created_the_next_run_uploads_nothing_twice(mo
     assert result.success
     assert_window_done_once(sandbox, dsn, settings_before)
     assert len(sandbox.bison.list_leads(WORKSPACE, WINDOW.list_name)) == leads_in_list
-    assert len(sandbox.bison.workspaces[WORKSPACE].leads) == leads_in_workspace  # no lead sent again
+    assert (
+        len(sandbox.bison.workspaces[WORKSPACE].leads) == leads_in_workspace
+    )  # no lead sent again
     new_upload = [
         e.event_specific_data.materialization.metadata["new_upload"].value
         for e in result.get_asset_materialization_events()
@@ -207,7 +235,10 @@ def test_killed_after_the_list_was_created_the_next_run_uploads_nothing_twice(mo
     ("crash_point", "done"),
     [
         # Attached in Bison, the answer never came back: the ledger does not know.
-        ("slow_after_attach", lambda s, cid: bool(s.bison.workspaces[WORKSPACE].campaigns[cid]["lead_list_ids"])),
+        (
+            "slow_after_attach",
+            lambda s, cid: bool(s.bison.workspaces[WORKSPACE].campaigns[cid]["lead_list_ids"]),
+        ),
         # Attached and recorded; the rename's PATCH is on its way.
         ("slow_before_update", lambda s, cid: ("bison", "slow_before_update") in s.faults.fired),
     ],
@@ -244,19 +275,40 @@ def test_killed_after_the_rename_was_applied_the_next_run_repairs_the_ledger_and
     sandbox.faults.on("bison", "slow_after_update", times=1, delay=HOLD_SECONDS)
 
     child = start_weekly()
-    wait_for(lambda: evergreen(sandbox)["name"] == WINDOW.evergreen_title, child, "the rename applied in Bison")
+    wait_for(
+        lambda: evergreen(sandbox)["name"] == WINDOW.evergreen_title,
+        child,
+        "the rename applied in Bison",
+    )
     kill(child, sandbox)
     assert ledger(dsn)["status"] == "attached"  # stale: Bison already shows the new title
-    completed = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]
+    completed = [
+        t
+        for t in sandbox.slack.messages_in("#garden-state")
+        if t.startswith("Evergreen uploads completed")
+    ]
     assert completed == []
 
     result = month_pulled.weekly(CLIENT, WINDOW.start)
     assert result.success
     assert_window_done_once(sandbox, dsn, settings_before)
-    completed = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]
+    completed = [
+        t
+        for t in sandbox.slack.messages_in("#garden-state")
+        if t.startswith("Evergreen uploads completed")
+    ]
     assert len(completed) == 1 and WINDOW.evergreen_title in completed[0]
     assert month_pulled.weekly(CLIENT, WINDOW.start).success  # and never again
-    assert len([t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("Evergreen uploads completed")]) == 1
+    assert (
+        len(
+            [
+                t
+                for t in sandbox.slack.messages_in("#garden-state")
+                if t.startswith("Evergreen uploads completed")
+            ]
+        )
+        == 1
+    )
     assert sandbox.bison.holding == 0 and evergreen(sandbox)["name"] == WINDOW.evergreen_title
 
 
@@ -283,15 +335,27 @@ def overlapping_runs(p: Pipeline, lock: bool) -> tuple[list[tuple[str, str, int]
     wait_for(lambda: sandbox.bison.holding == 1, first, "run A held before its list is created")
     second = start_weekly(lock=lock)
     if lock:
-        wait_for(lambda: advisory_lock_waiters(p.dsn) >= 1, second, "run B waiting for the upload lock")
+        wait_for(
+            lambda: advisory_lock_waiters(p.dsn) >= 1, second, "run B waiting for the upload lock"
+        )
         blocked = sandbox.bison.holding == 1 and advisory_lock_waiters(p.dsn) >= 1
         sandbox.bison.release_holds()  # A creates its list, then is held again before the ledger
-        wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE) and sandbox.bison.holding == 1,
-                 first, "run A held between list creation and ledger write")
+        wait_for(
+            lambda: (
+                WINDOW.list_name in sandbox.bison.list_names(WORKSPACE)
+                and sandbox.bison.holding == 1
+            ),
+            first,
+            "run A held between list creation and ledger write",
+        )
         blocked = blocked and advisory_lock_waiters(p.dsn) >= 1 and sandbox.bison.holding == 1
     else:
         blocked = False
-        wait_for(lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE), second, "run B uploads meanwhile")
+        wait_for(
+            lambda: WINDOW.list_name in sandbox.bison.list_names(WORKSPACE),
+            second,
+            "run B uploads meanwhile",
+        )
     sandbox.faults.off("bison")
     sandbox.bison.release_holds()
     outcomes = [child.communicate(timeout=300) + (child.returncode,) for child in (first, second)]
@@ -313,13 +377,17 @@ def concurrency_problems(p: Pipeline, outcomes: list[tuple[str, str, int]]) -> l
     if row is None or row["status"] != "done":
         problems.append(f"window state {row and row['status']}")
     elif campaign["lead_list_ids"] != [int(row["bison_list_id"])]:
-        problems.append(f"campaign holds lists {campaign['lead_list_ids']}, ledger says {row['bison_list_id']}")
+        problems.append(
+            f"campaign holds lists {campaign['lead_list_ids']}, ledger says {row['bison_list_id']}"
+        )
     if campaign["name"] != WINDOW.evergreen_title:
         problems.append(f"campaign title {campaign['name']!r}")
     texts = sandbox.slack.messages_in("#garden-state")
     for message in ("✅ Refined Data Uploaded", "Evergreen uploads completed"):
         if len([t for t in texts if t.startswith(message)]) != 1:
-            problems.append(f"{len([t for t in texts if t.startswith(message)])} {message!r} messages")
+            problems.append(
+                f"{len([t for t in texts if t.startswith(message)])} {message!r} messages"
+            )
     return problems
 
 
@@ -337,7 +405,9 @@ def test_two_runs_that_provably_overlap_upload_one_list(month_pulled: Pipeline) 
     assert dupes == 0
 
 
-def test_the_overlap_test_fails_when_the_upload_lock_is_switched_off(month_pulled: Pipeline) -> None:
+def test_the_overlap_test_fails_when_the_upload_lock_is_switched_off(
+    month_pulled: Pipeline,
+) -> None:
     """The same two runs with `store.upload_lock` replaced by a no-op in both: the checks above
     find the damage (a second list of the window, a failed run), so they can fail."""
     outcomes, blocked = overlapping_runs(month_pulled, lock=False)

@@ -69,7 +69,13 @@ def test_dagster_cli_validates_the_workspace(database_url: str, tmp_path: Path) 
     env[settings.DAGSTER_STORAGE_URL_ENV] = db.dagster_storage_url(database_url)
     env.pop("DAGSTER_HOME", None)
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
         cwd=settings.project_root(),
         env=env,
         capture_output=True,
@@ -120,7 +126,10 @@ def test_client_window_reads_its_client_month_through_the_mapping() -> None:
     def monthly(context) -> str:  # noqa: ANN001
         return f"leads of {context.partition_key}"
 
-    @asset(partitions_def=client_window_partitions, ins={"monthly": AssetIn(partition_mapping=window_to_month)})
+    @asset(
+        partitions_def=client_window_partitions,
+        ins={"monthly": AssetIn(partition_mapping=window_to_month)},
+    )
     def weekly(context, monthly: list[str]) -> str:  # noqa: ANN001
         return f"{context.partition_key} <- {monthly}"
 
@@ -129,17 +138,24 @@ def test_client_window_reads_its_client_month_through_the_mapping() -> None:
         instance.add_dynamic_partitions(client_partitions.name, ["acme", "lone-star"])
         for client in ("acme", "lone-star"):
             result = materialize(
-                [monthly], instance=instance, resources={"io_manager": io},
+                [monthly],
+                instance=instance,
+                resources={"io_manager": io},
                 partition_key=client_month_key(client, "2027-01"),
             )
             assert result.success
         result = materialize(
-            [monthly, weekly], instance=instance, resources={"io_manager": io},
+            [monthly, weekly],
+            instance=instance,
+            resources={"io_manager": io},
             partition_key=client_window_key("lone-star", "2027-01-22"),
             selection=[weekly],
         )
         assert result.success
-    assert io.store[("weekly", "lone-star|2027-01-22")] == "lone-star|2027-01-22 <- ['leads of lone-star|2027-01']"
+    assert (
+        io.store[("weekly", "lone-star|2027-01-22")]
+        == "lone-star|2027-01-22 <- ['leads of lone-star|2027-01']"
+    )
 
 
 def test_gap_report_reads_zip_yield_in_the_lineage_and_is_made_again_when_yields_change() -> None:
@@ -164,10 +180,14 @@ def test_gap_report_reads_zip_yield_in_the_lineage_and_is_made_again_when_yields
         first = evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0  # nothing changed since the reports were made
         for month in (latest, earlier):
-            instance.report_runless_asset_event(AssetMaterialization(zip_yield, partition=client_month_key("acme", month)))
+            instance.report_runless_asset_event(
+                AssetMaterialization(zip_yield, partition=client_month_key("acme", month))
+            )
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         assert second.get_requested_partitions(gap_report) == {client_month_key("acme", latest)}
         # Made again: nothing more to do.
-        instance.report_runless_asset_event(AssetMaterialization(gap_report, partition=client_month_key("acme", latest)))
+        instance.report_runless_asset_event(
+            AssetMaterialization(gap_report, partition=client_month_key("acme", latest))
+        )
         third = evaluate_automation_conditions(defs=defs, instance=instance, cursor=second.cursor)
         assert third.total_requested == 0, third.get_requested_partitions(gap_report)

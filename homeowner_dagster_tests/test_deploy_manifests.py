@@ -26,7 +26,9 @@ def test_network_policies_select_the_values_pods_and_ports() -> None:
     assert [p["port"] for p in ui["spec"]["ingress"][0]["ports"]] == [webserver_port]
     [source] = ui["spec"]["ingress"][0]["from"]
     assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
-    assert values["ingress"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]  # the ingress asks oauth2-proxy
+    assert values["ingress"]["annotations"][
+        "nginx.ingress.kubernetes.io/auth-url"
+    ]  # the ingress asks oauth2-proxy
     assert code["spec"]["podSelector"]["matchLabels"] == {
         "component": "user-deployments", "deployment": code_server["name"]
     }  # fmt: skip
@@ -38,7 +40,9 @@ def test_network_policies_select_the_values_pods_and_ports() -> None:
 
 def test_the_watchdog_runs_every_few_minutes_with_its_state_on_a_volume() -> None:
     claim, cron = _docs("watchdog-cronjob.yaml")
-    assert cron["spec"]["schedule"] == "*/5 * * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert (
+        cron["spec"]["schedule"] == "*/5 * * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    )
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["command"] == ["homeowner", "watchdog"]

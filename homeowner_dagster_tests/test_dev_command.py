@@ -22,7 +22,9 @@ from homeowner_dagster.demo import DEMO_CLIENTS_YAML
 from homeowner_dagster.sandbox.server import free_port
 from homeowner_dagster_tests.test_sandbox_command import ignore_stop_signals
 
-LOCATIONS_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+LOCATIONS_QUERY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+)
 
 
 def _locations(port: int) -> dict[str, str]:
@@ -49,7 +51,12 @@ homeowner = str(Path(sys.executable).parent / "homeowner")
 def second_shell(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """`homeowner ARGS` from another shell: the same plain environment, its own process."""
     return subprocess.run(
-        [homeowner, *args], env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=300
+        [homeowner, *args],
+        env=env,
+        cwd=settings.project_root(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -59,17 +66,31 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
 ) -> None:
     home = tmp_path / "home"
     # A plain shell: none of the sandbox's settings (they live in the dev process only).
-    services = ("COLE_", "DEBOUNCE_", "BISON_", "CLAY_", "SLACK_", "SUPABASE_", "HOMEOWNER_SANDBOX_")
-    env = {k: v for k, v in os.environ.items()
-           if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")
-           and not k.startswith(services)}
+    services = (
+        "COLE_",
+        "DEBOUNCE_",
+        "BISON_",
+        "CLAY_",
+        "SLACK_",
+        "SUPABASE_",
+        "HOMEOWNER_SANDBOX_",
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")
+        and not k.startswith(services)
+    }
     env[settings.HOME_ENV] = str(home)  # its own embedded PostgreSQL, started by the command
     port = free_port()
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
             [homeowner, "dev", "--sandbox", "--port", str(port)],
-            stdout=out, stderr=err, env=env, cwd=settings.project_root(),
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=settings.project_root(),
             preexec_fn=ignore_stop_signals,  # noqa: PLW1509 - the point of the test
         )
     started: list[psutil.Process] = []
@@ -77,7 +98,9 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     try:
         deadline = time.monotonic() + 300
         while not _ready(port):
-            assert process.poll() is None, out_path.read_text()[-3000:] + err_path.read_text()[-3000:]
+            assert process.poll() is None, (
+                out_path.read_text()[-3000:] + err_path.read_text()[-3000:]
+            )
             assert time.monotonic() < deadline, "Dagster UI did not load the code location"
             time.sleep(1)
         started = psutil.Process(process.pid).children(recursive=True)
@@ -88,36 +111,63 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
 
         # Plain `dagster` from the repository root, with what the README says: eval "$(homeowner env)".
         shell = subprocess.run(
-            ["bash", "-c", f'eval "$({homeowner} env)" && '
-             f'{Path(sys.executable).parent / "dagster"} instance info'],
-            env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
+            [
+                "bash",
+                "-c",
+                f'eval "$({homeowner} env)" && '
+                f"{Path(sys.executable).parent / 'dagster'} instance info",
+            ],
+            env=env,
+            cwd=settings.project_root(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-2000:]
         assert "PostgresRunStorage" in shell.stdout, shell.stdout[-2000:]
         exports = second_shell(env, "env").stdout
-        assert "export SLACK_BOT_TOKEN=" in exports and "export BISON_INSTANCE_URL=http://127.0.0.1:" in exports
+        assert (
+            "export SLACK_BOT_TOKEN=" in exports
+            and "export BISON_INSTANCE_URL=http://127.0.0.1:" in exports
+        )
 
         # A second shell, as the README offers: the clients, then a window forced now.
         clients = tmp_path / "clients.yaml"
         clients.write_text(DEMO_CLIENTS_YAML)
         assert second_shell(env, "clients", "import", str(clients)).returncode == 0
-        forced = second_shell(env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08")
+        forced = second_shell(
+            env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08"
+        )
         assert forced.returncode == 0, forced.stdout + forced.stderr
-        assert "run " in forced.stdout and " succeeded; state pending" in forced.stdout, forced.stdout
+        assert "run " in forced.stdout and " succeeded; state pending" in forced.stdout, (
+            forced.stdout
+        )
         assert "using the sandbox of `homeowner dev --sandbox`" in forced.stderr
         assert "Traceback" not in forced.stderr and "Warning" not in forced.stderr, forced.stderr
         runs = subprocess.run(  # recorded in the instance the UI reads
-            ["bash", "-c", f'eval "$({homeowner} env)" && {Path(sys.executable).parent / "dagster"} run list --limit 5'],
-            env=env, cwd=settings.project_root(), capture_output=True, text=True, timeout=120,
+            [
+                "bash",
+                "-c",
+                f'eval "$({homeowner} env)" && {Path(sys.executable).parent / "dagster"} run list --limit 5',
+            ],
+            env=env,
+            cwd=settings.project_root(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         run_id = forced.stdout.split("run ")[1].split()[0]
-        assert f"Run: {run_id}\n     Job: weekly_upload" in runs.stdout, runs.stdout[-2000:] + runs.stderr[-2000:]
+        assert f"Run: {run_id}\n     Job: weekly_upload" in runs.stdout, (
+            runs.stdout[-2000:] + runs.stderr[-2000:]
+        )
 
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)  # ignored by inheritance: the command's own handler
         process.wait(timeout=60)
-        print(f"homeowner dev stopped {time.monotonic() - began:.1f} s after SIGTERM "
-              f"({len(started)} processes)")
+        print(
+            f"homeowner dev stopped {time.monotonic() - began:.1f} s after SIGTERM "
+            f"({len(started)} processes)"
+        )
     finally:
         if process.poll() is None:
             process.kill()
@@ -165,7 +215,9 @@ def test_demo_and_sandbox_dev_refuse_a_configured_database_in_one_line(
         assert main([*argv, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err
-        assert "refused: HOMEOWNER_DATABASE_URL is set" in err and f"--database-host {host}" in err, err
+        assert (
+            "refused: HOMEOWNER_DATABASE_URL is set" in err and f"--database-host {host}" in err
+        ), err
     # Nothing started, nothing written: no embedded server, no sandbox state, no demo client.
     assert not home.exists()
     with db.connect(database_url) as conn:
@@ -184,6 +236,9 @@ def test_a_configured_dagster_storage_alone_is_refused_naming_no_password(
     monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, storage)
     assert main(["demo"]) == 2
     err = capsys.readouterr().err
-    assert "HOMEOWNER_DAGSTER_STORAGE_URL is set (host db.prod.example)" in err and "S3cret-pw-77" not in err
+    assert (
+        "HOMEOWNER_DAGSTER_STORAGE_URL is set (host db.prod.example)" in err
+        and "S3cret-pw-77" not in err
+    )
     assert not (tmp_path / "home").exists()
     refuse_configured_database("`homeowner demo`", ["db.prod.example"])  # named: let through

@@ -124,7 +124,9 @@ def test_clay_backend_reads_results_back_when_filled(
 ) -> None:
     env = sandbox.env()
     monkeypatch.setenv(settings.DATABASE_URL_ENV, database_url)  # where Clay's limits are counted
-    clay = ClayResource(api_key=env["CLAY_API_KEY"], table_id=env["CLAY_TABLE_ID"], retry_base_seconds=0.01)
+    clay = ClayResource(
+        api_key=env["CLAY_API_KEY"], table_id=env["CLAY_TABLE_ID"], retry_base_seconds=0.01
+    )
     sandbox.faults.on("clay", "http_429", times=1, retry_after=0)
     frame = EmailVerificationResource(
         backend="clay", clay=clay, poll_seconds=0.1, timeout_seconds=10
@@ -198,7 +200,10 @@ def test_failed_bulk_job_ends_the_step_at_once_and_a_rerun_uploads_afresh(
 
 
 def test_bulk_upload_whose_answer_was_lost_is_never_sent_again(
-    sandbox: Sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    sandbox: Sandbox,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     """Fact D-BULK-BY-ID. Sandbox mode `dropped_upload` (accepted and paid, answer lost). The old connector resent
     the upload through its generic retries and paid for the list twice (uploads + 2 here)."""

@@ -41,5 +41,7 @@ def test_every_fact_id_in_the_sandbox_readme_is_named_by_a_test() -> None:
 def test_a_fact_id_that_loses_its_test_is_reported() -> None:
     readme = "## Fact ids\n\n| id | what | source |\n|---|---|---|\n| B-SYNC | x | y |\n| X-NOBODY | x | y |\n"
     assert fact_ids(readme) == ["B-SYNC", "X-NOBODY"]
-    assert untested(fact_ids(readme), ['"""Fact B-SYNC: ..."""', "B-SYNCED is another word"]) == ["X-NOBODY"]
+    assert untested(fact_ids(readme), ['"""Fact B-SYNC: ..."""', "B-SYNCED is another word"]) == [
+        "X-NOBODY"
+    ]
     assert untested(["B-SYNC"], ["B-SYNCED only"]) == ["B-SYNC"]

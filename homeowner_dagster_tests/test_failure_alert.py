@@ -27,7 +27,9 @@ from homeowner_dagster.sensors import run_failure_alert_sensor
 
 @op
 def pull_from_cole() -> None:
-    raise Failure(description="captcha shown", metadata={"error_type": "CaptchaBlocked"}, allow_retries=False)
+    raise Failure(
+        description="captcha shown", metadata={"error_type": "CaptchaBlocked"}, allow_retries=False
+    )
 
 
 @job(tags={"client": "garden-state"})
@@ -61,7 +63,9 @@ def _alert(server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:  
 
 
 def test_the_alert_is_posted_while_the_database_is_stopped(
-    own_server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    own_server,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     sandbox.slack.messages.clear()
     own_server.stop()
@@ -72,13 +76,17 @@ def test_the_alert_is_posted_while_the_database_is_stopped(
     finally:
         own_server.start()
     texts = [m.get("text", "") for m in sandbox.slack.messages]
-    assert any("monthly_pull failed" in t and "CaptchaBlocked" in t and "captcha shown" in t for t in texts), texts
+    assert any(
+        "monthly_pull failed" in t and "CaptchaBlocked" in t and "captcha shown" in t for t in texts
+    ), texts
     with psycopg.connect(own_server.get_uri()) as conn:
         assert conn.execute("select count(*) from agent_runs").fetchone()[0] == 0
 
 
 def test_the_mirror_is_written_while_slack_is_down(
-    own_server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    own_server,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     sandbox.slack.messages.clear()
     sandbox.faults.on("slack", "http_500")

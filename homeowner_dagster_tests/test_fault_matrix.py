@@ -401,7 +401,9 @@ def matrix(
             for client in TERRITORY:
                 assert run(pipe, "monthly_pull", client_month_key(client, MONTH)).success
             first = client_window_key("garden-state", WINDOWS[0])
-            assert run(pipe, "weekly_upload", first, selection=[AssetKey("bison_lead_lists")]).success
+            assert run(
+                pipe, "weekly_upload", first, selection=[AssetKey("bison_lead_lists")]
+            ).success
             yield pipe
     finally:
         pipeline_sandbox.faults.off()

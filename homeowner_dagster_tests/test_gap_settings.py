@@ -46,7 +46,11 @@ def _materialize_gap_report(pipeline: Pipeline, run_config: dict, tags: dict[str
 def test_gap_report_is_the_same_from_demo_schedule_backfill_and_ui(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in (settings.GAP_COLE_COUNTS_ENV, settings.GAP_MAX_CANDIDATES_ENV, settings.GAP_RADIUS_ENV):
+    for name in (
+        settings.GAP_COLE_COUNTS_ENV,
+        settings.GAP_MAX_CANDIDATES_ENV,
+        settings.GAP_RADIUS_ENV,
+    ):
         monkeypatch.delenv(name, raising=False)  # the deployment's defaults
     monkeypatch.setenv(settings.GAP_MAX_CANDIDATES_ENV, "4")  # fewer count queries, same rule
     dsn = pipeline.dsn
@@ -64,9 +68,14 @@ def test_gap_report_is_the_same_from_demo_schedule_backfill_and_ui(
     # The schedule: its run request's config and tags, on the 15th two months before.
     tick = datetime(2026, 11, 15, 9, tzinfo=ZoneInfo("America/Chicago"))
     requests = monthly_pull_schedule(
-        build_schedule_context(scheduled_execution_time=tick, resources={"database": pipeline.defs.resources["database"]})
+        build_schedule_context(
+            scheduled_execution_time=tick,
+            resources={"database": pipeline.defs.resources["database"]},
+        )
     )
-    request = next(r for r in requests if r.partition_key == client_month_key("garden-state", MONTH))
+    request = next(
+        r for r in requests if r.partition_key == client_month_key("garden-state", MONTH)
+    )
     scheduled = _materialize_gap_report(pipeline, request.run_config or {}, dict(request.tags))
 
     assert ui == demo == scheduled
@@ -78,4 +87,6 @@ def test_gap_report_is_the_same_from_demo_schedule_backfill_and_ui(
     # Turning the setting off is a deployment decision, and then it is off for every launch path.
     monkeypatch.setenv(settings.GAP_COLE_COUNTS_ENV, "0")
     off = _materialize_gap_report(pipeline, {}, {})
-    assert not any("Cole count query" in s.get("basis", "") for s in off[4] if s["kind"] == "adjacent_zips")
+    assert not any(
+        "Cole count query" in s.get("basis", "") for s in off[4] if s["kind"] == "adjacent_zips"
+    )

@@ -369,7 +369,11 @@ def test_markdown_truncates_long_zip_lists() -> None:
         tuple(f"070{i:02d}" for i in range(12)),
         covers_gap=True,
     )
-    row = [line for line in markdown_report(gap_status(14_000, 100), [s]).splitlines() if line.startswith("| Adjacent")][0]
+    row = [
+        line
+        for line in markdown_report(gap_status(14_000, 100), [s]).splitlines()
+        if line.startswith("| Adjacent")
+    ][0]
     assert "07009, … (+2)" in row and "07010" not in row and "ZIP history \\| x" in row
     with pytest.raises(ValueError):
         Suggestion("wider_net", 1, "")

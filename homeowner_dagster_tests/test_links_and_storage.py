@@ -35,9 +35,7 @@ def sandbox(running: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
 
 def _store(sandbox: Sandbox) -> ArtifactStoreResource:
     env = sandbox.env()
-    return ArtifactStoreResource(
-        backend="supabase", supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"]
-    )
+    return ArtifactStoreResource(backend="supabase", supabase_key=env["SUPABASE_SERVICE_ROLE_KEY"])
 
 
 def _expires_in(sandbox: Sandbox, link: str) -> float:
@@ -66,7 +64,10 @@ def test_links_live_a_day_by_default(sandbox: Sandbox, monkeypatch: pytest.Monke
 
 
 def test_an_expired_alert_link_is_reissued_by_run_id(
-    sandbox: Sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)
@@ -92,13 +93,21 @@ def test_an_expired_alert_link_is_reissued_by_run_id(
     monkeypatch.delenv("HOMEOWNER_SIGNED_URL_TTL")
     assert main(["artifacts", "link", "run-1"]) == 0
     out = capsys.readouterr().out
-    links = {line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1] for line in out.splitlines() if ": http" in line}
+    links = {
+        line.split(": ", 1)[0].split()[-1]: line.split(": ", 1)[1]
+        for line in out.splitlines()
+        if ": http" in line
+    }
     assert httpx.get(links["screenshot"]).content == b"the screenshot"
     assert httpx.get(links["trace"]).content == b"the trace"
     assert "links valid for 24 h" in out
     with psycopg.connect(database_url) as conn:
-        stored = conn.execute("select screenshot_url, trace_url from agent_errors where run_id = 'run-1'").fetchone()
-        run_trace = conn.execute("select trace_url from agent_runs where run_id = 'run-1'").fetchone()[0]
+        stored = conn.execute(
+            "select screenshot_url, trace_url from agent_errors where run_id = 'run-1'"
+        ).fetchone()
+        run_trace = conn.execute(
+            "select trace_url from agent_runs where run_id = 'run-1'"
+        ).fetchone()[0]
     assert stored == (links["screenshot"], links["trace"]) and run_trace == links["trace"]
 
     assert main(["artifacts", "link", "no-such-run"]) == 2

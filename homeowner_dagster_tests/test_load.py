@@ -46,13 +46,17 @@ def load_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.mark.slow(seconds=420)
-@pytest.mark.timeout(1500)  # a hang guard: 527 s on a loaded 2-core machine passed the default 600 s
+@pytest.mark.timeout(
+    1500
+)  # a hang guard: 527 s on a loaded 2-core machine passed the default 600 s
 def test_fifty_clients_one_month_nothing_lost_nothing_twice(
     load_sandbox: Sandbox, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     began = time.perf_counter()
     clients = load_clients()
-    assert len(clients) == CLIENT_COUNT and len({z for c in clients for z in c.zips}) == sum(len(c.zips) for c in clients)
+    assert len(clients) == CLIENT_COUNT and len({z for c in clients for z in c.zips}) == sum(
+        len(c.zips) for c in clients
+    )
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", "")  # prepare() sets it; put back after the test
     prepare(load_sandbox, database_url, clients)
     for key, value in load_sandbox.env().items():
@@ -63,7 +67,10 @@ def test_fifty_clients_one_month_nothing_lost_nothing_twice(
     with instance_for_test(overrides=instance_overrides(database_url)) as instance:
         report = run_load(instance, clients)
     print("\n" + report.table(), file=sys.stderr)
-    print(f"addresses in two windows' lists of one workspace: {addresses_in_two_windows(load_sandbox, clients)}", file=sys.stderr)
+    print(
+        f"addresses in two windows' lists of one workspace: {addresses_in_two_windows(load_sandbox, clients)}",
+        file=sys.stderr,
+    )
 
     failed = [r for r in report.monthly_runs + report.weekly_runs if not r["success"]]
     assert not failed, failed

@@ -26,7 +26,9 @@ TABLES = {
 }
 
 
-def test_migrate_twice_on_a_fresh_database(empty_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_migrate_twice_on_a_fresh_database(
+    empty_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["migrate"]) == 0
     first = capsys.readouterr().out
     assert "applied 20261201090000_core_tables.sql" in first
@@ -54,7 +56,9 @@ def test_migrate_twice_on_a_fresh_database(empty_database_url: str, capsys: pyte
     assert [f"{v}_{n}.sql" for v, n, _ in history] == files
 
 
-def test_an_edited_migration_is_an_error_not_skipped(empty_database_url: str, tmp_path: Path) -> None:
+def test_an_edited_migration_is_an_error_not_skipped(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     folder = tmp_path / "migrations"
     shutil.copytree(settings.migrations_dir(), folder)
     migrate.migrate(empty_database_url, folder)

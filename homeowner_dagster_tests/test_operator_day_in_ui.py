@@ -114,7 +114,9 @@ def _open_materialize(page: Page, url: str) -> None:
         confirm.click()
 
 
-def _run_page_when_finished(page: Page, ui: DagsterUI, run_id: str, instance: DagsterInstance) -> str:
+def _run_page_when_finished(
+    page: Page, ui: DagsterUI, run_id: str, instance: DagsterInstance
+) -> str:
     deadline = time.monotonic() + 420
     while not instance.get_run_by_id(run_id).is_finished:
         assert time.monotonic() < deadline, f"run {run_id} did not finish"
@@ -135,8 +137,18 @@ def _run_timeline(instance: DagsterInstance, run_id: str) -> str:
     """Seconds from the run's creation to each of its lifecycle events (where the time goes)."""
     records = instance.all_logs(run_id)
     start = min(r.timestamp for r in records)
-    kinds = ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START", "STEP_START", "STEP_FAILURE", "RUN_FAILURE")
-    seen = {r.dagster_event.event_type.name: r.timestamp - start for r in records if r.dagster_event}
+    kinds = (
+        "RUN_ENQUEUED",
+        "RUN_DEQUEUED",
+        "RUN_STARTING",
+        "RUN_START",
+        "STEP_START",
+        "STEP_FAILURE",
+        "RUN_FAILURE",
+    )
+    seen = {
+        r.dagster_event.event_type.name: r.timestamp - start for r in records if r.dagster_event
+    }
     return ", ".join(f"{k} {seen[k]:.1f}" for k in kinds if k in seen)
 
 
@@ -149,8 +161,11 @@ def _failures(instance: DagsterInstance, runs: list) -> dict[str, str]:
     failed = {}
     for run in runs:
         if run.status != DagsterRunStatus.SUCCESS:
-            errors = [r.dagster_event.step_failure_data.error.message.splitlines()[0]
-                      for r in instance.all_logs(run.run_id) if r.dagster_event and r.dagster_event.is_step_failure]
+            errors = [
+                r.dagster_event.step_failure_data.error.message.splitlines()[0]
+                for r in instance.all_logs(run.run_id)
+                if r.dagster_event and r.dagster_event.is_step_failure
+            ]
             failed[run.tags.get("dagster/partition", run.run_id)] = f"{run.status.value}: {errors}"
     return failed
 
@@ -170,7 +185,9 @@ def _wait_for(what: str, ready, seconds: float = 600):  # noqa: ANN001, ANN202
     return found
 
 
-def _metadata_in_ui(page: Page, ui: DagsterUI, asset: str, partition: str, labels: tuple[str, ...]) -> dict[str, str]:
+def _metadata_in_ui(
+    page: Page, ui: DagsterUI, asset: str, partition: str, labels: tuple[str, ...]
+) -> dict[str, str]:
     """The values the partition's page shows for these metadata labels (latest materialization)."""
     page.goto(f"{ui.url}/assets/{asset}?view=partitions&partition={partition.replace('|', '%7C')}")
     values = {}
@@ -191,7 +208,9 @@ def _weekly_side(
     done, pending = windows_of_month(ahead)[:2]
     for key, value in running.env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(bison_resource, "pause", sandbox.bison.advance)  # the attach's sync: sandbox clock
+    monkeypatch.setattr(
+        bison_resource, "pause", sandbox.bison.advance
+    )  # the attach's sync: sandbox clock
     assert main(["windows", "force", "--client", STATES_CLIENT, "--window", done.key]) == 0
     return {
         str(client_window_key(STATES_CLIENT, done)): "done",
@@ -210,7 +229,10 @@ def _recorded_state(instance: DagsterInstance, key: str) -> str | None:
 
 @pytest.mark.slow(seconds=100)
 def test_operator_day_in_the_dagster_ui(
-    ui: tuple[DagsterUI, Sandbox], database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ui: tuple[DagsterUI, Sandbox],
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     running, sandbox = ui
     instance = DagsterInstance.from_config(str(running.home))
@@ -235,7 +257,9 @@ def test_operator_day_in_the_dagster_ui(
             _shot(page, "2-materialize-partition.png")
             _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
             run_id = _full_run_id(instance, _launched_run_id(page))
-            assert _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.SUCCESS
+            assert (
+                _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.SUCCESS
+            )
             assert page.get_by_text("Success").first.is_visible()
             _shot(page, "3-run-succeeded.png")
 
@@ -243,7 +267,11 @@ def test_operator_day_in_the_dagster_ui(
             sheet = tmp_path / "territory-2026-12.csv"
             sheet.write_text(
                 "Zipcode,Territory,Color\n"
-                + "".join(f"{z},{c},\n" for c, zips in TERRITORY.items() for z in (zips if c == SOURCE else zips[:1]))
+                + "".join(
+                    f"{z},{c},\n"
+                    for c, zips in TERRITORY.items()
+                    for z in (zips if c == SOURCE else zips[:1])
+                )
             )
             assert main(["zips", "import", str(sheet), "--month", MISSED]) == 0
 
@@ -262,26 +290,50 @@ def test_operator_day_in_the_dagster_ui(
 
             def backfill_runs() -> list:
                 backfills = instance.get_backfills()
-                return instance.get_runs(RunsFilter(tags={"dagster/backfill": backfills[0].backfill_id})) if backfills else []
+                return (
+                    instance.get_runs(
+                        RunsFilter(tags={"dagster/backfill": backfills[0].backfill_id})
+                    )
+                    if backfills
+                    else []
+                )
 
             def run_of(client: str):  # noqa: ANN202
-                return next((r for r in backfill_runs() if r.tags["dagster/partition"] == f"{client}|{MISSED}"), None)
+                return next(
+                    (
+                        r
+                        for r in backfill_runs()
+                        if r.tags["dagster/partition"] == f"{client}|{MISSED}"
+                    ),
+                    None,
+                )
 
             with cole_login_lock(sandbox.env()["COLE_TX_USERNAME"], "TX", database_url):
                 _launch_dialog(page).get_by_role("button", name="Launch backfill").click()
-                destination = _wait_for("the destination's month", lambda: (r := run_of(DESTINATION)) and r.is_finished and r)
+                destination = _wait_for(
+                    "the destination's month",
+                    lambda: (r := run_of(DESTINATION)) and r.is_finished and r,
+                )
                 assert destination.status == DagsterRunStatus.SUCCESS
-                assert not run_of(SOURCE) or not run_of(SOURCE).is_finished  # waits for the Cole TX login
+                assert (
+                    not run_of(SOURCE) or not run_of(SOURCE).is_finished
+                )  # waits for the Cole TX login
             backfill = _wait_for(
                 "the backfill",
-                lambda: (b := instance.get_backfills()[0]).status.value.startswith("COMPLETED")
-                and all(r.is_finished for r in backfill_runs()) and b,
+                lambda: (
+                    (b := instance.get_backfills()[0]).status.value.startswith("COMPLETED")
+                    and all(r.is_finished for r in backfill_runs())
+                    and b
+                ),
                 900,
             )
             runs = backfill_runs()
             assert {r.tags["dagster/partition"] for r in runs} == {f"{c}|{MISSED}" for c in CLIENTS}
             assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, _failures(instance, runs)
-            ended = {c: instance.get_run_record_by_id(run_of(c).run_id).end_time for c in (SOURCE, DESTINATION)}
+            ended = {
+                c: instance.get_run_record_by_id(run_of(c).run_id).end_time
+                for c in (SOURCE, DESTINATION)
+            }
             assert ended[SOURCE] > ended[DESTINATION]
             page.goto(f"{running.url}/runs/b/{backfill.backfill_id}")
             page.get_by_text("Completed").first.wait_for()
@@ -297,17 +349,27 @@ def test_operator_day_in_the_dagster_ui(
                     [DESTINATION, MISSED],
                 ).fetchone()
             assert totals[0] > 0
-            shown = _metadata_in_ui(page, running, "monthly_cleaned_leads", key, ("routed_in", "gap"))
+            shown = _metadata_in_ui(
+                page, running, "monthly_cleaned_leads", key, ("routed_in", "gap")
+            )
             assert shown == {"routed_in": str(totals[0]), "gap": str(totals[1])}, shown
             print(f"backfill with the destination first: {time.monotonic() - began:.0f} s")
             refresh = _wait_for(
                 "the destination's gap report made again",
-                lambda: next((r for r in instance.get_runs(RunsFilter(tags={REFRESH_TAG: "true"}))
-                              if r.tags.get("dagster/partition") == key and r.is_finished), None),
+                lambda: next(
+                    (
+                        r
+                        for r in instance.get_runs(RunsFilter(tags={REFRESH_TAG: "true"}))
+                        if r.tags.get("dagster/partition") == key and r.is_finished
+                    ),
+                    None,
+                ),
             )
             assert refresh.status == DagsterRunStatus.SUCCESS
             refreshed_at = instance.get_run_record_by_id(refresh.run_id).end_time
-            print(f"destination's gap report made again {refreshed_at - ended[SOURCE]:.0f} s after its source's run ended")
+            print(
+                f"destination's gap report made again {refreshed_at - ended[SOURCE]:.0f} s after its source's run ended"
+            )
             with psycopg.connect(database_url) as conn:
                 report = conn.execute(
                     "select routed_in_count, gap from gap_reports where client_slug = %s and month = %s",
@@ -324,15 +386,21 @@ def test_operator_day_in_the_dagster_ui(
             _choose_partitions(page, "sunshine", NO_ZIPS)
             _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
             run_id = _full_run_id(instance, _launched_run_id(page))
-            assert _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.FAILURE
+            assert (
+                _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.FAILURE
+            )
             command = f"homeowner zips import FILE --month {NO_ZIPS}"
             sentence = f"sunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"
             # The failure's first line is that sentence, named by its type only; the stack below.
             error = page.locator("span", has_text=sentence).first
             error.wait_for()
-            assert error.inner_text().splitlines()[0].startswith(f"NoZipsForMonth: {sentence}"), error.inner_text()
+            assert error.inner_text().splitlines()[0].startswith(f"NoZipsForMonth: {sentence}"), (
+                error.inner_text()
+            )
             assert "Stack Trace:" in page.locator("body").inner_text()
-            assert "dagster._core.definitions.events.Failure" not in page.locator("body").inner_text()
+            assert (
+                "dagster._core.definitions.events.Failure" not in page.locator("body").inner_text()
+            )
             _shot(page, "6-no-zips-error.png")
 
             print(f"no-ZIPs run: launched to failure shown in {time.monotonic() - began:.1f} s")
@@ -345,12 +413,20 @@ def test_operator_day_in_the_dagster_ui(
             began = time.monotonic()
             states = _weekly_side(running, sandbox, database_url, monkeypatch)
             for key, state in states.items():
-                _wait_for(f"{key} recorded as {state}", lambda k=key, s=state: _recorded_state(instance, k) == s, 180)
-            print(f"window states: forced run to every state recorded in {time.monotonic() - began:.0f} s")
+                _wait_for(
+                    f"{key} recorded as {state}",
+                    lambda k=key, s=state: _recorded_state(instance, k) == s,
+                    180,
+                )
+            print(
+                f"window states: forced run to every state recorded in {time.monotonic() - began:.0f} s"
+            )
             for key, state in states.items():
                 shown = _metadata_in_ui(page, running, "renewal_window", key, ("state",))
                 assert shown == {"state": state}, (key, shown)
-            page.wait_for_timeout(1500)  # the last one read: the pending window, beside its client's others
+            page.wait_for_timeout(
+                1500
+            )  # the last one read: the pending window, beside its client's others
             _shot(page, "8-window-states.png")
             browser.close()
 
@@ -361,12 +437,20 @@ def test_operator_day_in_the_dagster_ui(
             time.sleep(0.5)
         failed_at = instance.get_run_record_by_id(run_id).end_time
         posted = next(
-            m for m in sandbox.slack.messages if command in m["text"] and m["channel"].lstrip("#") == "homeowner-ops"
+            m
+            for m in sandbox.slack.messages
+            if command in m["text"] and m["channel"].lstrip("#") == "homeowner-ops"
         )
-        posted_at = int(posted["ts"].split(".")[0])  # the sandbox's ts: whole seconds, then a counter
-        print(f"no-ZIPs run: Slack alert posted {posted_at - failed_at:.0f} s (whole seconds) after the run failed")
+        posted_at = int(
+            posted["ts"].split(".")[0]
+        )  # the sandbox's ts: whole seconds, then a counter
+        print(
+            f"no-ZIPs run: Slack alert posted {posted_at - failed_at:.0f} s (whole seconds) after the run failed"
+        )
         alert = posted["text"]
-        assert alert.startswith(f"🚨 raw_leads failed: sunshine\nsunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"), alert
+        assert alert.startswith(
+            f"🚨 raw_leads failed: sunshine\nsunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"
+        ), alert
         assert "\nError: NoZipsForMonth\n" in alert
     finally:
         instance.dispose()

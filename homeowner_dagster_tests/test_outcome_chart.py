@@ -31,7 +31,8 @@ def _free_port() -> int:
 
 # 40 ZIPs: (leads, human replies, interested); 07099 is plainly the worst, 07000 the best.
 ZIPS = {f"07{i:03d}": (400, 8 + i % 5, 1 + i % 3) for i in range(1, 39)} | {
-    "07000": (900, 60, 20), "07099": (900, 2, 0),
+    "07000": (900, 60, 20),
+    "07099": (900, 2, 0),
 }
 
 
@@ -52,7 +53,9 @@ def _seed_outcomes(dsn: str) -> None:
                     "replied": i < replies,
                     "interested": i < interested,
                     "bounced": i % 50 == 7,
-                    "first_reply_at": attached + pd.Timedelta(days=1 + i % 21) if i < replies else None,
+                    "first_reply_at": attached + pd.Timedelta(days=1 + i % 21)
+                    if i < replies
+                    else None,
                     "attached_at": attached,
                 }
             )
@@ -70,7 +73,13 @@ def _boxes(svg: str) -> list[tuple[float, float, float, float, str]]:
         x, y, attrs, text = float(m[1]), float(m[2]), m[3], m[4]
         size = float(re.search(r'font-size="([\d.]+)"', attrs)[1]) if "font-size" in attrs else 12.0
         width = 0.55 * size * len(text)
-        x0 = x - width if 'text-anchor="end"' in attrs else x - width / 2 if 'text-anchor="middle"' in attrs else x
+        x0 = (
+            x - width
+            if 'text-anchor="end"' in attrs
+            else x - width / 2
+            if 'text-anchor="middle"' in attrs
+            else x
+        )
         out.append((x0, y - 0.8 * size, x0 + width, y + 0.2 * size, text))
     return out
 
@@ -83,21 +92,35 @@ def test_chart_shows_every_end_with_axes_and_no_label_over_another() -> None:
     as_of = pd.Timestamp("2027-03-01T17:00Z")
     for zip_code, (leads, replies, interested) in ZIPS.items():
         for i in range(leads):
-            frame.append({"client_slug": CLIENT, "zip": zip_code, "dedupe_key": f"{zip_code}-{i}",
-                          "replied": i < replies, "interested": i < interested, "bounced": False,
-                          "first_reply_at": as_of - pd.Timedelta(days=50 - i % 21) if i < replies else pd.NaT,
-                          "attached_at": as_of - pd.Timedelta(days=60), "as_of": as_of})
+            frame.append(
+                {
+                    "client_slug": CLIENT,
+                    "zip": zip_code,
+                    "dedupe_key": f"{zip_code}-{i}",
+                    "replied": i < replies,
+                    "interested": i < interested,
+                    "bounced": False,
+                    "first_reply_at": as_of - pd.Timedelta(days=50 - i % 21)
+                    if i < replies
+                    else pd.NaT,
+                    "attached_at": as_of - pd.Timedelta(days=60),
+                    "as_of": as_of,
+                }
+            )
     outcomes = pd.DataFrame(frame)
     book = yield_book(CLIENT, outcomes)
-    svg = charts.yield_chart_svg("Garden State", "2027-01", book.client_zips, book.client_rate,
-                                 weekly_trend(outcomes), book)
+    svg = charts.yield_chart_svg(
+        "Garden State", "2027-01", book.client_zips, book.client_rate, weekly_trend(outcomes), book
+    )
     texts = [b[4] for b in _boxes(svg)]
     assert "07000" in texts and "07099" in texts  # the best and the worst ZIP
     assert any("ZIPs between" in t for t in texts)  # 40 ZIPs: both ends, the middle counted
     assert "interested per 1,000 leads (client average" in svg and "week of first reply" in svg
     boxes = _boxes(svg)
     overlaps = [
-        (a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+        (a[4], b[4])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
         if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
     ]
     assert overlaps == []
@@ -123,7 +146,15 @@ def webserver(dagster_home: Path) -> Iterator[str]:
     port = _free_port()
     bin_dir = Path(sys.executable).parent
     proc = subprocess.Popen(
-        [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-m", "homeowner_dagster.definitions"],
+        [
+            str(bin_dir / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "homeowner_dagster.definitions",
+        ],
         cwd=settings.project_root(),
         env={**os.environ},
         stdout=subprocess.DEVNULL,
@@ -160,8 +191,12 @@ def test_zip_yield_chart_shows_in_the_dagster_ui(
     instance = DagsterInstance.get()
     try:
         instance.add_dynamic_partitions(client_partitions.name, [CLIENT])
-        result = build_definitions().resolve_job_def("outcomes_monthly").execute_in_process(
-            instance=instance, partition_key=client_month_key(CLIENT, MONTH), run_config=QUIET
+        result = (
+            build_definitions()
+            .resolve_job_def("outcomes_monthly")
+            .execute_in_process(
+                instance=instance, partition_key=client_month_key(CLIENT, MONTH), run_config=QUIET
+            )
         )
         assert result.success
     finally:

@@ -17,8 +17,12 @@ SEED = 11
 
 def assert_recovers(result: Recovery) -> None:
     """What the estimate must do for the gap report to rely on it."""
-    assert 0.85 <= result.coverage <= 0.95, f"90% intervals cover {result.coverage:.3f} of the planted rates"
-    assert result.spearman_300 >= 0.7, f"Spearman {result.spearman_300:.3f} over ZIPs with 300+ mature leads"
+    assert 0.85 <= result.coverage <= 0.95, (
+        f"90% intervals cover {result.coverage:.3f} of the planted rates"
+    )
+    assert result.spearman_300 >= 0.7, (
+        f"Spearman {result.spearman_300:.3f} over ZIPs with 300+ mature leads"
+    )
     assert result.top3_small_unjustified == 0, f"top three led by a small ZIP: {result.top3}"
 
 

@@ -28,7 +28,11 @@ from homeowner_dagster_tests.pipeline_fixtures import MONTH, QUIET, Pipeline
 pipeline_sandbox = pipeline_fixtures.pipeline_sandbox
 pipeline = pipeline_fixtures.pipeline
 
-CLIENT, WORKSPACE, TOKEN_ENV = "garden-state", "Garden State Insurance", "BISON_TOKEN_GARDEN_STATE_INSURANCE"
+CLIENT, WORKSPACE, TOKEN_ENV = (
+    "garden-state",
+    "Garden State Insurance",
+    "BISON_TOKEN_GARDEN_STATE_INSURANCE",
+)
 WINDOW = windows_of_month(MONTH)[0]
 # ZIP -> (leads, planted reply rate, planted interested rate), per uploaded lead.
 PLANTED = {
@@ -47,7 +51,9 @@ TABLES = {
 }
 
 
-def seed_window(p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int, float, float]]) -> int:
+def seed_window(
+    p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int, float, float]]
+) -> int:
     """Cleaned leads, their verification, a Bison list attached to the Evergreen campaign, the ledger."""
     sandbox = p.sandbox
     rows = []
@@ -83,8 +89,14 @@ def seed_window(p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int
         db.copy_rows(conn, "cleaned_leads", leads, list(leads.columns))
         db.copy_rows(conn, "email_verifications", checks, list(checks.columns))
     workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], TOKEN_ENV)
-    campaign = next(c for c in sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"].startswith("Evergreen"))
-    list_id, _ = workspace.upload_lead_list(window.list_name, leads[["email", "first_name", "last_name", "zip"]])
+    campaign = next(
+        c
+        for c in sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if c["name"].startswith("Evergreen")
+    )
+    list_id, _ = workspace.upload_lead_list(
+        window.list_name, leads[["email", "first_name", "last_name", "zip"]]
+    )
     assert workspace.lead_list_count(list_id) == len(leads)  # the queued import is processed
     workspace.attach_lead_list(campaign["id"], list_id)
     store.ensure_window(p.dsn, CLIENT, window)
@@ -99,8 +111,12 @@ def seed_window(p: Pipeline, window: RenewalWindow, planted: dict[str, tuple[int
 def measure(p: Pipeline, client: str, month: date = MONTH, **config: object) -> dict[str, object]:
     """The Monday read of the client's campaigns, then zip_yield; returns the read's metadata."""
     weekly = p.defs.resolve_job_def("outcomes_weekly").execute_in_process(
-        instance=p.instance, partition_key=client,
-        run_config={**QUIET, **({"ops": {"campaign_outcomes": {"config": config}}} if config else {})},
+        instance=p.instance,
+        partition_key=client,
+        run_config={
+            **QUIET,
+            **({"ops": {"campaign_outcomes": {"config": config}}} if config else {}),
+        },
     )
     p.defs.resolve_job_def("outcomes_monthly").execute_in_process(
         instance=p.instance, partition_key=client_month_key(client, month), run_config=QUIET
@@ -125,49 +141,75 @@ def tables(dsn: str) -> dict[str, pd.DataFrame]:
 def zip_yields(dsn: str) -> pd.DataFrame:
     with psycopg.connect(dsn) as conn:
         frame = db.read_frame(conn, "select * from zip_yields where client_slug = %s", [CLIENT])
-    return frame.astype({c: float for c in ("shrunk_per_1000", "lower_per_1000", "upper_per_1000")}).set_index("zip")
+    return frame.astype(
+        {c: float for c in ("shrunk_per_1000", "lower_per_1000", "upper_per_1000")}
+    ).set_index("zip")
 
 
 def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
     pipeline.sandbox.bison.outcomes.offset = timedelta(0)
     leads = seed_window(pipeline, WINDOW, PLANTED)
     first = measure(pipeline, CLIENT)  # the Monday read right after the attach: nothing sent yet
-    assert first["new_replies"] == 0 and first["api_requests"] <= 3 and first["windows_written"] == 1
+    assert (
+        first["new_replies"] == 0 and first["api_requests"] <= 3 and first["windows_written"] == 1
+    )
     pipeline.sandbox.bison.outcomes.advance(weeks=6)
 
     read = measure(pipeline, CLIENT)
     # Requests stay in proportion to the new replies, not to the window's leads.
     assert read["api_requests"] <= read["pages_of_new_replies"] + 3 == read["api_request_bound"]
-    assert read["unmatched_replies"] == 0 and read["matched_by_address"] > 0 and read["second_replies"] > 0
+    assert (
+        read["unmatched_replies"] == 0
+        and read["matched_by_address"] > 0
+        and read["second_replies"] > 0
+    )
     print(
         f"outcomes: {leads} leads, {read['new_replies']} new replies and bounces, "
         f"{read['api_requests']} requests ({read['pages_of_new_replies']} pages of new replies)"
     )
     now = pipeline.sandbox.bison.outcomes.now()
     fates = [f for f in pipeline.sandbox.bison.outcomes.fates(WORKSPACE) if f.sent_at <= now]
-    arrived = [f for f in fates if f.reply and f.reply_at <= now]  # long-tail replies still to come are not
+    arrived = [
+        f for f in fates if f.reply and f.reply_at <= now
+    ]  # long-tail replies still to come are not
     with psycopg.connect(pipeline.dsn) as conn:
         stored = db.read_frame(conn, "select * from lead_outcomes")
         safe = db.read_frame(
-            conn, "select * from verification_bounce_rates where verification_result = 'Safe to Send'"
+            conn,
+            "select * from verification_bounce_rates where verification_result = 'Safe to Send'",
         ).iloc[0]
-        columns = {r[0] for r in conn.execute(
-            "select column_name from information_schema.columns where table_name = 'lead_outcomes'"
-        ).fetchall()}
+        columns = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns where table_name = 'lead_outcomes'"
+            ).fetchall()
+        }
     # One outcome per lead; every homeowner who wrote (twice or once) is one replied lead.
     assert len(stored) == leads
-    assert int(stored["replied"].sum()) == sum(f.reply in ("interested", "human", "unsubscribe") for f in arrived)
+    assert int(stored["replied"].sum()) == sum(
+        f.reply in ("interested", "human", "unsubscribe") for f in arrived
+    )
     assert int(stored["interested"].sum()) == sum(f.reply == "interested" for f in arrived)
     # Every reply quotes a footer saying "unsubscribe": only those who asked in their own words count.
     assert int(stored["unsubscribed"].sum()) == sum(f.reply == "unsubscribe" for f in arrived)
     assert int(stored["bounced"].sum()) == sum(f.bounced for f in fates)
-    assert not columns & {"email", "text_body", "subject", "first_name", "last_name"}  # no personal text
+    assert not columns & {
+        "email",
+        "text_body",
+        "subject",
+        "first_name",
+        "last_name",
+    }  # no personal text
 
     measured = zip_yields(pipeline.dsn)
     assert list(measured.sort_values("shrunk_per_1000", ascending=False).index[:1]) == ["07030"]
     covered = [
-        z for z, (count, _, interested) in PLANTED.items()
-        if count >= 500 and measured.loc[z, "lower_per_1000"] <= interested * 1000 <= measured.loc[z, "upper_per_1000"]
+        z
+        for z, (count, _, interested) in PLANTED.items()
+        if count >= 500
+        and measured.loc[z, "lower_per_1000"]
+        <= interested * 1000
+        <= measured.loc[z, "upper_per_1000"]
     ]
     assert len(covered) >= 4, covered  # 90 % intervals: one of five may miss
     assert bool(measured.loc["07003", "low_yield"]) and not bool(measured.loc["07030", "low_yield"])
@@ -176,14 +218,18 @@ def test_measured_yields_recover_the_planted_ones(pipeline: Pipeline) -> None:
     # The next Monday with no new reply: the read costs at most 3 requests and changes nothing.
     before = tables(pipeline.dsn)
     again = measure(pipeline, CLIENT)
-    assert again["new_replies"] == 0 and again["api_requests"] <= 3 and again["windows_written"] == 0
+    assert (
+        again["new_replies"] == 0 and again["api_requests"] <= 3 and again["windows_written"] == 0
+    )
     after = tables(pipeline.dsn)
     for name in TABLES:
         pd.testing.assert_frame_equal(before[name], after[name], check_like=True)
     # Read from scratch (cursor forgotten): the same outcomes.
     scratch = measure(pipeline, CLIENT, from_scratch=True)
     assert scratch["new_replies"] == read["new_replies"]
-    pd.testing.assert_frame_equal(before["lead_outcomes"], tables(pipeline.dsn)["lead_outcomes"], check_like=True)
+    pd.testing.assert_frame_equal(
+        before["lead_outcomes"], tables(pipeline.dsn)["lead_outcomes"], check_like=True
+    )
 
 
 def test_new_client_gap_report_is_as_before_and_says_why(pipeline: Pipeline) -> None:
@@ -211,7 +257,9 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
     assert ledger is not None and ledger["campaign_id"]
 
     # Monday after the upload: the weekly outcomes schedule asks for this window (inside 90 days).
-    monday = datetime.combine(date.today() + timedelta(days=7 - date.today().weekday()), datetime.min.time())
+    monday = datetime.combine(
+        date.today() + timedelta(days=7 - date.today().weekday()), datetime.min.time()
+    )
     context = build_schedule_context(
         scheduled_execution_time=monday.replace(hour=11, tzinfo=ZoneInfo("America/Chicago")),
         resources={"database": PostgresResource()},
@@ -231,7 +279,9 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
     # The campaign holds only this window's leads here, so Bison's own totals match ours.
     assert int(read["emails_sent"]) == int(ledger["lead_count"])
     assert int(window_row["bounced"]) == int(read["stats_bounced"])
-    assert int(read["unmatched"]) == 0 and replied == int(window_row["replied"]) == int(read["stats_replied"])
+    assert int(read["unmatched"]) == 0 and replied == int(window_row["replied"]) == int(
+        read["stats_replied"]
+    )
 
     # The monthly message: totals and best/worst ZIPs, a chart link, no homeowner data.
     tick = build_schedule_context(
@@ -249,7 +299,11 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
     )
     texts = sandbox.slack.messages_in("garden-state")
     assert len(texts) == 1 and texts[0].startswith("📬 Outcomes: Garden State Insurance, 2027-01")
-    assert "Best ZIPs:" in texts[0] and "Chart: file://" in texts[0] and texts[0].rstrip().endswith(".svg")
+    assert (
+        "Best ZIPs:" in texts[0]
+        and "Chart: file://" in texts[0]
+        and texts[0].rstrip().endswith(".svg")
+    )
     with psycopg.connect(pipeline.dsn) as conn:
         emails = [r[0] for r in conn.execute("select email from cleaned_leads").fetchall()]
     assert emails and not any(e in texts[0] for e in emails)

@@ -17,12 +17,20 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 def _upload_and_attach(
-    sandbox: Sandbox, token: str, campaign_id: int, leads: int, first: int = 0, zips: tuple[str, ...] = ("07302", "07030")
+    sandbox: Sandbox,
+    token: str,
+    campaign_id: int,
+    leads: int,
+    first: int = 0,
+    zips: tuple[str, ...] = ("07302", "07030"),
 ) -> None:
     rows = ["email,first_name,last_name,zip"] + [
-        f"owner{i}@example.com,Pat,Owner{i},{zips[i % len(zips)]}" for i in range(first, first + leads)
+        f"owner{i}@example.com,Pat,Owner{i},{zips[i % len(zips)]}"
+        for i in range(first, first + leads)
     ]
-    client = httpx.Client(base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {token}"})
+    client = httpx.Client(
+        base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {token}"}
+    )
     if "zip" not in {v["name"] for v in client.get("/api/custom-variables").json()["data"]}:
         client.post("/api/custom-variables", json={"name": "zip"}).raise_for_status()
     created = client.post(
@@ -38,7 +46,9 @@ def _upload_and_attach(
     )
     created.raise_for_status()
     list_id = created.json()["data"]["id"]
-    sandbox.bison.advance(sandbox.bison.import_seconds)  # the import is queued, as on the real Bison
+    sandbox.bison.advance(
+        sandbox.bison.import_seconds
+    )  # the import is queued, as on the real Bison
     client.post(
         f"/api/campaigns/{campaign_id}/leads/attach-lead-list", json={"lead_list_id": list_id}
     ).raise_for_status()
@@ -48,22 +58,33 @@ def test_campaign_sends_on_the_simulated_clock_and_replies_page_by_cursor(sandbo
     """Fact B-REPLIES, B-STATS."""
     sandbox.bison.rate_limit_per_second = 1_000  # this walk through pages is not about B-RATE-LIMIT
     ws = sandbox.bison.add_workspace("Outcome Test", "token-outcome-test")
-    campaign = sandbox.bison.add_campaign("Outcome Test", "Evergreen, Last Upload: December 22nd-31st")
+    campaign = sandbox.bison.add_campaign(
+        "Outcome Test", "Evergreen, Last Upload: December 22nd-31st"
+    )
     sandbox.bison.outcomes.plant("07030", reply=0.30, interested=0.10)
     sandbox.bison.outcomes.plant("07302", reply=0.05, interested=0.0)
     _upload_and_attach(sandbox, ws.token, campaign["id"], 400)
-    client = httpx.Client(base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {ws.token}"})
+    client = httpx.Client(
+        base_url=sandbox.urls["bison"], headers={"Authorization": f"Bearer {ws.token}"}
+    )
     path = f"/api/campaigns/{campaign['id']}/replies"
 
     # Nothing happened yet: the clock has not moved past any send.
-    assert client.get(path, params={"folder": "inbox", "pagination_type": "cursor"}).json()["data"] == []
+    assert (
+        client.get(path, params={"folder": "inbox", "pagination_type": "cursor"}).json()["data"]
+        == []
+    )
 
     moved = httpx.post(f"{sandbox.urls['bison']}/sandbox/clock", json={"weeks": 3}).json()
     assert moved["offset_days"] == pytest.approx(21)
 
     replies, cursor, pages = [], None, 0
     while True:
-        params = {"folder": "inbox", "pagination_type": "cursor", **({"cursor": cursor} if cursor else {})}
+        params = {
+            "folder": "inbox",
+            "pagination_type": "cursor",
+            **({"cursor": cursor} if cursor else {}),
+        }
         body = client.get(path, params=params).json()
         pages += 1
         assert len(body["data"]) <= 15
@@ -97,9 +118,14 @@ def test_campaign_sends_on_the_simulated_clock_and_replies_page_by_cursor(sandbo
     today = sandbox.bison.outcomes.now().date()
     stats = client.post(
         f"/api/campaigns/{campaign['id']}/stats",
-        json={"start_date": (today - timedelta(days=30)).isoformat(), "end_date": today.isoformat()},
+        json={
+            "start_date": (today - timedelta(days=30)).isoformat(),
+            "end_date": today.isoformat(),
+        },
     ).json()["data"]
-    assert all(isinstance(stats[k], str) for k in ("emails_sent", "bounced", "interested", "unsubscribed"))
+    assert all(
+        isinstance(stats[k], str) for k in ("emails_sent", "bounced", "interested", "unsubscribed")
+    )
     assert int(stats["emails_sent"]) == 400
     assert int(stats["interested"]) == len({r["lead_id"] for r in interested})  # leads, not replies
     assert isinstance(stats["sequence_step_stats"][0]["sent"], int)
@@ -116,8 +142,18 @@ def test_outcomes_are_seeded_and_bounces_follow_the_verification_result() -> Non
 
     def run() -> list[tuple]:
         sim = OutcomeSimulator(seed=3, verification_code=lambda e: 5 if e.startswith("s") else 6)
-        sim.on_attach("w", 1, [{"id": i, "email": f"{'s' if i % 2 else 'x'}{i}@e.com",
-                                "custom_variables": {"zip": "07030"}} for i in range(4000)])
+        sim.on_attach(
+            "w",
+            1,
+            [
+                {
+                    "id": i,
+                    "email": f"{'s' if i % 2 else 'x'}{i}@e.com",
+                    "custom_variables": {"zip": "07030"},
+                }
+                for i in range(4000)
+            ],
+        )
         return [(f.email, f.bounced, f.reply) for f in sim.fates("w", 1)]
 
     first = run()
@@ -136,12 +172,16 @@ def test_connector_reads_cursor_pages_and_stops_at_replies_older_than_the_attach
     from homeowner_dagster.resources.bison_outcomes import campaign_replies, campaign_stats
 
     ws = sandbox.bison.add_workspace("Connector Test", "token-connector-test")
-    campaign = sandbox.bison.add_campaign("Connector Test", "Evergreen, Last Upload: December 22nd-31st")
+    campaign = sandbox.bison.add_campaign(
+        "Connector Test", "Evergreen, Last Upload: December 22nd-31st"
+    )
     sandbox.bison.outcomes.plant("07030", reply=0.30, interested=0.10)
     _upload_and_attach(sandbox, ws.token, campaign["id"], 300)
     sandbox.bison.outcomes.advance(weeks=3)
     monkeypatch.setenv("BISON_TOKEN_CONNECTOR_TEST", ws.token)
-    workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], "BISON_TOKEN_CONNECTOR_TEST")
+    workspace = BisonResource(min_interval_seconds=0).workspace(
+        sandbox.urls["bison"], "BISON_TOKEN_CONNECTOR_TEST"
+    )
 
     everything = list(campaign_replies(workspace, campaign["id"], "inbox"))
     assert workspace.requests == -(-len(everything) // 15) and len(everything) > 30
@@ -166,9 +206,13 @@ def test_a_quarter_of_weekly_reads_costs_the_new_replies_pages_plus_three(
     from homeowner_dagster.resources.bison_outcomes import read_campaign
 
     ws = sandbox.bison.add_workspace("Quarter Test", "token-quarter-test")
-    campaign = sandbox.bison.add_campaign("Quarter Test", "Evergreen, Last Upload: December 22nd-31st")
+    campaign = sandbox.bison.add_campaign(
+        "Quarter Test", "Evergreen, Last Upload: December 22nd-31st"
+    )
     monkeypatch.setenv("BISON_TOKEN_QUARTER_TEST", ws.token)
-    workspace = BisonResource(min_interval_seconds=0).workspace(sandbox.urls["bison"], "BISON_TOKEN_QUARTER_TEST")
+    workspace = BisonResource(min_interval_seconds=0).workspace(
+        sandbox.urls["bison"], "BISON_TOKEN_QUARTER_TEST"
+    )
     zips = tuple(f"{8000 + i:05d}" for i in range(40))
     cursor, new_total, weekly = None, 0, []
     for week in range(13):
@@ -176,16 +220,23 @@ def test_a_quarter_of_weekly_reads_costs_the_new_replies_pages_plus_three(
         if week == 6:  # Bison's rate limit answers once: the read waits its Retry-After (a date)
             sandbox.faults.on("bison", "http_429", times=1, retry_after=0, form="date")
         read = read_campaign(workspace, campaign["id"], cursor, sandbox.bison.outcomes.now().date())
-        assert read.as_of == sandbox.bison.outcomes.now().replace(microsecond=0) or abs(
-            (read.as_of - sandbox.bison.outcomes.now()).total_seconds()
-        ) < 5  # Bison's clock, from its Date header
-        assert read.requests <= read.pages_of_new_replies + 3, (week, read.requests, read.new_by_folder)
+        assert (
+            read.as_of == sandbox.bison.outcomes.now().replace(microsecond=0)
+            or abs((read.as_of - sandbox.bison.outcomes.now()).total_seconds()) < 5
+        )  # Bison's clock, from its Date header
+        assert read.requests <= read.pages_of_new_replies + 3, (
+            week,
+            read.requests,
+            read.new_by_folder,
+        )
         weekly.append((read.requests, read.pages_of_new_replies, sum(read.new_by_folder.values())))
         new_total += sum(read.new_by_folder.values())
         cursor = read.newest
         sandbox.bison.outcomes.advance(weeks=1)
     everything = sandbox.bison.outcomes.replies(ws.name, campaign["id"], with_outgoing=False)
-    seen_at_last_read = [r for r in everything if r["date_received"] <= cursor.strftime("%Y-%m-%dT%H:%M:%S.000000Z")]
+    seen_at_last_read = [
+        r for r in everything if r["date_received"] <= cursor.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    ]
     assert new_total == len(seen_at_last_read) > 13 * 15
     requests = sum(w[0] for w in weekly)
     print(

@@ -29,7 +29,16 @@ TABLES = [
     "client_zipcodes",
 ]
 # Columns that legitimately change on every write (timestamps), left out of the fingerprint.
-VOLATILE = {"pulled_at", "loaded_at", "updated_at", "created_at", "uploaded_at", "attached_at", "assigned_at", "verified_at"}
+VOLATILE = {
+    "pulled_at",
+    "loaded_at",
+    "updated_at",
+    "created_at",
+    "uploaded_at",
+    "attached_at",
+    "assigned_at",
+    "verified_at",
+}
 
 
 def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
@@ -48,7 +57,8 @@ def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
             ]
             rows = conn.execute(
                 psycopg.sql.SQL("select {} from {}").format(
-                    psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, cols)), psycopg.sql.Identifier(table)
+                    psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, cols)),
+                    psycopg.sql.Identifier(table),
                 )
             ).fetchall()
             digest = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
@@ -58,7 +68,10 @@ def fingerprint(dsn: str) -> dict[str, tuple[int, str]]:
 
 def bison_view(sandbox: Sandbox) -> dict[str, object]:
     return {
-        ws: (sorted(sandbox.bison.lead_lists(ws).items()), sorted(sandbox.bison.campaign_titles(ws)))
+        ws: (
+            sorted(sandbox.bison.lead_lists(ws).items()),
+            sorted(sandbox.bison.campaign_titles(ws)),
+        )
         for ws in WORKSPACES.values()
     }
 
@@ -69,7 +82,9 @@ def scalar(dsn: str, query: str, *params: object) -> object:
 
 
 @pytest.mark.slow
-def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(pipeline: Pipeline) -> None:
+def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(
+    pipeline: Pipeline,
+) -> None:
     sandbox, dsn = pipeline.sandbox, pipeline.dsn
     pipeline.whole_month(list(TERRITORY))
 
@@ -79,20 +94,33 @@ def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(pipel
         rejected = scalar(dsn, "select count(*) from rejected_leads where client_slug = %s", client)
         assert raw > 1000 and cleaned > 100
         assert raw == cleaned + rejected  # nothing lost (no HNW routing for these clients)
-        zips = scalar(dsn, "select count(*) from client_zipcodes where client_slug = %s and pulled_at is not null", client)
+        zips = scalar(
+            dsn,
+            "select count(*) from client_zipcodes where client_slug = %s and pulled_at is not null",
+            client,
+        )
         assert zips == len(TERRITORY[client])
-        totals = scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = %s", client)
+        totals = scalar(
+            dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = %s", client
+        )
         assert totals == cleaned
         # Below the minimum to proceed, and still uploaded below: the default is upload and flag.
-        assert scalar(dsn, "select status from gap_reports where client_slug = %s", client) == "below_minimum"
+        assert (
+            scalar(dsn, "select status from gap_reports where client_slug = %s", client)
+            == "below_minimum"
+        )
 
         # Bison: one list per window, named the SOP's way, holding what the ledger says.
         lists = sandbox.bison.lead_lists(workspace)
         names = sorted(name.split("#")[0] for name in lists)
         assert names == sorted(w.list_name for w in windows_of_month(MONTH))
         in_bison = sum(lists.values())
-        ledger = scalar(dsn, "select sum(lead_count) from client_lead_batches where client_slug = %s", client)
-        keys = scalar(dsn, "select count(*) from client_lead_batch_leads where client_slug = %s", client)
+        ledger = scalar(
+            dsn, "select sum(lead_count) from client_lead_batches where client_slug = %s", client
+        )
+        keys = scalar(
+            dsn, "select count(*) from client_lead_batch_leads where client_slug = %s", client
+        )
         assert in_bison == ledger == keys
         # Evergreen moved to the last window, with all four lists attached, settings kept.
         campaign = sandbox.bison.campaign(workspace, "Evergreen, Last Upload: January 22\u201331")
@@ -103,13 +131,24 @@ def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(pipel
         # Slack: the team's messages, with counts and no homeowner's email.
         channel = "#" + client
         texts = sandbox.slack.messages_in(channel)
-        for start in ("✅ Raw Pull Complete", "✅ Data Refinement Complete", "📊 Gap Analysis",
-                      "✅ Refined Data Uploaded", "Evergreen uploads completed"):
+        for start in (
+            "✅ Raw Pull Complete",
+            "✅ Data Refinement Complete",
+            "📊 Gap Analysis",
+            "✅ Refined Data Uploaded",
+            "Evergreen uploads completed",
+        ):
             assert any(t.startswith(start) for t in texts), (start, texts)
         assert not any("@" in t for t in texts)
 
     # Every lead uploaded once: no dedupe key in two lists.
-    assert scalar(dsn, "select count(*) - count(distinct (month, dedupe_key)) from client_lead_batch_leads") == 0
+    assert (
+        scalar(
+            dsn,
+            "select count(*) - count(distinct (month, dedupe_key)) from client_lead_batch_leads",
+        )
+        == 0
+    )
 
     before_db, before_bison = fingerprint(dsn), bison_view(sandbox)
     pipeline.monthly("garden-state")
@@ -119,7 +158,9 @@ def test_monthly_then_weekly_for_two_clients_and_rerunning_changes_nothing(pipel
     assert bison_view(sandbox) == before_bison
 
 
-def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(pipeline: Pipeline) -> None:
+def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(
+    pipeline: Pipeline,
+) -> None:
     sandbox, dsn = pipeline.sandbox, pipeline.dsn
     sandbox.faults.on("cole", "captcha")
     result = pipeline.monthly("garden-state", raise_on_error=False)
@@ -134,16 +175,23 @@ def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(pipe
         dagster_instance=pipeline.instance,
         dagster_run=result.dagster_run,
         dagster_event=failure,
-        resources={"database": pipeline.defs.resources["database"], "slack": pipeline.defs.resources["slack"]},
+        resources={
+            "database": pipeline.defs.resources["database"],
+            "slack": pipeline.defs.resources["slack"],
+        },
     ).for_run_failure()
     run_failure_alert_sensor(context)
 
     alert = sandbox.slack.messages_in("#homeowner-ops")[-1]
     assert "CaptchaBlocked" in alert and result.dagster_run.run_id in alert
     links = re.findall(r"file://\S+?(?:\.png|\.zip)", alert)
-    assert any(link.endswith(".png") for link in links) and any(link.endswith(".zip") for link in links)
+    assert any(link.endswith(".png") for link in links) and any(
+        link.endswith(".zip") for link in links
+    )
     with psycopg.connect(dsn) as conn:
-        error = conn.execute("select error_type, screenshot_url, trace_url from agent_errors").fetchone()
+        error = conn.execute(
+            "select error_type, screenshot_url, trace_url from agent_errors"
+        ).fetchone()
         run = conn.execute("select status, job_name from agent_runs").fetchone()
     assert error[0] == "CaptchaBlocked" and error[1].endswith(".png") and error[2].endswith(".zip")
     assert run == ("failure", "monthly_pull")
@@ -168,4 +216,6 @@ def test_a_late_window_is_flagged_in_slack(pipeline: Pipeline) -> None:
     assert result.success
     texts = pipeline.sandbox.slack.messages_in("#sunshine")
     late = [t for t in texts if t.startswith("⚠️ Late upload")]
-    assert late == ["⚠️ Late upload: Sunshine Coverage\nWindow: (January 8th - 14th renewals) 2027 was due on Monday 2026-12-07; uploading it now"]
+    assert late == [
+        "⚠️ Late upload: Sunshine Coverage\nWindow: (January 8th - 14th renewals) 2027 was due on Monday 2026-12-07; uploading it now"
+    ]

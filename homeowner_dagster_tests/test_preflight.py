@@ -58,7 +58,9 @@ def world() -> Iterator[Sandbox]:
 def load_registry(dsn: str) -> None:
     """The two clients, and their territory from the month the next pull fetches."""
     registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), dsn)
-    lines = ["Zipcode,Territory,Color"] + [f"{z},{c}," for c, zips in TERRITORY.items() for z in zips]
+    lines = ["Zipcode,Territory,Color"] + [
+        f"{z},{c}," for c, zips in TERRITORY.items() for z in zips
+    ]
     month = month_key(next_pull_month(today_in_chicago()))
     registry.import_zips(parse_zip_sheet("\n".join(lines) + "\n"), month, dsn)
 
@@ -92,7 +94,12 @@ def outside_world(sandbox: Sandbox, dsn: str) -> dict[str, Any]:
     return {
         "bison": bison,
         "slack": len(sandbox.slack.messages),
-        "debounce": (debounce.balance, debounce.credits_used, debounce.single_calls, debounce.uploads),
+        "debounce": (
+            debounce.balance,
+            debounce.credits_used,
+            debounce.single_calls,
+            debounce.uploads,
+        ),
         "clay": [(h.submissions, h.refused) for h in sandbox.clay.webhooks.values()]
         + [len(t["rows"]) for t in sandbox.clay.tables.values()],
         "cole_exports": (len(sandbox.cole.exports), sandbox.cole.downloads_started),
@@ -101,7 +108,9 @@ def outside_world(sandbox: Sandbox, dsn: str) -> dict[str, Any]:
     }
 
 
-def run_preflight(browser: object, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+def run_preflight(
+    browser: object, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, dict]:
     """`homeowner preflight --json ...` through the command's own handler, on the shared browser."""
     args = build_parser().parse_args(["preflight", "--json", *argv])
     code = args.handler(args, browser=browser)
@@ -162,11 +171,19 @@ def test_json_names_every_selector_and_what_each_check_saw(
     count = line(report, "cole", "NJ login", "count query")["detail"]
     assert "ZIP 07001 (garden-state)" in count and "nothing exported" in count
     assert line(report, "cole", "FL login", "login")["detail"] == "logged in with a TOTP code"
-    assert "'Evergreen, Last Upload: December" in line(report, "bison", "garden-state", "evergreen campaign")["detail"]
-    assert line(report, "bison", "sunshine", "token is for the workspace")["detail"] == "workspace 'Sunshine Coverage'"
+    assert (
+        "'Evergreen, Last Upload: December"
+        in line(report, "bison", "garden-state", "evergreen campaign")["detail"]
+    )
+    assert (
+        line(report, "bison", "sunshine", "token is for the workspace")["detail"]
+        == "workspace 'Sunshine Coverage'"
+    )
     assert "documented shape" in line(report, "bison", "sunshine", "lead-list listing")["detail"]
     assert "about 30,000 needed" in line(report, "debounce", "", "credits for next month")["detail"]
-    assert "nothing posted" in line(report, "slack", "garden-state", "channel #garden-state")["detail"]
+    assert (
+        "nothing posted" in line(report, "slack", "garden-state", "channel #garden-state")["detail"]
+    )
     assert line(report, "slack", "ops", "channel #homeowner-ops")["status"] == "ok"
     assert "50,000 of 50,000 submissions left" in line(report, "clay", "", "row budget 1")["detail"]
     for check in ("row-level security", "Dagster storage schema"):
@@ -185,7 +202,9 @@ def _field_renamed(world: Sandbox) -> Callable[[], None]:
 
 
 def _two_evergreens(world: Sandbox) -> Callable[[], None]:
-    extra = world.bison.add_campaign("Garden State Insurance", "Evergreen, Last Upload: March 1st-7th")
+    extra = world.bison.add_campaign(
+        "Garden State Insurance", "Evergreen, Last Upload: March 1st-7th"
+    )
     return lambda: world.bison.workspaces["Garden State Insurance"].campaigns.pop(extra["id"])
 
 
@@ -238,7 +257,9 @@ VARIANTS: list[tuple[str, Callable[[Sandbox], Callable[[], None]], tuple[str, ..
 
 
 @pytest.mark.parametrize(
-    ("break_it", "argv", "expected", "todo"), [v[1:] for v in VARIANTS], ids=[v[0] for v in VARIANTS]
+    ("break_it", "argv", "expected", "todo"),
+    [v[1:] for v in VARIANTS],
+    ids=[v[0] for v in VARIANTS],
 )
 def test_each_broken_thing_is_its_own_line_with_what_to_do(
     ready: Sandbox,
@@ -275,7 +296,10 @@ def test_each_broken_thing_is_its_own_line_with_what_to_do(
 
 
 def test_without_cole_url_no_login_goes_anywhere(
-    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ready: Sandbox,
+    browser: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Cole's address is not documented: unset, it is a failed line and no credential is sent."""
     monkeypatch.delenv("COLE_URL")
@@ -284,19 +308,35 @@ def test_without_cole_url_no_login_goes_anywhere(
     assert code == 1
     assert [(f["service"], f["check"]) for f in failures(report)] == [("settings", "COLE_URL")]
     assert "COLE_URL is not set" in failures(report)[0]["todo"]
-    assert line(report, "cole", "", "logins")["todo"] == "not probed: COLE_URL is refused (see settings)"
+    assert (
+        line(report, "cole", "", "logins")["todo"]
+        == "not probed: COLE_URL is refused (see settings)"
+    )
     assert (ready.cole.logins, ready.cole.failed_logins) == (logins, refused)
 
 
 def test_missing_secrets_are_lines_naming_their_variables_not_a_crash(
-    ready: Sandbox, browser: object, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ready: Sandbox,
+    browser: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("SLACK_BOT_TOKEN", "DEBOUNCE_API_KEY", "BISON_TOKEN_GARDEN_STATE_INSURANCE", "COLE_NJ_PASSWORD"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "DEBOUNCE_API_KEY",
+        "BISON_TOKEN_GARDEN_STATE_INSURANCE",
+        "COLE_NJ_PASSWORD",
+    ):
         monkeypatch.delenv(name)
     code, report = run_preflight(browser, capsys, "--client", "garden-state")
     assert code == 1
     todos = {(f["service"], f["check"]): f["todo"] for f in failures(report)}
-    assert set(todos) == {("slack", "auth.test"), ("debounce", "key"), ("bison", "token"), ("cole", "credentials")}
+    assert set(todos) == {
+        ("slack", "auth.test"),
+        ("debounce", "key"),
+        ("bison", "token"),
+        ("cole", "credentials"),
+    }
     assert "SLACK_BOT_TOKEN" in todos[("slack", "auth.test")]
     assert "DEBOUNCE_API_KEY" in todos[("debounce", "key")]
     assert "BISON_TOKEN_GARDEN_STATE_INSURANCE" in todos[("bison", "token")]
@@ -313,8 +353,13 @@ def test_post_sends_one_test_message_per_channel_and_names_a_channel_without_the
     finally:
         ready.slack.add_channel("#sunshine")
     assert code == 1
-    assert [(f["client"], f["check"]) for f in failures(report)] == [("sunshine", "channel #sunshine")]
-    assert "invite the bot" in failures(report)[0]["todo"] and failures(report)[0]["detail"] == "not_in_channel"
+    assert [(f["client"], f["check"]) for f in failures(report)] == [
+        ("sunshine", "channel #sunshine")
+    ]
+    assert (
+        "invite the bot" in failures(report)[0]["todo"]
+        and failures(report)[0]["detail"] == "not_in_channel"
+    )
     assert line(report, "slack", "ops", "channel #homeowner-ops")["detail"] == "test message posted"
     assert len(ready.slack.messages_in("#homeowner-ops")) == before["#homeowner-ops"] + 1
     assert len(ready.slack.messages_in("#sunshine")) == before["#sunshine"]
@@ -332,7 +377,10 @@ def test_database_drift_names_the_table_and_the_storage_setting(
     with psycopg.connect(database_url) as conn:
         conn.execute("create table public.scratch_export (id int)")
         conn.execute("create table public.event_logs (id int)")
-    monkeypatch.setenv("HOMEOWNER_DAGSTER_STORAGE_URL", "postgresql+psycopg2://owner:S3cret-pw-77@db.example/postgres")
+    monkeypatch.setenv(
+        "HOMEOWNER_DAGSTER_STORAGE_URL",
+        "postgresql+psycopg2://owner:S3cret-pw-77@db.example/postgres",
+    )
     args = build_parser().parse_args(["preflight", "--client", "garden-state"])
     code = args.handler(args, browser=browser)
     out = capsys.readouterr().out
@@ -356,7 +404,12 @@ def test_the_sister_products_login_is_drift_the_automation_survives(
     assert line(report, "cole", "NJ login", "login")["status"] == "ok"
     assert line(report, "cole", "NJ login", "count query")["status"] == "ok"
     drift = {f["check"]: f["todo"] for f in failures(report)}
-    assert set(drift) == {"selector login_form", "selector username", "selector password", "selector login_button"}
+    assert set(drift) == {
+        "selector login_form",
+        "selector username",
+        "selector password",
+        "selector login_button",
+    }
     assert "put `form#aspnetForm` first under `login_form`" in drift["selector login_form"]
 
 
@@ -383,7 +436,10 @@ def test_a_login_in_use_by_a_pull_is_skipped_not_taken(
     with cole_login_lock(username, "NJ", database_url):  # a pull's session holds the NJ login
         code, report = run_preflight(browser, capsys, "--client", "garden-state")
     assert code == 0, failures(report)
-    assert "a pull has a session open on this login" in line(report, "cole", "NJ login", "login")["todo"]
+    assert (
+        "a pull has a session open on this login"
+        in line(report, "cole", "NJ login", "login")["todo"]
+    )
     assert ready.cole.logins == logins
 
 

@@ -64,7 +64,9 @@ def test_the_job_and_its_schedule_are_in_the_definitions() -> None:
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     for service in ("settings", "database", "cole", "bison", "debounce", "clay", "slack"):
         assert f"preflight_{service}" in keys
-    assert asset_key("cole") in job.asset_layer.asset_graph.get_all_asset_keys()  # runs show on the assets
+    assert (
+        asset_key("cole") in job.asset_layer.asset_graph.get_all_asset_keys()
+    )  # runs show on the assets
 
 
 def test_the_schedule_fires_on_thursdays_and_the_13th_and_only_requests_a_run(instance) -> None:  # noqa: ANN001
@@ -75,7 +77,9 @@ def test_the_schedule_fires_on_thursdays_and_the_13th_and_only_requests_a_run(in
     assert [(t.month, t.day, t.hour) for t in first] == [
         (1, 7, 8), (1, 13, 8), (1, 14, 8), (1, 21, 8), (1, 28, 8), (2, 4, 8),
     ]  # fmt: skip
-    at = datetime(2027, 1, 13, 8, 0, tzinfo=CHICAGO)  # a Wednesday: the 13th, before the 15th's pull
+    at = datetime(
+        2027, 1, 13, 8, 0, tzinfo=CHICAGO
+    )  # a Wednesday: the 13th, before the 15th's pull
     context = build_schedule_context(instance=instance, scheduled_execution_time=at)
     request = preflight_schedule.evaluate_tick(context).run_requests[0]
     assert request.run_key == "preflight-2027-01-13"
@@ -116,5 +120,7 @@ def test_a_failure_is_posted_once_and_its_recovery_once(world: Sandbox, instance
     assert "debounce credits for next month" in recovered[0]
     assert check_passed("debounce")
     assert len(world.slack.messages_in(OPS)) == ops_before + 2
-    assert world.slack.messages_in("#garden-state") == []  # the client's channel: checked, not posted to
+    assert (
+        world.slack.messages_in("#garden-state") == []
+    )  # the client's channel: checked, not posted to
     assert instance.get_latest_materialization_event(AssetKey("preflight_cole")) is not None

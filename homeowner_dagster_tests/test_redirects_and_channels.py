@@ -63,10 +63,14 @@ def _recording(name: str) -> Recorder:
         recorder.seen.append(f"{request.method} {request.url} {dict(request.headers)} {body}")
         if not recorder.redirect_to:
             return Response('{"ok": true}', media_type="application/json")
-        return RedirectResponse(f"{recorder.redirect_to}{request.url.path}?{request.url.query}", status_code=302)
+        return RedirectResponse(
+            f"{recorder.redirect_to}{request.url.path}?{request.url.query}", status_code=302
+        )
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    recorder.server = serve(name, Starlette(routes=[Route("/{path:path}", anything, methods=methods)]))
+    recorder.server = serve(
+        name, Starlette(routes=[Route("/{path:path}", anything, methods=methods)])
+    )
     return recorder
 
 
@@ -80,7 +84,9 @@ def servers() -> Iterator[tuple[Recorder, Recorder]]:
 
 
 @pytest.fixture
-def redirecting(servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch) -> tuple[Recorder, Recorder]:
+def redirecting(
+    servers: tuple[Recorder, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Recorder, Recorder]:
     """The redirector sends every request on to the catcher; both are sandbox origins."""
     redirector, catcher = servers
     redirector.seen.clear()
@@ -109,7 +115,9 @@ def test_no_client_carrying_a_secret_follows_a_redirect(
     variable, call = CALLS[service]
     address = redirector.url + ("/api/" if service == "slack" else "")
     if variable:
-        monkeypatch.setenv(variable, address + ("/v3/sources/webhook/hook-1" if "WEBHOOK" in variable else ""))
+        monkeypatch.setenv(
+            variable, address + ("/v3/sources/webhook/hook-1" if "WEBHOOK" in variable else "")
+        )
     monkeypatch.setenv("CLAY_WEBHOOK_TOKEN", SECRET)
     monkeypatch.setenv("BISON_TOKEN_REDIRECTED", SECRET)
     with pytest.raises(Exception):  # noqa: B017, PT011 - each client's own error type
@@ -131,20 +139,30 @@ def test_the_cole_login_is_never_typed_on_another_site(
         monkeypatch.setenv("COLE_URL", redirector.url)
         monkeypatch.setenv("COLE_NJ_USERNAME", "agency-nj")
         monkeypatch.setenv("COLE_NJ_PASSWORD", SECRET)
-        resource = ColeResource(timeout_ms=5_000, max_attempts=1, artifacts=ArtifactStoreResource(local_dir=str(tmp_path)))
+        resource = ColeResource(
+            timeout_ms=5_000,
+            max_attempts=1,
+            artifacts=ArtifactStoreResource(local_dir=str(tmp_path)),
+        )
         with pytest.raises(LoginOffSite, match="nothing was typed there"):
             resource.pull("NJ", ["07030"], date(2027, 3, 1), download_dir=tmp_path / "pull")
     finally:
         server.stop()
     assert any("/login" in line for line in redirector.seen)
-    assert (other_site.logins, other_site.failed_logins) == (0, 0)  # no login reached the other site
+    assert (other_site.logins, other_site.failed_logins) == (
+        0,
+        0,
+    )  # no login reached the other site
 
 
 # -- Slack channels: the deployment's allowlist ------------------------------------------------
 
 
 def test_a_client_with_a_channel_outside_the_allowlist_is_refused_at_import(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNELS", "#garden-state")
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#ops-team")
@@ -158,11 +176,18 @@ def test_a_client_with_a_channel_outside_the_allowlist_is_refused_at_import(
     file.write_text(CLIENTS_YAML.replace('"#sunshine"', '"@dana"'))  # a direct message
     assert main(["clients", "import", str(file)]) == 2
     err = capsys.readouterr().err
-    assert "slack channel '@dana' is not in HOMEOWNER_SLACK_CHANNELS" in err and "nothing written" in err
+    assert (
+        "slack channel '@dana' is not in HOMEOWNER_SLACK_CHANNELS" in err
+        and "nothing written" in err
+    )
     with psycopg.connect(database_url) as conn:
         assert conn.execute("select count(*) from clients").fetchone()[0] == 0
     # Listed (any case, `#` or not) or the operations channel: accepted.
-    file.write_text(CLIENTS_YAML.replace('"#sunshine"', '"ops-team"').replace('"#garden-state"', '"#Garden-State"'))
+    file.write_text(
+        CLIENTS_YAML.replace('"#sunshine"', '"ops-team"').replace(
+            '"#garden-state"', '"#Garden-State"'
+        )
+    )
     assert main(["clients", "import", str(file)]) == 0
 
 
@@ -175,6 +200,8 @@ def test_a_channel_edited_in_the_table_stops_the_run_before_anything_is_posted(
     result = pipeline.monthly("garden-state", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "slack channel '#everyone' is not in HOMEOWNER_SLACK_CHANNELS" in str(failure.step_failure_data.user_failure_data.description)
+    assert "slack channel '#everyone' is not in HOMEOWNER_SLACK_CHANNELS" in str(
+        failure.step_failure_data.user_failure_data.description
+    )
     assert pipeline.sandbox.slack.messages_in("#everyone") == []
     assert pipeline.sandbox.cole.logins == logins

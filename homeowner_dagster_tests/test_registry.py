@@ -50,7 +50,9 @@ def test_clients_import_upserts(database_url: str, clients_file: Path, tmp_path:
     )
     assert main(["clients", "import", str(csv_file)]) == 0
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("select package_tier, active from clients where slug='acme-nj'").fetchone() == (200, False)
+        assert conn.execute(
+            "select package_tier, active from clients where slug='acme-nj'"
+        ).fetchone() == (200, False)
 
 
 def test_bad_client_file_names_every_problem_and_writes_nothing(
@@ -75,7 +77,9 @@ def test_zip_sheet_import_and_conflicts(
 ) -> None:
     assert main(["clients", "import", str(clients_file)]) == 0
     sheet = tmp_path / "zips.csv"
-    sheet.write_text("Zipcode,Territory,Color\n7034,Acme NJ,green\n07005,acme-nj,\n75201,Lone Star Agency,blue\n\n")
+    sheet.write_text(
+        "Zipcode,Territory,Color\n7034,Acme NJ,green\n07005,acme-nj,\n75201,Lone Star Agency,blue\n\n"
+    )
     assert main(["zips", "import", str(sheet), "--month", "2027-02"]) == 0
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -115,7 +119,9 @@ def test_zip_sheet_import_and_conflicts(
     assert _count(database_url, "select count(*) from client_zipcodes where zip = '08001'") == 0
 
 
-def test_the_database_refuses_a_zip_held_twice_in_a_month(database_url: str, clients_file: Path) -> None:
+def test_the_database_refuses_a_zip_held_twice_in_a_month(
+    database_url: str, clients_file: Path
+) -> None:
     assert main(["clients", "import", str(clients_file)]) == 0
     with psycopg.connect(database_url) as conn:
         insert = (
@@ -127,12 +133,48 @@ def test_the_database_refuses_a_zip_held_twice_in_a_month(database_url: str, cli
             conn.execute(insert, ["lone-star"])
 
 
-def test_assign_and_move(database_url: str, clients_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_assign_and_move(
+    database_url: str, clients_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["clients", "import", str(clients_file)]) == 0
-    assert main(["zips", "assign", "--client", "acme-nj", "--month", "2027-02", "07034", "7005"]) == 0
+    assert (
+        main(["zips", "assign", "--client", "acme-nj", "--month", "2027-02", "07034", "7005"]) == 0
+    )
     assert main(["zips", "assign", "--client", "lone-star", "--month", "2027-02", "07034"]) == 2
     assert "already belongs to acme-nj" in capsys.readouterr().err
-    assert main(["zips", "move", "--from", "lone-star", "--to", "acme-nj", "--month", "2027-02", "07005"]) == 2
-    assert main(["zips", "move", "--from", "acme-nj", "--to", "lone-star", "--month", "2027-02", "07005"]) == 0
+    assert (
+        main(
+            [
+                "zips",
+                "move",
+                "--from",
+                "lone-star",
+                "--to",
+                "acme-nj",
+                "--month",
+                "2027-02",
+                "07005",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "zips",
+                "move",
+                "--from",
+                "acme-nj",
+                "--to",
+                "lone-star",
+                "--month",
+                "2027-02",
+                "07005",
+            ]
+        )
+        == 0
+    )
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("select client_slug from client_zipcodes where zip='07005'").fetchone() == ("lone-star",)
+        assert conn.execute(
+            "select client_slug from client_zipcodes where zip='07005'"
+        ).fetchone() == ("lone-star",)

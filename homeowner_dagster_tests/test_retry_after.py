@@ -61,7 +61,9 @@ def test_the_http_retry_rule_reads_both_forms_capped() -> None:
     assert 6.0 <= dated <= 8.0
     assert policy.retry_after(httpx.Response(429, headers={"Retry-After": "3"}), 0) == 3.0
     assert policy.retry_after(httpx.Response(429, headers={"Retry-After": "86400"}), 0) == 30.0
-    assert 15.0 <= policy.retry_after(httpx.Response(429, headers={"Retry-After": "soon"}), 0) <= 30.0
+    assert (
+        15.0 <= policy.retry_after(httpx.Response(429, headers={"Retry-After": "soon"}), 0) <= 30.0
+    )
 
 
 def test_every_connector_reads_retry_after_through_the_one_parser() -> None:
@@ -74,7 +76,13 @@ def test_every_connector_reads_retry_after_through_the_one_parser() -> None:
         text = path.read_text()
         if path.name == "retry_after.py" or "retry-after" not in text.lower():
             continue
-        reads_header = '"Retry-After"' in text or "'retry-after'" in text.lower() or '"retry-after"' in text.lower()
+        reads_header = (
+            '"Retry-After"' in text
+            or "'retry-after'" in text.lower()
+            or '"retry-after"' in text.lower()
+        )
         if reads_header:
-            assert "retry_after import" in text, f"{path.name} reads Retry-After without resources/retry_after.py"
+            assert "retry_after import" in text, (
+                f"{path.name} reads Retry-After without resources/retry_after.py"
+            )
     assert "float(header)" not in (resources / "bison.py").read_text()

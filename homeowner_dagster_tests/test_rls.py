@@ -95,7 +95,11 @@ def database_url(postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> I
         roles = sql.SQL(", ").join(map(sql.Identifier, API_ROLES))
         conn.execute(sql.SQL("grant usage on schema public to {}").format(roles))
         for kind in ("tables", "sequences", "functions"):
-            conn.execute(sql.SQL(f"alter default privileges in schema public grant all on {kind} to {{}}").format(roles))
+            conn.execute(
+                sql.SQL(
+                    f"alter default privileges in schema public grant all on {kind} to {{}}"
+                ).format(roles)
+            )
         conn.execute(sql.SQL("alter default privileges grant all on tables to {}").format(roles))
     migrate.migrate(url)
     monkeypatch.setenv(settings.DATABASE_URL_ENV, url)
@@ -121,7 +125,9 @@ def _qualified(statement: str) -> str:
 
 
 def _rows(conn: psycopg.Connection, schema: str, table: str) -> int:
-    query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    query = sql.SQL("select count(*) from {}.{}").format(
+        sql.Identifier(schema), sql.Identifier(table)
+    )
     return conn.execute(query).fetchone()[0]
 
 
@@ -199,7 +205,9 @@ def test_no_table_of_any_schema_is_reachable_by_the_api_roles(after_a_run: str) 
                     except psycopg.errors.InsufficientPrivilege:
                         continue
                 assert seen == 0, f"{role} reads rows of {schema}.{table}"
-            for statement in ROWS.values():  # schema-qualified: the role cannot even look `public` up
+            for (
+                statement
+            ) in ROWS.values():  # schema-qualified: the role cannot even look `public` up
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     with conn.transaction():
                         conn.execute(_qualified(statement).replace("'acme'", "'other'"))
@@ -239,7 +247,10 @@ def _a_login_with_only_the_anon_role_reads_nothing(dsn: str) -> None:
 
 
 def test_public_keeps_no_right_for_the_api_roles_now_or_later_and_a_table_without_rls_fails_check(
-    database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: ANN001
+    database_url: str,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
     from homeowner_dagster import db
     from homeowner_dagster.cli import main
@@ -254,7 +265,9 @@ def test_public_keeps_no_right_for_the_api_roles_now_or_later_and_a_table_withou
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         # Created after every migration, by the role that runs them (a later migration's work).
-        conn.execute("create function public.later_function() returns int language sql as 'select 1'")
+        conn.execute(
+            "create function public.later_function() returns int language sql as 'select 1'"
+        )
         conn.execute("create table public.later_table (id int)")
         for role in API_ROLES:
             assert rights(conn, role) == (False, False, False), role
@@ -262,7 +275,9 @@ def test_public_keeps_no_right_for_the_api_roles_now_or_later_and_a_table_withou
     monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(database_url))
     monkeypatch.setenv("HOMEOWNER_CHROMIUM", "/nonexistent/chromium")
     assert main(["check"]) == 1
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("row-level security "))
+    line = next(
+        x for x in capsys.readouterr().out.splitlines() if x.startswith("row-level security ")
+    )
     assert line.split()[2] == "missing" and "off for public.later_table" in line, line
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("alter table public.later_table enable row level security")
@@ -270,7 +285,8 @@ def test_public_keeps_no_right_for_the_api_roles_now_or_later_and_a_table_withou
 
 
 def test_without_the_latest_migration_public_was_open_to_the_api_roles(
-    postgres_server_url: str, tmp_path  # noqa: ANN001
+    postgres_server_url: str,
+    tmp_path,  # noqa: ANN001
 ) -> None:
     """The hole the migration closes: PUBLIC's USAGE on `public` and EXECUTE on its functions."""
     import shutil
@@ -287,7 +303,9 @@ def test_without_the_latest_migration_public_was_open_to_the_api_roles(
     try:
         migrate.migrate(url, earlier)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("create function public.later_function() returns int language sql as 'select 1'")
+            conn.execute(
+                "create function public.later_function() returns int language sql as 'select 1'"
+            )
             before = conn.execute(
                 "select has_schema_privilege('anon', 'public', 'USAGE'), "
                 "has_function_privilege('anon', 'public.later_function()', 'EXECUTE')"

@@ -29,7 +29,10 @@ def _alert(pipeline: Pipeline, result) -> str:  # noqa: ANN001
         dagster_instance=pipeline.instance,
         dagster_run=result.dagster_run,
         dagster_event=failure,
-        resources={"database": pipeline.defs.resources["database"], "slack": pipeline.defs.resources["slack"]},
+        resources={
+            "database": pipeline.defs.resources["database"],
+            "slack": pipeline.defs.resources["slack"],
+        },
     ).for_run_failure()
     run_failure_alert_sensor(context)
     return pipeline.sandbox.slack.messages_in("#homeowner-ops")[-1]
@@ -43,7 +46,9 @@ def _step_failure(result) -> tuple[str, int]:  # noqa: ANN001
     retries = sum(1 for e in events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY)
     data = failure.step_failure_data
     error_type = data.user_failure_data.metadata["error_type"].value
-    assert data.error.message.splitlines()[0] == f"{error_type}: {data.user_failure_data.description}"
+    assert (
+        data.error.message.splitlines()[0] == f"{error_type}: {data.user_failure_data.description}"
+    )
     assert data.error.stack  # Dagster's stack trace stays, below the line
     return data.user_failure_data.description, retries
 
@@ -62,7 +67,9 @@ def test_a_month_without_zips_fails_at_once_naming_the_import_command(pipeline: 
     assert "client" not in result.dagster_run.tags  # launched like the UI does: partition only
 
     alert = _alert(pipeline, result)
-    assert alert.startswith(f"🚨 monthly_pull failed: garden-state\n{message}\nError: NoZipsForMonth\n")
+    assert alert.startswith(
+        f"🚨 monthly_pull failed: garden-state\n{message}\nError: NoZipsForMonth\n"
+    )
     assert "homeowner zips import FILE --month 2026-12" in alert
     with psycopg.connect(pipeline.dsn) as conn:
         row = conn.execute("select client_slug, error_type, message from agent_errors").fetchone()
@@ -97,5 +104,7 @@ def test_a_run_launched_from_an_asset_page_is_named_for_its_assets(pipeline: Pip
     alert = _alert(pipeline, result)
     assert alert.startswith("🚨 raw_leads failed: garden-state\n"), alert
     with psycopg.connect(pipeline.dsn) as conn:
-        names = conn.execute("select job_name from agent_runs where run_id = %s", [result.run_id]).fetchall()
+        names = conn.execute(
+            "select job_name from agent_runs where run_id = %s", [result.run_id]
+        ).fetchall()
     assert names == [("raw_leads",)]

@@ -155,10 +155,14 @@ def test_generator_keeps_its_homeowners_year_after_year() -> None:
         assert a.loc[same, kept].equals(b.loc[same, kept])  # same owner, email, purchase date
         new = ~same & (a["Email_Address"] != "") & (b["Email_Address"] != "")
         assert (a.loc[new, "Email_Address"] != b.loc[new, "Email_Address"]).all()
-        assert (b.loc[~same, "Purchase_Date"].str.slice(6) == "2027").all()  # bought the year before
+        assert (
+            b.loc[~same, "Purchase_Date"].str.slice(6) == "2027"
+        ).all()  # bought the year before
         sold_shares.append(float((~same).mean()))
         for days in [(1, 7), (22, 31)]:
-            assert generator.count_for(z, date(2028, 3, 1), days) == len(generator.rows_for(z, date(2028, 3, 1), days))
+            assert generator.count_for(z, date(2028, 3, 1), days) == len(
+                generator.rows_for(z, date(2028, 3, 1), days)
+            )
     assert 0.04 < sum(sold_shares) / len(sold_shares) < 0.14
     later = generator.same_owner_as_a_year_before(zips[0], date(2030, 3, 1))
     assert 0.8 < later.mean() < 0.98  # sales go on every year

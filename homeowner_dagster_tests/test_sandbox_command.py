@@ -23,7 +23,10 @@ def ignore_stop_signals() -> None:
 def test_homeowner_sandbox_prints_logins_that_work_in_a_browser() -> None:
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "homeowner"), "sandbox"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=settings.project_root(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=settings.project_root(),
         preexec_fn=ignore_stop_signals,  # noqa: PLW1509 - the point of the test
     )
     lines: list[str] = []
@@ -38,7 +41,9 @@ def test_homeowner_sandbox_prints_logins_that_work_in_a_browser() -> None:
         username, password = env["COLE_NJ_USERNAME"], env["COLE_NJ_PASSWORD"]
 
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=list(settings.CHROMIUM_ARGS))
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=list(settings.CHROMIUM_ARGS)
+            )
             page = browser.new_page()
             page.goto(f"{cole_url}/login?state=NJ")
             page.fill("#username", username)

@@ -163,7 +163,10 @@ def bison_defaults(sandbox: Sandbox) -> Iterator[None]:
     yield
     from homeowner_dagster.sandbox.bison import RATE_LIMIT_PER_SECOND, SYNC_SECONDS
 
-    sandbox.bison.rate_limit_per_second, sandbox.bison.sync_seconds = RATE_LIMIT_PER_SECOND, SYNC_SECONDS
+    sandbox.bison.rate_limit_per_second, sandbox.bison.sync_seconds = (
+        RATE_LIMIT_PER_SECOND,
+        SYNC_SECONDS,
+    )
     sandbox.bison.reset_rate_limit()
 
 
@@ -201,7 +204,11 @@ def test_bison_bulk_csv_lists_campaigns_and_update(sandbox: Sandbox, bison_defau
         )
         queued = created.json()["data"]
         assert created.status_code == 201 and queued["status"] == "Unprocessed"
-        assert (queued["leads_processed"], queued["leads_succeeded"], queued["leads_failed"]) == (0, 0, 0)
+        assert (queued["leads_processed"], queued["leads_succeeded"], queued["leads_failed"]) == (
+            0,
+            0,
+            0,
+        )
         assert "leads_count" not in queued
         list_id = queued["id"]
         done = _processed(sandbox, client, list_id)
@@ -289,7 +296,9 @@ def test_bison_refuses_another_workspaces_token(sandbox: Sandbox) -> None:
         }
         unknown = client.get("/api/no-such-thing")
         assert unknown.status_code == 404
-        assert unknown.json()["data"]["message"] == "The route api/no-such-thing could not be found."
+        assert (
+            unknown.json()["data"]["message"] == "The route api/no-such-thing could not be found."
+        )
     assert (
         httpx.get(
             f"{sandbox.urls['bison']}/api/campaigns", headers={"Authorization": "Bearer nope"}
@@ -305,7 +314,9 @@ def _upload(client: httpx.Client, name: str, rows: bytes) -> int:
         "columnsToMap[last_name][]": "last",
         "columnsToMap[email][]": "mail",
     }
-    created = client.post("/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", b"first,last,mail\n" + rows)})
+    created = client.post(
+        "/api/leads/bulk/csv", data=form, files={"csv": ("l.csv", b"first,last,mail\n" + rows)}
+    )
     assert created.status_code == 201, created.text
     return created.json()["data"]["id"]
 
@@ -324,17 +335,27 @@ def test_bison_keeps_one_lead_per_email_and_attach_adds_only_new_leads(
     campaign = bison.add_campaign("Unique Test", "Evergreen, Last Upload: March 1st-7th")
     with _bison(sandbox, "Unique Test") as client:
         first = _upload(client, "year one", b"Ann,Lee,ann@example.com\nBo,Ray,bo@example.com\n")
-        early = client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first})
+        early = client.post(
+            f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first}
+        )
         assert early.status_code == 200 and early.json()["data"]["success"] is False
         bison.advance(bison.import_seconds)
-        client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first})
+        client.post(
+            f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": first}
+        )
         bison.advance(300)
         assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 2
-        second = _upload(client, "year two", b"Ann,Lee-Smith,ANN@example.com\nCy,Day,cy@example.com\n")
+        second = _upload(
+            client, "year two", b"Ann,Lee-Smith,ANN@example.com\nCy,Day,cy@example.com\n"
+        )
         bison.advance(bison.import_seconds)
-        client.post(f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": second})
+        client.post(
+            f"/api/campaigns/{campaign['id']}/leads/attach-lead-list", json={"lead_list_id": second}
+        )
         bison.advance(300)
-        assert client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 3  # Cy only
+        assert (
+            client.get(f"/api/campaigns/{campaign['id']}").json()["data"]["total_leads"] == 3
+        )  # Cy only
     ws = bison.workspaces["Unique Test"]
     assert sorted(ws.leads) == ["ann@example.com", "bo@example.com", "cy@example.com"]
     assert ws.leads["ann@example.com"]["last_name"] == "Lee-Smith"  # updated in place (put)
@@ -354,7 +375,10 @@ def test_bison_has_no_route_for_one_lead_list(sandbox: Sandbox) -> None:
         list_id = _upload(client, "by id", b"Ann,Lee,ann@example.com\n")
         answer = client.get(f"/api/lead-lists/{list_id}")
     assert answer.status_code == 404
-    assert answer.json()["data"]["message"] == f"The route api/lead-lists/{list_id} could not be found."
+    assert (
+        answer.json()["data"]["message"]
+        == f"The route api/lead-lists/{list_id} could not be found."
+    )
 
 
 def test_bison_rate_limit_answers_429_with_retry_after_in_both_forms(

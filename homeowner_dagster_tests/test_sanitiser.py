@@ -36,18 +36,32 @@ SIGNED = "http://127.0.0.1:9/storage/v1/object/sign/homeowner-artifacts/debounce
         ("slack said xoxb-1234-abcd-efgh", "xoxb-1234-abcd-efgh"),
         ("GET https://api.debounce.io/v1/?api=deb-key-0001&email=jane%40example.com", "jane"),
     ],
-    ids=["psycopg-percent", "url-password", "clay-webhook", "signed-link", "conninfo", "bearer", "slack", "query"],
+    ids=[
+        "psycopg-percent",
+        "url-password",
+        "clay-webhook",
+        "signed-link",
+        "conninfo",
+        "bearer",
+        "slack",
+        "query",
+    ],
 )
 def test_each_shape_of_leak_is_removed(text: str, secret: str) -> None:
     cleaned = sanitise(text, environ={})
     assert secret not in cleaned and "***" in cleaned, cleaned
 
 
-def test_a_secret_variables_value_is_removed_wherever_it_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_secret_variables_value_is_removed_wherever_it_stands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("BISON_TOKEN_ACME", "plain-token-0a0b0c")
     monkeypatch.setenv("HOMEOWNER_DATABASE_URL", URL)
     assert sanitise("error near plain-token-0a0b0c: S3cret%zz-Db-Pct-9c1e") == "error near ***: ***"
-    assert sanitise("nothing secret here, 2027-01, garden-state") == "nothing secret here, 2027-01, garden-state"
+    assert (
+        sanitise("nothing secret here, 2027-01, garden-state")
+        == "nothing secret here, 2027-01, garden-state"
+    )
 
 
 def test_a_percent_password_fails_in_one_line_naming_the_fix_and_not_the_password(
@@ -80,8 +94,15 @@ def test_every_log_record_is_sanitised_when_it_is_made(monkeypatch: pytest.Monke
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        logger.info('HTTP Request: %s %s "%s"', "POST", f"https://api.clay.com/v3/sources/webhook/{HOOK}", "HTTP/1.1 200 OK")
-        logger.info("HTTP Request: GET %s", f"http://127.0.0.1:9/v1/upload/?url={SIGNED}&api=deb-key-0001")
+        logger.info(
+            'HTTP Request: %s %s "%s"',
+            "POST",
+            f"https://api.clay.com/v3/sources/webhook/{HOOK}",
+            "HTTP/1.1 200 OK",
+        )
+        logger.info(
+            "HTTP Request: GET %s", f"http://127.0.0.1:9/v1/upload/?url={SIGNED}&api=deb-key-0001"
+        )
         try:
             raise RuntimeError(f"refused {URL}")
         except RuntimeError:
@@ -122,12 +143,15 @@ def test_a_clay_webhook_failing_every_time_names_no_webhook_path(
     sandbox.faults.on("clay", "http_500")
     try:
         with pytest.raises(RetriesExhausted) as failed:
-            ClayResource(api_key="k", table_id=sandbox.clay_table_id, max_attempts=2, retry_base_seconds=0.01).push_rows(
-                [{"email": "a@example.com"}]
-            )
+            ClayResource(
+                api_key="k", table_id=sandbox.clay_table_id, max_attempts=2, retry_base_seconds=0.01
+            ).push_rows([{"email": "a@example.com"}])
     finally:
         sandbox.faults.off()
     message = str(failed.value)
     assert message.startswith("POST /v3/sources/webhook/*** failed 2 times"), message
-    assert secret not in message and secret not in failure_for(failed.value, "Email verification").description
+    assert (
+        secret not in message
+        and secret not in failure_for(failed.value, "Email verification").description
+    )
     assert secret not in repr(ClayResource(api_key="k").webhooks())

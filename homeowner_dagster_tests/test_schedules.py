@@ -63,7 +63,9 @@ def slack(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Homeown
     yield HomeownerSlackResource(token=sandbox.slack.token)
 
 
-def tick(schedule, when: datetime, dsn: str, slack: HomeownerSlackResource | None = None) -> list[RunRequest] | SkipReason:  # noqa: ANN001
+def tick(
+    schedule, when: datetime, dsn: str, slack: HomeownerSlackResource | None = None
+) -> list[RunRequest] | SkipReason:  # noqa: ANN001
     resources: dict[str, object] = {"database": PostgresResource()}
     if slack is not None:
         resources["slack"] = slack
@@ -73,7 +75,12 @@ def tick(schedule, when: datetime, dsn: str, slack: HomeownerSlackResource | Non
 
 
 def keys(requests: list[RunRequest]) -> list[dict[str, str]]:
-    return [dict(MultiPartitionKey(r.partition_key).keys_by_dimension) if isinstance(r.partition_key, MultiPartitionKey) else r.partition_key for r in requests]
+    return [
+        dict(MultiPartitionKey(r.partition_key).keys_by_dimension)
+        if isinstance(r.partition_key, MultiPartitionKey)
+        else r.partition_key
+        for r in requests
+    ]
 
 
 def test_monthly_tick_on_the_15th_pulls_m_plus_2_once_per_active_client(clients: str) -> None:
@@ -83,22 +90,38 @@ def test_monthly_tick_on_the_15th_pulls_m_plus_2_once_per_active_client(clients:
     assert requests[0].tags["cole-login-NJ"] and requests[0].tags["cole-login-NY"]
     assert "cole-login-TX" in requests[1].tags
     again = tick(monthly_pull_schedule, datetime(2026, 11, 15, 9, tzinfo=CHICAGO), clients)
-    assert [r.run_key for r in again] == [r.run_key for r in requests]  # the daemon dedupes by run key
+    assert [r.run_key for r in again] == [
+        r.run_key for r in requests
+    ]  # the daemon dedupes by run key
 
 
 @pytest.mark.parametrize(
     ("monday", "window"),
     [
-        (date(2027, 2, 22), RenewalWindow(date(2027, 3, 22), date(2027, 3, 31))),  # before a 31-day month
-        (date(2028, 1, 24), RenewalWindow(date(2028, 2, 22), date(2028, 2, 29))),  # February, leap year
+        (
+            date(2027, 2, 22),
+            RenewalWindow(date(2027, 3, 22), date(2027, 3, 31)),
+        ),  # before a 31-day month
+        (
+            date(2028, 1, 24),
+            RenewalWindow(date(2028, 2, 22), date(2028, 2, 29)),
+        ),  # February, leap year
         (date(2024, 1, 1), RenewalWindow(date(2024, 2, 1), date(2024, 2, 7))),
     ],
 )
 def test_weekly_tick_requests_the_due_window_per_client(
     clients: str, slack: HomeownerSlackResource, monday: date, window: RenewalWindow
 ) -> None:
-    requests = tick(weekly_upload_schedule, datetime(monday.year, monday.month, monday.day, 9, tzinfo=CHICAGO), clients, slack)
-    assert [str(r.partition_key) for r in requests] == [f"garden-state|{window.key}", f"lone-star|{window.key}"]
+    requests = tick(
+        weekly_upload_schedule,
+        datetime(monday.year, monday.month, monday.day, 9, tzinfo=CHICAGO),
+        clients,
+        slack,
+    )
+    assert [str(r.partition_key) for r in requests] == [
+        f"garden-state|{window.key}",
+        f"lone-star|{window.key}",
+    ]
     assert all(r.tags["late"] == "false" for r in requests)
 
 
@@ -110,9 +133,18 @@ def test_a_monday_with_no_due_window_skips(clients: str, slack: HomeownerSlackRe
 def pulled(dsn: str, client: str, month: str) -> None:
     store.write_monthly_totals(
         dsn,
-        {"client_slug": client, "month": month, "client_name": client, "workspace_name": "GS",
-         "raw_count": 10, "cleaned_count": 5, "rejected_count": 5, "routed_count": 0,
-         "target_count": 15000, "gap": 14995},
+        {
+            "client_slug": client,
+            "month": month,
+            "client_name": client,
+            "workspace_name": "GS",
+            "raw_count": 10,
+            "cleaned_count": 5,
+            "rejected_count": 5,
+            "routed_count": 0,
+            "target_count": 15000,
+            "gap": 14995,
+        },
     )
 
 
@@ -132,12 +164,18 @@ def at(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 9, tzinfo=CHICAGO)
 
 
-def test_a_window_that_never_uploaded_is_requested_late(clients: str, slack: HomeownerSlackResource) -> None:
+def test_a_window_that_never_uploaded_is_requested_late(
+    clients: str, slack: HomeownerSlackResource
+) -> None:
     # 2027-01 was pulled for garden-state; its Jan 8 window never reached Bison. On Mon Jan 4
     # the due window is Feb 1; Jan 8 starts within 34 days and is flagged late.
     pulled(clients, "garden-state", "2027-01")
     requests = tick(weekly_upload_schedule, at(date(2027, 1, 4)), clients, slack)
-    gs = [(str(r.partition_key), r.tags["late"]) for r in requests if str(r.partition_key).startswith("garden")]
+    gs = [
+        (str(r.partition_key), r.tags["late"])
+        for r in requests
+        if str(r.partition_key).startswith("garden")
+    ]
     assert ("garden-state|2027-01-08", "true") in gs
     assert ("garden-state|2027-02-01", "false") in gs
     # One run per window and Monday: next Monday may ask again for a window still not done.
@@ -153,14 +191,23 @@ def test_a_window_not_done_is_asked_for_every_monday_until_its_first_day(
     window = RenewalWindow.starting(date(2027, 2, 1))
     set_state(clients, "garden-state", window.start, stopped_in)
     asked = []
-    for monday in (date(2026, 12, 28), date(2027, 1, 4), date(2027, 1, 11), date(2027, 1, 18), date(2027, 1, 25), date(2027, 2, 1)):
+    for monday in (
+        date(2026, 12, 28),
+        date(2027, 1, 4),
+        date(2027, 1, 11),
+        date(2027, 1, 18),
+        date(2027, 1, 25),
+        date(2027, 2, 1),
+    ):
         result = tick(weekly_upload_schedule, at(monday), clients, slack)
         requests = [] if isinstance(result, SkipReason) else result
         if any(str(r.partition_key) == f"garden-state|{window.key}" for r in requests):
             asked.append(monday)
     assert asked == [date(2027, 1, 4), date(2027, 1, 11), date(2027, 1, 18), date(2027, 1, 25)]
     with psycopg.connect(clients) as conn:  # done, its Slack message not posted: asked for again
-        conn.execute("update client_lead_batches set status = 'done' where window_start = %s", [window.start])
+        conn.execute(
+            "update client_lead_batches set status = 'done' where window_start = %s", [window.start]
+        )
     requests = tick(weekly_upload_schedule, at(date(2027, 1, 25)), clients, slack)
     assert f"garden-state|{window.key}" in [str(r.partition_key) for r in requests]
     set_state(clients, "garden-state", window.start, "done")
@@ -179,7 +226,8 @@ def _notice_runs(requests: list[RunRequest] | SkipReason, slack: HomeownerSlackR
     """Execute the notice runs the schedule asked for, as the daemon would."""
     for request in [] if isinstance(requests, SkipReason) else requests:
         missed_windows_notice.execute_in_process(
-            run_config=request.run_config, tags=request.tags,
+            run_config=request.run_config,
+            tags=request.tags,
             resources={"database": PostgresResource(), "slack": slack},
         )
 
@@ -200,7 +248,9 @@ def test_a_window_whose_first_day_came_without_being_done_is_posted_once_by_a_ru
         tick(schedule, at(date(2027, 2, 1)), clients)
     assert sandbox.slack.messages == [] and _ledger(clients) == ledger_before
     requests = tick(missed_windows_schedule, at(date(2027, 2, 1)), clients)
-    assert [r.tags["client"] for r in requests] == ["garden-state"]  # one run per client with misses
+    assert [r.tags["client"] for r in requests] == [
+        "garden-state"
+    ]  # one run per client with misses
     _notice_runs(requests, slack)
     _notice_runs(requests, slack)  # the same run again (a retry): nothing posted twice
     for monday in (date(2027, 2, 8), date(2027, 2, 15)):
@@ -212,7 +262,10 @@ def test_a_window_whose_first_day_came_without_being_done_is_posted_once_by_a_ru
         "Window: (February 15th - 21st renewals) 2027 began without being done (state: pending).",
         "Window: (February 1st - 7th renewals) 2027 began without being done (state: list_verified).",
     ]
-    assert all("homeowner windows force --client garden-state --window 2027-02-" in m["text"] for m in missed)
+    assert all(
+        "homeowner windows force --client garden-state --window 2027-02-" in m["text"]
+        for m in missed
+    )
     assert isinstance(tick(missed_windows_schedule, at(date(2027, 2, 15)), clients), SkipReason)
 
 
@@ -237,9 +290,13 @@ def test_windows_to_upload_skips_done_and_unpulled() -> None:
     monday = date(2027, 1, 4)
     out = windows_to_upload(monday, done={date(2027, 1, 8)}, pulled_months={"2027-01"})
     assert [(w.start, late) for w, late in out] == [
-        (date(2027, 1, 15), True), (date(2027, 1, 22), True), (date(2027, 2, 1), False)
+        (date(2027, 1, 15), True),
+        (date(2027, 1, 22), True),
+        (date(2027, 2, 1), False),
     ]
-    assert windows_to_upload(monday, set(), set()) == [(RenewalWindow.starting(date(2027, 2, 1)), False)]
+    assert windows_to_upload(monday, set(), set()) == [
+        (RenewalWindow.starting(date(2027, 2, 1)), False)
+    ]
 
 
 def registry_sensor_resources() -> dict[str, object]:
@@ -268,7 +325,9 @@ def _registry_sensor_adds_and_reports(sandbox: Sandbox) -> None:
         context = build_sensor_context(instance=instance, resources=registry_sensor_resources())
         result = client_registry_sensor(context)
         assert isinstance(result, SensorResult)
-        requests = {type(r).__name__: sorted(r.partition_keys) for r in result.dynamic_partitions_requests}
+        requests = {
+            type(r).__name__: sorted(r.partition_keys) for r in result.dynamic_partitions_requests
+        }
         assert requests == {
             "AddDynamicPartitionsRequest": ["garden-state", "lone-star"],
             "DeleteDynamicPartitionsRequest": ["gone-client"],
@@ -277,4 +336,9 @@ def _registry_sensor_adds_and_reports(sandbox: Sandbox) -> None:
         assert len(alerts) == 1 and "not in the client registry: gone-client" in alerts[0]
         instance.add_dynamic_partitions(client_partitions.name, ["garden-state", "lone-star"])
         instance.delete_dynamic_partition(client_partitions.name, "gone-client")
-        assert isinstance(client_registry_sensor(build_sensor_context(instance=instance, resources=registry_sensor_resources())), SkipReason)
+        assert isinstance(
+            client_registry_sensor(
+                build_sensor_context(instance=instance, resources=registry_sensor_resources())
+            ),
+            SkipReason,
+        )

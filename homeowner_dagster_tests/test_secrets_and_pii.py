@@ -194,7 +194,9 @@ def run_preflights(pipe: Pipeline) -> None:
         assert main(["preflight"]) == 1
         assert main(["preflight", "--json", "--post"]) == 1
         job = pipe.defs.resolve_job_def("preflight")
-        assert job.execute_in_process(instance=pipe.instance, run_config=pipeline_fixtures.QUIET).success
+        assert job.execute_in_process(
+            instance=pipe.instance, run_config=pipeline_fixtures.QUIET
+        ).success
     finally:
         sandbox.debounce.balance = balance
 
@@ -291,7 +293,9 @@ def homeowners(dsn: str) -> tuple[set[str], set[str], set[str]]:
 def pii_in(
     text: str, emails: set[str], names_re: re.Pattern[str], addresses: set[str]
 ) -> list[str]:
-    found = sorted({e for view in decoded_views(text) for e in EMAIL_RE.findall(view) if e.lower() in emails})
+    found = sorted(
+        {e for view in decoded_views(text) for e in EMAIL_RE.findall(view) if e.lower() in emails}
+    )
     found += [a for a in addresses if a in text]
     found += [m.group(0) for m in names_re.finditer(text)]
     return found
@@ -315,13 +319,18 @@ BULK = {"resources": {"email_verification": {"config": {
 
 @pytest.mark.slow(seconds=140)
 def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
-    secret_pipeline: Pipeline, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    secret_pipeline: Pipeline,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipe, sandbox = secret_pipeline, secret_pipeline.sandbox
     clients = list(TERRITORY)
     # The views reach each encoded form of a planted value.
     for form in encoded_forms("jane.doe@example.com") + encoded_forms("pad" + DB_PASSWORD):
-        assert any("jane.doe@example.com" in v or DB_PASSWORD in v for v in decoded_views(f"x {form}.")), form
+        assert any(
+            "jane.doe@example.com" in v or DB_PASSWORD in v for v in decoded_views(f"x {form}.")
+        ), form
     capfd.readouterr()
 
     with collecting_logs() as python_logs:
@@ -333,7 +342,9 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         sandbox.faults.off()
         # A database password with an unencoded `%`: the run fails, the alert names the fix.
         good_url = os.environ["HOMEOWNER_DATABASE_URL"]
-        monkeypatch.setenv("HOMEOWNER_DATABASE_URL", good_url.replace(DB_PASSWORD, PERCENT_PASSWORD))
+        monkeypatch.setenv(
+            "HOMEOWNER_DATABASE_URL", good_url.replace(DB_PASSWORD, PERCENT_PASSWORD)
+        )
         refused = pipe.monthly(clients[0], raise_on_error=False)
         assert not refused.success
         run_failure_sensor(pipe, refused)
@@ -342,12 +353,16 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
         monkeypatch.setenv("HOMEOWNER_EMAIL_BACKEND", "clay")
         sandbox.faults.on("clay", "http_429", times=1, retry_after=0)
         result = monthly(pipe, build_definitions(), clients[1])
-        assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+        assert result.success, [
+            str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure
+        ]
         monkeypatch.delenv("HOMEOWNER_EMAIL_BACKEND")
         # The whole month, new addresses through DeBounce's bulk flow (a signed list link).
         for client in clients:
             result = monthly(pipe, pipe.defs, client, BULK)
-            assert result.success, [str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
+            assert result.success, [
+                str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure
+            ]
         for window in windows_of_month(MONTH):
             for client in clients:
                 pipe.weekly(client, window.start)
@@ -363,12 +378,17 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     assert metadata, "no materialization recorded"
     slack = [json.dumps(m, ensure_ascii=False) for m in sandbox.slack.messages]
     assert any("CaptchaBlocked" in m for m in slack)
-    assert any("Preflight:" in m and "credits for next month" in m for m in slack)  # the weekly job's post
+    assert any(
+        "Preflight:" in m and "credits for next month" in m for m in slack
+    )  # the weekly job's post
     assert any("homeowner preflight: test message" in m for m in slack)  # --post
     assert "credits for next month" in captured.out  # the command's table and JSON
     assert any(n.startswith("preflight/") and n.endswith("-login.png") for n in names), names
     # The `%` run's alert names the problem and its fix, in one line, without the password.
-    assert any("DatabaseUrlInvalid" in m and "percent-encode the password" in m and "%25" in m for m in slack), slack
+    assert any(
+        "DatabaseUrlInvalid" in m and "percent-encode the password" in m and "%25" in m
+        for m in slack
+    ), slack
     assert sandbox.debounce.list_urls, "the bulk flow was not used"
     assert sandbox.clay.tables[sandbox.clay_table_id]["rows"], "Clay was not used"
     storage = [(f"{b}/{p}", o.data) for (b, p), o in sandbox.storage.objects.items()]
@@ -380,7 +400,9 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     stderr = [("stderr", captured.err), ("stdout", captured.out)]
     texts += stderr
     log_files = [
-        (f"instance file {p}", p.read_bytes()) for p in Path(pipe.instance.root_directory).rglob("*") if p.is_file()
+        (f"instance file {p}", p.read_bytes())
+        for p in Path(pipe.instance.root_directory).rglob("*")
+        if p.is_file()
     ]
     blobs: list[tuple[str, bytes]] = artifacts + storage + log_files
     assert len(python_logs.lines) > 10 and len(records) > 100
@@ -389,8 +411,12 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     cole_host = sandbox.urls["cole"].split("//", 1)[1].encode()
     assert any(cole_host in data for name, data in artifacts if "!" in name), "trace not searched"
     assert any("garden-state" in line for line in python_logs.lines)
-    assert any("/v3/sources/webhook/" in line for line in python_logs.lines), "no Clay request logged"
-    assert any("/v1/upload/" in line and "url=" in line for line in python_logs.lines), "no bulk upload logged"
+    assert any("/v3/sources/webhook/" in line for line in python_logs.lines), (
+        "no Clay request logged"
+    )
+    assert any("/v1/upload/" in line and "url=" in line for line in python_logs.lines), (
+        "no bulk upload logged"
+    )
     assert any("garden-state|2027-01" in r for r in records)
     assert any("Garden State Insurance" in m for m in slack)
     print(
@@ -405,7 +431,11 @@ def test_no_secret_or_homeowner_data_in_logs_events_metadata_slack_or_traces(
     views = [(where, decoded_views(text), text) for where, text in texts]
     views += [(f"file {where}", decoded_views(data), "") for where, data in blobs]
     for name, secret in secrets(sandbox).items():
-        leaks += [f"{name} in {where}: {text[:200]!r}" for where, found, text in views if any(secret in v for v in found)]
+        leaks += [
+            f"{name} in {where}: {text[:200]!r}"
+            for where, found, text in views
+            if any(secret in v for v in found)
+        ]
     assert leaks == [], "\n".join(leaks)
 
     emails, last_names, addresses = homeowners(pipe.dsn)

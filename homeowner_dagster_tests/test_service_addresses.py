@@ -55,7 +55,9 @@ def attacker() -> Iterator[Attacker]:
         seen.requests.append(f"{request.method} {request.url.path}")
         return JSONResponse({"ok": True, "success": "1"})
 
-    app = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST", "PUT", "PATCH"])])
+    app = Starlette(
+        routes=[Route("/{path:path}", anything, methods=["GET", "POST", "PUT", "PATCH"])]
+    )
     server = serve("attacker", app)
     seen.url = server.url
     yield seen
@@ -80,7 +82,9 @@ def _resource_fields(defs: Definitions) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("backends", [{}, {"HOMEOWNER_EMAIL_BACKEND": "clay", "HOMEOWNER_ARTIFACTS_BACKEND": "supabase"}])
+@pytest.mark.parametrize(
+    "backends", [{}, {"HOMEOWNER_EMAIL_BACKEND": "clay", "HOMEOWNER_ARTIFACTS_BACKEND": "supabase"}]
+)
 def test_the_launchpad_has_no_field_that_names_an_address(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, backends: dict[str, str]
 ) -> None:
@@ -123,30 +127,43 @@ def test_a_launch_that_redirects_a_secret_is_refused_and_sends_nothing(
     job = pipeline.defs.resolve_job_def("monthly_pull")
     with pytest.raises(DagsterInvalidConfigError, match=name):
         job.execute_in_process(
-            instance=pipeline.instance, partition_key=client_month_key("garden-state", MONTH), run_config=run_config
+            instance=pipeline.instance,
+            partition_key=client_month_key("garden-state", MONTH),
+            run_config=run_config,
         )
     assert attacker.requests == []
-    assert (sandbox.cole.logins, sandbox.debounce.credits_used, sandbox.slack.messages) == (logins, credits, [])
+    assert (sandbox.cole.logins, sandbox.debounce.credits_used, sandbox.slack.messages) == (
+        logins,
+        credits,
+        [],
+    )
 
 
 def _send(variable: str, tmp_path: Path) -> Callable[[], object]:
     """The call that would carry a secret to `variable`'s address."""
     month = add_months(MONTH, 2)
     sends: dict[str, Callable[[], object]] = {
-        "SLACK_API_URL": lambda: HomeownerSlackResource(token="xoxb-secret").post("#homeowner-ops", "hi"),
-        "COLE_URL": lambda: ColeResource(artifacts=ArtifactStoreResource(local_dir=str(tmp_path))).pull(
-            "NJ", ["07030"], month, download_dir=tmp_path
+        "SLACK_API_URL": lambda: HomeownerSlackResource(token="xoxb-secret").post(
+            "#homeowner-ops", "hi"
         ),
-        "DEBOUNCE_API_URL": lambda: EmailVerificationResource(api_key="secret").verify(["a@example.com"]),
+        "COLE_URL": lambda: ColeResource(
+            artifacts=ArtifactStoreResource(local_dir=str(tmp_path))
+        ).pull("NJ", ["07030"], month, download_dir=tmp_path),
+        "DEBOUNCE_API_URL": lambda: EmailVerificationResource(api_key="secret").verify(
+            ["a@example.com"]
+        ),
         "DEBOUNCE_BULK_URL": lambda: EmailVerificationResource(
-            api_key="secret", bulk_threshold=0,
+            api_key="secret",
+            bulk_threshold=0,
             artifacts=ArtifactStoreResource(backend="supabase", supabase_key="service-key"),
         ).verify(["a@example.com"]),  # fmt: skip
-        "CLAY_WEBHOOK_URL": lambda: ClayResource(api_key="k", table_id="t").push_rows([{"email": "a@example.com"}]),
-        "CLAY_API_URL": lambda: ClayResource(api_key="k", table_id="t").read_rows(),
-        "SUPABASE_URL": lambda: ArtifactStoreResource(backend="supabase", supabase_key="service-key").put_bytes(
-            b"screenshot", "runs/r/shot.png"
+        "CLAY_WEBHOOK_URL": lambda: ClayResource(api_key="k", table_id="t").push_rows(
+            [{"email": "a@example.com"}]
         ),
+        "CLAY_API_URL": lambda: ClayResource(api_key="k", table_id="t").read_rows(),
+        "SUPABASE_URL": lambda: ArtifactStoreResource(
+            backend="supabase", supabase_key="service-key"
+        ).put_bytes(b"screenshot", "runs/r/shot.png"),
     }
     return sends[variable]
 
@@ -176,20 +193,33 @@ def test_an_address_off_the_allowed_hosts_is_refused_before_anything_is_sent(
         address = {"loopback-http": attacker.url, "plain-http": "http://attacker.example"}.get(
             where, "https://attacker.example"
         )
-        monkeypatch.setenv(variable, f"{address}/v3/sources/webhook/secret-hook" if "WEBHOOK" in variable else address)
-    logins, credits, objects = sandbox.cole.logins, sandbox.debounce.credits_used, len(sandbox.storage.objects)
+        monkeypatch.setenv(
+            variable,
+            f"{address}/v3/sources/webhook/secret-hook" if "WEBHOOK" in variable else address,
+        )
+    logins, credits, objects = (
+        sandbox.cole.logins,
+        sandbox.debounce.credits_used,
+        len(sandbox.storage.objects),
+    )
     with pytest.raises(AddressRefused) as refused:
         _send(variable, tmp_path)()
     message = str(refused.value)
     assert variable in message and "homeowner check" in message
     assert "secret-hook" not in message  # the webhook's path is its secret
     assert attacker.requests == []
-    assert (sandbox.cole.logins, sandbox.debounce.credits_used, len(sandbox.storage.objects)) == (logins, credits, objects)
+    assert (sandbox.cole.logins, sandbox.debounce.credits_used, len(sandbox.storage.objects)) == (
+        logins,
+        credits,
+        objects,
+    )
     assert sandbox.slack.messages == []
 
 
 def test_the_sandbox_origins_admit_only_loopback_http_with_the_exact_port() -> None:
-    env = {addresses.SANDBOX_ORIGINS_ENV: "http://127.0.0.1:8123,http://evil.example:80,http://10.0.0.5:8080"}
+    env = {
+        addresses.SANDBOX_ORIGINS_ENV: "http://127.0.0.1:8123,http://evil.example:80,http://10.0.0.5:8080"
+    }
     assert addresses.sandbox_origins(env) == {"http://127.0.0.1:8123"}
     ok = {**env, "SLACK_API_URL": "http://127.0.0.1:8123/api/"}
     assert addresses.service_address("SLACK_API_URL", ok) == "http://127.0.0.1:8123/api/"
@@ -198,7 +228,9 @@ def test_the_sandbox_origins_admit_only_loopback_http_with_the_exact_port() -> N
         variable = "SUPABASE_URL" if "supabase" in refused else "SLACK_API_URL"
         assert addresses.address_problem(variable, refused, env), refused
     assert addresses.address_problem("SUPABASE_URL", "https://abcd.supabase.co", {}) is None
-    assert addresses.address_problem("COLE_URL", "https://cole.example", {}) is None  # no vendor host known
+    assert (
+        addresses.address_problem("COLE_URL", "https://cole.example", {}) is None
+    )  # no vendor host known
 
 
 def test_without_cole_url_the_monthly_run_fails_naming_it_and_no_login_is_typed(

@@ -46,10 +46,10 @@ def test_a_long_retry_after_delays_the_message_at_most_the_cap(
     """Fact S-RATE-LIMIT. Sandbox mode: Slack answers 429 `ratelimited` with Retry-After. slack_sdk's own handler
     (the old resource) slept the hour, and crashed on a date with a bare ValueError."""
     env = sandbox.env()
-    slack = HomeownerSlackResource(
-        token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.2
+    slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.2)
+    params = (
+        {"retry_after": 3600, "form": "date"} if retry_after == "date" else {"retry_after": 3600}
     )
-    params = {"retry_after": 3600, "form": "date"} if retry_after == "date" else {"retry_after": 3600}
     sandbox.faults.fired.clear()
     sandbox.faults.on("slack", "http_429", times=2, **params)
     ts = slack.post("#rate-limited", f"Evergreen uploads completed ({retry_after})")
@@ -59,9 +59,7 @@ def test_a_long_retry_after_delays_the_message_at_most_the_cap(
 
 def test_a_rate_limit_that_never_lifts_ends_after_the_bounded_retries(sandbox: Sandbox) -> None:
     env = sandbox.env()
-    slack = HomeownerSlackResource(
-        token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.05
-    )
+    slack = HomeownerSlackResource(token=env["SLACK_BOT_TOKEN"], max_retry_after_seconds=0.05)
     sandbox.faults.on("slack", "http_429", retry_after=1)
     fired = sandbox.faults.fired.count(("slack", "http_429"))
     try:

@@ -82,7 +82,9 @@ def imports_of(module: str, path: Path, known: set[str]) -> list[Import]:
     return found
 
 
-def import_graph(root: Path, folders: Iterable[str] = WALKED) -> tuple[dict[str, Path], list[Import]]:
+def import_graph(
+    root: Path, folders: Iterable[str] = WALKED
+) -> tuple[dict[str, Path], list[Import]]:
     files = module_files(root, folders)
     known = set(files)
     return files, [imp for name, path in files.items() for imp in imports_of(name, path, known)]

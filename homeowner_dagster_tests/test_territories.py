@@ -57,9 +57,19 @@ def run(pipeline: Pipeline, client: str, month: date, only: list[str] | None = N
     )
 
 
-def change(id_: int, kind: str, month: str, zip_: str, client: str, from_client: str | None = None) -> dict:
-    return {"id": id_, "kind": kind, "month": month, "zip": zip_, "state": "NJ", "color": None,
-            "client_slug": client, "from_client": from_client}
+def change(
+    id_: int, kind: str, month: str, zip_: str, client: str, from_client: str | None = None
+) -> dict:
+    return {
+        "id": id_,
+        "kind": kind,
+        "month": month,
+        "zip": zip_,
+        "state": "NJ",
+        "color": None,
+        "client_slug": client,
+        "from_client": from_client,
+    }
 
 
 # The rule, without a database
@@ -88,12 +98,19 @@ def test_a_sheet_carries_forward_and_a_move_applies_from_its_month_on() -> None:
     assert held("2027-03") == {"07030": "a", "07302": "b", "07001": "b", "07002": "a"}
     assert derive_territory(changes, "2027-02").sheet_month == "2026-12"
     # A later sheet replaces everything before it.
-    later = pd.concat([changes, pd.DataFrame([change(6, "sheet", "2027-04", "07030", "b")])], ignore_index=True)
-    assert dict(zip(*[derive_territory(later, "2027-05").zips[c] for c in ("zip", "client_slug")], strict=True)) == {
-        "07030": "b"
-    }
+    later = pd.concat(
+        [changes, pd.DataFrame([change(6, "sheet", "2027-04", "07030", "b")])], ignore_index=True
+    )
+    assert dict(
+        zip(
+            *[derive_territory(later, "2027-05").zips[c] for c in ("zip", "client_slug")],
+            strict=True,
+        )
+    ) == {"07030": "b"}
     # An assignment of a held ZIP never takes it: it is a problem, the holder keeps it.
-    clash = pd.concat([changes, pd.DataFrame([change(7, "assign", "2027-02", "07001", "a")])], ignore_index=True)
+    clash = pd.concat(
+        [changes, pd.DataFrame([change(7, "assign", "2027-02", "07001", "a")])], ignore_index=True
+    )
     t = derive_territory(clash, "2027-02")
     assert t.problems == [(7, "ZIP 07001 already belongs to b in 2027-02")]
     assert t.zips.set_index("zip").loc["07001", "client_slug"] == "b"
@@ -101,8 +118,14 @@ def test_a_sheet_carries_forward_and_a_move_applies_from_its_month_on() -> None:
 
 @pytest.mark.parametrize(
     ("cleaned", "status"),
-    [(15_000, "met"), (11_500, "under"), (14_999, "under"), (11_499, "below_minimum"), (0, "below_minimum"),
-     (15_001, "over")],
+    [
+        (15_000, "met"),
+        (11_500, "under"),
+        (14_999, "under"),
+        (11_499, "below_minimum"),
+        (0, "below_minimum"),
+        (15_001, "over"),
+    ],
 )
 def test_gap_status_against_target_and_minimum_to_proceed(cleaned: int, status: str) -> None:
     result = gap_status(cleaned, 100)
@@ -116,12 +139,17 @@ def test_gap_status_against_target_and_minimum_to_proceed(cleaned: int, status: 
 @pytest.fixture
 def clients_file(tmp_path: Path) -> Path:
     path = tmp_path / "clients.yaml"
-    path.write_text(CLIENTS_YAML.replace("    licensed_states: [FL]", "    licensed_states: [FL, NJ]"))
+    path.write_text(
+        CLIENTS_YAML.replace("    licensed_states: [FL]", "    licensed_states: [FL, NJ]")
+    )
     return path
 
 
 def test_zips_show_and_changes_that_apply_from_their_month_on(
-    database_url: str, clients_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    clients_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HOMEOWNER_USER", "dana")  # who approved each change is recorded
@@ -129,7 +157,22 @@ def test_zips_show_and_changes_that_apply_from_their_month_on(
     sheet = tmp_path / "zips.csv"
     sheet.write_text("Zipcode,Territory\n07030,garden-state\n07302,garden-state\n07001,sunshine\n")
     assert main(["zips", "import", str(sheet), "--month", "2026-12"]) == 0
-    assert main(["zips", "move", "--from", "garden-state", "--to", "sunshine", "--month", "2027-01", "07302"]) == 0
+    assert (
+        main(
+            [
+                "zips",
+                "move",
+                "--from",
+                "garden-state",
+                "--to",
+                "sunshine",
+                "--month",
+                "2027-01",
+                "07302",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
 
     def show(client: str, month: str) -> str:
@@ -154,12 +197,32 @@ def test_zips_show_and_changes_that_apply_from_their_month_on(
     assert main(["zips", "assign", "--client", "garden-state", "--month", "2026-12", "07002"]) == 0
     assert main(["zips", "assign", "--client", "sunshine", "--month", "2027-02", "07002"]) == 2
     assert "already belongs to garden-state" in capsys.readouterr().err
-    assert main(["zips", "move", "--from", "garden-state", "--to", "sunshine", "--month", "2027-01", "07002"]) == 0
+    assert (
+        main(
+            [
+                "zips",
+                "move",
+                "--from",
+                "garden-state",
+                "--to",
+                "sunshine",
+                "--month",
+                "2027-01",
+                "07002",
+            ]
+        )
+        == 0
+    )
     # Written months follow: December stays as it was, January (written by the move) changed.
     held = dict(rows(database_url, "select month || ' ' || zip, client_slug from client_zipcodes"))
     assert held["2026-12 07302"] == "garden-state" and held["2026-12 07002"] == "garden-state"
     assert held["2027-01 07302"] == "sunshine" and held["2027-01 07002"] == "sunshine"
-    assert scalar(database_url, "select count(*) from territory_changes where approved_by = %s", "dana") == 6
+    assert (
+        scalar(
+            database_url, "select count(*) from territory_changes where approved_by = %s", "dana"
+        )
+        == 6
+    )
 
 
 def test_an_empty_or_header_only_zip_sheet_is_refused_and_keeps_the_territory(
@@ -169,15 +232,25 @@ def test_an_empty_or_header_only_zip_sheet_is_refused_and_keeps_the_territory(
     sheet = tmp_path / "zips.csv"
     sheet.write_text("Zipcode,Territory\n07030,garden-state\n")
     assert main(["zips", "import", str(sheet), "--month", "2026-12"]) == 0
-    before = rows(database_url, "select kind, month, zip, client_slug from territory_changes order by zip")
+    before = rows(
+        database_url, "select kind, month, zip, client_slug from territory_changes order by zip"
+    )
     capsys.readouterr()
     for text in ("Zipcode,Territory,Color\n", "Zipcode,Territory,Color\n,,\n\n", ""):
         sheet.write_text(text)
         assert main(["zips", "import", str(sheet), "--month", "2027-01"]) == 2, text
         err = capsys.readouterr().err
-        assert err.splitlines()[-1] == "homeowner zips: ZIP import refused (1 problem(s) above); nothing written", err
+        assert (
+            err.splitlines()[-1]
+            == "homeowner zips: ZIP import refused (1 problem(s) above); nothing written"
+        ), err
         assert ("no ZIP rows below its header" in err) if text else ("the sheet is empty" in err)
-    assert rows(database_url, "select kind, month, zip, client_slug from territory_changes order by zip") == before
+    assert (
+        rows(
+            database_url, "select kind, month, zip, client_slug from territory_changes order by zip"
+        )
+        == before
+    )
     assert main(["zips", "show", "--client", "garden-state", "--month", "2027-01"]) == 0
     assert "1 ZIP(s), from the sheet of 2026-12" in capsys.readouterr().out
 
@@ -205,25 +278,62 @@ def test_the_pull_of_a_month_without_its_own_sheet_uses_the_carried_forward_terr
     moved = TERRITORY["garden-state"][0]
     with psycopg.connect(dsn) as conn:  # sunshine may hold NJ ZIPs from January
         conn.execute("update clients set licensed_states = '{FL,NJ}' where slug = 'sunshine'")
-    assert main(["zips", "move", "--from", "garden-state", "--to", "sunshine", "--month", "2027-01", moved]) == 0
+    assert (
+        main(
+            [
+                "zips",
+                "move",
+                "--from",
+                "garden-state",
+                "--to",
+                "sunshine",
+                "--month",
+                "2027-01",
+                moved,
+            ]
+        )
+        == 0
+    )
 
     before = len(cole.exports_served())
     assert run(pipeline, "garden-state", FEB, only=["raw_leads"]).success
     served = cole.exports_served()[before:]
     pulled = sorted(z for e in served for z in e["zips"])
     assert pulled == sorted(TERRITORY["garden-state"][1:])  # the sheet minus the move of January
-    written = rows(dsn, "select zip, pulled_at from client_zipcodes where month = '2027-02' and client_slug = 'garden-state'")
+    written = rows(
+        dsn,
+        "select zip, pulled_at from client_zipcodes where month = '2027-02' and client_slug = 'garden-state'",
+    )
     assert sorted(z for z, _ in written) == pulled
-    assert {at.astimezone(UTC).date() for _, at in written} == {datetime.now(UTC).date()}  # pulled today
-    assert scalar(dsn, "select count(*) from raw_leads where client_slug = 'garden-state' and month = '2027-02'") > 0
+    assert {at.astimezone(UTC).date() for _, at in written} == {
+        datetime.now(UTC).date()
+    }  # pulled today
+    assert (
+        scalar(
+            dsn,
+            "select count(*) from raw_leads where client_slug = 'garden-state' and month = '2027-02'",
+        )
+        > 0
+    )
     # December is before the move: garden-state still holds the ZIP there.
-    assert scalar(dsn, "select client_slug from client_zipcodes where month = '2026-12' and zip = %s", moved) == "garden-state"
+    assert (
+        scalar(
+            dsn,
+            "select client_slug from client_zipcodes where month = '2026-12' and zip = %s",
+            moved,
+        )
+        == "garden-state"
+    )
     # Exclusivity in the written month: the moved ZIP is sunshine's, once.
-    assert rows(dsn, "select client_slug from client_zipcodes where month = '2027-02' and zip = %s", moved) == [("sunshine",)]
+    assert rows(
+        dsn, "select client_slug from client_zipcodes where month = '2027-02' and zip = %s", moved
+    ) == [("sunshine",)]
 
 
 @pytest.mark.slow
-def test_a_month_with_no_sheet_at_or_before_it_fails_once_naming_the_import(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_month_with_no_sheet_at_or_before_it_fails_once_naming_the_import(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     with psycopg.connect(pipeline.dsn) as conn:
         conn.execute("delete from territory_changes")
         conn.execute("delete from client_zipcodes")
@@ -248,17 +358,33 @@ def test_each_gap_status_and_the_slack_message_with_minimum_and_zips(
     monkeypatch.setenv("HOMEOWNER_GAP_COLE_COUNT_QUERIES", "0")
     monkeypatch.setenv("HOMEOWNER_GAP_MAX_CANDIDATES", "6")
     assert run(pipeline, "garden-state", MONTH).success
-    cleaned = scalar(dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = 'garden-state'")
+    cleaned = scalar(
+        dsn, "select cleaned_count from monthly_cleaned_leads where client_slug = 'garden-state'"
+    )
     assert cleaned > 100
-    overrides = {"over": cleaned - 1, "met": cleaned, "under": cleaned + 1, "below_minimum": 2 * cleaned}
+    overrides = {
+        "over": cleaned - 1,
+        "met": cleaned,
+        "under": cleaned + 1,
+        "below_minimum": 2 * cleaned,
+    }
     for status, target in overrides.items():
         with psycopg.connect(dsn) as conn:
-            conn.execute("update clients set target_override = %s where slug = 'garden-state'", [target])
+            conn.execute(
+                "update clients set target_override = %s where slug = 'garden-state'", [target]
+            )
         slack.messages.clear()
         # Cole count queries (the yield of nearby free ZIPs) for one status only: they take a browser.
-        monkeypatch.setenv("HOMEOWNER_GAP_COLE_COUNT_QUERIES", "1" if status == "below_minimum" else "0")
-        assert run(pipeline, "garden-state", MONTH, only=["monthly_cleaned_leads", "gap_report"]).success
-        report = rows(dsn, "select status, minimum_to_proceed, suggestions from gap_reports where client_slug = 'garden-state'")[0]
+        monkeypatch.setenv(
+            "HOMEOWNER_GAP_COLE_COUNT_QUERIES", "1" if status == "below_minimum" else "0"
+        )
+        assert run(
+            pipeline, "garden-state", MONTH, only=["monthly_cleaned_leads", "gap_report"]
+        ).success
+        report = rows(
+            dsn,
+            "select status, minimum_to_proceed, suggestions from gap_reports where client_slug = 'garden-state'",
+        )[0]
         assert report[0] == status
         minimum = round(target * 11_500 / 15_000)
         assert report[1] == minimum
@@ -268,43 +394,76 @@ def test_each_gap_status_and_the_slack_message_with_minimum_and_zips(
         if status == "below_minimum":
             assert with_zips, report[2]  # nearby free ZIPs, counted by Cole count queries
         for suggestion in with_zips:
-            line = next(t for t in text.splitlines() if t.startswith("• ") and suggestion["zips"][0] in t)
+            line = next(
+                t for t in text.splitlines() if t.startswith("• ") and suggestion["zips"][0] in t
+            )
             assert all(z in line for z in suggestion["zips"][:15]), (line, suggestion["zips"])
 
 
 @pytest.mark.slow
 def test_hold_below_minimum_waits_for_homeowner_approve(
-    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dsn, sandbox = pipeline.dsn, pipeline.sandbox
-    monkeypatch.setenv("HOMEOWNER_GAP_COLE_COUNT_QUERIES", "0")  # the gap's suggestions are not the point here
+    monkeypatch.setenv(
+        "HOMEOWNER_GAP_COLE_COUNT_QUERIES", "0"
+    )  # the gap's suggestions are not the point here
     held_yaml = tmp_path / "clients.yaml"
-    held_yaml.write_text(CLIENTS_YAML.replace('    slack_channel: "#garden-state"\n',
-                                              '    slack_channel: "#garden-state"\n    hold_below_minimum: true\n'))
+    held_yaml.write_text(
+        CLIENTS_YAML.replace(
+            '    slack_channel: "#garden-state"\n',
+            '    slack_channel: "#garden-state"\n    hold_below_minimum: true\n',
+        )
+    )
     assert main(["clients", "import", str(held_yaml)]) == 0
     assert run(pipeline, "garden-state", MONTH).success
-    assert scalar(dsn, "select status from gap_reports where client_slug = 'garden-state'") == "below_minimum"
-    gap_text = next(t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("📊 Gap Analysis"))
+    assert (
+        scalar(dsn, "select status from gap_reports where client_slug = 'garden-state'")
+        == "below_minimum"
+    )
+    gap_text = next(
+        t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("📊 Gap Analysis")
+    )
     assert "homeowner approve --client garden-state --month 2027-01" in gap_text
 
     window = windows_of_month(MONTH)[0]
     assert pipeline.weekly("garden-state", window.start).success
     assert sandbox.bison.lead_lists("Garden State Insurance") == {}
-    assert scalar(dsn, "select count(*) from client_lead_batches where client_slug = 'garden-state'") == 0
-    notice = [t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("⏸️ Upload held")]
-    assert len(notice) == 1 and "homeowner approve --client garden-state --month 2027-01" in notice[0]
+    assert (
+        scalar(dsn, "select count(*) from client_lead_batches where client_slug = 'garden-state'")
+        == 0
+    )
+    notice = [
+        t for t in sandbox.slack.messages_in("#garden-state") if t.startswith("⏸️ Upload held")
+    ]
+    assert (
+        len(notice) == 1 and "homeowner approve --client garden-state --month 2027-01" in notice[0]
+    )
 
     assert main(["approve", "--client", "garden-state", "--month", "2027-01", "--by", "dana"]) == 0
     assert "approved for upload by dana" in capsys.readouterr().out
-    who, when = rows(dsn, "select approved_by, approved_at from upload_approvals where client_slug = 'garden-state'")[0]
+    who, when = rows(
+        dsn,
+        "select approved_by, approved_at from upload_approvals where client_slug = 'garden-state'",
+    )[0]
     assert who == "dana" and when is not None
 
     assert pipeline.weekly("garden-state", window.start).success
     lists = sandbox.bison.lead_lists("Garden State Insurance")
-    in_window = scalar(dsn, "select count(*) from cleaned_leads where client_slug = 'garden-state' "
-                            "and renewal_window = %s", window.start)
+    in_window = scalar(
+        dsn,
+        "select count(*) from cleaned_leads where client_slug = 'garden-state' "
+        "and renewal_window = %s",
+        window.start,
+    )
     assert len(lists) == 1 and sum(lists.values()) == in_window > 0
-    assert scalar(dsn, "select lead_count from client_lead_batches where client_slug = 'garden-state'") == in_window
+    assert (
+        scalar(dsn, "select lead_count from client_lead_batches where client_slug = 'garden-state'")
+        == in_window
+    )
 
 
 def test_assignments_made_before_the_migration_become_that_months_sheet(
@@ -317,13 +476,19 @@ def test_assignments_made_before_the_migration_become_that_months_sheet(
         (tmp_path / f.name).write_text(f.read_text())
     migrate.migrate(empty_database_url, tmp_path)
     with psycopg.connect(empty_database_url, autocommit=True) as conn:
-        conn.execute("insert into clients (slug, name, workspace_name, package_tier, licensed_states) "
-                     "values ('acme', 'Acme', 'Acme', 100, '{NJ}')")
-        conn.execute("insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
-                     "values ('acme', 'Acme', 'Acme', '2027-01', '07030', 'NJ', 'green')")
+        conn.execute(
+            "insert into clients (slug, name, workspace_name, package_tier, licensed_states) "
+            "values ('acme', 'Acme', 'Acme', 100, '{NJ}')"
+        )
+        conn.execute(
+            "insert into client_zipcodes (client_slug, client_name, workspace_name, month, zip, state, color) "
+            "values ('acme', 'Acme', 'Acme', '2027-01', '07030', 'NJ', 'green')"
+        )
         conn.execute(mine.read_text())
-        assert conn.execute("select kind, month, zip, client_slug, color from territory_changes").fetchall() == [
-            ("sheet", "2027-01", "07030", "acme", "green")
-        ]
-    assert main(["zips", "show", "--client", "acme", "--month", "2027-04"]) == 0  # migrate: the rest
+        assert conn.execute(
+            "select kind, month, zip, client_slug, color from territory_changes"
+        ).fetchall() == [("sheet", "2027-01", "07030", "acme", "green")]
+    assert (
+        main(["zips", "show", "--client", "acme", "--month", "2027-04"]) == 0
+    )  # migrate: the rest
     assert "07030  NJ  sheet 2027-01" in capsys.readouterr().out  # carried forward to April

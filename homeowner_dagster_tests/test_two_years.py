@@ -77,7 +77,11 @@ CRASHES = {
     (date(2027, 11, 22), "record_done", "before"),  # renamed in Bison, ledger attached
     (date(2028, 1, 1), "record_done", "after"),  # done, Slack message not posted
     (date(2028, 2, 8), "record_list_created", "before"),
-    (date(2028, 6, 15), "record_attached", "before"),  # attached in Bison, synced, ledger list_verified
+    (
+        date(2028, 6, 15),
+        "record_attached",
+        "before",
+    ),  # attached in Bison, synced, ledger list_verified
 }
 
 
@@ -87,7 +91,9 @@ def install_crashes(monkeypatch: pytest.MonkeyPatch) -> set[tuple[date, str, str
     for name in {n for _, n, _ in CRASHES}:
         real: Callable[..., Any] = getattr(store, name)
 
-        def crashing(*args: Any, _real: Callable[..., Any] = real, _name: str = name, **kwargs: Any) -> Any:
+        def crashing(
+            *args: Any, _real: Callable[..., Any] = real, _name: str = name, **kwargs: Any
+        ) -> Any:
             window = next(a for a in args if isinstance(a, RenewalWindow))
             if (window.start, _name, "before") in pending:
                 pending.discard((window.start, _name, "before"))
@@ -104,13 +110,19 @@ def install_crashes(monkeypatch: pytest.MonkeyPatch) -> set[tuple[date, str, str
 
 def tick(schedule: Any, day: date) -> list[RunRequest]:
     when = datetime(day.year, day.month, day.day, 9, tzinfo=CHICAGO)
-    context = build_schedule_context(scheduled_execution_time=when, resources={"database": PostgresResource()})
+    context = build_schedule_context(
+        scheduled_execution_time=when, resources={"database": PostgresResource()}
+    )
     result = schedule(context)
     return [] if isinstance(result, SkipReason) else list(result)
 
 
 def campaign_title(p: Pipeline) -> str:
-    found = [c for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"].startswith("Evergreen")]
+    found = [
+        c
+        for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if c["name"].startswith("Evergreen")
+    ]
     assert len(found) == 1
     return found[0]["name"]
 
@@ -138,7 +150,10 @@ class Walk:
         """Dagster's clock is the walk's day at 09:00 Chicago (partitions exist up to M+2 of it)."""
         with (
             patch("dagster._time._mockable_get_current_datetime", side_effect=lambda: self.now),
-            patch("dagster._time._mockable_get_current_timestamp", side_effect=lambda: self.now.timestamp()),
+            patch(
+                "dagster._time._mockable_get_current_timestamp",
+                side_effect=lambda: self.now.timestamp(),
+            ),
         ):
             yield
 
@@ -151,7 +166,9 @@ class Walk:
                 self.run_keys.add(request.run_key)
                 began = time.perf_counter()
                 result = self.monthly_job.execute_in_process(
-                    instance=self.instance, partition_key=request.partition_key, tags=request.tags,
+                    instance=self.instance,
+                    partition_key=request.partition_key,
+                    tags=request.tags,
                     run_config=QUIET,
                 )
                 assert result.success
@@ -160,15 +177,19 @@ class Walk:
             return
         for request in tick(missed_windows_schedule, day):  # none in this walk: checked at the end
             missed_windows_notice.execute_in_process(
-                run_config=request.run_config, resources={"database": PostgresResource(), "slack": self.slack}
+                run_config=request.run_config,
+                resources={"database": PostgresResource(), "slack": self.slack},
             )
         for request in tick(weekly_upload_schedule, day):
             assert request.run_key not in self.run_keys  # the daemon would drop a repeated key
             self.run_keys.add(request.run_key)
             began = time.perf_counter()
             result = self.weekly_job.execute_in_process(
-                instance=self.instance, partition_key=request.partition_key, tags=request.tags,
-                run_config=QUIET, raise_on_error=False,
+                instance=self.instance,
+                partition_key=request.partition_key,
+                tags=request.tags,
+                run_config=QUIET,
+                raise_on_error=False,
             )
             self.seconds["weekly"] += time.perf_counter() - began
             if not result.success:
@@ -191,7 +212,9 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
     p, dsn, sandbox = pipeline, pipeline.dsn, pipeline.sandbox
     months = [add_months(date(2027, 1, 1), i) for i in range(24)]  # 2027-01 .. 2028-12
     for month in months:
-        registry.import_zips(parse_zip_sheet(f"Zipcode,Territory,Color\n{ZIP},{CLIENT},\n"), month_key(month), dsn)
+        registry.import_zips(
+            parse_zip_sheet(f"Zipcode,Territory,Color\n{ZIP},{CLIENT},\n"), month_key(month), dsn
+        )
     with psycopg.connect(dsn) as conn:  # the other demo client stays out of this walk
         conn.execute("update clients set active = false where slug <> %s", [CLIENT])
     # The gap report's look-around (a Cole count query per nearby ZIP, every month) is not what
@@ -206,18 +229,26 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
         jobs=[monthly_pull_job, weekly_upload_job],
         resources={**build_resources(), "bison": BisonResource(min_interval_seconds=0.0)},
     )
-    monthly_job, weekly_job = defs.resolve_job_def("monthly_pull"), defs.resolve_job_def("weekly_upload")
+    monthly_job, weekly_job = (
+        defs.resolve_job_def("monthly_pull"),
+        defs.resolve_job_def("weekly_upload"),
+    )
 
     # The runs' Dagster instance: Postgres storage, as the fixture's, without capturing each
     # step's output to files (two processes per step), its connections kept open as the
     # webserver keeps them (by default it connects anew for every event).
     overrides = {
         "storage": {"postgres": {"postgres_url": db.dagster_storage_url(dsn)}},
-        "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"},
+        "compute_logs": {
+            "module": "dagster._core.storage.noop_compute_log_manager",
+            "class": "NoOpComputeLogManager",
+        },
     }
     began = time.perf_counter()
     with instance_for_test(overrides=overrides) as instance:
-        instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=10)
+        instance.optimize_for_webserver(
+            statement_timeout=60_000, pool_recycle=3600, max_overflow=10
+        )
         walk = Walk(p, instance, slack, monthly_job, weekly_job)
         with walk.dagster_clock():
             day = FIRST_DAY
@@ -250,9 +281,11 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
             lst = ws.lead_lists[list_id]
             assert lst["name"] == w.list_name
             expected = {
-                e.lower() for (e,) in conn.execute(
+                e.lower()
+                for (e,) in conn.execute(
                     "select distinct email from cleaned_leads where client_slug = %s and renewal_window = %s "
-                    "and not surplus", [CLIENT, w.start],
+                    "and not surplus",
+                    [CLIENT, w.start],
                 ).fetchall()
             }
             assert set(lst["lead_emails"]) == expected, w.list_name  # exactly the window's leads
@@ -264,7 +297,9 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
         keys = conn.execute(
             "select count(*) - count(distinct (month, dedupe_key)) from client_lead_batch_leads"
         ).fetchone()[0]
-        sent = conn.execute("select count(*) from client_lead_batch_leads where client_slug = %s", [CLIENT]).fetchone()[0]
+        sent = conn.execute(
+            "select count(*) from client_lead_batch_leads where client_slug = %s", [CLIENT]
+        ).fetchone()[0]
         cleaned = conn.execute(
             "select count(*) from (select distinct renewal_window, email from cleaned_leads "
             "where client_slug = %s and renewal_window = any(%s) and not surplus) one_per_address",
@@ -280,8 +315,14 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
         f"2028's, {len(returning)} of them returning (one lead each in Bison)"
     )
     assert len(returning) > len(emails_by_year[2028]) / 2
-    assert sum(int(rows[w.start]["leads_returning"]) for w in windows if w.start.year == 2028) >= len(returning)
-    assert len(set(campaign["lead_emails"])) == len(emails_by_year[2027] | emails_by_year[2028]) == campaign["total_leads"]
+    assert sum(
+        int(rows[w.start]["leads_returning"]) for w in windows if w.start.year == 2028
+    ) >= len(returning)
+    assert (
+        len(set(campaign["lead_emails"]))
+        == len(emails_by_year[2027] | emails_by_year[2028])
+        == campaign["total_leads"]
+    )
 
     # 2028's lists are new lists, not 2027's found again by name.
     ids_2027 = {rows[w.start]["bison_list_id"] for w in windows if w.start.year == 2027}
@@ -294,7 +335,10 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
     for w in windows:
         monday = w.due_monday + timedelta(days=7 if w.start in crashed else 0)
         assert parse_evergreen_title(title_on[monday]).window(monday) >= w, (w, title_on[monday])
-        assert parse_evergreen_title(title_on[w.due_monday - timedelta(days=7)]).window(w.due_monday) < w
+        assert (
+            parse_evergreen_title(title_on[w.due_monday - timedelta(days=7)]).window(w.due_monday)
+            < w
+        )
     read = [parse_evergreen_title(t).window(d) for d, t in titles]
     assert all(a <= b for a, b in zip(read, read[1:], strict=False)), titles
     assert read[-1] == windows[-1]
@@ -306,4 +350,6 @@ def test_two_renewal_years_of_mondays_and_15ths_each_window_done_once_a_year(
     assert sum("Already in the campaign from an earlier year" in t for t in completed) == sum(
         1 for w in windows if w.start.year == 2028 and rows[w.start]["leads_returning"]
     )
-    assert not any(t.startswith(("\u26d4 Missed window", "\u23f8\ufe0f Upload held")) for t in texts)
+    assert not any(
+        t.startswith(("\u26d4 Missed window", "\u23f8\ufe0f Upload held")) for t in texts
+    )

@@ -44,7 +44,9 @@ def test_a_killed_lock_session_ends_the_run_with_nothing_uploaded_twice(pipeline
     window = windows_of_month(MONTH)[0]
     pipe.sandbox.faults.on("bison", "slow_after_create", delay=2)
     seen: dict = {}
-    killer = threading.Thread(target=_kill_lock_once_list_exists, args=(pipe, window.list_name, seen))
+    killer = threading.Thread(
+        target=_kill_lock_once_list_exists, args=(pipe, window.list_name, seen)
+    )
     killer.start()
     result = pipe.weekly("garden-state", window.start, raise_on_error=False)
     killer.join()

@@ -40,7 +40,9 @@ def _beat() -> None:
     instance = DagsterInstance.get()
     try:
         for daemon in instance.get_required_daemon_types():
-            instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), daemon, "test-daemon", errors=[]))
+            instance.add_daemon_heartbeat(
+                DaemonHeartbeat(time.time(), daemon, "test-daemon", errors=[])
+            )
     finally:
         instance.dispose()
 
@@ -80,7 +82,9 @@ def test_the_watchdog_posts_once_when_the_database_stops_and_once_when_it_is_bac
     _beat()
     code, posted = watch()
     assert code == 0 and len(posted) == 2, posted
-    assert posted[1].startswith("✅ Watchdog: right again") and "database is unreachable" in posted[1]
+    assert (
+        posted[1].startswith("✅ Watchdog: right again") and "database is unreachable" in posted[1]
+    )
     assert watch() == (0, posted)  # well again: nothing more
 
 
@@ -88,7 +92,10 @@ NOW = datetime(2027, 1, 18, 16, 0, tzinfo=UTC)  # a Monday, 10:00 in Chicago
 
 
 def test_a_stale_or_missing_heartbeat_is_a_finding() -> None:
-    beats = {"SENSOR": (NOW - timedelta(seconds=30)).timestamp(), "SCHEDULER": (NOW - timedelta(minutes=12)).timestamp()}
+    beats = {
+        "SENSOR": (NOW - timedelta(seconds=30)).timestamp(),
+        "SCHEDULER": (NOW - timedelta(minutes=12)).timestamp(),
+    }
     found = stale_heartbeats(beats, ["SENSOR", "SCHEDULER", "BACKFILL"], NOW)
     assert [f.key for f in found] == ["daemon:SCHEDULER", "daemon:BACKFILL"]
     assert "last beat 12 min ago" in found[0].text and "has no heartbeat" in found[1].text
@@ -103,10 +110,15 @@ def test_a_schedule_that_missed_its_monday_tick_is_a_finding() -> None:
 
     finding = overdue_schedule(seen(week_before), NOW)
     assert finding is not None and finding.key == "schedule:weekly_upload_schedule"
-    assert "did not tick at 2027-01-18 09:00" in finding.text and "last tick: 2027-01-11 15:00 UTC" in finding.text
+    assert (
+        "did not tick at 2027-01-18 09:00" in finding.text
+        and "last tick: 2027-01-11 15:00 UTC" in finding.text
+    )
     assert overdue_schedule(seen(due + 5), NOW) is None  # ticked
     assert overdue_schedule(seen(None, started=due + 60), NOW) is None  # started since
-    assert overdue_schedule(seen(week_before), NOW - timedelta(minutes=55)) is None  # within the grace
+    assert (
+        overdue_schedule(seen(week_before), NOW - timedelta(minutes=55)) is None
+    )  # within the grace
 
 
 def test_each_change_is_posted_once() -> None:

@@ -49,7 +49,11 @@ def pulled(pipeline: Pipeline) -> Pipeline:
 
 
 def evergreen(p: Pipeline) -> dict[str, Any]:
-    found = [c for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if "evergreen" in c["name"].lower()]
+    found = [
+        c
+        for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if "evergreen" in c["name"].lower()
+    ]
     assert len(found) == 1, [c["name"] for c in found]
     return found[0]
 
@@ -68,7 +72,8 @@ def metadata(result: Any, asset: str) -> dict[str, Any]:
 
 def failure_message(result: Any) -> str:
     return "\n".join(
-        e.event_specific_data.error.message for e in result.all_events
+        e.event_specific_data.error.message
+        for e in result.all_events
         if e.event_type == DagsterEventType.STEP_FAILURE
     )
 
@@ -98,7 +103,9 @@ def test_a_window_walks_its_states_and_shows_them_in_run_metadata(pulled: Pipeli
     assert len(slack_texts(pulled, "Evergreen uploads completed")) == 1
 
 
-def test_a_month_never_pulled_uploads_nothing_and_says_which_month_to_pull(pipeline: Pipeline) -> None:
+def test_a_month_never_pulled_uploads_nothing_and_says_which_month_to_pull(
+    pipeline: Pipeline,
+) -> None:
     result = pipeline.weekly(CLIENT, FIRST.start)
     assert result.success
     assert result.get_asset_materialization_events() == []  # PT4 skipped, PT5 not run
@@ -128,7 +135,10 @@ def test_a_late_window_after_the_due_one_is_attached_and_the_title_stays(pulled:
     [
         ("Evergreen, Last Upload: December 22-31", "Evergreen, Last Upload: January 1-7"),
         ("evergreen, last upload: Dec 22\u201331", "Evergreen, Last Upload: Jan 1\u20137"),
-        ("Evergreen, Last Upload: December 22nd - 31st", "Evergreen, Last Upload: January 1st - 7th"),
+        (
+            "Evergreen, Last Upload: December 22nd - 31st",
+            "Evergreen, Last Upload: January 1st - 7th",
+        ),
         ("EVERGREEN, LAST UPLOAD: December 22nd-31st", "Evergreen, Last Upload: January 1st-7th"),
     ],
 )
@@ -172,7 +182,9 @@ def test_an_unreadable_title_is_a_slack_alert_and_no_rename(pulled: Pipeline) ->
 def test_two_matching_campaigns_fail_with_their_names_and_ids(pulled: Pipeline) -> None:
     other = pulled.sandbox.bison.add_campaign(WORKSPACE, "evergreen (copy)")
     first = evergreen_id = next(
-        c["id"] for c in pulled.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if c["name"] == PREVIOUS.evergreen_title
+        c["id"]
+        for c in pulled.sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if c["name"] == PREVIOUS.evergreen_title
     )
     result = pulled.weekly(CLIENT, FIRST.start, raise_on_error=False)
     assert not result.success
@@ -183,8 +195,13 @@ def test_two_matching_campaigns_fail_with_their_names_and_ids(pulled: Pipeline) 
     assert pulled.sandbox.bison.workspaces[WORKSPACE].campaigns[evergreen_id]["lead_list_ids"] == []
 
 
-def test_campaign_found_by_the_client_files_pattern_any_case_and_kept_by_id(pulled: Pipeline) -> None:
-    text = CLIENTS_YAML.replace('slack_channel: "#garden-state"', 'slack_channel: "#garden-state"\n    campaign_name: HNW Evergreen')
+def test_campaign_found_by_the_client_files_pattern_any_case_and_kept_by_id(
+    pulled: Pipeline,
+) -> None:
+    text = CLIENTS_YAML.replace(
+        'slack_channel: "#garden-state"',
+        'slack_channel: "#garden-state"\n    campaign_name: HNW Evergreen',
+    )
     registry.upsert_clients(parse_clients(text, "clients.yaml"), pulled.dsn)
     hnw = pulled.sandbox.bison.add_campaign(WORKSPACE, "hnw evergreen, last upload: Dec 22nd-31st")
     assert pulled.weekly(CLIENT, FIRST.start).success
@@ -204,8 +221,13 @@ def test_a_list_with_the_windows_name_not_created_for_it_is_never_reused(pulled:
     stops the run instead of being adopted."""
     bison = pulled.sandbox.bison
     ws = bison.workspaces[WORKSPACE]
-    stranger = {"id": 9999, "name": FIRST.list_name, "created_at": "2026-01-05T10:00:00.000000Z",
-                "updated_at": "2026-01-05T10:00:00.000000Z", "lead_emails": []}
+    stranger = {
+        "id": 9999,
+        "name": FIRST.list_name,
+        "created_at": "2026-01-05T10:00:00.000000Z",
+        "updated_at": "2026-01-05T10:00:00.000000Z",
+        "lead_emails": [],
+    }
     ws.lead_lists[9999] = dict(stranger)
     assert pulled.weekly(CLIENT, FIRST.start).success
     row = ledger(pulled.dsn, FIRST)
@@ -220,7 +242,9 @@ def test_a_list_with_the_windows_name_not_created_for_it_is_never_reused(pulled:
     result = pulled.weekly(CLIENT, SECOND.start, raise_on_error=False)
     assert not result.success
     assert "did not create for this window" in failure_message(result)
-    assert "homeowner windows force --client garden-state --window 2027-01-08" in failure_message(result)
+    assert "homeowner windows force --client garden-state --window 2027-01-08" in failure_message(
+        result
+    )
     assert bison.list_names(WORKSPACE).count(SECOND.list_name) == 1  # nothing uploaded
     assert ledger(pulled.dsn, SECOND)["status"] == "pending"
     # Removed by the person: the next run uploads the window's own list.
@@ -244,21 +268,34 @@ def test_pt5_failed_after_pt4_is_finished_by_next_mondays_request(pulled: Pipeli
     campaign = evergreen(pulled)
     campaign["name"] = "Renewal push"  # no campaign matches: PT5 fails, PT4 done
     result = pulled.weekly(CLIENT, SECOND.start, raise_on_error=False)
-    assert not result.success and "no campaign whose title starts with 'Evergreen'" in failure_message(result)
+    assert (
+        not result.success
+        and "no campaign whose title starts with 'Evergreen'" in failure_message(result)
+    )
     assert ledger(pulled.dsn, SECOND)["status"] == "list_verified"
     campaign["name"] = PREVIOUS.evergreen_title
     # The next Monday's schedule tick asks for the window again; its run finishes it.
     monday = SECOND.due_monday + timedelta(days=7)
     context = build_schedule_context(
         scheduled_execution_time=datetime(monday.year, monday.month, monday.day, 9),
-        resources={"database": PostgresResource(), "slack": HomeownerSlackResource(
-            token=pulled.sandbox.slack.token)},
+        resources={
+            "database": PostgresResource(),
+            "slack": HomeownerSlackResource(token=pulled.sandbox.slack.token),
+        },
     )
-    requests = [r for r in weekly_upload_schedule(context) if str(r.partition_key) == f"{CLIENT}|{SECOND.key}"]
+    requests = [
+        r
+        for r in weekly_upload_schedule(context)
+        if str(r.partition_key) == f"{CLIENT}|{SECOND.key}"
+    ]
     assert len(requests) == 1 and requests[0].tags["late"] == "true"
     job = pulled.defs.resolve_job_def("weekly_upload")
-    again = job.execute_in_process(instance=pulled.instance, partition_key=requests[0].partition_key,
-                                   tags=requests[0].tags, run_config=pipeline_fixtures.QUIET)
+    again = job.execute_in_process(
+        instance=pulled.instance,
+        partition_key=requests[0].partition_key,
+        tags=requests[0].tags,
+        run_config=pipeline_fixtures.QUIET,
+    )
     assert again.success
     assert metadata(again, "evergreen_campaign")["window_state_found"] == "list_verified"
     assert ledger(pulled.dsn, SECOND)["status"] == "done"
@@ -266,7 +303,10 @@ def test_pt5_failed_after_pt4_is_finished_by_next_mondays_request(pulled: Pipeli
 
 
 def test_homeowner_windows_lists_states_and_force_runs_a_missed_window(
-    pulled: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    pulled: Pipeline,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert pulled.weekly(CLIENT, SECOND.start).success
     home = tmp_path / "dagster_home"
@@ -277,7 +317,9 @@ def test_homeowner_windows_lists_states_and_force_runs_a_missed_window(
     assert homeowner(["windows", "--client", CLIENT]) == 0
     lines = capsys.readouterr().out.splitlines()
     states = {line.split()[0]: line.split()[1] for line in lines[1:]}
-    assert states == {w.key: ("done" if w == SECOND else "pending") for w in windows_of_month(MONTH)}
+    assert states == {
+        w.key: ("done" if w == SECOND else "pending") for w in windows_of_month(MONTH)
+    }
     assert homeowner(["windows", "force", "--client", CLIENT, "--window", FIRST.key]) == 0
     assert "state done" in capsys.readouterr().out
     assert ledger(pulled.dsn, FIRST)["status"] == "done"
@@ -289,36 +331,54 @@ def test_homeowner_windows_lists_states_and_force_runs_a_missed_window(
 def test_the_ledger_refuses_an_unknown_state(pulled: Pipeline) -> None:
     store.ensure_window(pulled.dsn, CLIENT, FIRST)
     with psycopg.connect(pulled.dsn) as conn, pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute("update client_lead_batches set status = 'uploaded' where client_slug = %s", [CLIENT])
+        conn.execute(
+            "update client_lead_batches set status = 'uploaded' where client_slug = %s", [CLIENT]
+        )
 
 
 def test_a_high_net_worth_destination_takes_its_hnw_evergreen_campaign(pulled: Pipeline) -> None:
     with psycopg.connect(pulled.dsn) as conn:
         conn.execute(
             "insert into hnw_routing_rules (name, destination_client, source_states, source_clients) "
-            "values ('nj-hnw', %s, '{NJ}', '{sunshine}')", [CLIENT],
+            "values ('nj-hnw', %s, '{NJ}', '{sunshine}')",
+            [CLIENT],
         )
     hnw = pulled.sandbox.bison.add_campaign(WORKSPACE, "HNW Evergreen, Last Upload: December 22-31")
     assert pulled.weekly(CLIENT, FIRST.start).success
     assert hnw["name"] == "HNW Evergreen, Last Upload: January 1-7"
-    assert evergreen_titles(pulled) == sorted([PREVIOUS.evergreen_title, hnw["name"]])  # the other untouched
+    assert evergreen_titles(pulled) == sorted(
+        [PREVIOUS.evergreen_title, hnw["name"]]
+    )  # the other untouched
 
 
 def evergreen_titles(p: Pipeline) -> list[str]:
-    return sorted(c["name"] for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values() if "vergreen" in c["name"])
+    return sorted(
+        c["name"]
+        for c in p.sandbox.bison.workspaces[WORKSPACE].campaigns.values()
+        if "vergreen" in c["name"]
+    )
 
 
-def test_an_owner_of_two_homes_in_one_window_gets_one_email_and_slack_says_why(pulled: Pipeline) -> None:
+def test_an_owner_of_two_homes_in_one_window_gets_one_email_and_slack_says_why(
+    pulled: Pipeline,
+) -> None:
     """Cleaned 3, uploaded 2: the gap is named in Slack and in the run's metadata, not silent."""
     with psycopg.connect(pulled.dsn, autocommit=True) as conn:
         conn.execute(
             "update cleaned_leads set email = %s where client_slug = %s and email = %s",
-            [f"{CLIENT}.{FIRST.start.isoformat()}.0@example.com", CLIENT,
-             f"{CLIENT}.{(FIRST.start + timedelta(days=1)).isoformat()}.1@example.com"],
+            [
+                f"{CLIENT}.{FIRST.start.isoformat()}.0@example.com",
+                CLIENT,
+                f"{CLIENT}.{(FIRST.start + timedelta(days=1)).isoformat()}.1@example.com",
+            ],
         )
     result = pulled.weekly(CLIENT, FIRST.start)
     meta = metadata(result, "bison_lead_lists")
-    assert (meta["cleaned_in_window"], meta["leads_in_bison"], meta["same_owner_other_home"]) == (3, 2, 1)
+    assert (meta["cleaned_in_window"], meta["leads_in_bison"], meta["same_owner_other_home"]) == (
+        3,
+        2,
+        1,
+    )
     assert ledger(pulled.dsn, FIRST)["lead_count"] == 2
     [posted] = slack_texts(pulled, "✅ Refined Data Uploaded")
     assert "Not in the list: 1 cleaned lead(s) of owners with another home" in posted

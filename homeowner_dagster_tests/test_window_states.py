@@ -31,7 +31,9 @@ NOVEMBER, DECEMBER, JANUARY = date(2026, 11, 1), date(2026, 12, 1), date(2027, 1
 
 
 def _tick(instance: DagsterInstance, cursor: str | None = None) -> SensorResult | SkipReason:
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"database": PostgresResource()})
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"database": PostgresResource()}
+    )
     return renewal_window_states(context)
 
 
@@ -78,9 +80,11 @@ def test_every_window_state_is_recorded_once_and_a_shell_change_on_the_next_tick
         states = _states(first)
         garden = {k.split("|")[1]: v for k, v in states.items() if k.startswith("garden-state|")}
         assert garden == {
-            **{w.key: "missed" for w in nov}, nov[2].key: "done",
+            **{w.key: "missed" for w in nov},
+            nov[2].key: "done",
             **{w.key: "not pulled" for w in dec},
-            **{w.key: "pending" for w in jan}, jan[0].key: "list_created",
+            **{w.key: "pending" for w in jan},
+            jan[0].key: "list_created",
         }
         assert {k: v for k, v in states.items() if k.startswith("sunshine|")} == {
             f"sunshine|{w.key}": "held" for w in jan
@@ -94,7 +98,10 @@ def test_every_window_state_is_recorded_once_and_a_shell_change_on_the_next_tick
         assert isinstance(again, SkipReason)  # nothing changed: nothing recorded twice
 
         # A person approves sunshine's January in a shell: the next tick records its windows only.
-        assert homeowner(["approve", "--client", "sunshine", "--month", "2027-01", "--by", "dana"]) == 0
+        assert (
+            homeowner(["approve", "--client", "sunshine", "--month", "2027-01", "--by", "dana"])
+            == 0
+        )
         after = _tick(instance, first.cursor)
         assert _states(after) == {f"sunshine|{w.key}": "pending" for w in jan}
 

@@ -21,7 +21,9 @@ from homeowner_dagster.cli.stopping import start_group, stop_group
 from homeowner_dagster.sandbox import Sandbox
 from homeowner_dagster.sandbox.server import free_port
 
-LOCATIONS_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+LOCATIONS_QUERY = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+)
 
 
 @dataclass
@@ -80,12 +82,25 @@ def dagster_ui(env: dict[str, str], timeout: float = 300) -> Iterator[DagsterUI]
     processes: list[subprocess.Popen] = []
     try:
         for name, cmd in (
-            ("webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)]),
+            (
+                "webserver",
+                [
+                    str(bin_dir / "dagster-webserver"),
+                    "-w",
+                    workspace,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+            ),
             ("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
         ):
             with (logs / f"{name}.log").open("w") as log:
                 processes.append(
-                    start_group(cmd, env=env, cwd=env["DAGSTER_HOME"], stdout=log, stderr=subprocess.STDOUT)
+                    start_group(
+                        cmd, env=env, cwd=env["DAGSTER_HOME"], stdout=log, stderr=subprocess.STDOUT
+                    )
                 )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout

@@ -94,7 +94,8 @@ def enforce(results: Sequence[AssetCheckResult]) -> list[AssetCheckResult]:
     if failed:
         names = ", ".join(r.check_name or "?" for r in failed)
         details = "; ".join(
-            f"{r.check_name}: " + ", ".join(f"{k}={getattr(v, 'value', v)}" for k, v in r.metadata.items())
+            f"{r.check_name}: "
+            + ", ".join(f"{k}={getattr(v, 'value', v)}" for k, v in r.metadata.items())
             for r in failed
         )
         raise needs_fix(

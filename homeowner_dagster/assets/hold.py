@@ -30,7 +30,9 @@ def upload_hold(
         metadata={"held": reason, "uploaded_now": 0},
         check_results=[
             AssetCheckResult(
-                asset_key=key.asset_key, check_name=key.name, passed=True,
+                asset_key=key.asset_key,
+                check_name=key.name,
+                passed=True,
                 metadata={"held": "nothing uploaded: the month waits for `homeowner approve`"},
             )
             for key in sorted(context.selected_asset_check_keys, key=str)

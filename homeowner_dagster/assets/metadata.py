@@ -27,8 +27,11 @@ REJECTION_REASONS = {
 GAP_PROPOSALS = {
     "proposal": ("string", "what to do, and from which client for a move"),
     "leads": ("int", "expected cleaned leads it adds (negative: surplus)"),
-    "expected interested": ("float", "interested replies it is expected to bring, from measured ZIP "
-                            "yields (empty without outcome data)"),
+    "expected interested": (
+        "float",
+        "interested replies it is expected to bring, from measured ZIP "
+        "yields (empty without outcome data)",
+    ),
     "covers gap": ("bool", "whether it alone closes the gap"),
     "ZIPs": ("string", "ZIPs involved"),
     "basis": ("string", "where the count comes from, in short (the report below has it in full)"),
@@ -38,7 +41,9 @@ GAP_PROPOSALS = {
 def table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]]) -> MetadataValue:
     """`frame` as Dagster table metadata with a described schema."""
     schema = TableSchema(
-        columns=[TableColumn(name, kind, description=text) for name, (kind, text) in columns.items()]
+        columns=[
+            TableColumn(name, kind, description=text) for name, (kind, text) in columns.items()
+        ]
     )
     records = [
         TableRecord({name: _plain(row[name]) for name in columns})
@@ -74,9 +79,12 @@ def column_schema(
 def proposals_frame(suggestions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [
         {
-            "proposal": kind_label(s.get("kind", "")) + (f" from {s['donor']}" if s.get("donor") else ""),
+            "proposal": kind_label(s.get("kind", ""))
+            + (f" from {s['donor']}" if s.get("donor") else ""),
             "leads": int(s.get("leads") or 0),
-            "expected interested": None if s.get("expected_interested") is None else round(float(s["expected_interested"]), 1),
+            "expected interested": None
+            if s.get("expected_interested") is None
+            else round(float(s["expected_interested"]), 1),
             "covers gap": bool(s.get("covers_gap")),
             "ZIPs": ", ".join(s.get("zips") or ()),
             "basis": (s.get("basis") or "").split(";")[0],
@@ -89,14 +97,22 @@ def proposals_frame(suggestions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def link(url: str) -> MetadataValue:
     """A clickable link only where any browser can open it (http/https: a signed storage URL);
     a local artifact (`file://` on the Dagster machine) is shown as text, not as a dead link."""
-    return MetadataValue.url(url) if url.startswith(("https://", "http://")) else MetadataValue.text(url)
+    return (
+        MetadataValue.url(url)
+        if url.startswith(("https://", "http://"))
+        else MetadataValue.text(url)
+    )
 
 
 def summary(title: str, numbers: Mapping[str, int | float | str]) -> MetadataValue:
     """`**title**` then one line per number, thousands separated."""
     lines = [f"**{title}**", ""]
     for label, value in numbers.items():
-        shown = f"{value:,}" if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
+        shown = (
+            f"{value:,}"
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else str(value)
+        )
         lines.append(f"- {label}: **{shown}**")
     return MetadataValue.md("\n".join(lines))
 

@@ -1,6 +1,5 @@
 """Group `monthly_pull` (PT1-PT3), partitioned by client x renewal month."""
 
-
 import tempfile
 from dataclasses import replace
 from datetime import date
@@ -100,7 +99,10 @@ def channel_for(client: registry.Client) -> str:
 
 def _no_leads() -> pd.DataFrame:
     return pd.DataFrame(
-        {c: pd.Series(dtype="datetime64[ns]" if c in DATE_COLUMNS else object) for c in CLEANED_COLUMNS + SOURCE_COLUMNS}
+        {
+            c: pd.Series(dtype="datetime64[ns]" if c in DATE_COLUMNS else object)
+            for c in CLEANED_COLUMNS + SOURCE_COLUMNS
+        }
     ).astype({"purchase_day": "int64", "source_row": "int64", "home_value": "float64"})
 
 
@@ -146,9 +148,13 @@ def raw_leads(
     with tempfile.TemporaryDirectory(prefix="cole-") as folder:
         for state, zips in territory.groupby("state"):
             known = {
-                z: int(c) for z, c in zip(zips["zip"], zips["last_count"], strict=True) if pd.notna(c)
+                z: int(c)
+                for z, c in zip(zips["zip"], zips["last_count"], strict=True)
+                if pd.notna(c)
             }
-            context.log.info(f"{slug}: pulling {len(zips)} ZIP(s) in {state} for {month_key(month)}")
+            context.log.info(
+                f"{slug}: pulling {len(zips)} ZIP(s) in {state} for {month_key(month)}"
+            )
             try:
                 with watch.stage("browser"):
                     pull = cole.pull(
@@ -167,7 +173,11 @@ def raw_leads(
             zip_counts.update(pull.zip_counts)
             exports_used += pull.exports_used
             lower_bound += pull.lower_bound
-        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["source_export", "source_row"])
+        raw = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=["source_export", "source_row"])
+        )
         check_results = checks.enforce([checks.raw_schema(raw)])
         with watch.stage("database"):
             rows = store.write_raw_leads(dsn, slug, month, raw, zip_counts)
@@ -175,21 +185,33 @@ def raw_leads(
     per_zip = pd.DataFrame(sorted(zip_counts.items()), columns=["zip", "records"])
     slack.post(
         channel_for(client),
-        messages.raw_pull_complete(client.name, month_key(month), rows, exports_used, len(territory)),
+        messages.raw_pull_complete(
+            client.name, month_key(month), rows, exports_used, len(territory)
+        ),
     )
     return MaterializeResult(
         check_results=check_results,
         metadata={
             "summary": md.summary(
                 f"{client.name}, renewal month {month_key(month)}: Cole pull",
-                {"raw records": rows, "ZIPs": len(territory), "Cole exports": exports_used,
-                 "fewest exports the 10,000 cap allows": lower_bound},
+                {
+                    "raw records": rows,
+                    "ZIPs": len(territory),
+                    "Cole exports": exports_used,
+                    "fewest exports the 10,000 cap allows": lower_bound,
+                },
             ),
-            **md.counts({"rows": rows, "zips": len(territory), "exports_used": exports_used,
-                         "exports_lower_bound": lower_bound}),
+            **md.counts(
+                {
+                    "rows": rows,
+                    "zips": len(territory),
+                    "exports_used": exports_used,
+                    "exports_lower_bound": lower_bound,
+                }
+            ),
             "per_zip": md.table(per_zip, md.PER_ZIP),
             **md.seconds(watch.metadata()),
-        }
+        },
     )
 
 
@@ -211,8 +233,10 @@ def _refresh_destination(
                 asset_key=AssetKey("monthly_cleaned_leads"),
                 partition=client_month_key(destination, month),
                 description=f"high-net-worth leads routed in by {source}'s cleaning",
-                metadata={**_totals_metadata(receiver, month, counts, status),
-                          "routed_in_by": MetadataValue.text(source)},
+                metadata={
+                    **_totals_metadata(receiver, month, counts, status),
+                    "routed_in_by": MetadataValue.text(source),
+                },
             )
         )
     return counts["routed_in"], status
@@ -243,14 +267,18 @@ def cleaned_leads(
         raw = store.read_raw_leads(dsn, slug, month)
     if raw.empty:  # a high-net-worth client with no ZIPs of its own: only routed leads
         store.write_cleaned_leads(dsn, slug, month, _no_leads(), raw.assign(reason=""))
-        context.log.info(f"{slug}: nothing pulled for {month_key(month)}; only routed leads, if any")
+        context.log.info(
+            f"{slug}: nothing pulled for {month_key(month)}; only routed leads, if any"
+        )
         return MaterializeResult(
             check_results=[
                 AssetCheckResult(check_name="cleaned_schema", passed=True, metadata={"rows": 0}),
                 checks.rows_conserved(0, 0, 0, 0),
             ],
             metadata={
-                "summary": md.summary(f"{client.name}, {month_key(month)}: nothing pulled", {"raw": 0, "cleaned": 0}),
+                "summary": md.summary(
+                    f"{client.name}, {month_key(month)}: nothing pulled", {"raw": 0, "cleaned": 0}
+                ),
                 **md.counts({"raw": 0, "cleaned": 0, "rejected": 0, "routed": 0}),
             },
         )
@@ -297,14 +325,19 @@ def cleaned_leads(
         store.write_cleaned_leads(dsn, slug, month, result.cleaned, rejected, routed)
         destination_totals = {}
         for destination in sorted(set(routed) | routed_before):  # a rule dropped: totals shrink
-            destination_totals[destination] = _refresh_destination(context, dsn, slug, destination, month)
+            destination_totals[destination] = _refresh_destination(
+                context, dsn, slug, destination, month
+            )
 
     by_reason = rejected["reason"].value_counts().sort_index()
     routed_counts = {d: len(f) for d, f in routed.items()}
     slack.post(
         channel_for(client),
         messages.data_refinement_complete(
-            client.name, month_key(month), len(result.cleaned), {str(k): int(v) for k, v in by_reason.items()},
+            client.name,
+            month_key(month),
+            len(result.cleaned),
+            {str(k): int(v) for k, v in by_reason.items()},
             routed=routed_counts,
         ),
     )
@@ -316,7 +349,13 @@ def cleaned_leads(
         slack.post(
             channel_for(receiver),
             messages.routed_leads_received(
-                receiver.name, client.name, month_key(month), count, routed_in, status.cleaned, status.target
+                receiver.name,
+                client.name,
+                month_key(month),
+                count,
+                routed_in,
+                status.cleaned,
+                status.target,
             ),
         )
     return MaterializeResult(
@@ -324,25 +363,42 @@ def cleaned_leads(
         metadata={
             "summary": md.summary(
                 f"{client.name}, renewal month {month_key(month)}: cleaning",
-                {"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                 "routed to another client": routed_rows,
-                 "held by another client": int(by_reason.get("held_by_other_client", 0))},
+                {
+                    "raw": len(raw),
+                    "cleaned": len(result.cleaned),
+                    "rejected": len(rejected),
+                    "routed to another client": routed_rows,
+                    "held by another client": int(by_reason.get("held_by_other_client", 0)),
+                },
             ),
-            **md.counts({"raw": len(raw), "cleaned": len(result.cleaned), "rejected": len(rejected),
-                         "routed": routed_rows,
-                         "held_by_other_client": int(by_reason.get("held_by_other_client", 0))}),
+            **md.counts(
+                {
+                    "raw": len(raw),
+                    "cleaned": len(result.cleaned),
+                    "rejected": len(rejected),
+                    "routed": routed_rows,
+                    "held_by_other_client": int(by_reason.get("held_by_other_client", 0)),
+                }
+            ),
             "routed_to": MetadataValue.json(routed_counts),
             "by_reason": md.table(
                 by_reason.rename_axis("reason").reset_index(name="rows"), md.REJECTION_REASONS
             ),
-            **md.counts({"emails_verified": stats.verified, "emails_from_cache": stats.cached,
-                         "verification_credits_used": stats.credits_used}),
+            **md.counts(
+                {
+                    "emails_verified": stats.verified,
+                    "emails_from_cache": stats.cached,
+                    "verification_credits_used": stats.credits_used,
+                }
+            ),
             **md.seconds(watch.metadata()),
-        }
+        },
     )
 
 
-def _month_totals(dsn: str, client: registry.Client, month: date) -> tuple[dict, dict[str, int], GapStatus]:
+def _month_totals(
+    dsn: str, client: registry.Client, month: date
+) -> tuple[dict, dict[str, int], GapStatus]:
     """The month's totals row (monthly_cleaned_leads), its counts and its gap status."""
     counts = store.month_counts(dsn, client.slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
@@ -363,12 +419,20 @@ def _month_totals(dsn: str, client: registry.Client, month: date) -> tuple[dict,
     return row, counts, status
 
 
-def _totals_metadata(client: registry.Client, month: date, counts: dict[str, int], status: GapStatus) -> dict:
+def _totals_metadata(
+    client: registry.Client, month: date, counts: dict[str, int], status: GapStatus
+) -> dict:
     return {
         "summary": md.summary(
             f"{client.name}, renewal month {month_key(month)}: totals",
-            {"raw": counts["raw"], "cleaned": counts["cleaned"], "routed in": counts["routed_in"],
-             "target": status.target, "gap": status.gap, "status": status.status},
+            {
+                "raw": counts["raw"],
+                "cleaned": counts["cleaned"],
+                "routed in": counts["routed_in"],
+                "target": status.target,
+                "gap": status.gap,
+                "status": status.status,
+            },
         ),
         **md.counts({k: v for k, v in counts.items() if isinstance(v, int)}),
         **md.counts({"target": status.target, "gap": status.gap}),
@@ -384,7 +448,9 @@ def _totals_metadata(client: registry.Client, month: date, counts: dict[str, int
     "A high-net-worth destination's month is also materialized by each source's cleaning run that "
     "routes leads to it (after the destination's own run), so its totals follow its leads.",
 )
-def monthly_cleaned_leads(context: AssetExecutionContext, database: PostgresResource) -> MaterializeResult:
+def monthly_cleaned_leads(
+    context: AssetExecutionContext, database: PostgresResource
+) -> MaterializeResult:
     slug, month, dsn, client = client_month(context, database)
     row, counts, status = _month_totals(dsn, client, month)
     store.write_monthly_totals(dsn, row)
@@ -413,11 +479,15 @@ def _expected_yields(
     ratio = counts["own_cleaned"] / counts["raw"] if counts["raw"] else 0.0
     yields: dict[str, float] = {}
     for state, group in candidates.groupby("state"):
-        context.log.info(f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}")
+        context.log.info(
+            f"{client.slug}: Cole count query for {len(group)} nearby free ZIP(s) in {state}"
+        )
         try:
             found = cole.count_each(state, list(group["zip"]), month, progress=context.log.info)
         except ColeError as exc:
-            context.log.warning(f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped")
+            context.log.warning(
+                f"{client.slug}: count queries in {state} failed ({type(exc).__name__}); skipped"
+            )
             continue
         yields.update({z: n * ratio for z, n in found.items()})
     return yields, f"Cole count query x this month's cleaned/raw ratio ({ratio:.1%})"
@@ -425,13 +495,17 @@ def _expected_yields(
 
 # The gap report ranks its proposals by the client's measured yield per ZIP (lead outcomes of
 # the renewal months up to its own, six back: outcomes_store.outcomes_until).
-yields_to_gap_report = same_client("month", "month", TimeWindowPartitionMapping(start_offset=-OUTCOME_MONTHS_BACK))
+yields_to_gap_report = same_client(
+    "month", "month", TimeWindowPartitionMapping(start_offset=-OUTCOME_MONTHS_BACK)
+)
 
 
 def _updated(asset: str) -> AutomationCondition:
     """`asset`'s partition the gap report reads was updated (by any run, including another
     client's: a source's cleaning reports its destination's totals)."""
-    return AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).allow(AssetSelection.assets(asset))
+    return AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).allow(
+        AssetSelection.assets(asset)
+    )
 
 
 # Numbers that follow the data, without a run by hand: a gap report already made is made again
@@ -460,7 +534,10 @@ REFRESH_TAG = "homeowner/refresh"  # on the runs the automation condition sensor
 @asset(
     group_name=GROUP,
     partitions_def=client_month_partitions,
-    deps=[monthly_cleaned_leads, AssetDep(AssetKey("zip_yield"), partition_mapping=yields_to_gap_report)],
+    deps=[
+        monthly_cleaned_leads,
+        AssetDep(AssetKey("zip_yield"), partition_mapping=yields_to_gap_report),
+    ],
     automation_condition=GAP_REPORT_REFRESH,
     kinds={"postgres", "slack"},
     description="PT3 gap report: met / under / below_minimum / over against target and minimum to proceed, and counted "
@@ -476,7 +553,9 @@ def gap_report(
     try:
         config = settings.gap_settings()
     except ValueError as exc:
-        raise needs_fix(str(exc), "correct the environment variable, then run `homeowner check`") from None
+        raise needs_fix(
+            str(exc), "correct the environment variable, then run `homeowner check`"
+        ) from None
     counts = store.month_counts(dsn, slug, month)
     status = gap_status(counts["cleaned"], client.package_tier, client.target_override)
     assignments = store.month_assignments(dsn, month)
@@ -485,7 +564,9 @@ def gap_report(
     watch = Stopwatch()
     if status.gap > 0:  # under or below_minimum: look for nearby free ZIPs
         with watch.stage("browser"):
-            yields, basis = _expected_yields(context, config, cole, dsn, client, month, assignments, counts)
+            yields, basis = _expected_yields(
+                context, config, cole, dsn, client, month, assignments, counts
+            )
     rejected = store.rejected_counts(dsn, slug, month)
     month_totals = store.month_totals(dsn, month)
     suggestions = gap_solver.suggest(
@@ -512,8 +593,14 @@ def gap_report(
         store.mark_surplus(dsn, slug, month, keys)
         surplus_held = len(keys)
     reasons = gap_solver.missing_reasons(
-        slug, status, client.licensed_states, assignments, month_totals, rejected,
-        suggestions, config.radius_miles,
+        slug,
+        status,
+        client.licensed_states,
+        assignments,
+        month_totals,
+        rejected,
+        suggestions,
+        config.radius_miles,
     )
     markdown = gap_solver.markdown_report(
         status, suggestions, gap_solver.outcome_note(book), book=book, reasons=reasons
@@ -537,23 +624,40 @@ def gap_report(
     )
     held = store.upload_held(dsn, slug, month)
     if context.run.tags.get(REFRESH_TAG):  # the team heard of the change (routed leads) already
-        context.log.info(f"{slug}: gap report made again after its totals or yields changed; not posted to Slack")
+        context.log.info(
+            f"{slug}: gap report made again after its totals or yields changed; not posted to Slack"
+        )
     else:
         _post_gap_analysis(slack, client, month, status, suggestions, held)
     return MaterializeResult(
         metadata={
             "summary": md.summary(
                 f"{client.name}, renewal month {month_key(month)}: gap report",
-                {"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
-                 "status": status.status, "minimum to proceed": status.minimum_to_proceed},
+                {
+                    "cleaned": status.cleaned,
+                    "target": status.target,
+                    "gap": status.gap,
+                    "status": status.status,
+                    "minimum to proceed": status.minimum_to_proceed,
+                },
             ),
             "status": MetadataValue.text(status.status),
-            **md.counts({"cleaned": status.cleaned, "target": status.target, "gap": status.gap,
-                         "suggestions": len(suggestions), "surplus_held_back": surplus_held,
-                         "routed_in": counts["routed_in"], "held_by_other_client": counts["held_by_other_client"]}),
+            **md.counts(
+                {
+                    "cleaned": status.cleaned,
+                    "target": status.target,
+                    "gap": status.gap,
+                    "suggestions": len(suggestions),
+                    "surplus_held_back": surplus_held,
+                    "routed_in": counts["routed_in"],
+                    "held_by_other_client": counts["held_by_other_client"],
+                }
+            ),
             "meets_minimum": MetadataValue.bool(bool(status.meets_minimum)),
             "uploads_held": MetadataValue.bool(bool(held)),
-            "proposals": md.table(md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS),
+            "proposals": md.table(
+                md.proposals_frame([sg.as_dict() for sg in suggestions]), md.GAP_PROPOSALS
+            ),
             "settings": MetadataValue.text(
                 f"Cole count queries {'on' if config.cole_count_queries else 'off'}, radius "
                 f"{config.radius_miles:g} mi, {config.max_candidates} candidates (deployment settings)"
@@ -578,7 +682,12 @@ def _post_gap_analysis(
     slack.post(
         channel_for(client),
         messages.gap_analysis(
-            client.name, month_key(month), status.cleaned, status.target, status.gap, status.status,
+            client.name,
+            month_key(month),
+            status.cleaned,
+            status.target,
+            status.gap,
+            status.status,
             gap_solver.slack_summary(suggestions),
             minimum=status.minimum_to_proceed,
             suggestion_zips=suggestion_zip_lines(suggestions),

@@ -12,7 +12,6 @@ every client's measured leads of the last six renewal months (`leads.yield_model
 client's ZIPs with 90 % intervals, the bounce rate per verification result, and a chart.
 """
 
-
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -57,7 +56,9 @@ class CampaignOutcomesConfig(Config):
     from_scratch: bool = False
 
 
-def _summaries(outcomes: pd.DataFrame, campaign_id: str, as_of: datetime, counts: dict) -> pd.DataFrame:
+def _summaries(
+    outcomes: pd.DataFrame, campaign_id: str, as_of: datetime, counts: dict
+) -> pd.DataFrame:
     """One window_outcomes row per window: our own counts (Bison's stats are per campaign)."""
     grouped = outcomes.groupby(["window_start", "month"], as_index=False).agg(
         leads=("dedupe_key", "size"),
@@ -68,7 +69,9 @@ def _summaries(outcomes: pd.DataFrame, campaign_id: str, as_of: datetime, counts
         automated_replies=("automated_reply", "sum"),
     )
     return grouped.assign(
-        campaign_id=campaign_id, unmatched_replies=counts["unmatched"], api_requests=counts["requests"],
+        campaign_id=campaign_id,
+        unmatched_replies=counts["unmatched"],
+        api_requests=counts["requests"],
         as_of=as_of,
     )
 
@@ -110,15 +113,21 @@ def campaign_outcomes(
             if config.from_scratch:
                 kept = leads["attached_at"]  # Bison's clock at the first read stays
                 leads = rules.new_outcome_rows(
-                    leads.drop(columns=[*rules.FLAGS, "first_reply_at", "bison_lead_id", "matched_by"])
+                    leads.drop(
+                        columns=[*rules.FLAGS, "first_reply_at", "bison_lead_id", "matched_by"]
+                    )
                 ).assign(attached_at=kept)
             began = datetime.now(UTC)
-            read = read_campaign(workspace, campaign_id, cursor, began.date() - timedelta(days=STATS_DAYS))
+            read = read_campaign(
+                workspace, campaign_id, cursor, began.date() - timedelta(days=STATS_DAYS)
+            )
             # A window first seen now gets its attach on Bison's clock: ours + (Bison's - ours).
             offset = pd.Timestamp(read.as_of) - pd.Timestamp(began)
             fresh = leads["attached_at"].isna()
             leads["attached_at"] = pd.to_datetime(leads["attached_at"], utc=True)
-            leads.loc[fresh, "attached_at"] = pd.to_datetime(leads.loc[fresh, "ledger_attached_at"], utc=True) + offset
+            leads.loc[fresh, "attached_at"] = (
+                pd.to_datetime(leads.loc[fresh, "ledger_attached_at"], utc=True) + offset
+            )
             facts = rules.reply_facts(read.replies)
             read.replies.clear()  # bodies are not kept anywhere
             before = leads.copy()
@@ -126,7 +135,11 @@ def campaign_outcomes(
             changed = _changed_windows(before, outcomes, fresh)
             counted = {**counts.as_dict(), "requests": read.requests}
             store.write_campaign_read(
-                dsn, slug, campaign_id, outcomes, changed,
+                dsn,
+                slug,
+                campaign_id,
+                outcomes,
+                changed,
                 {
                     "read_at": began,
                     "as_of": read.as_of,
@@ -198,7 +211,9 @@ class ZipYieldConfig(Config):
     post_to_slack: bool = False
 
 
-def outcomes_message(client: str, month: str, outcomes: pd.DataFrame, book: rules.YieldBook, chart_link: str) -> str:
+def outcomes_message(
+    client: str, month: str, outcomes: pd.DataFrame, book: rules.YieldBook, chart_link: str
+) -> str:
     """The monthly Slack message: totals and best / worst ZIPs with intervals, no homeowner data."""
     table = book.client_zips
     best, worst = rules.best_and_worst(table)
@@ -249,15 +264,35 @@ def zip_yield(
     trend = rules.weekly_trend(outcomes)
     store.write_zip_yield(dsn, slug, month, table, bounces)
     svg = charts.yield_chart_svg(client.name, month_key(month), table, average, trend, book)
-    link = artifacts.put_bytes(svg.encode(), f"charts/{slug}/{month_key(month)}-zip-yield.svg", "image/svg+xml")
+    link = artifacts.put_bytes(
+        svg.encode(), f"charts/{slug}/{month_key(month)}-zip-yield.svg", "image/svg+xml"
+    )
     if config.post_to_slack and book is not None and not outcomes.empty:
-        slack.post(channel_for(client), outcomes_message(client.name, month_key(month), outcomes, book, link))
-    shown = table[["zip", "leads", "mature_leads", "interested", "shrunk_per_1000", "lower_per_1000",
-                   "upper_per_1000", "p_below_average", "low_yield"]]
+        slack.post(
+            channel_for(client),
+            outcomes_message(client.name, month_key(month), outcomes, book, link),
+        )
+    shown = table[
+        [
+            "zip",
+            "leads",
+            "mature_leads",
+            "interested",
+            "shrunk_per_1000",
+            "lower_per_1000",
+            "upper_per_1000",
+            "p_below_average",
+            "low_yield",
+        ]
+    ]
     return MaterializeResult(
         metadata={
-            "chart": MetadataValue.md(charts.markdown_image(svg, f"{slug} {month_key(month)} ZIP yield")),
-            **({"chart_link": md.link(link)} if link.startswith("http") else {}),  # shown inline above
+            "chart": MetadataValue.md(
+                charts.markdown_image(svg, f"{slug} {month_key(month)} ZIP yield")
+            ),
+            **(
+                {"chart_link": md.link(link)} if link.startswith("http") else {}
+            ),  # shown inline above
             "leads_measured": book.leads_measured if book else 0,
             "mature_leads": book.mature_leads if book else 0,
             "days_until_a_lead_counts": book.days_to_mature if book else 0.0,

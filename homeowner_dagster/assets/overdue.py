@@ -50,7 +50,11 @@ OVERDUE_SCHEMA = TableSchema(
         TableColumn("window", "string", description="renewal window partition (first day)"),
         TableColumn("list_name", "string", description="the window's Email Bison list"),
         TableColumn("due_monday", "string", description="the Monday its upload was due"),
-        TableColumn("state", "string", description="ledger state: pending, list_created, list_verified or attached"),
+        TableColumn(
+            "state",
+            "string",
+            description="ledger state: pending, list_created, list_verified or attached",
+        ),
     ]
 )
 
@@ -69,7 +73,9 @@ def windows_done_by_their_monday(
     dsn = database.dsn()
     today = datetime.now(ZoneInfo(TIMEZONE)).date()
     with db.connect(dsn) as conn:
-        ledger = db.read_frame(conn, "select client_slug, window_start, status from client_lead_batches")
+        ledger = db.read_frame(
+            conn, "select client_slug, window_start, status from client_lead_batches"
+        )
         pulled = db.read_frame(conn, "select client_slug, month from monthly_cleaned_leads")
     active = [c.slug for c in registry.load_clients(dsn)]
     overdue = overdue_windows(ledger, pulled, active, today)
@@ -135,7 +141,9 @@ def post_missed_windows(
     for window in unreported_missed_windows(dsn, client.slug, date.fromisoformat(config.monday)):
         row = store.ensure_window(dsn, client.slug, window)
         text = messages.missed_window(
-            client.name, str(row.get("list_name") or window.list_name), str(row["status"]),
+            client.name,
+            str(row.get("list_name") or window.list_name),
+            str(row["status"]),
             force_command(client.slug, window),
         )
         slack.post(channel_for(client), text)
@@ -162,7 +170,13 @@ def missed_windows_schedule(context: ScheduleEvaluationContext, database: Postgr
     requests = [
         RunRequest(
             run_key=f"missed-{c.slug}-{monday.isoformat()}",
-            run_config={"ops": {"post_missed_windows": {"config": {"client": c.slug, "monday": monday.isoformat()}}}},
+            run_config={
+                "ops": {
+                    "post_missed_windows": {
+                        "config": {"client": c.slug, "monday": monday.isoformat()}
+                    }
+                }
+            },
             tags={"client": c.slug},
         )
         for c in registry.load_clients(dsn)

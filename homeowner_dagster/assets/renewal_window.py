@@ -62,7 +62,10 @@ def state_metadata(row: dict[str, Any], window: RenewalWindow) -> dict[str, str 
         "list_name": str(_known(row.get("list_name")) or window.list_name),
         "due_monday": window.due_monday.isoformat(),
     }
-    for label, column in (("bison_list_id", "bison_list_id"), ("campaign_title", "campaign_title_after")):
+    for label, column in (
+        ("bison_list_id", "bison_list_id"),
+        ("campaign_title", "campaign_title_after"),
+    ):
         if (value := _known(row.get(column))) is not None:
             meta[label] = str(value)
     if (leads := _known(row.get("lead_count"))) is not None:
@@ -95,7 +98,10 @@ def window_state_events(
             if recorded.get(key) != (fingerprint := _fingerprint(meta)):
                 events.append(
                     AssetMaterialization(
-                        RENEWAL_WINDOW, partition=key, metadata=meta, description=f"{meta['state']}: {meta['list_name']}"
+                        RENEWAL_WINDOW,
+                        partition=key,
+                        metadata=meta,
+                        description=f"{meta['state']}: {meta['list_name']}",
                     )
                 )
                 recorded[key] = fingerprint

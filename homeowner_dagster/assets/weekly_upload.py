@@ -10,7 +10,6 @@ and then only a list created after this window's own upload request is taken as 
 list with the name stops the run (a person's list, or last year's) instead of being reused.
 """
 
-
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -67,7 +66,8 @@ from homeowner_dagster.resources.slack import HomeownerSlackResource
 # The list's columns in the UI: the cleaned leads' columns Email Bison gets (their pandera types
 # and checks), each named with the Bison field it fills; dates go as YYYY-MM-DD text.
 BISON_LIST_COLUMNS: dict[str, str] = {
-    column: f"Email Bison field `{field}`" + (" (YYYY-MM-DD text)" if column in BISON_DATE_COLUMNS else "")
+    column: f"Email Bison field `{field}`"
+    + (" (YYYY-MM-DD text)" if column in BISON_DATE_COLUMNS else "")
     for column, field in BISON_FIELD_MAP.items()
 }
 
@@ -91,7 +91,9 @@ def bison_workspace(bison: BisonResource, client: registry.Client):  # noqa: ANN
     return bison.workspace(instance, client.bison_token_env)
 
 
-BISON_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+BISON_RETRY = RetryPolicy(
+    max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 
 
 def force_command(slug: str, window: RenewalWindow) -> str:
@@ -144,7 +146,9 @@ def _skip(context: AssetExecutionContext, reason: str) -> None:
     retry_policy=BISON_RETRY,
     output_required=False,
     kinds={"postgres"},
-    check_specs=checks.specs("bison_lead_lists", "no_lead_uploaded_twice", "bison_count_matches_ledger"),
+    check_specs=checks.specs(
+        "bison_lead_lists", "no_lead_uploaded_twice", "bison_count_matches_ledger"
+    ),
     metadata=md.column_schema(CleanedLeadFrame, BISON_LIST_COLUMNS),
     description="PT4: the window's cleaned leads as one Email Bison lead list, e.g. "
     "'(February 1st - 7th renewals) 2027'; window state pending -> list_created -> list_verified.",
@@ -158,11 +162,16 @@ def bison_lead_lists(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = run_errors.client_for_run(slug, dsn)
-    registry.ensure_bison_destination_allowed(client)  # a row edited since its import is refused too
+    registry.ensure_bison_destination_allowed(
+        client
+    )  # a row edited since its import is refused too
     month = month_key(window.month)
     if month not in store.months_with_cleaned_leads(dsn, slug):
         pull = f"Dagster UI, job monthly_pull, partition {client_month_key(slug, window.month)}"
-        slack.post(channel_for(client), messages.month_not_pulled(client.name, window.list_name, month, pull))
+        slack.post(
+            channel_for(client),
+            messages.month_not_pulled(client.name, window.list_name, month, pull),
+        )
         reason = f"renewal month {month} not pulled: nothing uploaded for {window.list_name}"
         _skip(context, reason)
         # Nothing was uploaded, so nothing can be uploaded twice or miscounted; the asset itself
@@ -170,7 +179,9 @@ def bison_lead_lists(
         for name in ("no_lead_uploaded_twice", "bison_count_matches_ledger"):
             yield AssetCheckResult(check_name=name, passed=True, metadata={"skipped": reason})
         return
-    if held := upload_hold(context, dsn, client, window, slack):  # hold_below_minimum: `homeowner approve`
+    if held := upload_hold(
+        context, dsn, client, window, slack
+    ):  # hold_below_minimum: `homeowner approve`
         yield held
         return
     watch = Stopwatch()
@@ -179,7 +190,9 @@ def bison_lead_lists(
     leads = window_list_leads(cleaned_in_window)
     same_owner = len(cleaned_in_window) - len(leads)  # an owner of two homes gets one email
     if same_owner:
-        context.log.info(f"{slug}: {same_owner} cleaned lead(s) share an email with another home in {window.list_name}")
+        context.log.info(
+            f"{slug}: {same_owner} cleaned lead(s) share an email with another home in {window.list_name}"
+        )
     new_upload = False
     list_name = client_list_name(window, client.name, store.shares_workspace(dsn, client))
     with bison_workspace(bison, client) as workspace, store.upload_lock(dsn, slug, window) as lock:
@@ -190,15 +203,21 @@ def bison_lead_lists(
         list_id = str(row["bison_list_id"]) if row.get("bison_list_id") else None
         if list_id is None:
             adopted = None
-            if row.get("list_requested_at") is not None:  # an earlier run asked Bison: find its list
+            if (
+                row.get("list_requested_at") is not None
+            ):  # an earlier run asked Bison: find its list
                 list_name = str(row.get("list_name") or list_name)
                 lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
                 with watch.stage("api"):
                     named = workspace.find_lead_lists(list_name)
-                adopted = _adopt_or_refuse(slug, window, list_name, named, row.get("list_requested_at"))
+                adopted = _adopt_or_refuse(
+                    slug, window, list_name, named, row.get("list_requested_at")
+                )
             if adopted is not None:
                 list_id = str(adopted["id"])
-                context.log.info(f"{slug}: {list_name} was created by an earlier run (id {list_id})")
+                context.log.info(
+                    f"{slug}: {list_name} was created by an earlier run (id {list_id})"
+                )
             else:
                 store.record_list_requested(dsn, slug, window, list_name)
                 context.log.info(f"{slug}: uploading {len(leads)} lead(s) as {list_name}")
@@ -206,18 +225,28 @@ def bison_lead_lists(
                 known = store.bison_variables(dsn, client.workspace_name)
                 with watch.stage("api"):
                     created_id, new_upload = workspace.upload_lead_list(list_name, leads, known)
-                store.confirm_bison_variables(dsn, client.workspace_name, workspace.variables_confirmed)
+                store.confirm_bison_variables(
+                    dsn, client.workspace_name, workspace.variables_confirmed
+                )
                 list_id = str(created_id)
             try:
                 store.record_list_created(
-                    dsn, slug, window, list_id, leads["dedupe_key"], email_keys(leads["email"]), list_name
+                    dsn,
+                    slug,
+                    window,
+                    list_id,
+                    leads["dedupe_key"],
+                    email_keys(leads["email"]),
+                    list_name,
                 )
             except store.ListAlreadyRecorded as exc:
                 raise run_errors.as_stated(exc) from None
         row = store.ledger_row(dsn, slug, window) or row
         list_name = str(row.get("list_name") or list_name)
         sent = int(row["lead_count"])
-        refused = int(row.get("refused_rows") or 0) if row.get("refused_accepted_at") is not None else 0
+        refused = (
+            int(row.get("refused_rows") or 0) if row.get("refused_accepted_at") is not None else 0
+        )
         if not state_at_least(row["status"], "list_verified"):
             lock.ensure_held()  # a lost upload lock stops the run before any further Bison call
             near = row.get("list_position")
@@ -240,10 +269,15 @@ def bison_lead_lists(
         # Announced once per window, under the lock: a run that waited sees it was posted.
         if row.get("list_announced_at") is None:
             if context.run.tags.get("late") == "true":
-                slack.post(channel_for(client), messages.late_window(client.name, list_name, window.due_monday.isoformat()))
+                slack.post(
+                    channel_for(client),
+                    messages.late_window(client.name, list_name, window.due_monday.isoformat()),
+                )
             slack.post(
                 channel_for(client),
-                messages.refined_data_uploaded(client.name, [(list_name, in_bison)], in_bison, same_owner),
+                messages.refined_data_uploaded(
+                    client.name, [(list_name, in_bison)], in_bison, same_owner
+                ),
             )
             store.mark_announced(dsn, slug, window, "list_announced_at")
     yield MaterializeResult(
@@ -289,7 +323,10 @@ def _imported(
     try:
         return workspace.lead_list_count(list_id, where)
     except BisonImportFailed as exc:
-        if row.get("refused_accepted_at") is not None and int(row.get("refused_rows") or 0) == exc.failed:
+        if (
+            row.get("refused_accepted_at") is not None
+            and int(row.get("refused_rows") or 0) == exc.failed
+        ):
             return exc.succeeded
         store.record_refused(dsn, slug, window, exc.failed, exc.messages)
         raise run_errors.stated(
@@ -330,13 +367,17 @@ GONE_STATUSES = frozenset({"archived", "deleted", "pending deletion"})
 def _matches(campaign: dict[str, Any], pattern: str) -> bool:
     """The title starts with the pattern (any case) and the campaign is not archived or deleted."""
     title = str(campaign.get("name", "")).strip().casefold()
-    return title.startswith(pattern.strip().casefold()) and str(
-        campaign.get("status", "")
-    ).strip().casefold() not in GONE_STATUSES
+    return (
+        title.startswith(pattern.strip().casefold())
+        and str(campaign.get("status", "")).strip().casefold() not in GONE_STATUSES
+    )
 
 
 def evergreen_campaign_of(
-    dsn: str, workspace: BisonWorkspace, client: registry.Client, slack: HomeownerSlackResource | None = None
+    dsn: str,
+    workspace: BisonWorkspace,
+    client: registry.Client,
+    slack: HomeownerSlackResource | None = None,
 ) -> dict[str, Any]:
     """The client's Evergreen campaign: by the id stored after the first match, else by pattern.
 
@@ -350,15 +391,23 @@ def evergreen_campaign_of(
         campaign = workspace.campaign_or_none(stored["campaign_id"])
         if campaign is not None and _matches(campaign, stored["pattern"]):
             return campaign
-        why = "is gone" if campaign is None else (
-            f"is {campaign.get('status')}" if _matches({**campaign, "status": ""}, stored["pattern"]) is not False and str(campaign.get("status", "")).casefold() in GONE_STATUSES
-            else f"is now titled {campaign.get('name')!r}"
+        why = (
+            "is gone"
+            if campaign is None
+            else (
+                f"is {campaign.get('status')}"
+                if _matches({**campaign, "status": ""}, stored["pattern"]) is not False
+                and str(campaign.get("status", "")).casefold() in GONE_STATUSES
+                else f"is now titled {campaign.get('name')!r}"
+            )
         )
         store.forget_campaign(dsn, client.slug)
         if slack is not None:
             slack.post(
                 channel_for(client),
-                messages.campaign_let_go(client.name, stored["campaign_name"], stored["campaign_id"], why),
+                messages.campaign_let_go(
+                    client.name, stored["campaign_name"], stored["campaign_id"], why
+                ),
             )
     for pattern in patterns:
         found = [c for c in workspace.find_campaigns(pattern) if _matches(c, pattern)]
@@ -381,7 +430,9 @@ def evergreen_campaign_of(
                     "then `homeowner clients import`",
                     "CampaignShared",
                 )
-            store.store_campaign(dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name")))
+            store.store_campaign(
+                dsn, client.slug, pattern, str(campaign["id"]), str(campaign.get("name"))
+            )
             return campaign
     raise run_errors.stated(
         f"{client.slug}: no campaign whose title starts with {' or '.join(map(repr, patterns))} in "
@@ -410,7 +461,9 @@ def evergreen_campaign(
     slug, window = split_client_window(context.partition_key)
     dsn = database.dsn()
     client = run_errors.client_for_run(slug, dsn)
-    registry.ensure_bison_destination_allowed(client)  # a row edited since its import is refused too
+    registry.ensure_bison_destination_allowed(
+        client
+    )  # a row edited since its import is refused too
     if held := upload_hold(context, dsn, client, window):  # hold_below_minimum: nothing to attach
         return held
     watch = Stopwatch()
@@ -437,18 +490,29 @@ def evergreen_campaign(
                 campaign = evergreen_campaign_of(dsn, workspace, client, slack)
             campaign_id = str(campaign["id"])
             if state_found == "list_verified":
-                campaign = _attach(dsn, slug, window, workspace, campaign, row, meta, watch, (lock, campaign_guard))
+                campaign = _attach(
+                    dsn, slug, window, workspace, campaign, row, meta, watch, (lock, campaign_guard)
+                )
             title = str(campaign["name"])
             try:
                 known = store.campaign_titled_windows(dsn, campaign_id)
                 current = parse_evergreen_title(title).window(today(), known)
             except ValueError:
                 context.log.warning(f"{slug}: campaign title {title!r} not understood; not renamed")
-                slack.post(channel_for(client), messages.unreadable_campaign_title(client.name, title, list_name))
+                slack.post(
+                    channel_for(client),
+                    messages.unreadable_campaign_title(client.name, title, list_name),
+                )
                 return MaterializeResult(
-                    metadata={**meta, "window_state": "attached", "window_state_found": state_found,
-                              "campaign_id": campaign_id, "title_before": title, "title_unreadable": True,
-                              **watch.metadata()}
+                    metadata={
+                        **meta,
+                        "window_state": "attached",
+                        "window_state_found": state_found,
+                        "campaign_id": campaign_id,
+                        "title_before": title,
+                        "title_unreadable": True,
+                        **watch.metadata(),
+                    }
                 )
             title_after = title if current >= window else retitle(title, window)
             if title_after == title:  # a later window, or this one's text a year on
@@ -515,7 +579,9 @@ def _attach(
         before = total_leads(campaign)  # read under the campaign lock, before this attach
     holds = store.campaign_holds(dsn, slug, window, campaign_id)
     new = expected_growth(leads, holds.in_campaign)  # `leads`: Bison's verified count
-    store.record_campaign_before_attach(dsn, slug, window, campaign_id, title, int(before), holds, new)
+    store.record_campaign_before_attach(
+        dsn, slug, window, campaign_id, title, int(before), holds, new
+    )
     for held_lock in locks:
         held_lock.ensure_held()  # a lost lock stops the run before any further Bison call
     with watch.stage("api"):

@@ -90,8 +90,10 @@ def _stop_embedded_database() -> None:
         if db.embedded_running():
             db.stop_embedded()
     except Exception as exc:  # noqa: BLE001 - the command's own result stands; say it in one line
-        print(f"homeowner: the embedded PostgreSQL this command started was not stopped ({exc.__class__.__name__})",
-              file=sys.stderr)
+        print(
+            f"homeowner: the embedded PostgreSQL this command started was not stopped ({exc.__class__.__name__})",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from homeowner_dagster.leads.calendar import parse_month
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("approve", help="let a month below the minimum to proceed be uploaded")
+    p = subparsers.add_parser(
+        "approve", help="let a month below the minimum to proceed be uploaded"
+    )
     p.add_argument("--client", required=True)
     p.add_argument("--month", required=True, help="renewal month YYYY-MM")
     p.add_argument("--by", help="who approves (default: the login name)")
@@ -42,7 +44,9 @@ def run_approve(args: argparse.Namespace) -> int:
     if done["status"] is None:
         state = "no gap report yet"
     else:
-        state = f"{done['status']}, {done['cleaned']:,} of minimum {done['minimum']:,} cleaned leads"
+        state = (
+            f"{done['status']}, {done['cleaned']:,} of minimum {done['minimum']:,} cleaned leads"
+        )
     print(f"{client.slug} {month} approved for upload by {who} at {when} ({state})")
     if not client.hold_below_minimum:
         print(f"note: {client.slug} does not hold below-minimum months (hold_below_minimum is off)")

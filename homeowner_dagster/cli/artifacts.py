@@ -42,7 +42,9 @@ def run_artifacts_link(args: argparse.Namespace) -> int:
             [args.run_id],
         ).fetchall()
         if not errors:
-            raise CommandError(f"no failure with links recorded for run {args.run_id} (agent_errors)")
+            raise CommandError(
+                f"no failure with links recorded for run {args.run_id} (agent_errors)"
+            )
         printed = 0
         for error_id, step, error_type, screenshot, trace in errors:
             fresh = {}
@@ -61,12 +63,19 @@ def run_artifacts_link(args: argparse.Namespace) -> int:
                 [fresh.get("screenshot"), fresh.get("trace"), error_id],
             )
             if fresh.get("trace"):
-                conn.execute("update agent_runs set trace_url = %s where run_id = %s", [fresh["trace"], args.run_id])
+                conn.execute(
+                    "update agent_runs set trace_url = %s where run_id = %s",
+                    [fresh["trace"], args.run_id],
+                )
     if not printed:
         raise CommandError(f"run {args.run_id} kept no screenshot or trace")
     if store.backend == "supabase":
         seconds = store.link_seconds()
-        print(f"links valid for {seconds // 3600} h" if seconds % 3600 == 0 else f"links valid for {seconds} s")
+        print(
+            f"links valid for {seconds // 3600} h"
+            if seconds % 3600 == 0
+            else f"links valid for {seconds} s"
+        )
     else:
         print("local files do not expire")
     return 0

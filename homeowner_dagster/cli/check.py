@@ -85,7 +85,9 @@ def environment_items(
         if not client.bison_instance_url:
             _needed_by(needs, "BISON_INSTANCE_URL", client.slug)
         refused = registry.bison_destination_problem(
-            client.bison_instance_url or environ.get("BISON_INSTANCE_URL"), client.bison_token_env, environ
+            client.bison_instance_url or environ.get("BISON_INSTANCE_URL"),
+            client.bison_token_env,
+            environ,
         )
         if refused:
             problems.append(CheckItem(f"{client.slug}: Bison destination", False, refused))
@@ -94,7 +96,11 @@ def environment_items(
             problems.append(CheckItem(f"{client.slug}: Slack channel", False, channel))
     if environ.get(registry.SANDBOX_ORIGINS_ENV):
         problems.append(
-            CheckItem(registry.SANDBOX_ORIGINS_ENV, False, "set: the sandbox's, never in production; unset it")
+            CheckItem(
+                registry.SANDBOX_ORIGINS_ENV,
+                False,
+                "set: the sandbox's, never in production; unset it",
+            )
         )
     if addresses.email_backend(environ) == "clay":
         for name in ("CLAY_API_KEY", "CLAY_TABLE_ID"):
@@ -130,7 +136,9 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
         url = db.database_url()
         pending = migrate.pending(url)
     except Exception as exc:  # sanitised: the driver's message may quote the URL or password
-        return [CheckItem(f"{label} reachable", False, first_line(str(exc)) or exc.__class__.__name__)], None
+        return [
+            CheckItem(f"{label} reachable", False, first_line(str(exc)) or exc.__class__.__name__)
+        ], None
     items = [CheckItem(f"{label} reachable", True)]
     if pending:
         items.append(CheckItem("database migrated", False, f"{len(pending)} pending migration(s)"))
@@ -143,7 +151,13 @@ def database_items() -> tuple[list[CheckItem], list[ActiveClient] | None]:
         items.append(CheckItem("client registry readable", False, exc.__class__.__name__))
         return items, None
     clients = [
-        ActiveClient(c.slug, tuple(c.licensed_states), c.bison_token_env, c.bison_instance_url, c.slack_channel)
+        ActiveClient(
+            c.slug,
+            tuple(c.licensed_states),
+            c.bison_token_env,
+            c.bison_instance_url,
+            c.slack_channel,
+        )
         for c in loaded
     ]
     items.append(CheckItem("active clients", True, f"{len(clients)} active"))
@@ -167,7 +181,12 @@ def database_security_items(url: str) -> list[CheckItem]:
         else f"off for {', '.join(open_tables)}: `alter table ... enable row level security` in a new migration",
     )
     storage = db.dagster_storage_problem()
-    return [rls, CheckItem("Dagster storage schema", storage is None, storage or f"schema {db.DAGSTER_SCHEMA}")]
+    return [
+        rls,
+        CheckItem(
+            "Dagster storage schema", storage is None, storage or f"schema {db.DAGSTER_SCHEMA}"
+        ),
+    ]
 
 
 def chromium_executable(environ: Mapping[str, str] | None = None) -> str:

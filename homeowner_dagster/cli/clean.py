@@ -30,12 +30,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="Cole export CSV files")
     p.add_argument("--month", required=True, help="renewal month YYYY-MM")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--max-home-value", type=float, default=900000.0,
-                   help="homes above this are rejected or routed to HNW (default 900000)")
-    p.add_argument("--hnw-states", default="",
-                   help="comma-separated states whose homes above the maximum go to hnw.csv")
-    p.add_argument("--no-head-of-household", dest="head_of_household", action="store_false",
-                   help="keep rows that are not the head of household")
+    p.add_argument(
+        "--max-home-value",
+        type=float,
+        default=900000.0,
+        help="homes above this are rejected or routed to HNW (default 900000)",
+    )
+    p.add_argument(
+        "--hnw-states",
+        default="",
+        help="comma-separated states whose homes above the maximum go to hnw.csv",
+    )
+    p.add_argument(
+        "--no-head-of-household",
+        dest="head_of_household",
+        action="store_false",
+        help="keep rows that are not the head of household",
+    )
     p.set_defaults(handler=run_clean)
 
 
@@ -68,7 +79,9 @@ def parse_hnw_states(text: str) -> list[str]:
     states = [s.strip().upper() for s in (text or "").split(",") if s.strip()]
     bad = [s for s in states if not re.fullmatch(r"[A-Z]{2}", s)]
     if bad:
-        raise CommandError(f"--hnw-states takes two-letter states like TX,OK (got {', '.join(bad)})")
+        raise CommandError(
+            f"--hnw-states takes two-letter states like TX,OK (got {', '.join(bad)})"
+        )
     return states
 
 
@@ -158,7 +171,10 @@ def _merge_summaries(summaries: list[dict]) -> dict:
 
 
 def _write_atomically(
-    out: Path, cleaned: pd.DataFrame, rejected: pd.DataFrame, hnw: pd.DataFrame | None,
+    out: Path,
+    cleaned: pd.DataFrame,
+    rejected: pd.DataFrame,
+    hnw: pd.DataFrame | None,
     summary: dict,
 ) -> None:
     """Write into a temporary folder on the same disk, then rename into place."""

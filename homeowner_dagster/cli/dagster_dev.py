@@ -17,7 +17,9 @@ def main(argv: list[str]) -> None:
     from dagster_shared.utils.warnings import SupersessionWarning
 
     warnings.filterwarnings("ignore", category=SupersessionWarning, message=r"`?dagster dev`?")
-    warnings.filterwarnings("ignore", category=SupersessionWarning, message=r".*Use 'dg dev' instead")
+    warnings.filterwarnings(
+        "ignore", category=SupersessionWarning, message=r".*Use 'dg dev' instead"
+    )
     sys.argv = ["dagster", "dev", *argv]
     dagster_main()
 

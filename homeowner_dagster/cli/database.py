@@ -57,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--month", required=True)
     p.add_argument("zips", nargs="+")
     p.set_defaults(handler=run_zips_move)
-    p = zsub.add_parser("show", help="a client's ZIPs for a month (latest sheet plus changes since)")
+    p = zsub.add_parser(
+        "show", help="a client's ZIPs for a month (latest sheet plus changes since)"
+    )
     p.add_argument("--client", required=True)
     p.add_argument("--month", required=True)
     p.set_defaults(handler=run_zips_show)
@@ -69,14 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_dev)
 
     p = subparsers.add_parser(
-        "env", help="print the exports that let plain `dagster` commands use this project's instance"
+        "env",
+        help="print the exports that let plain `dagster` commands use this project's instance",
     )
     p.set_defaults(handler=run_env)
 
 
 def add_database_host_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--database-host", action="append", default=[], metavar="HOST",
+        "--database-host",
+        action="append",
+        default=[],
+        metavar="HOST",
         help="with the sandbox: use the configured database (HOMEOWNER_DATABASE_URL / "
         "HOMEOWNER_DAGSTER_STORAGE_URL) on this host anyway; refused without it",
     )
@@ -197,7 +203,9 @@ def run_clients_import(args: argparse.Namespace) -> int:
 def run_clients_list(args: argparse.Namespace) -> int:
     for c in registry.load_clients(_ready_database(), active_only=False):
         states = ",".join(c.licensed_states)
-        print(f"{c.slug:20} tier {c.package_tier}  {states:10} {'active' if c.active else 'inactive'}")
+        print(
+            f"{c.slug:20} tier {c.package_tier}  {states:10} {'active' if c.active else 'inactive'}"
+        )
     return 0
 
 
@@ -214,7 +222,9 @@ def run_zips_import(args: argparse.Namespace) -> int:
 def run_zips_assign(args: argparse.Namespace) -> int:
     month = _month(args.month)
     with refused_as("assignment"):
-        written = registry.assign_zips(args.client, month, args.zips, _ready_database(), login_name())
+        written = registry.assign_zips(
+            args.client, month, args.zips, _ready_database(), login_name()
+        )
     print(f"{written} ZIP(s) assigned to {args.client} for {month}")
     return 0
 
@@ -222,7 +232,9 @@ def run_zips_assign(args: argparse.Namespace) -> int:
 def run_zips_move(args: argparse.Namespace) -> int:
     month = _month(args.month)
     with refused_as("move"):
-        moved = registry.move_zips(args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name())
+        moved = registry.move_zips(
+            args.from_slug, args.to_slug, month, args.zips, _ready_database(), login_name()
+        )
     print(f"{moved} ZIP(s) moved from {args.from_slug} to {args.to_slug} for {month}")
     return 0
 
@@ -232,13 +244,21 @@ def run_zips_show(args: argparse.Namespace) -> int:
     with refused_as("zips show"):
         zips, sheet_month = registry.territory_of(args.client, month, _ready_database())
     if sheet_month is None and zips.empty:
-        print(f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
-              f"(run `homeowner zips import SHEET.csv --month {month}`)")
+        print(
+            f"{args.client} holds no ZIPs in {month}: no sheet imported for {month} or earlier "
+            f"(run `homeowner zips import SHEET.csv --month {month}`)"
+        )
         return 0
-    basis = f"the sheet of {sheet_month} plus changes since" if sheet_month else "assignments only, no sheet"
+    basis = (
+        f"the sheet of {sheet_month} plus changes since"
+        if sheet_month
+        else "assignments only, no sheet"
+    )
     print(f"{args.client} {month}: {len(zips)} ZIP(s), from {basis}")
     for z in zips.itertuples():
-        pulled = z.pulled_at.date().isoformat() if isinstance(z.pulled_at, datetime) else "not pulled"
+        pulled = (
+            z.pulled_at.date().isoformat() if isinstance(z.pulled_at, datetime) else "not pulled"
+        )
         print(f"  {z.zip}  {z.state}  {z.source:<32} {pulled}")
     return 0
 
@@ -271,11 +291,15 @@ def run_env(args: argparse.Namespace) -> int:
                 "and ?options=-csearch_path%3Ddagster (docs/deploy.md section 1)"
             )
         else:
-            print(f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'")
+            print(
+                f"export {settings.DAGSTER_STORAGE_URL_ENV}='{env[settings.DAGSTER_STORAGE_URL_ENV]}'"
+            )
     sandbox = second_shell.running()
     if sandbox is not None:
         pid, values = sandbox
-        print(f"# the sandbox of `homeowner dev --sandbox` (pid {pid}): its URLs and demo credentials")
+        print(
+            f"# the sandbox of `homeowner dev --sandbox` (pid {pid}): its URLs and demo credentials"
+        )
         for key, value in sorted(values.items()):
             if key not in os.environ:  # the shell's own settings win
                 print(f"export {key}={shlex.quote(value)}")
@@ -312,21 +336,37 @@ def run_dev(args: argparse.Namespace) -> int:
             prepare_bison(sandbox, state_file, demo_month(date.today()))  # the demo's workspaces
             sandbox.start()
             env.update(sandbox.env())
-            env[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(env.get(registry.SLACK_CHANNELS_ENV))
+            env[registry.SLACK_CHANNELS_ENV] = demo_slack_channels(
+                env.get(registry.SLACK_CHANNELS_ENV)
+            )
             # `homeowner env` / `windows force` in another shell (the demo's channel list too)
-            second_shell.write({**sandbox.env(), registry.SLACK_CHANNELS_ENV: env[registry.SLACK_CHANNELS_ENV]})
+            second_shell.write(
+                {**sandbox.env(), registry.SLACK_CHANNELS_ENV: env[registry.SLACK_CHANNELS_ENV]}
+            )
             print("sandbox services:")
             for name, service_url in sandbox.urls.items():
                 print(f"  {name:10} {service_url}")
-            print("another shell: `homeowner windows force ...` uses this sandbox; "
-                  '`eval "$(homeowner env)"` sets it for plain `dagster` commands')
+            print(
+                "another shell: `homeowner windows force ...` uses this sandbox; "
+                '`eval "$(homeowner env)"` sets it for plain `dagster` commands'
+            )
         workspace = settings.project_root() / "workspace.yaml"
         read_end, write_end = os.pipe()
         cmd = [
-            sys.executable, "-m", "homeowner_dagster.cli.dagster_dev", "-w", str(workspace),
-            "-p", str(args.port), "--shutdown-pipe", str(read_end),
+            sys.executable,
+            "-m",
+            "homeowner_dagster.cli.dagster_dev",
+            "-w",
+            str(workspace),
+            "-p",
+            str(args.port),
+            "--shutdown-pipe",
+            str(read_end),
         ]
-        print(f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})", flush=True)
+        print(
+            f"Dagster UI on http://127.0.0.1:{args.port} (instance {env['DAGSTER_HOME']})",
+            flush=True,
+        )
         if not stop.is_set():
             # Run from the instance folder: Dagster warns about a dagster.yaml in the current
             # folder that is not DAGSTER_HOME's (the repository's is the template copied there).

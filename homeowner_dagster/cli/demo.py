@@ -15,11 +15,16 @@ from homeowner_dagster.sanitiser import first_line
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the monthly and weekly pipeline for the demo clients (three and a high-net-worth one) on the sandbox"
+        "demo",
+        help="run the monthly and weekly pipeline for the demo clients (three and a high-net-worth one) on the sandbox",
     )
-    p.add_argument("--today", type=date.fromisoformat, default=None, help="pretend today is this date")
     p.add_argument(
-        "--weeks", type=int, default=6,
+        "--today", type=date.fromisoformat, default=None, help="pretend today is this date"
+    )
+    p.add_argument(
+        "--weeks",
+        type=int,
+        default=6,
         help="simulated weeks: the windows go out one Monday at a time, each Monday's outcome read, "
         "the sandbox's Email Bison clock a week on each time (0: no outcomes)",
     )
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(f"  {line}" for line in report.splitlines() if line.strip()))
     print(json.dumps({"clients": summary["clients"]}))
     if started_database:
-        print("embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)")
+        print(
+            "embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)"
+        )
     elif embedded:
         print(
             "embedded PostgreSQL left running: it was running before the demo "

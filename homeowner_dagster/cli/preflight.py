@@ -24,7 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--post", action="store_true", help="post a test message to each Slack channel checked"
     )
     p.add_argument(
-        "--client", action="append", default=[], metavar="SLUG", help="only this client (repeatable)"
+        "--client",
+        action="append",
+        default=[],
+        metavar="SLUG",
+        help="only this client (repeatable)",
     )
     p.set_defaults(handler=run)
 

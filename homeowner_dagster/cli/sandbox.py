@@ -15,7 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the fake Cole X Dates, DeBounce, Email Bison, Clay, Slack and Supabase Storage",
         description="Start every sandbox service on loopback, print URLs and demo credentials, run until Ctrl-C.",
     )
-    parser.add_argument("--seed", type=int, default=7, help="seed of the generated homeowners and codes")
+    parser.add_argument(
+        "--seed", type=int, default=7, help="seed of the generated homeowners and codes"
+    )
     parser.set_defaults(handler=run)
 
 

@@ -47,7 +47,10 @@ def default_stop_signals() -> None:
 def start_group(cmd: Sequence[str], **kwargs: object) -> subprocess.Popen:
     """Start `cmd` as the leader of a new process group with default stop signals."""
     return subprocess.Popen(
-        list(cmd), start_new_session=True, preexec_fn=default_stop_signals, **kwargs  # noqa: PLW1509
+        list(cmd),
+        start_new_session=True,
+        preexec_fn=default_stop_signals,
+        **kwargs,  # noqa: PLW1509
     )
 
 

@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     url = os.environ.get(settings.DATABASE_URL_ENV)
     if not url:  # never start an embedded server to watch
-        raise CommandError(f"{settings.DATABASE_URL_ENV} is not set: the watchdog watches a configured database")
+        raise CommandError(
+            f"{settings.DATABASE_URL_ENV} is not set: the watchdog watches a configured database"
+        )
     token = os.environ.get("SLACK_BOT_TOKEN")
     if not token:
         raise CommandError("SLACK_BOT_TOKEN is not set: the watchdog posts to Slack directly")
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 slack.post(registry.ops_channel(), text)
             except Exception as exc:  # the state is kept: the next run posts again
-                raise CommandError(f"Slack post failed ({first_line(str(exc)) or type(exc).__name__})") from None
+                raise CommandError(
+                    f"Slack post failed ({first_line(str(exc)) or type(exc).__name__})"
+                ) from None
     watchdog.write_state(path, findings)
     for finding in findings:
         print(finding.text)

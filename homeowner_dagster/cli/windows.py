@@ -29,14 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--client", help="client slug (required)")
     p.set_defaults(handler=run_list)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    _window_action(actions, "force", run_force, "run the weekly upload (PT4-PT5) of one window now, e.g. a missed one")
+    _window_action(
+        actions,
+        "force",
+        run_force,
+        "run the weekly upload (PT4-PT5) of one window now, e.g. a missed one",
+    )
     accept = _window_action(
-        actions, "accept", run_accept,
+        actions,
+        "accept",
+        run_accept,
         "go on without the rows Bison refused in a window's list (the next run verifies it)",
     )
-    accept.add_argument("--by", default=os.environ.get("USER", "operator"), help="who accepts (recorded)")
+    accept.add_argument(
+        "--by", default=os.environ.get("USER", "operator"), help="who accepts (recorded)"
+    )
     _window_action(
-        actions, "forget-list", run_forget,
+        actions,
+        "forget-list",
+        run_forget,
         "forget a window's Bison list that was refused or deleted in Bison (the next run uploads anew)",
     )
 
@@ -84,7 +95,11 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{'window':<11} {'state':<14} {'leads':>6}  {'list id':<8} list / missed / way forward")
     for r in table:
         leads, list_id = _value(r.get("lead_count")), _value(r.get("bison_list_id"))
-        note = " (reported missed)" if _value(r.get("missed_reported_at")) is not None and r["state"] != "done" else ""
+        note = (
+            " (reported missed)"
+            if _value(r.get("missed_reported_at")) is not None and r["state"] != "done"
+            else ""
+        )
         print(
             f"{r['window_start'].isoformat():<11} {r['state']:<14} "
             f"{'' if leads is None else int(leads):>6}  "
@@ -103,7 +118,11 @@ def _value(value: object) -> object:
 def way_forward(slug: str, row: dict[str, object]) -> str | None:
     """What a person does for a window stopped where no run can go on by itself."""
     refused = _value(row.get("refused_rows"))
-    if row.get("ledger_state") == "list_created" and refused and _value(row.get("refused_accepted_at")) is None:
+    if (
+        row.get("ledger_state") == "list_created"
+        and refused
+        and _value(row.get("refused_accepted_at")) is None
+    ):
         window = f"--client {slug} --window {row['window_start'].isoformat()}"  # type: ignore[union-attr]
         return (
             f"Bison refused {int(refused)} row(s): `homeowner windows accept {window}` goes on without "  # type: ignore[call-overload]
@@ -118,7 +137,9 @@ def run_accept(args: argparse.Namespace) -> int:
     client = _client(args.client, url)
     accepted = store.accept_refused(url, client.slug, window, args.by)
     if accepted is None:
-        raise CommandError(f"{client.slug} {window.key}: Bison refused no row of this window's list")
+        raise CommandError(
+            f"{client.slug} {window.key}: Bison refused no row of this window's list"
+        )
     print(
         f"{client.slug} {window.list_name}: going on without the {accepted['refused_rows']} refused row(s) "
         f"(accepted by {args.by}); the next run verifies the list. Now: homeowner windows force "
@@ -166,28 +187,44 @@ def run_force(args: argparse.Namespace) -> int:
     client = _client(args.client, url)
     second_shell.use_running_sandbox()  # beside `homeowner dev --sandbox`: its services
     second_shell.require(
-        ["SLACK_BOT_TOKEN", client.bison_token_env, None if client.bison_instance_url else "BISON_INSTANCE_URL"]
+        [
+            "SLACK_BOT_TOKEN",
+            client.bison_token_env,
+            None if client.bison_instance_url else "BISON_INSTANCE_URL",
+        ]
     )
     if not os.environ.get("DAGSTER_HOME"):
         from homeowner_dagster.cli.database import dagster_environment
 
-        os.environ.update({k: v for k, v in dagster_environment(url).items() if k not in os.environ or k == "DAGSTER_HOME"})
+        os.environ.update(
+            {
+                k: v
+                for k, v in dagster_environment(url).items()
+                if k not in os.environ or k == "DAGSTER_HOME"
+            }
+        )
     os.environ.setdefault(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(url))
     with DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition(client_partitions.name, client.slug):
             instance.add_dynamic_partitions(client_partitions.name, [client.slug])
-        result = build_definitions().resolve_job_def("weekly_upload").execute_in_process(
-            instance=instance,
-            partition_key=client_window_key(client.slug, window),
-            tags={"client": client.slug, "forced": "true", "late": "true"},
-            # The run's own log (and any stack trace) is in the instance: the UI shows it.
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            raise_on_error=False,
+        result = (
+            build_definitions()
+            .resolve_job_def("weekly_upload")
+            .execute_in_process(
+                instance=instance,
+                partition_key=client_window_key(client.slug, window),
+                tags={"client": client.slug, "forced": "true", "late": "true"},
+                # The run's own log (and any stack trace) is in the instance: the UI shows it.
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                raise_on_error=False,
+            )
         )
         skipped = instance.get_run_by_id(result.run_id).tags.get("homeowner/skipped")
     row = store.ledger_row(url, client.slug, window)
     state = row["status"] if row else "pending"
-    print(f"{client.slug} {window.list_name}: run {result.run_id} {'succeeded' if result.success else 'failed'}; state {state}")
+    print(
+        f"{client.slug} {window.list_name}: run {result.run_id} {'succeeded' if result.success else 'failed'}; state {state}"
+    )
     if skipped:
         print(f"skipped: {skipped}")
     if not result.success:

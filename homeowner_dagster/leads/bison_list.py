@@ -49,8 +49,12 @@ def bison_frame(leads: pd.DataFrame) -> pd.DataFrame:
 def email_keys(emails: pd.Series) -> pd.Series:
     """What identifies a lead in a Bison workspace (B-UNIQUE: its email), as the ledger keeps it:
     the SHA-256 of the trimmed, lower-cased address (the same as the migration's SQL)."""
-    return emails.fillna("").astype(str).str.strip().str.lower().map(
-        lambda e: hashlib.sha256(e.encode("utf-8")).hexdigest()
+    return (
+        emails.fillna("")
+        .astype(str)
+        .str.strip()
+        .str.lower()
+        .map(lambda e: hashlib.sha256(e.encode("utf-8")).hexdigest())
     )
 
 

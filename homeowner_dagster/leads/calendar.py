@@ -181,7 +181,9 @@ def windows_to_upload(
     out: list[tuple[RenewalWindow, bool]] = []
     if due is not None and due.start not in done:
         out.append((due, False))
-    for window in windows_starting_between(monday + timedelta(days=1), monday + timedelta(days=LEAD_DAYS_MAX)):
+    for window in windows_starting_between(
+        monday + timedelta(days=1), monday + timedelta(days=LEAD_DAYS_MAX)
+    ):
         # Any window starting before Monday + 28 other than the due one is late.
         if window == due or window.start in done:
             continue
@@ -196,7 +198,9 @@ def windows_to_upload(
 MISSED_LOOKBACK_DAYS = 35
 
 
-def missed_windows(monday: date, settled: set[date], pulled_months: set[str]) -> list[RenewalWindow]:
+def missed_windows(
+    monday: date, settled: set[date], pulled_months: set[str]
+) -> list[RenewalWindow]:
     """Windows of pulled months whose first day has come, except `settled` (done or reported)."""
     return [
         window
@@ -231,7 +235,9 @@ _TITLE_RE = re.compile(
     re.IGNORECASE,
 )
 # The longest the last window of each month can be (February: 29 in a leap year).
-_MONTH_LAST_DAYS = {m: max(last_day_of_month(2028, m), last_day_of_month(2027, m)) for m in range(1, 13)}
+_MONTH_LAST_DAYS = {
+    m: max(last_day_of_month(2028, m), last_day_of_month(2027, m)) for m in range(1, 13)
+}
 
 
 @dataclass(frozen=True)
@@ -272,7 +278,9 @@ class EvergreenTitle:
         month = {"upper": month.upper(), "lower": month.lower()}.get(self.month_case, month)
         first, last = window.start.day, window.end.day
         days = (
-            f"{ordinal(first)}{self.dash}{ordinal(last)}" if self.ordinals else f"{first}{self.dash}{last}"
+            f"{ordinal(first)}{self.dash}{ordinal(last)}"
+            if self.ordinals
+            else f"{first}{self.dash}{last}"
         )
         return f"{self.head} {month} {days}"
 
@@ -293,7 +301,9 @@ def parse_evergreen_title(title: str) -> EvergreenTitle:
     written = m.group("month")
     name, start, end = written.lower(), int(m.group("start")), int(m.group("end"))
     months = [n.lower() for n in MONTH_NAMES]
-    matches = [i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))]
+    matches = [
+        i for i, n in enumerate(months) if n == name or (len(name) >= 3 and n.startswith(name))
+    ]
     if len(matches) != 1:
         raise ValueError(f"campaign title {title!r} names no month")
     month = matches[0] + 1

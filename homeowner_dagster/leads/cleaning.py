@@ -266,9 +266,9 @@ def parse_dates(series: pd.Series) -> pd.Series:
         text = s.str.strip()
         us = text.str.extract(rf"^{US_DATE_PATTERN}$")
         iso = text.str.extract(rf"^{ISO_DATE_PATTERN}$")
-        parts = pd.DataFrame(
-            {k: us[k].combine_first(iso[k]) for k in ("y", "m", "d")}
-        ).apply(pd.to_numeric, errors="coerce")  # three columns, not rows
+        parts = pd.DataFrame({k: us[k].combine_first(iso[k]) for k in ("y", "m", "d")}).apply(
+            pd.to_numeric, errors="coerce"
+        )  # three columns, not rows
         parts.columns = ["year", "month", "day"]
         ok = parts.notna().all(axis=1)
         out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
@@ -310,7 +310,9 @@ def dedupe_key(email: pd.Series, address: pd.Series) -> pd.Series:
     numpy and pyarrow have no vectorized sha256.
     """
     text = pc.binary_join_element_wise(
-        _arrow(tidy_emails(email)), _arrow(normalised_address(address)), pa.scalar("|", pa.large_string())
+        _arrow(tidy_emails(email)),
+        _arrow(normalised_address(address)),
+        pa.scalar("|", pa.large_string()),
     )
     data = pc.cast(text, pa.large_binary()).to_numpy(zero_copy_only=False)  # UTF-8 bytes
     digests = map(methodcaller("hexdigest"), map(hashlib.sha256, data))
@@ -409,13 +411,16 @@ def clean_leads(
             "purchase_day": dates.dt.day.astype("int64"),
             "readable_purchase_date": _per_value(dates, readable_dates),
             "renewal_date": renewal.astype("datetime64[ns]"),
-            "renewal_window": window_starts(renewal).astype("datetime64[ns]") if len(renewal)
+            "renewal_window": window_starts(renewal).astype("datetime64[ns]")
+            if len(renewal)
             else renewal.astype("datetime64[ns]"),
             "dedupe_key": keys[fresh],
             "source_export": raw["source_export"][keep].astype(str).astype(object)
-            if "source_export" in raw else "",
+            if "source_export" in raw
+            else "",
             "source_row": raw["source_row"][keep].astype("int64")
-            if "source_row" in raw else (kept + 1).astype("int64"),
+            if "source_row" in raw
+            else (kept + 1).astype("int64"),
         },
         index=kept,
         columns=OUTPUT_COLUMNS,
@@ -431,7 +436,9 @@ def clean_leads(
     )
 
 
-def no_renewal_in_month(purchase: pd.Series, month: date, pulled_on: date | None = None) -> np.ndarray:
+def no_renewal_in_month(
+    purchase: pd.Series, month: date, pulled_on: date | None = None
+) -> np.ndarray:
     """Purchase dates that cannot give a renewal in `month`: on or after January 1st of the renewal
     month's year (the first anniversary is a year later), or after the day of the pull."""
     late = (purchase >= pd.Timestamp(month.year, 1, 1)).to_numpy()

@@ -81,7 +81,9 @@ def suggestion_zip_lines(suggestions: Sequence[Any], limit: int = 15) -> list[st
         if not zips:
             continue
         label = kind_label(s.kind) + (f" from {s.donor}" if getattr(s, "donor", None) else "")
-        shown = ", ".join(zips[:limit]) + (f", … (+{len(zips) - limit})" if len(zips) > limit else "")
+        shown = ", ".join(zips[:limit]) + (
+            f", … (+{len(zips) - limit})" if len(zips) > limit else ""
+        )
         # a low-yield ZIP's leads are what dropping it takes away (the report says: swap it)
         amount = f"-{int(s.leads):,}" if s.kind == "drop_low_yield_zip" else f"+{int(s.leads):,}"
         lines.append(f"• {label} ({amount} leads): {shown}")

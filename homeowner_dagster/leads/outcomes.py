@@ -33,17 +33,42 @@ _QUOTE_START = re.compile(
 )
 
 OUTCOME_COLUMNS = [
-    "dedupe_key", "zip", "verification_result", "replied", "interested", "bounced",
-    "unsubscribed", "automated_reply", "first_reply_at", "bison_lead_id", "matched_by",
+    "dedupe_key",
+    "zip",
+    "verification_result",
+    "replied",
+    "interested",
+    "bounced",
+    "unsubscribed",
+    "automated_reply",
+    "first_reply_at",
+    "bison_lead_id",
+    "matched_by",
     "attached_at",
 ]
 FLAGS = ("replied", "interested", "bounced", "unsubscribed", "automated_reply")
 YIELD_COLUMNS = [
-    "zip", "leads", "mature_leads", "replies", "interested", "bounces", "interested_per_1000",
-    "shrunk_per_1000", "lower_per_1000", "upper_per_1000", "p_below_average", "low_yield",
+    "zip",
+    "leads",
+    "mature_leads",
+    "replies",
+    "interested",
+    "bounces",
+    "interested_per_1000",
+    "shrunk_per_1000",
+    "lower_per_1000",
+    "upper_per_1000",
+    "p_below_average",
+    "low_yield",
 ]
 FACT_COLUMNS = [
-    "reply_id", "lead_id", "folder", "candidates", "interested", "automated_reply", "unsubscribe",
+    "reply_id",
+    "lead_id",
+    "folder",
+    "candidates",
+    "interested",
+    "automated_reply",
+    "unsubscribe",
     "date_received",
 ]
 
@@ -177,7 +202,9 @@ def apply_replies(outcomes: pd.DataFrame, facts: pd.DataFrame) -> tuple[pd.DataF
             if lead_id is not None and fact.folder != "bounced":
                 if pd.isna(lead_ids[i]):
                     lead_ids[i] = lead_id
-                    by_id.setdefault(lead_id, []).extend(r for r in rows if r not in by_id.get(lead_id, []))
+                    by_id.setdefault(lead_id, []).extend(
+                        r for r in rows if r not in by_id.get(lead_id, [])
+                    )
             matched[i] = matched[i] if isinstance(matched[i], str) else how
             if fact.folder == "bounced":
                 flags["bounced"][i] = True
@@ -277,7 +304,9 @@ class YieldBook:
     """
 
     client_rate: float
-    estimates: pd.DataFrame = field(default_factory=pd.DataFrame)  # index zip: mean, var, lower, upper
+    estimates: pd.DataFrame = field(
+        default_factory=pd.DataFrame
+    )  # index zip: mean, var, lower, upper
     client_zips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=YIELD_COLUMNS))
     unmeasured: dict[str, float] = field(default_factory=dict)
     leads_measured: int = 0
@@ -287,7 +316,11 @@ class YieldBook:
 
     def rate(self, zip_code: str) -> float:
         z = str(zip_code)
-        return float(self.estimates.at[z, "mean"]) if z in self.estimates.index else self.unmeasured["mean"]
+        return (
+            float(self.estimates.at[z, "mean"])
+            if z in self.estimates.index
+            else self.unmeasured["mean"]
+        )
 
     def expected(self, leads_by_zip: Mapping[str, float]) -> tuple[float, float, float]:
         """Interested replies expected from new leads in these ZIPs: (mean, lower, upper), 90 %."""
@@ -302,7 +335,9 @@ class YieldBook:
         if table.empty:
             return False
         average = 1000 * self.client_rate
-        return bool(((table["upper_per_1000"] < average) | (table["lower_per_1000"] > average)).any())
+        return bool(
+            ((table["upper_per_1000"] < average) | (table["lower_per_1000"] > average)).any()
+        )
 
 
 def yield_book(client: str, outcomes: pd.DataFrame, correct: bool = True) -> YieldBook | None:
@@ -371,7 +406,9 @@ def _client_table(mine: pd.DataFrame, table: pd.DataFrame, below: pd.Series) -> 
             "low_yield": own["zip"].map(below) >= yield_model.LOW_YIELD_CONFIDENCE,
         }
     )[YIELD_COLUMNS]
-    return out.sort_values(["shrunk_per_1000", "zip"], ascending=[False, True]).reset_index(drop=True)
+    return out.sort_values(["shrunk_per_1000", "zip"], ascending=[False, True]).reset_index(
+        drop=True
+    )
 
 
 def best_and_worst(table: pd.DataFrame, count: int = 3) -> tuple[list[str], list[str]]:

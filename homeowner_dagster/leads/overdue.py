@@ -35,7 +35,13 @@ def overdue_windows(
             state = states.get((r.client_slug, window.start), "pending")
             if _overdue(window, state, today):
                 rows.append(
-                    [r.client_slug, window.key, window.list_name, window.due_monday.isoformat(), state]
+                    [
+                        r.client_slug,
+                        window.key,
+                        window.list_name,
+                        window.due_monday.isoformat(),
+                        state,
+                    ]
                 )
     frame = pd.DataFrame(rows, columns=OVERDUE_COLUMNS)
     return frame.sort_values(["due_monday", "client"], ignore_index=True)

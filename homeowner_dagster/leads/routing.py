@@ -38,7 +38,9 @@ class RoutingRule:
             name=str(record.get("name") or ""),
             destination=str(record.get("destination_client") or record.get("destination")),
             source_states=tuple(sorted({str(s).strip().upper() for s in states if str(s).strip()})),
-            threshold=float(threshold) if threshold is not None and pd.notna(threshold) else DEFAULT_THRESHOLD,
+            threshold=float(threshold)
+            if threshold is not None and pd.notna(threshold)
+            else DEFAULT_THRESHOLD,
         )
 
 

@@ -14,7 +14,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+FORMULA_PREFIXES: tuple[str, ...] = (
+    "=",
+    "+",
+    "-",
+    "@",
+    "\t",
+    "\r",
+    "\uff1d",
+    "\uff0b",
+    "\uff0d",
+    "\uff20",
+)
 # The column forms test the ASCII starts off each string's first byte (cole_csv's fast path) and
 # the full-width ones, all led by the UTF-8 byte 0xEF, only when that byte occurs at all.
 ASCII_FORMULA_PREFIXES: tuple[str, ...] = tuple(c for c in FORMULA_PREFIXES if c.isascii())
@@ -48,7 +59,9 @@ def wide_formula_starts(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chunk
     return pc.match_substring_regex(text, _WIDE_START)
 
 
-def guard_formulas(text: pa.Array | pa.ChunkedArray, starts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def guard_formulas(
+    text: pa.Array | pa.ChunkedArray, starts: pa.Array | pa.ChunkedArray
+) -> pa.Array | pa.ChunkedArray:
     """A leading `'` on the strings `starts` marks (an Arrow column with no nulls)."""
     if not pc.any(starts).as_py():
         return text

@@ -116,7 +116,9 @@ def _records_from_text(text: str, filename: str) -> list[dict[str, object]]:
         try:
             data = yaml.safe_load(text)
         except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            raise TerritoryError([f"{filename}: not valid YAML ({exc.__class__.__name__})"]) from None
+            raise TerritoryError(
+                [f"{filename}: not valid YAML ({exc.__class__.__name__})"]
+            ) from None
         if isinstance(data, dict):
             data = data.get("clients", data)
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
@@ -165,7 +167,9 @@ def parse_clients(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
             override = row["target_override"]
             override_value = int(str(override).strip()) if str(override or "").strip() else None
             if override_value is not None and not 0 < override_value < 2**31:
-                raise ValueError(f"target override must be a positive number of leads (got {override!r})")
+                raise ValueError(
+                    f"target override must be a positive number of leads (got {override!r})"
+                )
             max_value = row["max_home_value"]
             token_env = str(row["bison_token_env"] or "").strip() or None
             if token_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", token_env):
@@ -248,7 +252,9 @@ def parse_zip_sheet(text: str) -> ZipSheet:
                 continue
             raw_zip = cells[zip_col].strip() if zip_col < len(cells) else ""
             client_ref = cells[client_col].strip() if client_col < len(cells) else ""
-            color = cells[color_col].strip() if color_col is not None and color_col < len(cells) else ""
+            color = (
+                cells[color_col].strip() if color_col is not None and color_col < len(cells) else ""
+            )
             if "\x00" in client_ref + color:
                 problems.append(f"line {line_no}: a cell holds a NUL character")
                 continue
@@ -264,13 +270,23 @@ def parse_zip_sheet(text: str) -> ZipSheet:
                 problems.append(f"line {line_no}: ZIP {zip_code} has no territory (client)")
                 continue
             rows.append(
-                {"line": line_no, "zip": zip_code, "state": state, "client_ref": client_ref, "color": color or None}
+                {
+                    "line": line_no,
+                    "zip": zip_code,
+                    "state": state,
+                    "client_ref": client_ref,
+                    "color": color or None,
+                }
             )
     except csv.Error as exc:
         problems.append(f"the sheet is not readable CSV ({exc})")
-    if not rows and not problems:  # a sheet is the territory from its month on: empty would clear it
-        problems.append("the sheet has no ZIP rows below its header (an import replaces the territory "
-                        "from its month on; to take ZIPs away use `homeowner zips move`)")
+    if (
+        not rows and not problems
+    ):  # a sheet is the territory from its month on: empty would clear it
+        problems.append(
+            "the sheet has no ZIP rows below its header (an import replaces the territory "
+            "from its month on; to take ZIPs away use `homeowner zips move`)"
+        )
     frame = pd.DataFrame(rows, columns=["line", "zip", "state", "client_ref", "color"])
     return ZipSheet(frame, problems)
 
@@ -317,7 +333,9 @@ def parse_hnw_rules(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
             if not isinstance(rule, dict):
                 raise ValueError("must be a mapping")
             name = str(rule.get("name") or f"hnw-{number}").strip()
-            destination = str(rule.get("destination") or rule.get("destination_client") or "").strip().lower()
+            destination = (
+                str(rule.get("destination") or rule.get("destination_client") or "").strip().lower()
+            )
             if not SLUG_RE.match(destination):
                 raise ValueError("destination must be a client slug")
             states = rule.get("source_states") or []
@@ -330,10 +348,17 @@ def parse_hnw_rules(text: str, filename: str = "clients.yaml") -> pd.DataFrame:
             sources = sorted({str(s).strip().lower() for s in sources})
             if not sources or destination in sources:
                 raise ValueError("source_clients must name clients other than the destination")
-            threshold = float(str(rule.get("threshold", DEFAULT_MAX_HOME_VALUE)).replace(",", "").replace("$", ""))
+            threshold = float(
+                str(rule.get("threshold", DEFAULT_MAX_HOME_VALUE)).replace(",", "").replace("$", "")
+            )
             out.append(
-                {"name": name, "destination_client": destination, "source_states": states,
-                 "source_clients": sources, "threshold": threshold}
+                {
+                    "name": name,
+                    "destination_client": destination,
+                    "source_states": states,
+                    "source_clients": sources,
+                    "threshold": threshold,
+                }
             )
         except (ValueError, TypeError) as exc:
             problems.append(f"{where}: {exc}")
@@ -386,12 +411,17 @@ def derive_territory(changes: pd.DataFrame, month: str) -> Territory:
     held: dict[str, dict[str, object]] = {}
     problems: list[tuple[int, str]] = []
     if sheet_month is not None:
-        sheet = changes[(changes["kind"] == "sheet") & (changes["month"] == sheet_month)].sort_values("id")
+        sheet = changes[
+            (changes["kind"] == "sheet") & (changes["month"] == sheet_month)
+        ].sort_values("id")
         for c in sheet.itertuples():
             owner = held.get(c.zip)
             if owner is not None and owner["client_slug"] != c.client_slug:
                 problems.append(
-                    (int(c.id), f"ZIP {c.zip} is given to {owner['client_slug']} and {c.client_slug} in the {sheet_month} sheet")
+                    (
+                        int(c.id),
+                        f"ZIP {c.zip} is given to {owner['client_slug']} and {c.client_slug} in the {sheet_month} sheet",
+                    )
                 )
                 continue
             held[c.zip] = _holding(c, f"sheet {sheet_month}")
@@ -412,7 +442,10 @@ def derive_territory(changes: pd.DataFrame, month: str) -> Territory:
         else:
             if holder != c.from_client:
                 problems.append(
-                    (int(c.id), f"ZIP {c.zip} is held by {holder or 'no client'}, not {c.from_client}, in {month}")
+                    (
+                        int(c.id),
+                        f"ZIP {c.zip} is held by {holder or 'no client'}, not {c.from_client}, in {month}",
+                    )
                 )
                 continue
             held[c.zip] = _holding(c, f"moved from {c.from_client} {c.month}")
@@ -432,7 +465,9 @@ def _holding(change: object, source: str) -> dict[str, object]:
     }
 
 
-def months_to_check(changes: pd.DataFrame, month: str, also: list[str] | tuple[str, ...] = ()) -> list[str]:
+def months_to_check(
+    changes: pd.DataFrame, month: str, also: list[str] | tuple[str, ...] = ()
+) -> list[str]:
     """The months where a change from `month` on can clash with another: `month` itself, and each
     later month where some change applies (the territory is constant in between), plus `also`."""
     later = set(changes.loc[changes["month"] > month, "month"]) | {m for m in also if m >= month}

@@ -27,7 +27,14 @@ from homeowner_dagster.leads.calendar import (
 NOT_PULLED, MISSED, HELD = "not pulled", "missed", "held"
 # Every state a window can be shown in, in the order a window lives them.
 SHOWN_STATES: tuple[str, ...] = (
-    NOT_PULLED, "pending", HELD, "list_created", "list_verified", "attached", "done", MISSED,
+    NOT_PULLED,
+    "pending",
+    HELD,
+    "list_created",
+    "list_verified",
+    "attached",
+    "done",
+    MISSED,
 )
 PULL_DAY = 15  # the monthly Cole pull: on the 15th of M the team pulls renewal month M+2
 
@@ -37,7 +44,9 @@ def last_month_due(today: date) -> date:
     return add_months(today.replace(day=1), 2 if today.day >= PULL_DAY else 1)
 
 
-def window_state(ledger_state: str | None, pulled: bool, held: bool, window: RenewalWindow, today: date) -> str:
+def window_state(
+    ledger_state: str | None, pulled: bool, held: bool, window: RenewalWindow, today: date
+) -> str:
     """The one word for a window: `ledger_state` None when the ledger has no row for it."""
     if ledger_state == "done":
         return "done"
@@ -50,7 +59,9 @@ def window_state(ledger_state: str | None, pulled: bool, held: bool, window: Ren
     return ledger_state or "pending"
 
 
-def window_states(ledger: pd.DataFrame, pulled_months: set[str], held_months: set[str], today: date) -> pd.DataFrame:
+def window_states(
+    ledger: pd.DataFrame, pulled_months: set[str], held_months: set[str], today: date
+) -> pd.DataFrame:
     """One row per renewal window of a client, oldest first, with `state` and `ledger_state`.
 
     `ledger`: the client's ledger rows (at least `window_start`, `status`, `list_name`); windows
@@ -58,7 +69,9 @@ def window_states(ledger: pd.DataFrame, pulled_months: set[str], held_months: se
     from the client's first known month up to the last month whose pull was due.
     """
     rows = {pd.Timestamp(r["window_start"]).date(): dict(r) for r in ledger.to_dict("records")}
-    known = {month_key(w) for w in (RenewalWindow.starting(d).month for d in rows)} | set(pulled_months)
+    known = {month_key(w) for w in (RenewalWindow.starting(d).month for d in rows)} | set(
+        pulled_months
+    )
     months = set(known)
     if known:
         month, last = parse_month(min(known)), last_month_due(today)
@@ -73,11 +86,20 @@ def window_states(ledger: pd.DataFrame, pulled_months: set[str], held_months: se
             row.update(
                 window_start=window.start,
                 ledger_state=ledger_state,
-                state=window_state(ledger_state, month in pulled_months, month in held_months, window, today),
+                state=window_state(
+                    ledger_state, month in pulled_months, month in held_months, window, today
+                ),
             )
             out.append(row)
-    return pd.DataFrame(out, columns=_columns(ledger)).sort_values("window_start", ignore_index=True)
+    return pd.DataFrame(out, columns=_columns(ledger)).sort_values(
+        "window_start", ignore_index=True
+    )
 
 
 def _columns(ledger: pd.DataFrame) -> list[str]:
-    return ["window_start", "state", "ledger_state", *[c for c in ledger.columns if c not in ("window_start", "status")]]
+    return [
+        "window_start",
+        "state",
+        "ledger_state",
+        *[c for c in ledger.columns if c not in ("window_start", "status")],
+    ]

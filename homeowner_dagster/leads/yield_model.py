@@ -48,9 +48,20 @@ _GRID_LOG_S = np.linspace(np.log(2.0), np.log(1e6), 37)
 _KEEP_WEIGHT = 1e-4  # hyper-grid points below this share of the largest are dropped
 
 ESTIMATE_COLUMNS = [
-    "zip", "leads", "mature_leads", "exposure", "replies", "interested",
-    "reply_per_1000", "interested_share", "interested_per_1000",
-    "mean_per_1000", "lower_per_1000", "upper_per_1000", "p_below_average", "rate_var",
+    "zip",
+    "leads",
+    "mature_leads",
+    "exposure",
+    "replies",
+    "interested",
+    "reply_per_1000",
+    "interested_share",
+    "interested_per_1000",
+    "mean_per_1000",
+    "lower_per_1000",
+    "upper_per_1000",
+    "p_below_average",
+    "rate_var",
 ]
 
 
@@ -112,9 +123,7 @@ def delay_curve(delays_days: Iterable[float], ages_days: Iterable[float]) -> Del
 # -- 2. exposure -------------------------------------------------------------------------------
 
 
-def lead_exposure(
-    leads: pd.DataFrame, curve: DelayCurve, correct: bool = True
-) -> pd.DataFrame:
+def lead_exposure(leads: pd.DataFrame, curve: DelayCurve, correct: bool = True) -> pd.DataFrame:
     """`leads` with `exposure` (0 for leads not yet mature) and `mature`.
 
     `leads` needs `age_days`. With `correct=False` every lead counts in full, whatever its age
@@ -213,7 +222,9 @@ class RatePosterior:
 
     def cdf(self, rate: float | np.ndarray) -> np.ndarray:
         """P(rate_i <= rate) per ZIP (linear within a bin)."""
-        cum = np.concatenate((np.zeros((self.mass.shape[0], 1)), np.cumsum(self.mass, axis=1)), axis=1)
+        cum = np.concatenate(
+            (np.zeros((self.mass.shape[0], 1)), np.cumsum(self.mass, axis=1)), axis=1
+        )
         x = np.log(np.maximum(np.asarray(rate, dtype=float), 1e-300))
         pos = np.clip((x - self.log_edges[0]) / LOG_STEP, 0, len(self.log_edges) - 1)
         whole = np.minimum(np.floor(pos).astype(int), len(self.log_edges) - 2)
@@ -341,10 +352,19 @@ def estimate(
         p_below_average=post.cdf(average),
         rate_var=post.var,
     )[ESTIMATE_COLUMNS]
-    table = table.sort_values(["mean_per_1000", "zip"], ascending=[False, True]).reset_index(drop=True)
+    table = table.sort_values(["mean_per_1000", "zip"], ascending=[False, True]).reset_index(
+        drop=True
+    )
     return YieldEstimate(
-        table, reply_prior, share_prior, curve, len(frame), int(frame["mature"].sum()), average,
-        post, list(counts["zip"]),
+        table,
+        reply_prior,
+        share_prior,
+        curve,
+        len(frame),
+        int(frame["mature"].sum()),
+        average,
+        post,
+        list(counts["zip"]),
     )
 
 

@@ -28,9 +28,17 @@ def address_findings() -> tuple[list[Finding], set[str]]:
         if check.ok:
             out.append(ok(SERVICE, "", check.variable, f"{check.service} address"))
             continue
-        probe = PROBES.get(check.variable, "clay" if check.variable.startswith(addresses.CLAY_WEBHOOK_URL) else "")
+        probe = PROBES.get(
+            check.variable, "clay" if check.variable.startswith(addresses.CLAY_WEBHOOK_URL) else ""
+        )
         if probe:
             refused.add(probe)
-        result = (f"{probe} was not probed" if probe else "nothing is stored there") + " (no credential sent)"
-        out.append(failed(SERVICE, "", check.variable, f"{check.problem}; {result}", depends="addresses.py"))
+        result = (
+            f"{probe} was not probed" if probe else "nothing is stored there"
+        ) + " (no credential sent)"
+        out.append(
+            failed(
+                SERVICE, "", check.variable, f"{check.problem}; {result}", depends="addresses.py"
+            )
+        )
     return out, refused

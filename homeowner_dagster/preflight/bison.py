@@ -73,7 +73,12 @@ def duplicate_tokens(clients: Sequence[registry.Client]) -> dict[str, list[str]]
             names = by_value.setdefault(value, [])
             if c.bison_token_env not in names:
                 names.append(c.bison_token_env)  # type: ignore[arg-type]
-    return {name: [n for n in names if n != name] for names in by_value.values() if len(names) > 1 for name in names}
+    return {
+        name: [n for n in names if n != name]
+        for names in by_value.values()
+        if len(names) > 1
+        for name in names
+    }
 
 
 def probe_client(
@@ -112,7 +117,12 @@ def probe_client(
             )  # fmt: skip
             return out + [
                 skipped(SERVICE, slug, check, "not checked: the token check did not pass")
-                for check in ("evergreen campaign", "custom variables", "campaign fields", "lead-list listing")
+                for check in (
+                    "evergreen campaign",
+                    "custom variables",
+                    "campaign fields",
+                    "lead-list listing",
+                )
             ]
         out.append(_workspace_finding(client, me))
         out += _campaign_findings(workspace, client, dsn, _configured(bison))
@@ -168,12 +178,25 @@ def _campaign_findings(
             if found:
                 campaign = workspace.campaign(found[0]["id"])
                 return [
-                    ok(SERVICE, slug, "evergreen campaign", f"{found[0].get('name')!r} (id {found[0].get('id')})"),
+                    ok(
+                        SERVICE,
+                        slug,
+                        "evergreen campaign",
+                        f"{found[0].get('name')!r} (id {found[0].get('id')})",
+                    ),
                     _title_finding(slug, str(found[0].get("name") or "")),
                     *_field_findings(slug, campaign, configured),
                 ]
     except (BisonError, RetriesExhausted, httpx.HTTPError) as exc:
-        return [failed(SERVICE, slug, "evergreen campaign", "Bison did not answer; try again later", _why(exc))]
+        return [
+            failed(
+                SERVICE,
+                slug,
+                "evergreen campaign",
+                "Bison did not answer; try again later",
+                _why(exc),
+            )
+        ]
     return [
         failed(SERVICE, slug, "evergreen campaign",
                f"no campaign title starts with {' or '.join(map(repr, patterns))} in workspace "
@@ -194,7 +217,9 @@ def _title_finding(slug: str, title: str) -> Finding:
     return ok(SERVICE, slug, "evergreen title", "names a renewal window")
 
 
-def _field_findings(slug: str, campaign: dict[str, Any], configured: dict[str, bool] | str) -> list[Finding]:
+def _field_findings(
+    slug: str, campaign: dict[str, Any], configured: dict[str, bool] | str
+) -> list[Finding]:
     """One line per field the project reads that the campaign answer lacks (names only)."""
     out = [
         failed(SERVICE, slug, f"campaign field {name}",
@@ -210,7 +235,14 @@ def _field_findings(slug: str, campaign: dict[str, Any], configured: dict[str, b
         if isinstance(configured, str):
             out.append(failed(SERVICE, slug, f"campaign setting {key}", configured))
         elif key in configured:
-            out.append(ok(SERVICE, slug, f"campaign setting {key}", f"not returned by Bison; {variable} is set"))
+            out.append(
+                ok(
+                    SERVICE,
+                    slug,
+                    f"campaign setting {key}",
+                    f"not returned by Bison; {variable} is set",
+                )
+            )
         else:
             out.append(
                 failed(SERVICE, slug, f"campaign setting {key}",
@@ -219,7 +251,15 @@ def _field_findings(slug: str, campaign: dict[str, Any], configured: dict[str, b
                        depends="resources/bison.py BisonWorkspace.rename_campaign")
             )  # fmt: skip
     present = [name for name in CAMPAIGN_FIELDS if name in campaign]
-    out.insert(0, ok(SERVICE, slug, "campaign fields", f"{len(present)} of {len(CAMPAIGN_FIELDS)} read by the project present"))
+    out.insert(
+        0,
+        ok(
+            SERVICE,
+            slug,
+            "campaign fields",
+            f"{len(present)} of {len(CAMPAIGN_FIELDS)} read by the project present",
+        ),
+    )
     return out
 
 
@@ -238,7 +278,14 @@ def _custom_variable_findings(workspace: Any, slug: str) -> list[Finding]:
         for name in missing
     ]  # fmt: skip
     if not missing:
-        out.append(ok(SERVICE, slug, "custom variables", f"all {len(CUSTOM_VARIABLES)} the upload maps exist"))
+        out.append(
+            ok(
+                SERVICE,
+                slug,
+                "custom variables",
+                f"all {len(CUSTOM_VARIABLES)} the upload maps exist",
+            )
+        )
     return out
 
 
@@ -248,14 +295,18 @@ def _listing_finding(workspace: Any, slug: str) -> Finding:
     try:
         body = workspace.read("/api/lead-lists", {"page": 1})
     except (BisonError, RetriesExhausted, httpx.HTTPError) as exc:
-        return failed(SERVICE, slug, check, "Bison did not answer the listing", _why(exc), depends=where)
+        return failed(
+            SERVICE, slug, check, "Bison did not answer the listing", _why(exc), depends=where
+        )
     problems = []
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         problems.append("no 'data' list")
     meta = body.get("meta") if isinstance(body, dict) else None
     if not isinstance(meta, dict) or "last_page" not in meta:
         problems.append("no 'meta.last_page' (pages are read until it)")
-    items = body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), list) else []
+    items = (
+        body.get("data") if isinstance(body, dict) and isinstance(body.get("data"), list) else []
+    )
     lacking = sorted({name for item in items for name in LIST_FIELDS if name not in item})
     if lacking:
         problems.append("lists without " + ", ".join(lacking))

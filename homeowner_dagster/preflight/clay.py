@@ -20,24 +20,43 @@ SERVICE = "clay"
 
 def _table_finding(clay: ClayResource, client: httpx.Client) -> Finding:
     if not clay.api_key or not clay.table_id:
-        return skipped(SERVICE, "", "table read", "CLAY_API_KEY / CLAY_TABLE_ID not set: the table is not read back")
+        return skipped(
+            SERVICE,
+            "",
+            "table read",
+            "CLAY_API_KEY / CLAY_TABLE_ID not set: the table is not read back",
+        )
     try:
         url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{clay.table_id}/rows"
     except AddressRefused as exc:  # CLAY_API_URL is a settings line only with the clay backend
         return failed(SERVICE, "", "table read", str(exc.description))
     try:
         response = send_with_retries(
-            client, "GET", url, RetryPolicy(3, 0.5), params={"limit": 1}, headers={"clay-api-key": clay.api_key}
+            client,
+            "GET",
+            url,
+            RetryPolicy(3, 0.5),
+            params={"limit": 1},
+            headers={"clay-api-key": clay.api_key},
         )
     except (RetriesExhausted, httpx.HTTPError) as exc:
-        return failed(SERVICE, "", "table read", "Clay did not answer; try again later", type(exc).__name__)
+        return failed(
+            SERVICE, "", "table read", "Clay did not answer; try again later", type(exc).__name__
+        )
     if response.status_code in (401, 403):
         return failed(SERVICE, "", "table read", "Clay refused CLAY_API_KEY: set the workspace's API key",
                       f"HTTP {response.status_code}")  # fmt: skip
     if response.status_code == 404:
-        return failed(SERVICE, "", "table read", "Clay knows no table CLAY_TABLE_ID: copy the id from the table's URL")
+        return failed(
+            SERVICE,
+            "",
+            "table read",
+            "Clay knows no table CLAY_TABLE_ID: copy the id from the table's URL",
+        )
     if response.status_code >= 400:
-        return failed(SERVICE, "", "table read", "Clay refused the read", f"HTTP {response.status_code}")
+        return failed(
+            SERVICE, "", "table read", "Clay refused the read", f"HTTP {response.status_code}"
+        )
     return ok(SERVICE, "", "table read", "the table answers its read API")
 
 
@@ -90,5 +109,7 @@ def probe_clay(clay: ClayResource | None, need: int | None) -> list[Finding]:
                           f"{env_names(len(hooks) + 1)} before the 15th",
                           f"room for {room:,} rows, about {need:,} needed"))  # fmt: skip
     elif need is not None:
-        out.append(ok(SERVICE, "", "rows for next month", f"room for {room:,} rows, about {need:,} needed"))
+        out.append(
+            ok(SERVICE, "", "rows for next month", f"room for {room:,} rows, about {need:,} needed")
+        )
     return out

@@ -320,7 +320,13 @@ def _walk(probe: _Probe, browser: object, creds: object) -> None:
                 )
             )  # fmt: skip
         probe.findings.append(
-            ok(SERVICE, label, "screenshots", f"{len(probe.shots)} pages kept", links=tuple(probe.shots))
+            ok(
+                SERVICE,
+                label,
+                "screenshots",
+                f"{len(probe.shots)} pages kept",
+                links=tuple(probe.shots),
+            )
         )
     finally:
         context.close()

@@ -29,7 +29,9 @@ def probe_database() -> tuple[list[Finding], str | None, list[registry.Client] |
     """(findings, the database URL when usable, the active clients when readable)."""
     items, active = check.database_items()
     findings = [
-        ok(SERVICE, "", item.item, item.detail) if item.ok else failed(SERVICE, "", item.item, _todo(item), item.detail)
+        ok(SERVICE, "", item.item, item.detail)
+        if item.ok
+        else failed(SERVICE, "", item.item, _todo(item), item.detail)
         for item in items
     ]
     if active is None:

@@ -38,7 +38,10 @@ def forecast(dsn: str, clients: Sequence[registry.Client]) -> tuple[int, str]:
     with db.connect(dsn) as conn:
         last = dict(conn.execute(_LAST_MONTH).fetchall())
     frame = pd.DataFrame(
-        [(c.slug, last.get(c.slug), target_for(c.package_tier, c.target_override)) for c in clients],
+        [
+            (c.slug, last.get(c.slug), target_for(c.package_tier, c.target_override))
+            for c in clients
+        ],
         columns=FORECAST_COLUMNS,
     )
     need, guessed = verifications_next_month(frame)
@@ -52,7 +55,14 @@ def probe_debounce(
     verification: EmailVerificationResource, dsn: str | None, clients: Sequence[registry.Client]
 ) -> list[Finding]:
     if verification.backend != "debounce":
-        return [skipped(SERVICE, "", "key", f"not used: the verification backend is {verification.backend!r}")]
+        return [
+            skipped(
+                SERVICE,
+                "",
+                "key",
+                f"not used: the verification backend is {verification.backend!r}",
+            )
+        ]
     if not verification.api_key:
         return [failed(SERVICE, "", "key", "set DEBOUNCE_API_KEY (DeBounce dashboard, API keys)")]
     url = service_address(DEBOUNCE_API_URL).rstrip("/") + "/v1/balance/"
@@ -75,12 +85,21 @@ def probe_debounce(
                        depends="preflight/debounce.py")]  # fmt: skip
     out = [ok(SERVICE, "", "key", "accepted"), ok(SERVICE, "", "balance", f"{balance:,} credits")]
     if not dsn:
-        return out + [skipped(SERVICE, "", "credits for next month", "the database is not readable")]
+        return out + [
+            skipped(SERVICE, "", "credits for next month", "the database is not readable")
+        ]
     need, how = forecast(dsn, clients)
     if balance < need:
         out.append(failed(SERVICE, "", "credits for next month",
                           f"buy at least {need - balance:,} credits in DeBounce before the 15th",
                           f"{balance:,} left, about {need:,} needed ({how})"))  # fmt: skip
     else:
-        out.append(ok(SERVICE, "", "credits for next month", f"{balance:,} left, about {need:,} needed ({how})"))
+        out.append(
+            ok(
+                SERVICE,
+                "",
+                "credits for next month",
+                f"{balance:,} left, about {need:,} needed ({how})",
+            )
+        )
     return out

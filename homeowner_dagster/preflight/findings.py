@@ -54,7 +54,9 @@ def ok(service: str, client: str, check: str, detail: str = "", **extra: object)
     return Finding(service, client, check, OK, detail, **extra)  # type: ignore[arg-type]
 
 
-def failed(service: str, client: str, check: str, todo: str, detail: str = "", **extra: object) -> Finding:
+def failed(
+    service: str, client: str, check: str, todo: str, detail: str = "", **extra: object
+) -> Finding:
     return Finding(service, client, check, FAILED, detail, todo, **extra)  # type: ignore[arg-type]
 
 

@@ -13,7 +13,6 @@ Schedule: Thursdays and the 13th, 08:00 America/Chicago: before each Monday's up
 the 15th's pull, with a working day to fix what it finds.
 """
 
-
 import os
 from collections.abc import Iterator
 
@@ -71,7 +70,9 @@ def asset_key(service: str) -> AssetKey:
         for s in SERVICES
     ],
     check_specs=[
-        AssetCheckSpec(CHECK, asset=asset_key(s), description=f"No {s} line of the preflight failed.")
+        AssetCheckSpec(
+            CHECK, asset=asset_key(s), description=f"No {s} line of the preflight failed."
+        )
         for s in SERVICES
     ],
 )
@@ -83,7 +84,12 @@ def preflight_probes(
     slack: HomeownerSlackResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     clay = clay_resource(slack) if os.environ.get("CLAY_WEBHOOK_URL") else None
-    resources = {"cole": cole, "bison": bison, "email_verification": email_verification, "slack": slack}
+    resources = {
+        "cole": cole,
+        "bison": bison,
+        "email_verification": email_verification,
+        "slack": slack,
+    }
     report = run_preflight(Services.from_resources(resources, clay))
     context.log.info(f"preflight: {counts(report.findings)} in {report.seconds:.1f} s")
     announced = announce(context, slack, report.findings, previously_announced(context))
@@ -95,7 +101,9 @@ def preflight_probes(
             metadata={
                 **counts(mine),
                 "lines": MetadataValue.md(_markdown(mine)),
-                "announced": MetadataValue.json(sorted(k for k in announced if k.startswith(service + "|"))),
+                "announced": MetadataValue.json(
+                    sorted(k for k in announced if k.startswith(service + "|"))
+                ),
             },
         )
         yield AssetCheckResult(
@@ -103,7 +111,8 @@ def preflight_probes(
             check_name=CHECK,
             passed=not failing,
             severity=AssetCheckSeverity.ERROR,
-            description="; ".join(f"{f.client or '-'} {f.check}: {f.todo}" for f in failing)[:2000] or None,
+            description="; ".join(f"{f.client or '-'} {f.check}: {f.todo}" for f in failing)[:2000]
+            or None,
             metadata={"failed": len(failing)},
         )
 
@@ -120,7 +129,10 @@ def previously_announced(context: AssetExecutionContext) -> set[str]:
 
 
 def announce(
-    context: AssetExecutionContext, slack: HomeownerSlackResource, findings: list[Finding], before: set[str]
+    context: AssetExecutionContext,
+    slack: HomeownerSlackResource,
+    findings: list[Finding],
+    before: set[str],
 ) -> set[str]:
     """Post new failures and recoveries to the ops channel; returns what stays announced."""
     by_key = {f.key: f for f in findings}
@@ -132,7 +144,11 @@ def announce(
         if _post(context, slack, messages.preflight_failures(lines)):
             announced |= {f.key for f in new}
     if recovered:
-        if not _post(context, slack, messages.preflight_recovered([(f.service, f.client, f.check) for f in recovered])):
+        if not _post(
+            context,
+            slack,
+            messages.preflight_recovered([(f.service, f.client, f.check) for f in recovered]),
+        ):
             announced |= {f.key for f in recovered}  # not told yet: tell next time
     return announced
 
@@ -141,7 +157,9 @@ def _post(context: AssetExecutionContext, slack: HomeownerSlackResource, text: s
     try:
         slack.post(registry.ops_channel(), text)
     except Exception as exc:  # noqa: BLE001 - Slack itself may be what is failing; next run tries again
-        context.log.error(f"preflight: the Slack post to the ops channel failed ({type(exc).__name__})")
+        context.log.error(
+            f"preflight: the Slack post to the ops channel failed ({type(exc).__name__})"
+        )
         return False
     return True
 
@@ -151,7 +169,10 @@ def _markdown(findings: list[Finding]) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     rows = ["| client | check | result | what to do / what was seen |", "|---|---|---|---|"]
-    rows += [f"| {cell(f.client or '-')} | {cell(f.check)} | {f.status} | {cell(f.note())} |" for f in findings]
+    rows += [
+        f"| {cell(f.client or '-')} | {cell(f.check)} | {f.status} | {cell(f.note())} |"
+        for f in findings
+    ]
     return "\n".join(rows)
 
 
@@ -173,5 +194,6 @@ preflight_job = define_asset_job(
 )
 def preflight_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     day = context.scheduled_execution_time.date()
-    return RunRequest(run_key=f"preflight-{day.isoformat()}", tags={"homeowner/preflight": day.isoformat()})
-
+    return RunRequest(
+        run_key=f"preflight-{day.isoformat()}", tags={"homeowner/preflight": day.isoformat()}
+    )

@@ -62,10 +62,15 @@ def run_preflight(
     found, dsn, clients = database.probe_database()
     if clients is None:
         clients = []
-        found.append(skipped("database", "", "active clients", "unknown: per-client probes not run"))
+        found.append(
+            skipped("database", "", "active clients", "unknown: per-client probes not run")
+        )
     if only:
         unknown = sorted(set(only) - {c.slug for c in clients})
-        found += [failed("database", slug, "active client", "no active client with this slug") for slug in unknown]
+        found += [
+            failed("database", slug, "active client", "no active client with this slug")
+            for slug in unknown
+        ]
         clients = [c for c in clients if c.slug in only]
     settings, unaddressed = address_findings()
     found += settings
@@ -80,19 +85,28 @@ def run_preflight(
     }
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="preflight") as pool:
         futures: list[Future[list[Finding]]] = [
-            pool.submit(_guarded, "bison", lambda c=c: bison.probe_client(services.bison, c, dsn, twins))
+            pool.submit(
+                _guarded, "bison", lambda c=c: bison.probe_client(services.bison, c, dsn, twins)
+            )
             for c in clients
         ]
         for name, probe in probes.items():
             if name in unaddressed:
-                found.append(skipped(name, "", "probe", "not probed: its address is refused (see settings)"))
+                found.append(
+                    skipped(name, "", "probe", "not probed: its address is refused (see settings)")
+                )
             else:
                 futures.append(pool.submit(_guarded, name, probe))
         if "cole" in unaddressed:
-            found.append(skipped("cole", "", "logins", "not probed: COLE_URL is refused (see settings)"))
+            found.append(
+                skipped("cole", "", "logins", "not probed: COLE_URL is refused (see settings)")
+            )
         else:
             found += _guarded(
-                "cole", lambda: cole.probe_cole(services.cole, dsn, clients, today or today_in_chicago(), browser)
+                "cole",
+                lambda: cole.probe_cole(
+                    services.cole, dsn, clients, today or today_in_chicago(), browser
+                ),
             )
         for future in futures:
             found += future.result()

@@ -50,7 +50,9 @@ class Services:
     artifacts: ArtifactStoreResource
 
     @classmethod
-    def from_resources(cls, resources: Mapping[str, Any], clay: ClayResource | None = None) -> Services:
+    def from_resources(
+        cls, resources: Mapping[str, Any], clay: ClayResource | None = None
+    ) -> Services:
         """From the Definitions' resources (`build_resources()`, or a run's resolved ones).
 
         Clay is probed when it is configured (`CLAY_WEBHOOK_URL`), whichever verification

@@ -74,7 +74,14 @@ def probe_slack(
     slack: HomeownerSlackResource, clients: Sequence[registry.Client], ops: str, post: bool
 ) -> list[Finding]:
     if not slack.token:
-        return [failed(SERVICE, "", "auth.test", "set SLACK_BOT_TOKEN (the app's Bot User OAuth Token, xoxb-)")]
+        return [
+            failed(
+                SERVICE,
+                "",
+                "auth.test",
+                "set SLACK_BOT_TOKEN (the app's Bot User OAuth Token, xoxb-)",
+            )
+        ]
     client = slack.get_client()
     try:
         who = client.auth_test()
@@ -86,7 +93,12 @@ def probe_slack(
             else "Slack refused auth.test"
         )
         return [failed(SERVICE, "", "auth.test", todo, error)] + [
-            skipped(SERVICE, ", ".join(users), f"channel {channel}", "not checked: auth.test did not pass")
+            skipped(
+                SERVICE,
+                ", ".join(users),
+                f"channel {channel}",
+                "not checked: auth.test did not pass",
+            )
             for channel, users in channels_to_check(clients, ops).items()
         ]
     except Exception as exc:  # noqa: BLE001 - unreachable Slack: one line
@@ -100,16 +112,22 @@ def probe_slack(
     return out
 
 
-def _channel_finding(client: Any, directory: _Directory, channel: str, users: str, bot: str, post: bool) -> Finding:
+def _channel_finding(
+    client: Any, directory: _Directory, channel: str, users: str, bot: str, post: bool
+) -> Finding:
     check = f"channel {channel}"
-    refused = registry.slack_channel_problem(channel)  # the pipeline's rule: it would not post there
+    refused = registry.slack_channel_problem(
+        channel
+    )  # the pipeline's rule: it would not post there
     if refused:
         return failed(SERVICE, users, check, f"{refused}, or correct the client file; not looked up, nothing posted",
                       depends="registry.py slack_channel_problem")  # fmt: skip
     invite = f"invite the bot: `/invite @{bot}` in {channel}"
     if post:
         try:
-            client.chat_postMessage(channel=channel, text=messages.preflight_test_message(), unfurl_links=False)
+            client.chat_postMessage(
+                channel=channel, text=messages.preflight_test_message(), unfurl_links=False
+            )
         except SlackApiError as exc:
             error = _error(exc)
             todo = {
@@ -131,7 +149,15 @@ def _channel_finding(client: Any, directory: _Directory, channel: str, users: st
         return failed(SERVICE, users, check, f"no such channel the bot can see: create {channel} (or correct the "
                       f"client file); a private channel shows only once the bot is in it: {invite}")  # fmt: skip
     if found.get("is_archived"):
-        return failed(SERVICE, users, check, f"{channel} is archived: unarchive it or name another channel")
+        return failed(
+            SERVICE, users, check, f"{channel} is archived: unarchive it or name another channel"
+        )
     if not found.get("is_member"):
-        return failed(SERVICE, users, check, invite, "the bot is not a member (its posts would fail: not_in_channel)")
+        return failed(
+            SERVICE,
+            users,
+            check,
+            invite,
+            "the bot is not a member (its posts would fail: not_in_channel)",
+        )
     return ok(SERVICE, users, check, "the bot is a member (nothing posted)")

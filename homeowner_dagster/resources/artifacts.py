@@ -32,7 +32,9 @@ def signed_url_ttl(value: str | None = None) -> int:
         return DEFAULT_SIGNED_URL_SECONDS
     match = _DURATION.fullmatch(text)
     if not match or int(match.group(1)) <= 0:
-        raise ValueError(f"{SIGNED_URL_TTL_ENV} must be a positive duration like 86400, 24h or 90m (got {text!r})")
+        raise ValueError(
+            f"{SIGNED_URL_TTL_ENV} must be a positive duration like 86400, 24h or 90m (got {text!r})"
+        )
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
     return int(match.group(1)) * unit
 
@@ -75,7 +77,9 @@ class ArtifactStoreResource(ConfigurableResource):
             raise ValueError("artifact store `supabase` needs SUPABASE_SERVICE_ROLE_KEY")
         # storage3's own client follows redirects, sending the service key along: not this one.
         session = httpx.Client(timeout=60, follow_redirects=False)
-        client = create_client(url, self.supabase_key, options=SyncClientOptions(httpx_client=session))
+        client = create_client(
+            url, self.supabase_key, options=SyncClientOptions(httpx_client=session)
+        )
         return client.storage, client.storage.from_(self.bucket)
 
     def put_bytes(
@@ -118,7 +122,9 @@ class ArtifactStoreResource(ConfigurableResource):
                 raise FileNotFoundError(f"{link} no longer exists")
             return link
         if self.backend != "supabase":
-            raise ValueError("this link is a Supabase Storage link: set HOMEOWNER_ARTIFACTS_BACKEND=supabase")
+            raise ValueError(
+                "this link is a Supabase Storage link: set HOMEOWNER_ARTIFACTS_BACKEND=supabase"
+            )
         key = stored_key(link, self.bucket)
         if key is None:
             raise ValueError(f"not a signed link of bucket {self.bucket!r}")

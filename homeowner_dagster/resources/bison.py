@@ -109,14 +109,21 @@ class BisonFieldMissing(BisonError):
 class BisonImportFailed(BisonError):
     """Bison processed the list but refused rows: `leads_failed` > 0, with its `error_messages`."""
 
-    def __init__(self, list_id: int | str, succeeded: int, failed: int, messages: list[str]) -> None:
+    def __init__(
+        self, list_id: int | str, succeeded: int, failed: int, messages: list[str]
+    ) -> None:
         shown = "; ".join(messages[:5]) or "no error_messages given"
         more = f" (+{len(messages) - 5} more)" if len(messages) > 5 else ""
         super().__init__(
             f"Email Bison lead list {list_id}: {failed} row(s) refused, {succeeded} imported: "
             f"{shown}{more}. Fix the rows (or remove them from the window) and upload again."
         )
-        self.list_id, self.succeeded, self.failed, self.messages = list_id, succeeded, failed, messages
+        self.list_id, self.succeeded, self.failed, self.messages = (
+            list_id,
+            succeeded,
+            failed,
+            messages,
+        )
 
 
 class BisonImportTimeout(BisonError):
@@ -388,7 +395,11 @@ class BisonWorkspace:
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         if response.is_redirect:
-            raise RedirectRefused(_redirect_refused(response.request.method, str(response.request.url), response.status_code))
+            raise RedirectRefused(
+                _redirect_refused(
+                    response.request.method, str(response.request.url), response.status_code
+                )
+            )
         try:
             body = response.json()
         except ValueError:
@@ -716,7 +727,9 @@ def total_leads(campaign: dict[str, Any]) -> int:
     try:
         return int(campaign["total_leads"])
     except (TypeError, ValueError):
-        raise BisonFieldMissing(f"campaign {campaign.get('id')}", "total_leads", campaign["total_leads"]) from None
+        raise BisonFieldMissing(
+            f"campaign {campaign.get('id')}", "total_leads", campaign["total_leads"]
+        ) from None
 
 
 class BisonResource(ConfigurableResource):
@@ -786,5 +799,7 @@ class BisonResource(ConfigurableResource):
                 self.import_timeout_seconds,
             ),
             self.settings_not_returned(),
-            SyncPoll(self.sync_first_poll_seconds, self.sync_poll_seconds, self.sync_timeout_seconds),
+            SyncPoll(
+                self.sync_first_poll_seconds, self.sync_poll_seconds, self.sync_timeout_seconds
+            ),
         )

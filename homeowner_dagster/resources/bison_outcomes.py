@@ -66,7 +66,9 @@ def campaign_replies(
         seen.add(cursor)
         if since is not None and page:
             dates = [_received(r) for r in page]
-            newest_first = all(d is not None for d in dates) and dates == sorted(dates, reverse=True)
+            newest_first = all(d is not None for d in dates) and dates == sorted(
+                dates, reverse=True
+            )
             if newest_first and dates[-1] < since:
                 return
 

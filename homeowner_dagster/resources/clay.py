@@ -160,7 +160,9 @@ class ClayResource(ConfigurableResource):
             if chosen is None:
                 last = hooks[-1]
                 if by_table.get(last.table_name, 0) + n > self.table_row_limit:
-                    raise ClayTableFull(self._table_full(last, by_table.get(last.table_name, 0), n, len(hooks)))
+                    raise ClayTableFull(
+                        self._table_full(last, by_table.get(last.table_name, 0), n, len(hooks))
+                    )
                 raise ClayWebhookExhausted(
                     self._webhook_full(last, by_hook.get(last.webhook_id, 0), n, len(hooks))
                 )
@@ -250,7 +252,9 @@ class ClayResource(ConfigurableResource):
         url = f"{service_address(CLAY_API_URL).rstrip('/')}/api/v1/tables/{self.table_id}/rows"
         cursor: str | None = None
         with httpx.Client(
-            timeout=self.timeout_seconds, headers={"clay-api-key": self.api_key}, follow_redirects=False
+            timeout=self.timeout_seconds,
+            headers={"clay-api-key": self.api_key},
+            follow_redirects=False,
         ) as client:
             while True:
                 params = {"limit": min(page_size, 100), **({"cursor": cursor} if cursor else {})}

@@ -42,6 +42,8 @@ from homeowner_dagster.resources.clay import ClayResource
 # The Dagster concurrency pool of every step that calls DeBounce (limit 1 in dagster.yaml).
 DEBOUNCE_POOL = "debounce"
 VERIFICATION_COLUMNS = ["email", "code", "result", "safe_to_send", "provider", "verified_at"]
+
+
 class EmailVerificationError(RuntimeError):
     """The provider refused or never finished; the message never carries the key.
 
@@ -302,7 +304,9 @@ class EmailVerificationResource(ConfigurableResource):
                     list_id = str(job["list_id"])  # the paid job of an earlier attempt: resume it
                 else:
                     listing = "email\n" + "\n".join(addresses) + "\n"
-                    signed_url = self.artifacts.put_bytes(listing.encode(), listing_path, "text/csv")
+                    signed_url = self.artifacts.put_bytes(
+                        listing.encode(), listing_path, "text/csv"
+                    )
                     jobs.begin(key, len(addresses), listing_path)
                     list_id = self._upload(client, f"{base}/upload/", signed_url, policy, jobs, key)
                     jobs.update(key, "processing", list_id)

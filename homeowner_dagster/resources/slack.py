@@ -72,13 +72,20 @@ class TokenStaysWebClient(WebClient):
 
     def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict:
         handlers: list[urllib.request.BaseHandler] = [
-            _RefuseRedirects(), urllib.request.HTTPSHandler(context=self.ssl)
+            _RefuseRedirects(),
+            urllib.request.HTTPSHandler(context=self.ssl),
         ]
         if isinstance(self.proxy, str):
-            handlers.insert(0, urllib.request.ProxyHandler({"http": self.proxy, "https": self.proxy}))
+            handlers.insert(
+                0, urllib.request.ProxyHandler({"http": self.proxy, "https": self.proxy})
+            )
         with urllib.request.build_opener(*handlers).open(req, timeout=self.timeout) as resp:
             charset = resp.headers.get_content_charset() or "utf-8"
-            return {"status": resp.code, "headers": resp.headers, "body": resp.read().decode(charset)}
+            return {
+                "status": resp.code,
+                "headers": resp.headers,
+                "body": resp.read().decode(charset),
+            }
 
 
 class HomeownerSlackResource(SlackResource):
@@ -141,7 +148,9 @@ def data_refinement_complete(
         f"Renewal month: {month}",
         f"Refined leads: {_n(refined)}",
     ]
-    lines += [f"Routed to {dest} (high net worth): {_n(n)}" for dest, n in (routed or {}).items() if n]
+    lines += [
+        f"Routed to {dest} (high net worth): {_n(n)}" for dest, n in (routed or {}).items() if n
+    ]
     held = int(rejected_by_reason.get("held_by_other_client", 0))
     if held:
         lines.append(f"Held by another client this month: {_n(held)}")
@@ -156,8 +165,13 @@ def data_refinement_complete(
 
 
 def routed_leads_received(
-    client: str, source: str, month: str, count: int, routed_in_total: int,
-    cleaned: int | None = None, target: int | None = None,
+    client: str,
+    source: str,
+    month: str,
+    count: int,
+    routed_in_total: int,
+    cleaned: int | None = None,
+    target: int | None = None,
 ) -> str:
     """A high-net-worth destination's leads come from other clients' cleaning runs; its month's
     new total against the target, since its own gap report may have been made before."""
@@ -185,7 +199,9 @@ def refined_data_uploaded(
     return "\n".join(lines)
 
 
-def evergreen_uploads_completed(client: str, window_title: str, count: int, returning: int = 0) -> str:
+def evergreen_uploads_completed(
+    client: str, window_title: str, count: int, returning: int = 0
+) -> str:
     """`returning`: leads already in the campaign from an earlier year (Bison keeps one lead per
     email; whether it emails them again is not documented, so the number is shown)."""
     text = f"Evergreen uploads completed: {client}\nCampaign now: {window_title}\nLeads attached: {_n(count)}"
@@ -320,7 +336,10 @@ def preflight_test_message() -> str:
 def preflight_failures(lines: Sequence[tuple[str, str, str, str]]) -> str:
     """Weekly preflight: checks that failed since the last run (service, client, check, what to do)."""
     out = [f"🚨 Preflight: {len(lines)} check(s) failing"]
-    out += [f"• {service} {client} {check}: {todo}".replace("  ", " ") for service, client, check, todo in lines]
+    out += [
+        f"• {service} {client} {check}: {todo}".replace("  ", " ")
+        for service, client, check, todo in lines
+    ]
     out.append("Details: `homeowner preflight` (runbook: first day with real credentials)")
     return "\n".join(out)
 

@@ -151,7 +151,9 @@ class BisonState:
             for list_id, (due, rows, mapping, behaviour) in list(workspace.imports.items()):
                 if due <= now:
                     del workspace.imports[list_id]
-                    _import_rows(self, workspace, workspace.lead_lists[list_id], rows, mapping, behaviour)
+                    _import_rows(
+                        self, workspace, workspace.lead_lists[list_id], rows, mapping, behaviour
+                    )
             for campaign in workspace.campaigns.values():
                 syncing = campaign.get("syncing") or []
                 due = [item for item in syncing if datetime.fromisoformat(item[0]) <= now]
@@ -284,16 +286,18 @@ def _list_view(lead_list: dict[str, Any], omits: set[str] = frozenset()) -> dict
         "leads_failed": 0,
         "error_messages": [],
     }
-    return {
-        key: lead_list.get(key, defaults.get(key)) for key in LIST_FIELDS if key not in omits
-    }
+    return {key: lead_list.get(key, defaults.get(key)) for key in LIST_FIELDS if key not in omits}
 
 
 def _campaign_view(
     campaign: dict[str, Any], omits: set[str] = frozenset(), renames: dict[str, str] | None = None
 ) -> dict[str, Any]:
     renames = renames or {}
-    return {renames.get(k, k): v for k, v in campaign.items() if k not in _CAMPAIGN_INTERNAL and k not in omits}
+    return {
+        renames.get(k, k): v
+        for k, v in campaign.items()
+        if k not in _CAMPAIGN_INTERNAL and k not in omits
+    }
 
 
 def _import_rows(
@@ -534,7 +538,9 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
         found = owned(workspace, "campaign", request.path_params["campaign_id"])
         if isinstance(found, Response):
             return found
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
+        return JSONResponse(
+            {"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)}
+        )
 
     async def attach_lead_list(request: Request) -> Response:
         workspace = await guard(request)
@@ -594,14 +600,17 @@ def build_bison_app(state: BisonState, faults: Faults) -> Starlette:
             found[key] = bool(body[key]) if taken else False  # left out: false, as documented
         found["updated_at"] = _now()
         await hold("slow_after_update", request)
-        return JSONResponse({"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)})
+        return JSONResponse(
+            {"data": _campaign_view(found, state.campaign_omits, state.campaign_renames)}
+        )
 
     async def unknown_route(request: Request) -> Response:
         path = request.url.path.lstrip("/")
         return _error(404, f"The route {path} could not be found.")
 
     return Starlette(
-        routes=outcome_routes(state, guard, owned) + [
+        routes=outcome_routes(state, guard, owned)
+        + [
             Route("/api/users", users, methods=["GET"]),
             Route("/api/custom-variables", custom_variables, methods=["GET", "POST"]),
             Route("/api/leads/bulk/csv", bulk_csv, methods=["POST"]),

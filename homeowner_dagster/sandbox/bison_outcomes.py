@@ -41,7 +41,16 @@ from starlette.routing import Route
 from homeowner_dagster.sandbox.bison_pages import cursor_page, numbered_page
 
 # Probability that an email to a lead with this DeBounce code bounces (not a vendor fact: planted).
-BOUNCE_BY_CODE: dict[int, float] = {5: 0.02, 4: 0.10, 7: 0.20, 3: 0.30, 8: 0.15, 6: 0.60, 2: 0.60, 1: 0.90}
+BOUNCE_BY_CODE: dict[int, float] = {
+    5: 0.02,
+    4: 0.10,
+    7: 0.20,
+    3: 0.30,
+    8: 0.15,
+    6: 0.60,
+    2: 0.60,
+    1: 0.90,
+}
 AUTOMATED_SHARE = 0.05  # of leads that neither reply nor bounce
 UNSUBSCRIBE_SHARE = 0.20  # of non-interested human replies
 SENDER = "agent@evergreen-mail.example"
@@ -62,7 +71,9 @@ SECOND_REPLY_SHARE = 0.15  # of human replies: the homeowner writes again 1-10 d
 def planted_zip_rates(u_reply: float | np.ndarray, u_share: float | np.ndarray) -> tuple[Any, Any]:
     """(reply rate, interested rate) per lead from two uniforms in (0, 1)."""
     reply = REPLY_MEDIAN * np.exp(REPLY_SIGMA * special.ndtri(np.clip(u_reply, 1e-9, 1 - 1e-9)))
-    logit = special.logit(SHARE_MEDIAN) + SHARE_SIGMA * special.ndtri(np.clip(u_share, 1e-9, 1 - 1e-9))
+    logit = special.logit(SHARE_MEDIAN) + SHARE_SIGMA * special.ndtri(
+        np.clip(u_share, 1e-9, 1 - 1e-9)
+    )
     reply = np.minimum(reply, 0.5)
     return reply, reply * special.expit(logit)
 
@@ -168,7 +179,9 @@ class OutcomeSimulator:
             return cached
         lead_id, zip_code, at = self.attached[key]
         attached_at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        sent_at = attached_at + timedelta(days=SEND_LAG_DAYS * _unit(self.seed, "send", campaign_id, email))
+        sent_at = attached_at + timedelta(
+            days=SEND_LAG_DAYS * _unit(self.seed, "send", campaign_id, email)
+        )
         rates = self.rates_for(zip_code)
         u = _unit(self.seed, "outcome", campaign_id, email)
         bounced, reply = False, None
@@ -193,7 +206,18 @@ class OutcomeSimulator:
             if _unit(self.seed, "second", campaign_id, email) < SECOND_REPLY_SHARE:
                 later = 1 + 9 * _unit(self.seed, "second-delay", campaign_id, email)
                 second_at = reply_at + timedelta(days=later)
-        fate = Fate(email, lead_id, zip_code, campaign_id, workspace, sent_at, bounced, reply, reply_at, second_at)
+        fate = Fate(
+            email,
+            lead_id,
+            zip_code,
+            campaign_id,
+            workspace,
+            sent_at,
+            bounced,
+            reply,
+            reply_at,
+            second_at,
+        )
         self._fates[key] = fate
         return fate
 
@@ -202,7 +226,9 @@ class OutcomeSimulator:
             keys = [k for k in self.attached if k[0] == workspace and campaign_id in (None, k[1])]
         return [self.fate(*k) for k in keys]
 
-    def replies(self, workspace: str, campaign_id: int | None, with_outgoing: bool) -> list[dict[str, Any]]:
+    def replies(
+        self, workspace: str, campaign_id: int | None, with_outgoing: bool
+    ) -> list[dict[str, Any]]:
         """Every reply (and bounce notice, and with `with_outgoing` every sent email) so far, newest first."""
         now = self.now()
         out: list[dict[str, Any]] = []
@@ -434,7 +460,9 @@ def outcome_routes(state: Any, guard: Callable, owned: Callable) -> list[Route]:
         found = owned(workspace, "campaign", request.path_params["campaign_id"])
         if isinstance(found, Response):
             return found
-        return paged(request, simulator.replies(workspace.name, int(found["id"]), with_outgoing=False))
+        return paged(
+            request, simulator.replies(workspace.name, int(found["id"]), with_outgoing=False)
+        )
 
     async def all_replies(request: Request) -> Response:
         workspace = await guard(request)
@@ -459,7 +487,11 @@ def outcome_routes(state: Any, guard: Callable, owned: Callable) -> list[Route]:
             end = date.fromisoformat(str(body["end_date"]))
         except (ValueError, KeyError, TypeError):
             return JSONResponse(
-                {"message": "The start date field is required.", "errors": {"start_date": ["required"]}}, 422
+                {
+                    "message": "The start date field is required.",
+                    "errors": {"start_date": ["required"]},
+                },
+                422,
             )
         return JSONResponse({"data": simulator.stats(workspace.name, int(found["id"]), start, end)})
 
@@ -467,7 +499,9 @@ def outcome_routes(state: Any, guard: Callable, owned: Callable) -> list[Route]:
         if request.method == "POST":
             body = await request.json()
             simulator.advance(days=float(body.get("days", 0)), weeks=float(body.get("weeks", 0)))
-        return JSONResponse({"now": _iso(simulator.now()), "offset_days": simulator.offset.total_seconds() / 86400})
+        return JSONResponse(
+            {"now": _iso(simulator.now()), "offset_days": simulator.offset.total_seconds() / 86400}
+        )
 
     return [
         Route("/api/campaigns/{campaign_id}/replies", campaign_replies, methods=["GET"]),

@@ -154,6 +154,7 @@ class ColeSiteState:
             if e.completed
         ]
 
+
 # --- HTML --------------------------------------------------------------------------------
 
 _STYLE = """
@@ -206,7 +207,9 @@ AGREEMENT_MESSAGE = "You must accept the User Agreement to log in."
 def _sister_login_page(state: str, message: str | None = None, status: int = 200) -> HTMLResponse:
     """The sister product's login: one ASP.NET-style form, ids and names of its control tree."""
     error = (
-        f"<span id='MainContent_lblError' class='alert'>{html.escape(message)}</span>" if message else ""
+        f"<span id='MainContent_lblError' class='alert'>{html.escape(message)}</span>"
+        if message
+        else ""
     )
     f = SISTER_FIELDS
     return _page(

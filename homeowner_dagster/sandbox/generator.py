@@ -251,7 +251,9 @@ def _purchase_dates(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarr
 
 
 @lru_cache(maxsize=512)
-def _base_purchase_dates(zip_code: str, month_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _base_purchase_dates(
+    zip_code: str, month_key: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(years, months, days) of BASE_YEAR's owners."""
     year0, month0 = int(month_key[:4]), int(month_key[5:])
     n = zip_size(zip_code, date(year0, month0, 1))
@@ -382,11 +384,14 @@ def _zip_frame(zip_code: str, month_key: str) -> pd.DataFrame:
     frame = base.copy()
     for g in np.unique(owner[owner != 0]):
         rows = owner == g
-        others = _draw_frame(zip_code, _base_key(month_key), ("owners", zip_code, month_key[5:], int(g)))
+        others = _draw_frame(
+            zip_code, _base_key(month_key), ("owners", zip_code, month_key[5:], int(g))
+        )
         frame.loc[rows, OWNER_COLUMNS] = others.loc[rows, OWNER_COLUMNS]
     years, months, days = _purchase_dates(zip_code, month_key)
     frame["Purchase_Date"] = [
-        f"{m:02d}/{d:02d}/{y}" for y, m, d in zip(years.tolist(), months.tolist(), days.tolist(), strict=True)
+        f"{m:02d}/{d:02d}/{y}"
+        for y, m, d in zip(years.tolist(), months.tolist(), days.tolist(), strict=True)
     ]
     frame["_day"], frame["_year"] = days, years
     return frame
@@ -404,7 +409,9 @@ def _draw_frame(zip_code: str, month_key: str, seed: tuple[object, ...]) -> pd.D
     owners = _owners(rng, n)
     shared = rng.random(n) < SHARED_OWNER_SHARE
     if shared.any():
-        pool = _shared_owners(state, "|".join(map(str, seed[2:])) if seed[0] != "rows" else month_key)
+        pool = _shared_owners(
+            state, "|".join(map(str, seed[2:])) if seed[0] != "rows" else month_key
+        )
         picks = rng.integers(0, len(pool["first"]), shared.sum())
         for key in owners:
             owners[key][shared] = pool[key][picks]

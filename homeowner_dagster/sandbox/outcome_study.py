@@ -67,9 +67,7 @@ def plant(
             "delay_days": np.where(seen, delay, np.nan),
         }
     )
-    truth = pd.DataFrame(
-        {"zip": names, "leads": size, "planted_per_1000": 1000 * interested_rate}
-    )
+    truth = pd.DataFrame({"zip": names, "leads": size, "planted_per_1000": 1000 * interested_rate})
     return Planted(leads, truth)
 
 
@@ -117,7 +115,12 @@ def recovery(planted: Planted, correct: bool = True) -> Recovery:
         zips_300=len(big),
         top3_small_unjustified=unjustified,
         top3=[
-            (str(r.zip), int(r.leads), round(float(r.planted_per_1000), 2), round(float(r.mean_per_1000), 2))
+            (
+                str(r.zip),
+                int(r.leads),
+                round(float(r.planted_per_1000), 2),
+                round(float(r.mean_per_1000), 2),
+            )
             for r in top.itertuples()
         ],
         leads=result.leads,

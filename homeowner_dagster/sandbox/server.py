@@ -39,14 +39,22 @@ class RunningServer:
             self.thread.join(timeout=1.0)
 
 
-def serve(name: str, app: ASGIApp, port: int | None = None, date_header: bool = True) -> RunningServer:
+def serve(
+    name: str, app: ASGIApp, port: int | None = None, date_header: bool = True
+) -> RunningServer:
     """Start `app` on 127.0.0.1 and return once it accepts connections (`date_header=False`:
     the app sends its own `Date`, e.g. a simulated clock)."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False,
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
         # Keep-alive connections and slow requests must not hold up a stop: 1 s, then closed.
-        timeout_graceful_shutdown=1, date_header=date_header,
+        timeout_graceful_shutdown=1,
+        date_header=date_header,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"sandbox-{name}", daemon=True)

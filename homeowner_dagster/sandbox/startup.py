@@ -49,7 +49,13 @@ DEMO_WORKSPACES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # Slack channels the sandbox workspace has, the bot in each (the demo clients' and the ops
 # channel); tests add their own with `sandbox.slack.add_channel`.
-DEMO_CHANNELS: tuple[str, ...] = ("#homeowner-ops", "#garden-state", "#lone-star", "#sunshine", "#hnw")
+DEMO_CHANNELS: tuple[str, ...] = (
+    "#homeowner-ops",
+    "#garden-state",
+    "#lone-star",
+    "#sunshine",
+    "#hnw",
+)
 
 
 class Sandbox:
@@ -92,7 +98,12 @@ class Sandbox:
             ("cole", cole_site.build_cole_app(self.cole, self.faults)),
             ("debounce", debounce.build_debounce_app(self.debounce, self.faults)),
             # Bison's answers carry its simulated clock in `Date` (bison_outcomes.py).
-            ("bison", bison_outcomes.with_simulated_date(bison.build_bison_app(self.bison, self.faults), self.bison.outcomes)),
+            (
+                "bison",
+                bison_outcomes.with_simulated_date(
+                    bison.build_bison_app(self.bison, self.faults), self.bison.outcomes
+                ),
+            ),
             ("clay", clay.build_clay_app(self.clay, self.faults)),
             ("slack", slack.build_slack_app(self.slack, self.faults)),
             ("storage", storage.build_storage_app(self.storage, self.faults)),

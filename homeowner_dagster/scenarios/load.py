@@ -89,7 +89,10 @@ def load_clients(count: int = CLIENT_COUNT, month: date = MONTH) -> list[LoadCli
             if state == "TX" and rank == 0:
                 slug, name = HNW_CLIENT, "Load TX High Net Worth Agency"
             else:
-                slug, name = f"load-{state.lower()}-{number + 1:02d}", f"Load {state} {number + 1:02d} Agency"
+                slug, name = (
+                    f"load-{state.lower()}-{number + 1:02d}",
+                    f"Load {state} {number + 1:02d} Agency",
+                )
             clients.append(LoadClient(slug, name, state, zips))
     return clients
 
@@ -161,7 +164,12 @@ with instance_for_test(overrides=instance_overrides(os.environ["HOMEOWNER_DATABA
 def run_in_workers(batches: list[list[tuple[str, str, str]]]) -> tuple[list[dict[str, Any]], float]:
     """Each batch in its own process, in order; every run's outcome, and the wall time."""
     began = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")])
+        ),
+    }
     children = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, json.dumps(batch)],
@@ -182,7 +190,9 @@ def run_in_workers(batches: list[list[tuple[str, str, str]]]) -> tuple[list[dict
     return runs, time.perf_counter() - began
 
 
-def monthly_batches(clients: list[LoadClient], month: date = MONTH) -> list[list[tuple[str, str, str]]]:
+def monthly_batches(
+    clients: list[LoadClient], month: date = MONTH
+) -> list[list[tuple[str, str, str]]]:
     """One worker per Cole state login; the HNW destination before its sources is not needed
     (routed leads are kept when the destination's own run replaces its partition)."""
     return [
@@ -191,7 +201,9 @@ def monthly_batches(clients: list[LoadClient], month: date = MONTH) -> list[list
     ]
 
 
-def weekly_batches(clients: list[LoadClient], workers: int, month: date = MONTH) -> list[list[tuple[str, str, str]]]:
+def weekly_batches(
+    clients: list[LoadClient], workers: int, month: date = MONTH
+) -> list[list[tuple[str, str, str]]]:
     """Clients split over `workers`; each worker goes window by window (Monday by Monday)."""
     batches: list[list[tuple[str, str, str]]] = [[] for _ in range(workers)]
     for window in windows_of_month(month):
@@ -232,23 +244,54 @@ class LoadReport:
         rows = [("stage", "steps", "total s", "mean s", "p50 s", "p95 s", "max s")]
         for key, label in STAGES.items():
             values = self.steps.get(key, [])
-            rows.append((label, str(len(values)), f"{sum(values):.1f}", f"{sum(values) / max(len(values), 1):.2f}",
-                         f"{pct(values, 0.5):.2f}", f"{pct(values, 0.95):.2f}", f"{max(values, default=0):.2f}"))
-        for label, runs in (("monthly run (whole)", self.monthly_runs), ("weekly run (whole)", self.weekly_runs)):
+            rows.append(
+                (
+                    label,
+                    str(len(values)),
+                    f"{sum(values):.1f}",
+                    f"{sum(values) / max(len(values), 1):.2f}",
+                    f"{pct(values, 0.5):.2f}",
+                    f"{pct(values, 0.95):.2f}",
+                    f"{max(values, default=0):.2f}",
+                )
+            )
+        for label, runs in (
+            ("monthly run (whole)", self.monthly_runs),
+            ("weekly run (whole)", self.weekly_runs),
+        ):
             values = [r["seconds"] for r in runs]
-            rows.append((label, str(len(values)), f"{sum(values):.1f}", f"{sum(values) / max(len(values), 1):.2f}",
-                         f"{pct(values, 0.5):.2f}", f"{pct(values, 0.95):.2f}", f"{max(values, default=0):.2f}"))
+            rows.append(
+                (
+                    label,
+                    str(len(values)),
+                    f"{sum(values):.1f}",
+                    f"{sum(values) / max(len(values), 1):.2f}",
+                    f"{pct(values, 0.5):.2f}",
+                    f"{pct(values, 0.95):.2f}",
+                    f"{max(values, default=0):.2f}",
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [" | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+        lines = [
+            " | ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        ]
         lines.insert(1, "-+-".join("-" * w for w in widths))
         lines.append("")
-        lines.append(f"{self.clients} clients: monthly phase {self.monthly_wall:.1f} s wall "
-                     f"({len(self.monthly_runs)} runs), weekly phase {self.weekly_wall:.1f} s wall "
-                     f"({len(self.weekly_runs)} runs)")
+        lines.append(
+            f"{self.clients} clients: monthly phase {self.monthly_wall:.1f} s wall "
+            f"({len(self.monthly_runs)} runs), weekly phase {self.weekly_wall:.1f} s wall "
+            f"({len(self.weekly_runs)} runs)"
+        )
         return "\n".join(lines)
 
 
-def run_load(instance: DagsterInstance, clients: list[LoadClient], weekly_workers: int = 4) -> LoadReport:
+def run_load(
+    instance: DagsterInstance, clients: list[LoadClient], weekly_workers: int = 4
+) -> LoadReport:
     instance.add_dynamic_partitions(client_partitions.name, [c.slug for c in clients])
     monthly, monthly_wall = run_in_workers(monthly_batches(clients))
     weekly, weekly_wall = run_in_workers(weekly_batches(clients, weekly_workers))
@@ -269,7 +312,7 @@ def per_client_counts(dsn: str, month: date = MONTH) -> dict[str, dict[str, int]
         "routed_out": "select routed_from, count(*) from cleaned_leads where month = %s and routed_from is not null group by 1",
         "rejected": "select client_slug, count(*) from rejected_leads where month = %s group by 1",
         "due": "select client_slug, sum(n) from (select client_slug, renewal_window, count(distinct email) as n "
-               "from cleaned_leads where month = %s and not surplus group by 1, 2) w group by 1",
+        "from cleaned_leads where month = %s and not surplus group by 1, 2) w group by 1",
         "uploaded": "select client_slug, sum(lead_count) from client_lead_batches where month = %s group by 1",
         "windows": "select client_slug, count(*) from client_lead_batches where month = %s and status = 'done' group by 1",
     }
@@ -286,18 +329,26 @@ def addresses_in_two_windows(sandbox: Sandbox, clients: list[LoadClient]) -> int
     renewals fall in different windows (two homes, two ledger keys, one Bison lead)."""
     total = 0
     for c in clients:
-        members = [e for lst in sandbox.bison.workspaces[c.name].lead_lists.values() for e in lst["lead_emails"]]
+        members = [
+            e
+            for lst in sandbox.bison.workspaces[c.name].lead_lists.values()
+            for e in lst["lead_emails"]
+        ]
         total += len(members) - len(set(members))
     return total
 
 
-def assert_nothing_lost_nothing_twice(sandbox: Sandbox, dsn: str, clients: list[LoadClient], month: date = MONTH) -> None:
+def assert_nothing_lost_nothing_twice(
+    sandbox: Sandbox, dsn: str, clients: list[LoadClient], month: date = MONTH
+) -> None:
     counts = per_client_counts(dsn, month)
     windows = windows_of_month(month)
     last = windows[-1]
     for c in clients:
         n = counts[c.slug]
-        assert n["raw"] == sum(generator.count_for(z, month) for z in c.zips), c  # all of Cole's records
+        assert n["raw"] == sum(generator.count_for(z, month) for z in c.zips), (
+            c
+        )  # all of Cole's records
         assert n["raw"] == n["cleaned"] + n["rejected"] + n["routed_out"], (c.slug, dict(n))
         assert n["cleaned"] > 0 and n["uploaded"] == n["due"] > 0, (c.slug, dict(n))
         assert n["windows"] == len(windows), (c.slug, dict(n))
@@ -312,11 +363,13 @@ def assert_nothing_lost_nothing_twice(sandbox: Sandbox, dsn: str, clients: list[
         campaign = sandbox.bison.campaign(c.name, last.evergreen_title)
         assert sorted(sandbox.bison.attached_lists(c.name, campaign["id"])) == names
         # B-UNIQUE: an owner of homes in two windows is one lead, attached twice
-        assert campaign["total_leads"] == len(set(members)) and campaign["max_emails_per_day"] == 333, (
-            c.slug, campaign["total_leads"], len(set(members)), campaign["max_emails_per_day"]
-        )
+        assert (
+            campaign["total_leads"] == len(set(members)) and campaign["max_emails_per_day"] == 333
+        ), (c.slug, campaign["total_leads"], len(set(members)), campaign["max_emails_per_day"])
     tx_sources = [c for c in clients if c.state == "TX" and c.slug != HNW_CLIENT]
-    assert sum(counts[c.slug]["routed_out"] for c in tx_sources) == counts[HNW_CLIENT]["routed_in"] > 0
+    assert (
+        sum(counts[c.slug]["routed_out"] for c in tx_sources) == counts[HNW_CLIENT]["routed_in"] > 0
+    )
     with psycopg.connect(dsn) as conn:
         twice = conn.execute(
             "select count(*) - count(distinct (month, dedupe_key)) from client_lead_batch_leads"

@@ -46,13 +46,19 @@ def wait_on_the_sandbox_clock(bison_url: str) -> None:
     import httpx
 
     def advance(seconds: float) -> None:
-        httpx.post(f"{bison_url}/sandbox/clock", json={"days": seconds / 86_400}, timeout=10).raise_for_status()
+        httpx.post(
+            f"{bison_url}/sandbox/clock", json={"days": seconds / 86_400}, timeout=10
+        ).raise_for_status()
 
     bison_resource.pause = advance
 
 
 def seed_month(
-    dsn: str, client: str, month: date, per_window: int = 3, email: Callable[[date, int], str] | None = None
+    dsn: str,
+    client: str,
+    month: date,
+    per_window: int = 3,
+    email: Callable[[date, int], str] | None = None,
 ) -> None:
     """A pulled month: `per_window` cleaned leads in each renewal window, and its totals row.
 
@@ -65,28 +71,59 @@ def seed_month(
         for i in range(per_window):
             day = window.start + timedelta(days=i)
             address = email(day, i) if email else f"{client}.{day.isoformat()}.{i}@example.com"
-            rows.append({
-                "first_name": f"Pat{i}", "last_name": "Doe", "email": address,
-                "phone": "5551234567", "address": f"{i} Main St", "city": "Hoboken", "state": "NJ", "zip": "07030",
-                "date_of_birth": "1970-01-01", "home_value": 300000.0, "purchase_date": day.replace(year=2015),
-                "purchase_day": day.day, "readable_purchase_date": readable_date(day), "renewal_date": day,
-                "renewal_window": window.start, "dedupe_key": f"{client}-{day.isoformat()}-{i}",
-                "source_export": "seed.csv", "source_row": len(rows) + 1,
-            })
+            rows.append(
+                {
+                    "first_name": f"Pat{i}",
+                    "last_name": "Doe",
+                    "email": address,
+                    "phone": "5551234567",
+                    "address": f"{i} Main St",
+                    "city": "Hoboken",
+                    "state": "NJ",
+                    "zip": "07030",
+                    "date_of_birth": "1970-01-01",
+                    "home_value": 300000.0,
+                    "purchase_date": day.replace(year=2015),
+                    "purchase_day": day.day,
+                    "readable_purchase_date": readable_date(day),
+                    "renewal_date": day,
+                    "renewal_window": window.start,
+                    "dedupe_key": f"{client}-{day.isoformat()}-{i}",
+                    "source_export": "seed.csv",
+                    "source_row": len(rows) + 1,
+                }
+            )
     cleaned = pd.DataFrame(rows)
-    rejected = pd.DataFrame({"source_export": pd.Series(dtype=object), "source_row": pd.Series(dtype=int),
-                             "reason": pd.Series(dtype=object)})
+    rejected = pd.DataFrame(
+        {
+            "source_export": pd.Series(dtype=object),
+            "source_row": pd.Series(dtype=int),
+            "reason": pd.Series(dtype=object),
+        }
+    )
     store.write_cleaned_leads(dsn, client, month, cleaned, rejected)
-    store.write_monthly_totals(dsn, {
-        "client_slug": client, "month": month_key(month), "client_name": client, "workspace_name": client,
-        "raw_count": len(rows), "cleaned_count": len(rows), "rejected_count": 0, "routed_count": 0,
-        "target_count": 15000, "gap": 15000 - len(rows),
-    })
+    store.write_monthly_totals(
+        dsn,
+        {
+            "client_slug": client,
+            "month": month_key(month),
+            "client_name": client,
+            "workspace_name": client,
+            "raw_count": len(rows),
+            "cleaned_count": len(rows),
+            "rejected_count": 0,
+            "routed_count": 0,
+            "target_count": 15000,
+            "gap": 15000 - len(rows),
+        },
+    )
 
 
 def load_clients(dsn: str, month: date = MONTH) -> None:
     registry.upsert_clients(parse_clients(CLIENTS_YAML, "clients.yaml"), dsn)
-    lines = ["Zipcode,Territory,Color"] + [f"{z},{c}," for c, zips in TERRITORY.items() for z in zips]
+    lines = ["Zipcode,Territory,Color"] + [
+        f"{z},{c}," for c, zips in TERRITORY.items() for z in zips
+    ]
     registry.import_zips(parse_zip_sheet("\n".join(lines) + "\n"), month_key(month), dsn)
 
 
@@ -95,7 +132,9 @@ def reset_outside_world(sandbox: Sandbox) -> None:
     previous = windows_of_month(add_months(MONTH, -1))[-1]
     for client in parse_clients(CLIENTS_YAML, "clients.yaml").itertuples():
         sandbox.bison.add_workspace(client.workspace_name, f"token-{client.slug}")
-        sandbox.bison.add_campaign(client.workspace_name, previous.evergreen_title, max_emails_per_day=333)
+        sandbox.bison.add_campaign(
+            client.workspace_name, previous.evergreen_title, max_emails_per_day=333
+        )
         sandbox.bison.add_campaign(client.workspace_name, "Spring newsletter")
     sandbox.slack.messages.clear()
     sandbox.faults.off()

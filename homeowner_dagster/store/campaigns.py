@@ -13,7 +13,9 @@ def stored_campaign(dsn: str, client: str) -> dict[str, Any] | None:
     """The Evergreen campaign found for this client before: pattern, campaign_id, campaign_name."""
     with db.connect(dsn) as conn:
         frame = db.read_frame(
-            conn, "select pattern, campaign_id, campaign_name from client_campaigns where client_slug = %s", [client]
+            conn,
+            "select pattern, campaign_id, campaign_name from client_campaigns where client_slug = %s",
+            [client],
         )
     return frame.iloc[0].to_dict() if not frame.empty else None
 
@@ -54,7 +56,13 @@ def store_campaign(dsn: str, client: str, pattern: str, campaign_id: str, name: 
         db.upsert(
             conn,
             "client_campaigns",
-            {"client_slug": client, "pattern": pattern, "campaign_id": campaign_id, "campaign_name": name, "found_at": now()},
+            {
+                "client_slug": client,
+                "pattern": pattern,
+                "campaign_id": campaign_id,
+                "campaign_name": name,
+                "found_at": now(),
+            },
             key="client_slug",
         )
 

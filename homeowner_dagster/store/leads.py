@@ -95,7 +95,8 @@ def _cleaned_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _rejected_rows(rejected: pd.DataFrame) -> pd.DataFrame:
     data_columns = [
-        c for c in rejected.columns
+        c
+        for c in rejected.columns
         if c not in SOURCE_KEYS and c != "reason" and not c.startswith("reason_")
     ]
     records = rejected[data_columns].fillna("").astype(str).to_dict("records")
@@ -124,9 +125,7 @@ def write_cleaned_leads(
     """Replace the month's cleaned and rejected leads of the client, and leads it routed out."""
     m = month_key(month)
     with db.transaction(dsn) as conn:
-        conn.execute(
-            "delete from cleaned_leads where month = %s and routed_from = %s", [m, client]
-        )
+        conn.execute("delete from cleaned_leads where month = %s and routed_from = %s", [m, client])
         # The client's own leads only: leads other clients routed to it stay.
         conn.execute(
             "delete from cleaned_leads where client_slug = %s and month = %s and routed_from is null",

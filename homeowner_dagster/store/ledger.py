@@ -54,7 +54,9 @@ def _update_row(
     other Bison list. Returns the rows written (0 or 1)."""
     sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in values]
     if state in _FIRST_STAMPS:
-        sets.append(sql.SQL("{at} = coalesce({at}, now())").format(at=sql.Identifier(_FIRST_STAMPS[state])))
+        sets.append(
+            sql.SQL("{at} = coalesce({at}, now())").format(at=sql.Identifier(_FIRST_STAMPS[state]))
+        )
     if state is not None:
         sets.append(_advance(state))
     sets.append(sql.SQL("updated_at = now()"))
@@ -119,7 +121,11 @@ def record_list_created(
     if email_keys is not None:
         keys["email_hash"] = list(email_keys)
     with db.transaction(dsn) as conn:
-        values = {"bison_list_id": list_id, "lead_count": len(keys), "list_name": list_name or window.list_name}
+        values = {
+            "bison_list_id": list_id,
+            "lead_count": len(keys),
+            "list_name": list_name or window.list_name,
+        }
         updated = _update_row(conn, client, window, "list_created", values, only_list=list_id)
         if updated != 1:
             raise ListAlreadyRecorded(
@@ -140,7 +146,9 @@ class ListAlreadyRecorded(RuntimeError):
 
 def record_list_verified(dsn: str, client: str, window: RenewalWindow, in_bison: int) -> None:
     """`list_verified`: the leads Bison holds in the window's list, counted just now."""
-    _update_window(dsn, client, window, "list_verified", {"lead_count": in_bison, "list_verified_at": now()})
+    _update_window(
+        dsn, client, window, "list_verified", {"lead_count": in_bison, "list_verified_at": now()}
+    )
 
 
 def record_campaign_before_attach(
@@ -156,10 +164,14 @@ def record_campaign_before_attach(
     """The campaign and its lead count just before attaching, and how many of the window's leads
     it lacks (`new`) or holds already (`held`): the attach check waits for that growth."""
     values: dict[str, Any] = {
-        "campaign_id": campaign_id, "campaign_title_before": title, "campaign_leads_before": leads_before,
+        "campaign_id": campaign_id,
+        "campaign_title_before": title,
+        "campaign_leads_before": leads_before,
     }
     if held is not None:
-        values.update(leads_in_campaign=held.in_campaign, leads_returning=held.returning, leads_new=new)
+        values.update(
+            leads_in_campaign=held.in_campaign, leads_returning=held.returning, leads_new=new
+        )
     _update_window(dsn, client, window, None, values)
 
 
@@ -196,16 +208,24 @@ def forget_list(dsn: str, client: str, window: RenewalWindow) -> str | None:
     return str(row[0])
 
 
-def record_list_position(dsn: str, client: str, window: RenewalWindow, position: int | None) -> None:
+def record_list_position(
+    dsn: str, client: str, window: RenewalWindow, position: int | None
+) -> None:
     """Where the window's list sat in Bison's paged list of lead lists (0 = first item)."""
     if position is not None:
         _update_window(dsn, client, window, None, {"list_position": int(position)})
 
 
-def record_refused(dsn: str, client: str, window: RenewalWindow, refused: int, messages: list[str]) -> None:
+def record_refused(
+    dsn: str, client: str, window: RenewalWindow, refused: int, messages: list[str]
+) -> None:
     """Bison refused rows of the window's list: the window waits for `homeowner windows accept`."""
     _update_window(
-        dsn, client, window, None, {"refused_rows": refused, "refused_messages": "\n".join(messages)[:4000]}
+        dsn,
+        client,
+        window,
+        None,
+        {"refused_rows": refused, "refused_messages": "\n".join(messages)[:4000]},
     )
 
 
@@ -355,7 +375,11 @@ def _advisory_session(
 
 def _poll_for_lock(conn: Any, key: str, say: Callable[[str], None]) -> None:
     def try_once() -> bool:
-        return bool(conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0])
+        return bool(
+            conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[
+                0
+            ]
+        )
 
     if try_once():
         return

@@ -17,9 +17,19 @@ from homeowner_dagster.store.rows import first_row
 
 # lead_outcomes columns written per lead (besides client_slug, window_start, month).
 STORED_OUTCOME = [
-    "dedupe_key", "zip", "verification_result", "replied", "interested", "bounced",
-    "unsubscribed", "automated_reply", "first_reply_at", "campaign_id", "bison_lead_id",
-    "matched_by", "attached_at",
+    "dedupe_key",
+    "zip",
+    "verification_result",
+    "replied",
+    "interested",
+    "bounced",
+    "unsubscribed",
+    "automated_reply",
+    "first_reply_at",
+    "campaign_id",
+    "bison_lead_id",
+    "matched_by",
+    "attached_at",
 ]
 
 

@@ -16,4 +16,7 @@ def first_row(frame: pd.DataFrame) -> dict[str, Any] | None:
     """The frame's first row with plain values: a column never set is None (not NaN or NaT)."""
     if frame.empty:
         return None
-    return {k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v) for k, v in frame.iloc[0].to_dict().items()}
+    return {
+        k: (None if pd.api.types.is_scalar(v) and pd.isna(v) else v)
+        for k, v in frame.iloc[0].to_dict().items()
+    }

@@ -43,7 +43,9 @@ def sync_territory(conn: Any, month: str) -> territories.Territory:
     gone = sorted(set(current) - set(wanted.index))
     with conn.cursor() as cur:
         if gone:
-            cur.execute("delete from client_zipcodes where month = %s and zip = any(%s)", [month, gone])
+            cur.execute(
+                "delete from client_zipcodes where month = %s and zip = any(%s)", [month, gone]
+            )
         for z, row in wanted.iterrows():
             if current.get(z) == row["client_slug"]:
                 continue
@@ -64,7 +66,11 @@ def sync_territory(conn: Any, month: str) -> territories.Territory:
 
 
 def _written(conn: Any, month: str) -> dict[str, str]:
-    return dict(conn.execute("select zip, client_slug from client_zipcodes where month = %s", [month]).fetchall())
+    return dict(
+        conn.execute(
+            "select zip, client_slug from client_zipcodes where month = %s", [month]
+        ).fetchall()
+    )
 
 
 def ensure_territory(dsn: str, month: date) -> territories.Territory:
@@ -76,7 +82,9 @@ def ensure_territory(dsn: str, month: date) -> territories.Territory:
     m = month_key(month)
     with db.connect(dsn) as conn:
         derived = territories.derive_territory(territory_changes(conn, m), m)
-        if _written(conn, m) == dict(zip(derived.zips["zip"], derived.zips["client_slug"], strict=True)):
+        if _written(conn, m) == dict(
+            zip(derived.zips["zip"], derived.zips["client_slug"], strict=True)
+        ):
             return derived
     with db.transaction(dsn) as conn:
         conn.execute("lock table client_zipcodes in share row exclusive mode")
@@ -86,7 +94,9 @@ def ensure_territory(dsn: str, month: date) -> territories.Territory:
 def derived_territory(dsn: str, month: date) -> territories.Territory:
     """The month's territory as the sheet and changes define it (read only)."""
     with db.connect(dsn) as conn:
-        return territories.derive_territory(territory_changes(conn, month_key(month)), month_key(month))
+        return territories.derive_territory(
+            territory_changes(conn, month_key(month)), month_key(month)
+        )
 
 
 def territory(dsn: str, client: str, month: date) -> pd.DataFrame:

@@ -46,7 +46,9 @@ def month_counts(dsn: str, client: str, month: date) -> dict[str, int]:
     }
 
 
-def refresh_routed_totals(dsn: str, totals: dict[str, Any], status: str, meets_minimum: bool) -> bool:
+def refresh_routed_totals(
+    dsn: str, totals: dict[str, Any], status: str, meets_minimum: bool
+) -> bool:
     """Bring a destination's totals and gap report rows up to date after a source routed leads
     to it, so they agree with its cleaned leads whichever of the two months ran first.
 
@@ -65,8 +67,15 @@ def refresh_routed_totals(dsn: str, totals: dict[str, Any], status: str, meets_m
         conn.execute(
             "update gap_reports set cleaned_count = %s, routed_in_count = %s, gap = %s, status = %s, "
             "meets_minimum = %s where client_slug = %s and month = %s",
-            [totals["cleaned_count"], totals["routed_in_count"], totals["gap"], status, meets_minimum,
-             key["client_slug"], key["month"]],
+            [
+                totals["cleaned_count"],
+                totals["routed_in_count"],
+                totals["gap"],
+                status,
+                meets_minimum,
+                key["client_slug"],
+                key["month"],
+            ],
         )
     return True
 

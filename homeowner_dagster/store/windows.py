@@ -24,7 +24,9 @@ def ledger_row(dsn: str, client: str, window: RenewalWindow) -> dict[str, Any] |
     return first_row(frame)
 
 
-def keys_uploaded_elsewhere(dsn: str, client: str, window: RenewalWindow, keys: Iterable[str]) -> int:
+def keys_uploaded_elsewhere(
+    dsn: str, client: str, window: RenewalWindow, keys: Iterable[str]
+) -> int:
     """How many of these leads already went out this month in another window or client's list."""
     with db.connect(dsn) as conn:
         row = conn.execute(
@@ -63,8 +65,12 @@ def campaign_holds(dsn: str, client: str, window: RenewalWindow, campaign_id: st
             "  group by l.email_hash) "
             "select count(e.email_hash), count(e.email_hash) filter (where e.first_window < %(year)s) "
             "from mine m left join earlier e using (email_hash)",
-            {"client": client, "start": window.start, "campaign": str(campaign_id),
-             "year": date(window.start.year, 1, 1)},
+            {
+                "client": client,
+                "start": window.start,
+                "campaign": str(campaign_id),
+                "year": date(window.start.year, 1, 1),
+            },
         ).fetchone()
     return CampaignHolds(int(row[0]), int(row[1]))
 

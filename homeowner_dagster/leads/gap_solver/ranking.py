@@ -10,7 +10,7 @@ from homeowner_dagster.leads.outcomes import YieldBook
 
 
 def suggest_low_yield_drops(book: YieldBook) -> list[Suggestion]:
-    """"Drop or swap" for each of the client's ZIPs that the posterior puts below the client's
+    """ "Drop or swap" for each of the client's ZIPs that the posterior puts below the client's
     average with `LOW_YIELD_CONFIDENCE` (95 %). Dropping widens the gap by the ZIP's leads;
     `expected_interested` is what a swap for as many leads at an unmeasured ZIP would add."""
     out = []
@@ -61,14 +61,20 @@ def expected_interested(s: Suggestion, book: YieldBook) -> tuple[float, float, f
     return book.expected(by_zip)
 
 
-def rank_by_expected_interest(suggestions: Sequence[Suggestion], book: YieldBook) -> list[Suggestion]:
+def rank_by_expected_interest(
+    suggestions: Sequence[Suggestion], book: YieldBook
+) -> list[Suggestion]:
     """Each proposal with its expected interested replies and interval, most first (ties keep
     their order). Ranked by the expected value; the interval says how sure that is."""
     scored = []
     for s in suggestions:
         mean, low, high = expected_interested(s, book)
         scored.append(
-            replace(s, expected_interested=round(mean, 1), expected_interval=(round(low, 1), round(high, 1)))
+            replace(
+                s,
+                expected_interested=round(mean, 1),
+                expected_interval=(round(low, 1), round(high, 1)),
+            )
         )
     order = sorted(range(len(scored)), key=lambda i: (-(scored[i].expected_interested or 0.0), i))
     return [scored[i] for i in order]

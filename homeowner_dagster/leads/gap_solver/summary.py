@@ -120,7 +120,7 @@ def next_step(status: GapStatus, suggestions: Sequence[Suggestion]) -> str:
         best = covering[0]
         interest = _interest(best)
         return (
-            f"Approve \"{kind_label(best.kind)}{' from ' + best.donor if best.donor else ''}\" "
+            f'Approve "{kind_label(best.kind)}{" from " + best.donor if best.donor else ""}" '
             f"(+{_fmt(best.leads)} leads{interest}): it closes the gap on its own."
         )
     if fixes and left == 0:
@@ -178,23 +178,32 @@ def markdown_report(
     if proposals:
         ranked = any(s.expected_interested is not None for s in proposals)
         lines += [
-            "| kind | leads | " + ("expected interested (90%) | " if ranked else "") + "covers gap | ZIPs | basis |",
+            "| kind | leads | "
+            + ("expected interested (90%) | " if ranked else "")
+            + "covers gap | ZIPs | basis |",
             "|---|---:|" + ("---:|" if ranked else "") + "---|---|---|",
         ]
         for s in proposals:
             kind = kind_label(s.kind) + (f" from {s.donor}" if s.donor else "")
-            covers = "—" if s.kind in ("surplus", "no_zips_left") else ("yes" if s.covers_gap else "no")
+            covers = (
+                "—" if s.kind in ("surplus", "no_zips_left") else ("yes" if s.covers_gap else "no")
+            )
             interested = f"{_interval(s)} | " if ranked else ""
             lines.append(
                 f"| {_cell(kind)} | {_fmt(s.leads)} | {interested}{covers} | {_cell(_zip_list(s.zips))} | {_cell(s.basis)} |"
             )
     else:
-        why = "; ".join(reasons) if reasons else (
-            "the client is on target" if status.gap == 0 else "nothing was found to propose"
+        why = (
+            "; ".join(reasons)
+            if reasons
+            else ("the client is on target" if status.gap == 0 else "nothing was found to propose")
         )
         lines.append(f"No suggestions: {why}.")
     if book is not None:
-        lines += ["", "**Drop or swap low-yield ZIPs** (dropping widens the gap; a swap keeps the leads)"]
+        lines += [
+            "",
+            "**Drop or swap low-yield ZIPs** (dropping widens the gap; a swap keeps the leads)",
+        ]
         if drops:
             for s in drops:
                 lines.append(
@@ -202,7 +211,11 @@ def markdown_report(
                     f"{s.expected_interested:,.1f} interested"
                 )
         else:
-            told = "" if book.separable else " No ZIP differs from the average with 90% confidence yet: more leads are needed to tell them apart."
+            told = (
+                ""
+                if book.separable
+                else " No ZIP differs from the average with 90% confidence yet: more leads are needed to tell them apart."
+            )
             lines.append(
                 f"- None: no ZIP lies below the client's average with "
                 f"{int(LOW_YIELD_CONFIDENCE * 100)}% confidence.{told}"
@@ -214,7 +227,7 @@ def markdown_report(
 
 
 def _interest(s: Suggestion) -> str:
-    """" (~N interested, 90% a-b)" when outcome data ranked the proposals, else nothing."""
+    """ " (~N interested, 90% a-b)" when outcome data ranked the proposals, else nothing."""
     if s.expected_interested is None:
         return ""
     if s.expected_interval is None:
@@ -239,7 +252,9 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
         if s.kind == "adjacent_zips":
             lines.append(
                 f"Adjacent: {len(s.zips)} free ZIP(s) within {s.details.get('radius_miles', 0):g} mi: "
-                f"~+{_fmt(s.leads)} leads" + _interest(s) + (" (covers gap)" if s.covers_gap else "")
+                f"~+{_fmt(s.leads)} leads"
+                + _interest(s)
+                + (" (covers gap)" if s.covers_gap else "")
             )
     relax = [s for s in suggestions if s.kind in ("raise_home_value_cap", "drop_head_of_household")]
     if relax:
@@ -261,5 +276,7 @@ def slack_summary(suggestions: Sequence[Suggestion]) -> str:
             lines.append("No free ZIPs left in licensed states: escalate to head of fulfilment")
     low = [s for s in suggestions if s.kind == "drop_low_yield_zip"]
     if low:
-        lines.insert(0, f"Low-yield ZIP(s) to drop or swap: {', '.join(z for s in low for z in s.zips)}")
+        lines.insert(
+            0, f"Low-yield ZIP(s) to drop or swap: {', '.join(z for s in low for z in s.zips)}"
+        )
     return "\n".join(lines[:4]) if lines else "No suggestions"

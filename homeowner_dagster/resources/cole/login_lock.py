@@ -110,7 +110,9 @@ def _advisory_lock(
 def _file_lock(
     key: int, state: str, say: Callable[[str], None] | None, wait: bool
 ) -> Iterator[None]:
-    path = Path(tempfile.gettempdir()) / f"homeowner-cole-login-{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+    path = (
+        Path(tempfile.gettempdir()) / f"homeowner-cole-login-{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+    )
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def try_once() -> bool:

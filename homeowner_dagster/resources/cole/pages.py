@@ -170,7 +170,9 @@ class ColePages:
         try:
             # Pages are server-rendered: once loaded, a missing element will not come.
             wait_ms = min(self.timeout_ms, 3_000)
-            self.page.locator(", ".join(candidates)).first.wait_for(state="attached", timeout=wait_ms)
+            self.page.locator(", ".join(candidates)).first.wait_for(
+                state="attached", timeout=wait_ms
+            )
         except PlaywrightTimeout as exc:
             raise SelectorMissing(
                 f"{what}: no element for selector key {key!r} on {self.page.url} (tried "
@@ -202,8 +204,12 @@ class ColePages:
         A user-agreement box (the sister product's form) is ticked when the page has one.
         """
         self._on_site("the login page")
-        self._guard("fill login", lambda: self.page.fill(self._need("username", "login form"), username))
-        self._guard("fill login", lambda: self.page.fill(self._need("password", "login form"), password))
+        self._guard(
+            "fill login", lambda: self.page.fill(self._need("username", "login form"), username)
+        )
+        self._guard(
+            "fill login", lambda: self.page.fill(self._need("password", "login form"), password)
+        )
         agreement = self.locate("user_agreement")
         if agreement:
             self._guard("tick the user agreement", lambda: self.page.check(agreement))

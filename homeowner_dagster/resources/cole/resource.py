@@ -154,12 +154,17 @@ class ColeResource(ConfigurableResource):
         creds = credentials_from_env(state)
         # One session per login, however the run was launched: wait here for the login.
         lock_url = os.environ.get(settings.DATABASE_URL_ENV) or None
-        with cole_login_lock(creds.username, state.upper(), lock_url, progress), sync_playwright() as playwright:
+        with (
+            cole_login_lock(creds.username, state.upper(), lock_url, progress),
+            sync_playwright() as playwright,
+        ):
             browser = playwright.chromium.launch(
                 executable_path=self._executable(), headless=self.headless, args=CHROMIUM_ARGS
             )
             try:
-                session = _ColeSession(self, browser, base_url, state.upper(), month, creds, progress)
+                session = _ColeSession(
+                    self, browser, base_url, state.upper(), month, creds, progress
+                )
                 try:
                     yield session
                 except ColeError as error:
@@ -283,9 +288,7 @@ class _ColeSession:
 
     def __post_init__(self) -> None:
         self.context = self.browser.new_context(accept_downloads=True)  # type: ignore[attr-defined]
-        self.pages = ColePages(
-            self.context.new_page(), self.base_url, self.resource.timeout_ms
-        )
+        self.pages = ColePages(self.context.new_page(), self.base_url, self.resource.timeout_ms)
 
     def say(self, message: str) -> None:
         if self.progress:

@@ -55,7 +55,11 @@ class SelectorBook:
 
 def _selectors(value: object, where: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(s, str) and s.strip() for s in items)
+    ):
         raise SelectorFileError(f"{where}: give a CSS selector or a non-empty list of them")
     return tuple(s.strip() for s in items)
 
@@ -71,7 +75,10 @@ def load(override: Path | None = None) -> SelectorBook:
     """The packaged selectors, with the keys of `override` (a TOML file of the same shape) in place."""
     base = _read(PACKAGED)
     paths = {k: str(v) for k, v in base["paths"].items()}
-    pages = {page: {k: _selectors(v, f"pages.{page}.{k}") for k, v in base["pages"][page].items()} for page in PAGES}
+    pages = {
+        page: {k: _selectors(v, f"pages.{page}.{k}") for k, v in base["pages"][page].items()}
+        for page in PAGES
+    }
     signals = {k: _selectors(v, f"signals.{k}") for k, v in base["signals"].items()}
     source = str(PACKAGED)
     if override is not None:
