@@ -29,7 +29,7 @@ from homeowner_dagster.store.windows import CampaignHolds, ledger_row
 
 # The states in order (WINDOW_STATES), as SQL; and the column each transition stamps the first
 # time it happens (a repeat keeps the stamp: `list_verified_at` is the latest check instead).
-_STATE_ORDER = "array[" + ",".join(f"'{state}'" for state in WINDOW_STATES) + "]"
+_STATE_ORDER = sql.SQL("array[{}]").format(sql.SQL(",").join(map(sql.Literal, WINDOW_STATES)))
 _FIRST_STAMPS = {"list_created": "uploaded_at", "attached": "attached_at", "done": "done_at"}
 
 
@@ -38,7 +38,7 @@ def _advance(state: str) -> sql.Composable:
     return sql.SQL(
         "status = case when array_position({order}, status) < array_position({order}, {state}) "
         "then {state} else status end"
-    ).format(order=sql.SQL(_STATE_ORDER), state=sql.Literal(state))
+    ).format(order=_STATE_ORDER, state=sql.Literal(state))
 
 
 def _update_row(
