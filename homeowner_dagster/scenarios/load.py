@@ -241,36 +241,23 @@ class LoadReport:
             ordered = sorted(values)
             return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
+        def row(label: str, values: list[float]) -> tuple[str, ...]:
+            return (
+                label,
+                str(len(values)),
+                f"{sum(values):.1f}",
+                f"{sum(values) / max(len(values), 1):.2f}",
+                f"{pct(values, 0.5):.2f}",
+                f"{pct(values, 0.95):.2f}",
+                f"{max(values, default=0):.2f}",
+            )
+
         rows = [("stage", "steps", "total s", "mean s", "p50 s", "p95 s", "max s")]
-        for key, label in STAGES.items():
-            values = self.steps.get(key, [])
-            rows.append(
-                (
-                    label,
-                    str(len(values)),
-                    f"{sum(values):.1f}",
-                    f"{sum(values) / max(len(values), 1):.2f}",
-                    f"{pct(values, 0.5):.2f}",
-                    f"{pct(values, 0.95):.2f}",
-                    f"{max(values, default=0):.2f}",
-                )
-            )
-        for label, runs in (
-            ("monthly run (whole)", self.monthly_runs),
-            ("weekly run (whole)", self.weekly_runs),
-        ):
-            values = [r["seconds"] for r in runs]
-            rows.append(
-                (
-                    label,
-                    str(len(values)),
-                    f"{sum(values):.1f}",
-                    f"{sum(values) / max(len(values), 1):.2f}",
-                    f"{pct(values, 0.5):.2f}",
-                    f"{pct(values, 0.95):.2f}",
-                    f"{max(values, default=0):.2f}",
-                )
-            )
+        rows += [row(label, self.steps.get(key, [])) for key, label in STAGES.items()]
+        rows += [
+            row("monthly run (whole)", [r["seconds"] for r in self.monthly_runs]),
+            row("weekly run (whole)", [r["seconds"] for r in self.weekly_runs]),
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
             " | ".join(
