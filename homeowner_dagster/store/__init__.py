@@ -27,7 +27,6 @@ from homeowner_dagster.store.campaigns import (
 )
 from homeowner_dagster.store.hnw import (
     hnw_rules_for,
-    hnw_sources_of,
     is_hnw_destination,
     routed_destinations,
 )
@@ -77,7 +76,6 @@ from homeowner_dagster.store.outcomes import (
     last_read,
     month_outcomes,
     outcomes_until,
-    window_totals,
     windows_to_measure,
     write_campaign_read,
     write_zip_yield,
@@ -146,7 +144,6 @@ __all__ = [
     "forget_campaign",
     "forget_list",
     "hnw_rules_for",
-    "hnw_sources_of",
     "is_hnw_destination",
     "keys_uploaded_elsewhere",
     "last_read",
@@ -196,7 +193,6 @@ __all__ = [
     "UploadLock",
     "UploadLockLost",
     "window_leads",
-    "window_totals",
     "windows_in_states",
     "windows_to_measure",
     "write_campaign_read",

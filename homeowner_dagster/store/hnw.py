@@ -21,16 +21,6 @@ def hnw_rules_for(dsn: str, client: str) -> list[dict[str, Any]]:
     return frame.to_dict("records")
 
 
-def hnw_sources_of(dsn: str, destination: str) -> list[str]:
-    """The clients whose rules route leads to `destination`."""
-    with db.connect(dsn) as conn:
-        rows = conn.execute(
-            "select distinct unnest(source_clients) from hnw_routing_rules where destination_client = %s",
-            [destination],
-        ).fetchall()
-    return sorted(r[0] for r in rows)
-
-
 def is_hnw_destination(dsn: str, client: str) -> bool:
     """A high-net-worth client may hold no ZIPs: its leads come from routing."""
     with db.connect(dsn) as conn:

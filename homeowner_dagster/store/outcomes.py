@@ -193,12 +193,3 @@ def windows_to_measure(dsn: str, today: date, days: int = 90) -> list[tuple[str,
             [since, today],
         ).fetchall()
     return [(r[0], r[1]) for r in rows]
-
-
-def window_totals(dsn: str, client: str, month: date) -> pd.DataFrame:
-    with db.connect(dsn) as conn:
-        return db.read_frame(
-            conn,
-            "select * from window_outcomes where client_slug = %s and month = %s order by window_start",
-            [client, month_key(month)],
-        )
