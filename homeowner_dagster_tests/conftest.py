@@ -7,6 +7,7 @@ so tests never see each other's rows.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import uuid
@@ -36,6 +37,24 @@ def _slack_allowlist() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOMEOWNER_SLACK_CHANNELS", TEST_SLACK_CHANNELS)
         yield
+
+
+@pytest.fixture
+def collector_paused() -> Iterator[None]:
+    """No garbage collection while a test parses Python with `ast`.
+
+    Python 3.11's `ast.parse` keeps one recursion counter per interpreter. A cycle collected in
+    the middle of a parse can run a finalizer that logs a traceback (an earlier test's unclosed
+    Dagster instance does), and 3.11 parses source lines with `ast` to format tracebacks: the
+    nested parse upsets the outer one's counter and it raises `SystemError: AST constructor
+    recursion depth mismatch` (seen once in CI).
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @pytest.fixture(scope="session")

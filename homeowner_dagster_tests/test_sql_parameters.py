@@ -11,7 +11,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import homeowner_dagster
+
+pytestmark = pytest.mark.usefixtures("collector_paused")  # see conftest
 
 PACKAGE = Path(homeowner_dagster.__file__).parent
 QUERY_METHODS = {"execute", "executemany", "copy", "read_frame"}

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("collector_paused")  # see conftest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "homeowner_dagster"
 TESTS = "homeowner_dagster_tests"
