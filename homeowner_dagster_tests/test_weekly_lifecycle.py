@@ -314,18 +314,21 @@ def test_homeowner_windows_lists_states_and_force_runs_a_missed_window(
     (home / "dagster.yaml").write_text((settings.project_root() / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(pulled.dsn))
-    assert homeowner(["windows", "--client", CLIENT]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    states = {line.split()[0]: line.split()[1] for line in lines[1:]}
-    assert states == {
-        w.key: ("done" if w == SECOND else "pending") for w in windows_of_month(MONTH)
-    }
-    assert homeowner(["windows", "force", "--client", CLIENT, "--window", FIRST.key]) == 0
-    assert "state done" in capsys.readouterr().out
-    assert ledger(pulled.dsn, FIRST)["status"] == "done"
-    runs = pulled.instance.get_runs()
-    assert any(r.tags.get("forced") == "true" for r in runs)  # recorded where the UI reads runs
-    assert homeowner(["windows", "force", "--client", CLIENT, "--window", "2027-01-02"]) == 2
+    # Before the month's first Monday, whatever the real date: from 2027 on these windows'
+    # Mondays have passed and they would read `missed`.
+    with freeze_time(datetime(2026, 12, 3, 9, tzinfo=CHICAGO)):
+        assert homeowner(["windows", "--client", CLIENT]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        states = {line.split()[0]: line.split()[1] for line in lines[1:]}
+        assert states == {
+            w.key: ("done" if w == SECOND else "pending") for w in windows_of_month(MONTH)
+        }
+        assert homeowner(["windows", "force", "--client", CLIENT, "--window", FIRST.key]) == 0
+        assert "state done" in capsys.readouterr().out
+        assert ledger(pulled.dsn, FIRST)["status"] == "done"
+        runs = pulled.instance.get_runs()
+        assert any(r.tags.get("forced") == "true" for r in runs)  # recorded where the UI reads runs
+        assert homeowner(["windows", "force", "--client", CLIENT, "--window", "2027-01-02"]) == 2
 
 
 def test_the_ledger_refuses_an_unknown_state(pulled: Pipeline) -> None:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if report:
             print(f"gap report {client}:")
             print("\n".join(f"  {line}" for line in report.splitlines() if line.strip()))
-    print(json.dumps({"clients": summary["clients"]}))
+    print(json.dumps({"clients": summary["clients"], "stage_seconds": summary["stage_seconds"]}))
     if started_database:
         print(
             "embedded PostgreSQL stopped (`homeowner dev --sandbox` starts it again and shows these runs)"
