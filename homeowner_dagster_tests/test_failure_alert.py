@@ -48,18 +48,19 @@ def _alert(server, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:  
     monkeypatch.setenv("HOMEOWNER_SLACK_CHANNEL", "#homeowner-ops")
     for key, value in sandbox.env().items():
         monkeypatch.setenv(key, value)  # SLACK_API_URL: where the resource posts
-    instance = DagsterInstance.ephemeral()
-    result = monthly_pull.execute_in_process(instance=instance, raise_on_error=False)
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    slack = HomeownerSlackResource(token=sandbox.slack.token, max_retries=0)
-    context = build_run_status_sensor_context(
-        sensor_name=run_failure_alert_sensor.name,
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=failure,
-        resources={"database": PostgresResource(), "slack": slack},
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    # Both entered, so the instance and the sensor's resources are closed when the alert is out.
+    with DagsterInstance.ephemeral() as instance:
+        result = monthly_pull.execute_in_process(instance=instance, raise_on_error=False)
+        failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+        slack = HomeownerSlackResource(token=sandbox.slack.token, max_retries=0)
+        with build_run_status_sensor_context(
+            sensor_name=run_failure_alert_sensor.name,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=failure,
+            resources={"database": PostgresResource(), "slack": slack},
+        ).for_run_failure() as context:
+            run_failure_alert_sensor(context)
 
 
 def test_the_alert_is_posted_while_the_database_is_stopped(

@@ -253,7 +253,7 @@ def alert_for(pipe: Pipeline, result: Any) -> str:
     from homeowner_dagster.sensors import run_failure_alert_sensor
 
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=pipe.instance,
         dagster_run=result.dagster_run,
@@ -262,8 +262,8 @@ def alert_for(pipe: Pipeline, result: Any) -> str:
             "database": pipe.defs.resources["database"],
             "slack": pipe.defs.resources["slack"],
         },
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    ).for_run_failure() as context:
+        run_failure_alert_sensor(context)
     run_id = result.dagster_run.run_id
     alerts = [m for m in pipe.sandbox.slack.messages_in(OPS_CHANNEL) if run_id in m]
     assert len(alerts) == 1, alerts

@@ -67,12 +67,11 @@ def test_gap_report_is_the_same_from_demo_schedule_backfill_and_ui(
     demo = _materialize_gap_report(pipeline, MONTHLY_RUN_CONFIG, {})
     # The schedule: its run request's config and tags, on the 15th two months before.
     tick = datetime(2026, 11, 15, 9, tzinfo=ZoneInfo("America/Chicago"))
-    requests = monthly_pull_schedule(
-        build_schedule_context(
-            scheduled_execution_time=tick,
-            resources={"database": pipeline.defs.resources["database"]},
-        )
-    )
+    with build_schedule_context(
+        scheduled_execution_time=tick,
+        resources={"database": pipeline.defs.resources["database"]},
+    ) as context:
+        requests = list(monthly_pull_schedule(context))
     request = next(
         r for r in requests if r.partition_key == client_month_key("garden-state", MONTH)
     )

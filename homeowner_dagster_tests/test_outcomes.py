@@ -260,11 +260,11 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
     monday = datetime.combine(
         date.today() + timedelta(days=7 - date.today().weekday()), datetime.min.time()
     )
-    context = build_schedule_context(
+    with build_schedule_context(
         scheduled_execution_time=monday.replace(hour=11, tzinfo=ZoneInfo("America/Chicago")),
         resources={"database": PostgresResource()},
-    )
-    requests = list(weekly_outcomes_schedule(context))
+    ) as context:
+        requests = list(weekly_outcomes_schedule(context))
     assert [r.partition_key for r in requests] == [CLIENT]  # one read per client, not per window
     measure(pipeline, CLIENT)  # that Monday's read, two hours after the attach
 
@@ -284,11 +284,11 @@ def test_weekly_upload_then_outcomes_schedule_and_monthly_message(pipeline: Pipe
     )
 
     # The monthly message: totals and best/worst ZIPs, a chart link, no homeowner data.
-    tick = build_schedule_context(
+    with build_schedule_context(
         scheduled_execution_time=datetime(2027, 3, 2, 12, tzinfo=ZoneInfo("America/Chicago")),
         resources={"database": PostgresResource()},
-    )
-    monthly = list(monthly_outcomes_schedule(tick))
+    ) as tick:
+        monthly = list(monthly_outcomes_schedule(tick))
     assert client_month_key(CLIENT, MONTH) in [r.partition_key for r in monthly]
     request = next(r for r in monthly if r.partition_key == client_month_key(CLIENT, MONTH))
     sandbox.slack.messages.clear()

@@ -170,7 +170,7 @@ def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
     from homeowner_dagster.sensors import run_failure_alert_sensor
 
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=pipeline.instance,
         dagster_run=result.dagster_run,
@@ -179,8 +179,8 @@ def test_a_cole_failure_alerts_slack_with_links_and_keeps_the_old_partition(
             "database": pipeline.defs.resources["database"],
             "slack": pipeline.defs.resources["slack"],
         },
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    ).for_run_failure() as context:
+        run_failure_alert_sensor(context)
 
     alert = sandbox.slack.messages_in("#homeowner-ops")[-1]
     assert "CaptchaBlocked" in alert and result.dagster_run.run_id in alert

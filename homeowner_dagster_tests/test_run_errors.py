@@ -24,7 +24,7 @@ def _alert(pipeline: Pipeline, result) -> str:  # noqa: ANN001
     from homeowner_dagster.sensors import run_failure_alert_sensor
 
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=pipeline.instance,
         dagster_run=result.dagster_run,
@@ -33,8 +33,8 @@ def _alert(pipeline: Pipeline, result) -> str:  # noqa: ANN001
             "database": pipeline.defs.resources["database"],
             "slack": pipeline.defs.resources["slack"],
         },
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    ).for_run_failure() as context:
+        run_failure_alert_sensor(context)
     return pipeline.sandbox.slack.messages_in("#homeowner-ops")[-1]
 
 

@@ -69,9 +69,10 @@ def tick(
     resources: dict[str, object] = {"database": PostgresResource()}
     if slack is not None:
         resources["slack"] = slack
-    context = build_schedule_context(scheduled_execution_time=when, resources=resources)
-    result = schedule(context)
-    return result if isinstance(result, SkipReason) else list(result)
+    # Entered, so its resources (and the instance Dagster makes for them) are closed after.
+    with build_schedule_context(scheduled_execution_time=when, resources=resources) as context:
+        result = schedule(context)
+        return result if isinstance(result, SkipReason) else list(result)
 
 
 def keys(requests: list[RunRequest]) -> list[dict[str, str]]:

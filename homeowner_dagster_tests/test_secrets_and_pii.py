@@ -172,14 +172,14 @@ def run_failure_sensor(pipe: Pipeline, result) -> None:  # noqa: ANN001
 
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
     resources = pipe.defs.resources
-    context = build_run_status_sensor_context(
+    with build_run_status_sensor_context(
         sensor_name=run_failure_alert_sensor.name,
         dagster_instance=pipe.instance,
         dagster_run=result.dagster_run,
         dagster_event=failure,
         resources={"database": resources["database"], "slack": resources["slack"]},
-    ).for_run_failure()
-    run_failure_alert_sensor(context)
+    ).for_run_failure() as context:
+        run_failure_alert_sensor(context)
 
 
 def run_preflights(pipe: Pipeline) -> None:

@@ -110,11 +110,11 @@ def install_crashes(monkeypatch: pytest.MonkeyPatch) -> set[tuple[date, str, str
 
 def tick(schedule: Any, day: date) -> list[RunRequest]:
     when = datetime(day.year, day.month, day.day, 9, tzinfo=CHICAGO)
-    context = build_schedule_context(
+    with build_schedule_context(
         scheduled_execution_time=when, resources={"database": PostgresResource()}
-    )
-    result = schedule(context)
-    return [] if isinstance(result, SkipReason) else list(result)
+    ) as context:
+        result = schedule(context)
+        return [] if isinstance(result, SkipReason) else list(result)
 
 
 def campaign_title(p: Pipeline) -> str:

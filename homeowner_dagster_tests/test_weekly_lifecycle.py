@@ -276,18 +276,18 @@ def test_pt5_failed_after_pt4_is_finished_by_next_mondays_request(pulled: Pipeli
     campaign["name"] = PREVIOUS.evergreen_title
     # The next Monday's schedule tick asks for the window again; its run finishes it.
     monday = SECOND.due_monday + timedelta(days=7)
-    context = build_schedule_context(
+    with build_schedule_context(
         scheduled_execution_time=datetime(monday.year, monday.month, monday.day, 9),
         resources={
             "database": PostgresResource(),
             "slack": HomeownerSlackResource(token=pulled.sandbox.slack.token),
         },
-    )
-    requests = [
-        r
-        for r in weekly_upload_schedule(context)
-        if str(r.partition_key) == f"{CLIENT}|{SECOND.key}"
-    ]
+    ) as context:
+        requests = [
+            r
+            for r in weekly_upload_schedule(context)
+            if str(r.partition_key) == f"{CLIENT}|{SECOND.key}"
+        ]
     assert len(requests) == 1 and requests[0].tags["late"] == "true"
     job = pulled.defs.resolve_job_def("weekly_upload")
     again = job.execute_in_process(

@@ -135,15 +135,14 @@ def test_a_list_that_did_not_land_is_alerted_at_once_and_the_window_can_be_run_a
     slack = HomeownerSlackResource(
         token=p.sandbox.slack.token, base_url=f"{p.sandbox.urls['slack']}/api/"
     )
-    run_failure_alert_sensor(
-        build_run_status_sensor_context(
-            sensor_name=run_failure_alert_sensor.name,
-            dagster_instance=p.instance,
-            dagster_run=result.dagster_run,
-            dagster_event=failure,
-            resources={"database": PostgresResource(), "slack": slack},
-        ).for_run_failure()
-    )
+    with build_run_status_sensor_context(
+        sensor_name=run_failure_alert_sensor.name,
+        dagster_instance=p.instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure,
+        resources={"database": PostgresResource(), "slack": slack},
+    ).for_run_failure() as context:
+        run_failure_alert_sensor(context)
     [alert] = texts(p, "\U0001f6a8 weekly_upload failed", "#homeowner-ops")
     assert "the list is not in it" in alert and "homeowner windows force" in alert
     assert p.weekly(CLIENT, FIRST.start).success
