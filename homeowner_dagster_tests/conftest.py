@@ -44,10 +44,11 @@ def collector_paused() -> Iterator[None]:
     """No garbage collection while a test parses Python with `ast`.
 
     Python 3.11's `ast.parse` keeps one recursion counter per interpreter. A cycle collected in
-    the middle of a parse can run a finalizer that logs a traceback (an earlier test's unclosed
-    Dagster instance does), and 3.11 parses source lines with `ast` to format tracebacks: the
-    nested parse upsets the outer one's counter and it raises `SystemError: AST constructor
-    recursion depth mismatch` (seen once in CI).
+    the middle of a parse can run a finalizer that logs a traceback, and 3.11 parses source
+    lines with `ast` to format tracebacks: the nested parse upsets the outer one's counter and it
+    raises `SystemError: AST constructor recursion depth mismatch` (seen once in CI, from schedule
+    and sensor contexts the tests left open; they enter them with `with` now). This keeps a
+    context some later test leaves open from failing a parse again.
     """
     gc.collect()
     gc.disable()

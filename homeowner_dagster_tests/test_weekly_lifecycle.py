@@ -314,8 +314,8 @@ def test_homeowner_windows_lists_states_and_force_runs_a_missed_window(
     (home / "dagster.yaml").write_text((settings.project_root() / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, db.dagster_storage_url(pulled.dsn))
-    # Before the month's first Monday, whatever the real date: from 2027 on these windows'
-    # Mondays have passed and they would read `missed`.
+    # A date before the month's windows begin, whatever the real date: from 2027-01-01 on
+    # they would read `missed` (a window is missed once its first day comes undone).
     with freeze_time(datetime(2026, 12, 3, 9, tzinfo=CHICAGO)):
         assert homeowner(["windows", "--client", CLIENT]) == 0
         lines = capsys.readouterr().out.splitlines()
