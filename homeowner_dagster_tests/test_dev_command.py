@@ -5,13 +5,10 @@ env`), and says in one line what is missing once it has stopped."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -21,43 +18,7 @@ from homeowner_dagster import db, settings
 from homeowner_dagster.demo import DEMO_CLIENTS_YAML
 from homeowner_dagster.sandbox.server import free_port
 from homeowner_dagster_tests.test_sandbox_command import ignore_stop_signals
-
-LOCATIONS_QUERY = (
-    "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
-)
-
-
-def _locations(port: int) -> dict[str, str]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": LOCATIONS_QUERY}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
-    return {e["name"]: e["loadStatus"] for e in entries}
-
-
-def _ready(port: int) -> bool:
-    try:
-        return set(_locations(port).values()) == {"LOADED"}
-    except OSError:
-        return False
-
-
-homeowner = str(Path(sys.executable).parent / "homeowner")
-
-
-def second_shell(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """`homeowner ARGS` from another shell: the same plain environment, its own process."""
-    return subprocess.run(
-        [homeowner, *args],
-        env=env,
-        cwd=settings.project_root(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from homeowner_dagster_tests.ui_fixtures import HOMEOWNER, homeowner, new_shell, ui_loaded
 
 
 @pytest.mark.slow
@@ -65,28 +26,14 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
-    # A plain shell: none of the sandbox's settings (they live in the dev process only).
-    services = (
-        "COLE_",
-        "DEBOUNCE_",
-        "BISON_",
-        "CLAY_",
-        "SLACK_",
-        "SUPABASE_",
-        "HOMEOWNER_SANDBOX_",
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")
-        and not k.startswith(services)
-    }
-    env[settings.HOME_ENV] = str(home)  # its own embedded PostgreSQL, started by the command
+    # A plain shell: none of the sandbox's settings (they live in the dev process only), its own
+    # embedded PostgreSQL, started by the command.
+    env = new_shell(home)
     port = free_port()
     out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [homeowner, "dev", "--sandbox", "--port", str(port)],
+            [HOMEOWNER, "dev", "--sandbox", "--port", str(port)],
             stdout=out,
             stderr=err,
             env=env,
@@ -97,7 +44,7 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     left: list[str] = []
     try:
         deadline = time.monotonic() + 300
-        while not _ready(port):
+        while not ui_loaded(f"http://127.0.0.1:{port}"):
             assert process.poll() is None, (
                 out_path.read_text()[-3000:] + err_path.read_text()[-3000:]
             )
@@ -114,7 +61,7 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
             [
                 "bash",
                 "-c",
-                f'eval "$({homeowner} env)" && '
+                f'eval "$({HOMEOWNER} env)" && '
                 f"{Path(sys.executable).parent / 'dagster'} instance info",
             ],
             env=env,
@@ -125,7 +72,7 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
         )
         assert shell.returncode == 0, shell.stdout[-2000:] + shell.stderr[-2000:]
         assert "PostgresRunStorage" in shell.stdout, shell.stdout[-2000:]
-        exports = second_shell(env, "env").stdout
+        exports = homeowner(env, "env").stdout
         assert (
             "export SLACK_BOT_TOKEN=" in exports
             and "export BISON_INSTANCE_URL=http://127.0.0.1:" in exports
@@ -134,8 +81,8 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
         # A second shell, as the README offers: the clients, then a window forced now.
         clients = tmp_path / "clients.yaml"
         clients.write_text(DEMO_CLIENTS_YAML)
-        assert second_shell(env, "clients", "import", str(clients)).returncode == 0
-        forced = second_shell(
+        assert homeowner(env, "clients", "import", str(clients)).returncode == 0
+        forced = homeowner(
             env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08"
         )
         assert forced.returncode == 0, forced.stdout + forced.stderr
@@ -148,7 +95,7 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
             [
                 "bash",
                 "-c",
-                f'eval "$({homeowner} env)" && {Path(sys.executable).parent / "dagster"} run list --limit 5',
+                f'eval "$({HOMEOWNER} env)" && {Path(sys.executable).parent / "dagster"} run list --limit 5',
             ],
             env=env,
             cwd=settings.project_root(),
@@ -187,7 +134,7 @@ def test_homeowner_dev_stops_webserver_daemon_code_servers_and_database_on_sigte
     assert left == []
     assert not db.embedded_running(home)
     # Once it has stopped, a second shell says in one line what is missing; nothing left running.
-    alone = second_shell(env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08")
+    alone = homeowner(env, "windows", "force", "--client", "sunshine", "--window", "2027-01-08")
     assert alone.returncode == 2
     assert alone.stderr.strip().splitlines() == [
         "homeowner windows: BISON_INSTANCE_URL, BISON_TOKEN_SUNSHINE_COVERAGE, SLACK_BOT_TOKEN not set: start "

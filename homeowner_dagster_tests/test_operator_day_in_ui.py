@@ -1,9 +1,14 @@
-"""The operator's day through the Dagster UI only (real webserver and daemon, headless Chromium):
-open the lineage, re-materialize a gap report partition, import a missed month's ZIPs with the
-CLI, backfill that month for every client from the UI (the high-net-worth destination's month
-runs before its source: its numbers in the UI still end equal to the database's), read the
-one-line error of a month with no ZIPs, and see a client's renewal windows labelled pending, done
-and not pulled on the weekly side.
+"""The operator's day through the Dagster UI only, as the README walks it: `homeowner demo` in a
+new shell, then `homeowner dev --sandbox` (its webserver and daemon) in the same shell, and
+headless Chromium on it: open the lineage, re-materialize a gap report partition, import next
+month-but-one's ZIPs with the CLI, backfill that month for every client from the UI (the
+high-net-worth destination's month runs before its source: its numbers in the UI still end equal
+to the database's), read the one-line error of a month with no ZIPs, and see a client's renewal
+windows labelled done, not pulled and pending on the weekly side.
+
+The demo's month is this month (`--today` two months back, no outcome weeks), so every month the
+test names moves with the real date: M done by the demo, M+1 never pulled, M+2 backfilled here,
+M-1 without ZIPs.
 
 The screenshots docs/runbook.md uses are taken only when asked:
 `HOMEOWNER_UI_SCREENSHOTS=1 .venv/bin/python -m pytest homeowner_dagster_tests/test_operator_day_in_ui.py`
@@ -12,6 +17,7 @@ writes them to docs/ui/; otherwise the run leaves the working tree as it found i
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -22,29 +28,19 @@ import psycopg
 import pytest
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 from playwright.sync_api import Page, sync_playwright
+from slack_sdk import WebClient
 
-from homeowner_dagster import settings
+from homeowner_dagster import db, settings
 from homeowner_dagster.assets.monthly_pull import REFRESH_TAG
 from homeowner_dagster.assets.renewal_window import RENEWAL_WINDOW
-from homeowner_dagster.cli import main
-from homeowner_dagster.demo import DEMO_CLIENTS_YAML
-from homeowner_dagster.leads.calendar import add_months, windows_of_month
-from homeowner_dagster.partitions import (
-    TIMEZONE,
-    client_month_key,
-    client_partitions,
-    client_window_key,
-)
-from homeowner_dagster.resources import bison as bison_resource
+from homeowner_dagster.leads.calendar import add_months, month_key, windows_of_month
+from homeowner_dagster.partitions import TIMEZONE, client_month_key, client_window_key
 from homeowner_dagster.resources.cole.login_lock import cole_login_lock
-from homeowner_dagster.sandbox import Sandbox
 from homeowner_dagster_tests import pipeline_fixtures
-from homeowner_dagster_tests.ui_fixtures import DagsterUI, dagster_ui, ui_environment
+from homeowner_dagster_tests.ui_fixtures import DagsterUI, dev_sandbox, homeowner, new_shell
 
 DOCS = settings.project_root() / "docs" / "ui"
 SCREENSHOTS_ENV = "HOMEOWNER_UI_SCREENSHOTS"  # set: refresh docs/ui/*.png (the runbook's pictures)
-MISSED = "2026-12"  # a month whose ZIP sheet was never imported: the backfill's month
-NO_ZIPS = "2026-11"  # a month that stays without ZIPs
 # The demo's clients: Lone Star's Texas homes above $900,000 go to Agency High Net Worth.
 TERRITORY = {**pipeline_fixtures.TERRITORY, "lone-star": ["75201", "75205"]}
 SOURCE, DESTINATION = "lone-star", "agency-hnw"
@@ -53,27 +49,36 @@ STATES_CLIENT = "sunshine"  # the client whose windows section 6 reads
 GROUP_PATH = "/locations/__repository__@homeowner_dagster.definitions/asset-groups/monthly_pull"
 
 
+def this_month() -> date:
+    return datetime.now(ZoneInfo(TIMEZONE)).date().replace(day=1)
+
+
+def demo_day() -> date:
+    """`homeowner demo --today`: two months back, so the demo's renewal month is this month."""
+    return add_months(this_month(), -2)
+
+
 @pytest.fixture
-def ui(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[DagsterUI, Sandbox]]:
-    with Sandbox(seed=11) as sandbox:
-        pipeline_fixtures.reset_outside_world(sandbox)
-        pipeline_fixtures.load_clients(database_url)
-        clients = tmp_path / "clients.yaml"
-        clients.write_text(DEMO_CLIENTS_YAML)
-        assert main(["clients", "import", str(clients)]) == 0
-        env = ui_environment(database_url, sandbox, tmp_path / "dagster")
-        env[settings.GAP_COLE_COUNTS_ENV] = "0"  # the same for every run: a deployment setting
+def ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DagsterUI, str]]:
+    """The README's two commands in a new shell: `homeowner demo`, then `homeowner dev --sandbox`."""
+    shell = new_shell(tmp_path / "home")
+    shell[settings.GAP_COLE_COUNTS_ENV] = "0"  # a deployment setting: the same for every run
+    began = time.monotonic()
+    demo = homeowner(shell, "demo", "--today", demo_day().isoformat(), "--weeks", "0", timeout=900)
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
+    print(f"homeowner demo: {demo.stdout.splitlines()[0]} ({time.monotonic() - began:.0f} s wall)")
+    began = time.monotonic()
+    with dev_sandbox(shell) as running:
+        print(f"homeowner dev --sandbox: UI loaded in {time.monotonic() - began:.0f} s")
         # This process reads the same instance (its dagster.yaml names the storage by variable).
-        monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_ENV, env[settings.DAGSTER_STORAGE_URL_ENV])
-        instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
-        try:
-            instance.add_dynamic_partitions(client_partitions.name, CLIENTS)
-        finally:
-            instance.dispose()
-        with dagster_ui(env) as running:
-            yield running, sandbox
+        storage = settings.DAGSTER_STORAGE_URL_ENV
+        monkeypatch.setenv(storage, running.env[storage])
+        yield running, demo.stdout
+
+
+def _database(running: DagsterUI) -> str:
+    """The embedded PostgreSQL `homeowner dev` runs (started by the demo, again by dev)."""
+    return db.embedded_url(Path(running.env[settings.HOME_ENV]))
 
 
 def _dismiss_welcome(page: Page) -> None:
@@ -198,25 +203,39 @@ def _metadata_in_ui(
     return values
 
 
-def _weekly_side(
-    running: DagsterUI, sandbox: Sandbox, dsn: str, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    """One client's windows in three states: partition key -> the state the UI must label."""
-    today = datetime.now(ZoneInfo(TIMEZONE)).date()
-    ahead, never = add_months(today.replace(day=1), 2), date(2027, 1, 1)
-    pipeline_fixtures.seed_month(dsn, STATES_CLIENT, ahead)
-    done, pending = windows_of_month(ahead)[:2]
-    for key, value in running.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(
-        bison_resource, "pause", sandbox.bison.advance
-    )  # the attach's sync: sandbox clock
-    assert main(["windows", "force", "--client", STATES_CLIENT, "--window", done.key]) == 0
+def _window_states() -> dict[str, str]:
+    """One client's windows in three states: partition key -> the state the UI must label. Its
+    month M was uploaded by the demo, M+1 never pulled (its pull was due on the 15th of M-1),
+    M+2 pulled by this test's backfill and not uploaded yet."""
+    month = this_month()
     return {
-        str(client_window_key(STATES_CLIENT, done)): "done",
-        str(client_window_key(STATES_CLIENT, windows_of_month(never)[1])): "not pulled",
-        str(client_window_key(STATES_CLIENT, pending)): "pending",
+        str(client_window_key(STATES_CLIENT, windows_of_month(month)[1])): "done",
+        str(
+            client_window_key(STATES_CLIENT, windows_of_month(add_months(month, 1))[1])
+        ): "not pulled",
+        str(client_window_key(STATES_CLIENT, windows_of_month(add_months(month, 2))[1])): "pending",
     }
+
+
+TOTALS = (
+    "select routed_in_count, gap from monthly_cleaned_leads where client_slug = %s and month = %s"
+)
+GAP_REPORT = "select routed_in_count, gap from gap_reports where client_slug = %s and month = %s"
+
+
+def _destination_numbers(dsn: str, query: str, month: str) -> tuple[int, int]:
+    """The high-net-worth destination's routed-in count and gap for `month`, as a table holds them."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, [DESTINATION, month]).fetchone()
+
+
+def _alerts(running: DagsterUI, channel: str) -> list[dict]:
+    """The messages in the sandbox Slack's `channel`, newest first, read as Slack's API serves them."""
+    slack = WebClient(token=running.env["SLACK_BOT_TOKEN"], base_url=running.env["SLACK_API_URL"])
+    ids = {c["name"]: c["id"] for c in slack.conversations_list()["channels"]}
+    if channel.lstrip("#") not in ids:
+        return []
+    return slack.conversations_history(channel=ids[channel.lstrip("#")])["messages"]
 
 
 def _recorded_state(instance: DagsterInstance, key: str) -> str | None:
@@ -227,14 +246,27 @@ def _recorded_state(instance: DagsterInstance, key: str) -> str | None:
     return records[0].asset_materialization.metadata["state"].value if records else None
 
 
-@pytest.mark.slow(seconds=100)
-def test_operator_day_in_the_dagster_ui(
-    ui: tuple[DagsterUI, Sandbox],
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    running, sandbox = ui
+@pytest.mark.slow(seconds=300)
+def test_operator_day_in_the_dagster_ui(ui: tuple[DagsterUI, str], tmp_path: Path) -> None:
+    running, demo_printed = ui
+    month = this_month()
+    demo_month = month_key(month)
+    ahead, no_zips = month_key(add_months(month, 2)), month_key(add_months(month, -1))
+    database_url = _database(running)
+    # The demo made its sources' months before their destination's: the destination's printed
+    # gap report counts the leads routed to it (made first, it said "Cleaned 0 of 15,000" under
+    # a table showing them).
+    cleaned = re.search(rf"^\s*{DESTINATION}\s+\d+\s+(\d+)\s", demo_printed, re.M)
+    reported = re.search(
+        rf"^gap report {DESTINATION}:\n\s+\*\*Cleaned ([\d,]+) of", demo_printed, re.M
+    )
+    assert cleaned and reported, demo_printed
+    assert int(cleaned[1]) > 0 and reported[1].replace(",", "") == cleaned[1], demo_printed
+    totals = _destination_numbers(database_url, TOTALS, demo_month)
+    assert (
+        totals[0] == int(cleaned[1])
+        and _destination_numbers(database_url, GAP_REPORT, demo_month) == totals
+    )
     instance = DagsterInstance.from_config(str(running.home))
     try:
         with sync_playwright() as playwright:
@@ -253,7 +285,7 @@ def test_operator_day_in_the_dagster_ui(
 
             # 2. Re-materialize one gap report partition and see its run succeed.
             _open_materialize(page, f"{running.url}/assets/gap_report")
-            _choose_partitions(page, "garden-state", "2027-01")
+            _choose_partitions(page, "garden-state", demo_month)
             _shot(page, "2-materialize-partition.png")
             _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
             run_id = _full_run_id(instance, _launched_run_id(page))
@@ -263,8 +295,8 @@ def test_operator_day_in_the_dagster_ui(
             assert page.get_by_text("Success").first.is_visible()
             _shot(page, "3-run-succeeded.png")
 
-            # 3. The missed month's ZIP sheet, with the CLI.
-            sheet = tmp_path / "territory-2026-12.csv"
+            # 3. The ZIP sheet of the month the next pull brings (M+2), with the CLI in a second shell.
+            sheet = tmp_path / f"territory-{ahead}.csv"
             sheet.write_text(
                 "Zipcode,Territory,Color\n"
                 + "".join(
@@ -273,7 +305,8 @@ def test_operator_day_in_the_dagster_ui(
                     for z in (zips if c == SOURCE else zips[:1])
                 )
             )
-            assert main(["zips", "import", str(sheet), "--month", MISSED]) == 0
+            imported = homeowner(running.env, "zips", "import", str(sheet), "--month", ahead)
+            assert imported.returncode == 0, imported.stderr
 
             began = time.monotonic()
             # 4. Backfill that month for every client from the UI; every partition succeeds. The
@@ -285,7 +318,7 @@ def test_operator_day_in_the_dagster_ui(
             page.get_by_role("dialog").first.wait_for()
             if confirm.count():
                 confirm.click()
-            _choose_partitions(page, None, MISSED)
+            _choose_partitions(page, None, ahead)
             _shot(page, "4-backfill-month.png")
 
             def backfill_runs() -> list:
@@ -303,12 +336,12 @@ def test_operator_day_in_the_dagster_ui(
                     (
                         r
                         for r in backfill_runs()
-                        if r.tags["dagster/partition"] == f"{client}|{MISSED}"
+                        if r.tags["dagster/partition"] == f"{client}|{ahead}"
                     ),
                     None,
                 )
 
-            with cole_login_lock(sandbox.env()["COLE_TX_USERNAME"], "TX", database_url):
+            with cole_login_lock(running.env["COLE_TX_USERNAME"], "TX", database_url):
                 _launch_dialog(page).get_by_role("button", name="Launch backfill").click()
                 destination = _wait_for(
                     "the destination's month",
@@ -328,7 +361,7 @@ def test_operator_day_in_the_dagster_ui(
                 900,
             )
             runs = backfill_runs()
-            assert {r.tags["dagster/partition"] for r in runs} == {f"{c}|{MISSED}" for c in CLIENTS}
+            assert {r.tags["dagster/partition"] for r in runs} == {f"{c}|{ahead}" for c in CLIENTS}
             assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, _failures(instance, runs)
             ended = {
                 c: instance.get_run_record_by_id(run_of(c).run_id).end_time
@@ -342,12 +375,8 @@ def test_operator_day_in_the_dagster_ui(
 
             # The destination's month follows its routed leads without a run by hand: the source's
             # run reported its totals, the gap report's automation condition made its report again.
-            key = client_month_key(DESTINATION, MISSED)
-            with psycopg.connect(database_url) as conn:
-                totals = conn.execute(
-                    "select routed_in_count, gap from monthly_cleaned_leads where client_slug = %s and month = %s",
-                    [DESTINATION, MISSED],
-                ).fetchone()
+            key = client_month_key(DESTINATION, ahead)
+            totals = _destination_numbers(database_url, TOTALS, ahead)
             assert totals[0] > 0
             shown = _metadata_in_ui(
                 page, running, "monthly_cleaned_leads", key, ("routed_in", "gap")
@@ -370,12 +399,7 @@ def test_operator_day_in_the_dagster_ui(
             print(
                 f"destination's gap report made again {refreshed_at - ended[SOURCE]:.0f} s after its source's run ended"
             )
-            with psycopg.connect(database_url) as conn:
-                report = conn.execute(
-                    "select routed_in_count, gap from gap_reports where client_slug = %s and month = %s",
-                    [DESTINATION, MISSED],
-                ).fetchone()
-            assert report == totals
+            assert _destination_numbers(database_url, GAP_REPORT, ahead) == totals
             shown = _metadata_in_ui(page, running, "gap_report", key, ("routed_in", "gap"))
             assert shown == {"routed_in": str(totals[0]), "gap": str(totals[1])}, shown
             _shot(page, "7-destination-gap-report.png")
@@ -383,14 +407,14 @@ def test_operator_day_in_the_dagster_ui(
             # 5. A month with no ZIPs: the run fails with one line naming the command to run.
             began = time.monotonic()
             _open_materialize(page, f"{running.url}/assets/raw_leads")
-            _choose_partitions(page, "sunshine", NO_ZIPS)
+            _choose_partitions(page, "sunshine", no_zips)
             _launch_dialog(page).get_by_role("button", name="Launch 1 run").click()
             run_id = _full_run_id(instance, _launched_run_id(page))
             assert (
                 _run_page_when_finished(page, running, run_id, instance) == DagsterRunStatus.FAILURE
             )
-            command = f"homeowner zips import FILE --month {NO_ZIPS}"
-            sentence = f"sunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"
+            command = f"homeowner zips import FILE --month {no_zips}"
+            sentence = f"sunshine has no ZIPs assigned for {no_zips}. Fix: `{command}`"
             # The failure's first line is that sentence, named by its type only; the stack below.
             error = page.locator("span", has_text=sentence).first
             error.wait_for()
@@ -406,12 +430,11 @@ def test_operator_day_in_the_dagster_ui(
             print(f"no-ZIPs run: launched to failure shown in {time.monotonic() - began:.1f} s")
             print(f"no-ZIPs run, from its own events: {_run_timeline(instance, run_id)}")
 
-            # 6. The weekly side: one client's windows labelled pending, done and not pulled on
-            # renewal_window's partition view. Its month two ahead is pulled (written with the
-            # store's functions), one window of it forced done from a second shell; its January
-            # (the pull was due on 15 November) was never pulled.
+            # 6. The weekly side: one client's windows labelled done (the demo's month), not
+            # pulled (the month after) and pending (the month the backfill pulled) on
+            # renewal_window's partition view, as the daemon's sensor recorded them.
             began = time.monotonic()
-            states = _weekly_side(running, sandbox, database_url, monkeypatch)
+            states = _window_states()
             for key, state in states.items():
                 _wait_for(
                     f"{key} recorded as {state}",
@@ -419,7 +442,7 @@ def test_operator_day_in_the_dagster_ui(
                     180,
                 )
             print(
-                f"window states: forced run to every state recorded in {time.monotonic() - began:.0f} s"
+                f"window states: every state recorded {time.monotonic() - began:.0f} s after the failed run"
             )
             for key, state in states.items():
                 shown = _metadata_in_ui(page, running, "renewal_window", key, ("state",))
@@ -431,16 +454,14 @@ def test_operator_day_in_the_dagster_ui(
             browser.close()
 
         # The same line reaches Slack (the daemon's run-failure sensor).
-        deadline = time.monotonic() + 180
-        while not any(command in m for m in sandbox.slack.messages_in("#homeowner-ops")):
-            assert time.monotonic() < deadline, sandbox.slack.messages_in("#homeowner-ops")
-            time.sleep(0.5)
-        failed_at = instance.get_run_record_by_id(run_id).end_time
-        posted = next(
-            m
-            for m in sandbox.slack.messages
-            if command in m["text"] and m["channel"].lstrip("#") == "homeowner-ops"
+        posted = _wait_for(
+            "the alert in #homeowner-ops",
+            lambda: next(
+                (m for m in _alerts(running, "#homeowner-ops") if command in m["text"]), None
+            ),
+            180,
         )
+        failed_at = instance.get_run_record_by_id(run_id).end_time
         posted_at = int(
             posted["ts"].split(".")[0]
         )  # the sandbox's ts: whole seconds, then a counter
@@ -449,7 +470,7 @@ def test_operator_day_in_the_dagster_ui(
         )
         alert = posted["text"]
         assert alert.startswith(
-            f"🚨 raw_leads failed: sunshine\nsunshine has no ZIPs assigned for {NO_ZIPS}. Fix: `{command}`"
+            f"🚨 raw_leads failed: sunshine\nsunshine has no ZIPs assigned for {no_zips}. Fix: `{command}`"
         ), alert
         assert "\nError: NoZipsForMonth\n" in alert
     finally:

@@ -520,6 +520,30 @@ def test_slack_auth_test_and_post_message(sandbox: Sandbox) -> None:
     assert refused.value.response["error"] == "invalid_auth"
 
 
+def test_slack_history_reads_a_channels_posts_newest_first_by_its_id(sandbox: Sandbox) -> None:
+    """How a test beside `homeowner dev --sandbox` reads that process's Slack: by HTTP, as Slack's."""
+    client = _slack(sandbox)
+    for text in ("first", "second"):
+        client.chat_postMessage(channel="#history-read", text=text)
+    channel = next(
+        c["id"] for c in client.conversations_list()["channels"] if c["name"] == "history-read"
+    )
+    history = client.conversations_history(channel=channel)
+    assert [m["text"] for m in history["messages"]] == ["second", "first"]
+    assert history["has_more"] is False
+    assert [
+        m["text"] for m in client.conversations_history(channel=channel, limit=1)["messages"]
+    ] == ["second"]
+    for ref, error in (("#history-read", "channel_not_found"), ("C99999999", "channel_not_found")):
+        with pytest.raises(SlackApiError) as refused:
+            client.conversations_history(channel=ref)
+        assert refused.value.response["error"] == error
+    sandbox.slack.add_channel("history-read", member=False)  # the bot left it
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_history(channel=channel)
+    assert refused.value.response["error"] == "not_in_channel"
+
+
 @pytest.mark.parametrize("fault", KNOWN_FAULTS["slack"])
 def test_slack_faults(sandbox: Sandbox, fault: str) -> None:
     sandbox.faults.on("slack", fault, times=1, retry_after=1)

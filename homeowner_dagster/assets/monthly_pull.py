@@ -309,7 +309,9 @@ def cleaned_leads(
     result = result.reject(~result.cleaned["email"].isin(safe), "email_not_safe_to_send")
     hnw_safe = result.hnw["email"].isin(safe).to_numpy()
     unsafe_hnw = result.raw.loc[result.hnw.index[~hnw_safe]].assign(reason="email_not_safe_to_send")
-    rejected = pd.concat([result.rejected, unsafe_hnw]).sort_index(kind="stable")
+    # An empty frame is left out of the concat: pandas warns that it may change the dtypes.
+    parts = [f for f in (result.rejected, unsafe_hnw) if not f.empty] or [result.rejected]
+    rejected = pd.concat(parts).sort_index(kind="stable")
     result = replace(result, hnw=result.hnw[hnw_safe], destinations=result.destinations[hnw_safe])
     routed = result.routed()
     rejected = rejected.join(rejected_facts(rejected).add_prefix("reason_"))

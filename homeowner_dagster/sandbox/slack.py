@@ -1,5 +1,5 @@
-"""Slack Web API stand-in: `auth.test`, `chat.postMessage`, `conversations.list` and
-`conversations.info`, recording every message.
+"""Slack Web API stand-in: `auth.test`, `chat.postMessage`, `conversations.list`,
+`conversations.info` and `conversations.history`, recording every message.
 
 As the real API: methods under `/api/{method}`, token in `Authorization: Bearer`, JSON or form
 bodies, HTTP 200 with `{"ok": false, "error": ...}` for API errors, HTTP 429 with `Retry-After`
@@ -194,12 +194,46 @@ def build_slack_app(state: SlackState, faults: Faults) -> Starlette:
             return JSONResponse({"ok": False, "error": "channel_not_found"})
         return JSONResponse({"ok": True, "channel": channel.view()})
 
+    async def conversations_history(request: Request) -> Response:
+        """A channel's messages by its id, newest first (one page: the sandbox keeps few)."""
+        if (fault := await service_fault(faults, "slack", _error)) is not None:
+            return fault
+        args = {**dict(request.query_params), **await arguments(request)}
+        if token_of(request, args) != state.token:
+            return JSONResponse({"ok": False, "error": "invalid_auth"})
+        ref = str(args.get("channel") or "")
+        channel = state.channel(ref)
+        if channel is None or not visible(channel) or not _looks_like_id(ref):
+            return JSONResponse({"ok": False, "error": "channel_not_found"})
+        if not channel.is_member:
+            return JSONResponse({"ok": False, "error": "not_in_channel"})
+        try:
+            limit = min(max(int(args.get("limit") or 100), 1), 999)
+        except ValueError:
+            return JSONResponse({"ok": False, "error": "invalid_arguments"})
+        with state._lock:
+            posted = [
+                {"type": "message", "text": m["text"], "ts": m["ts"], "bot_id": "B0SANDBOX"}
+                for m in state.messages
+                if state.channel(m["channel"]) is channel
+            ]
+        newest_first = posted[::-1]
+        return JSONResponse(
+            {
+                "ok": True,
+                "messages": newest_first[:limit],
+                "has_more": len(newest_first) > limit,
+                "response_metadata": {"next_cursor": ""},
+            }
+        )
+
     return Starlette(
         routes=[
             Route("/api/auth.test", auth_test, methods=["GET", "POST"]),
             Route("/api/chat.postMessage", post_message, methods=["POST"]),
             Route("/api/conversations.list", conversations_list, methods=["GET", "POST"]),
             Route("/api/conversations.info", conversations_info, methods=["GET", "POST"]),
+            Route("/api/conversations.history", conversations_history, methods=["GET", "POST"]),
         ]
     )
 
