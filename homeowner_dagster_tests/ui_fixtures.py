@@ -137,13 +137,9 @@ SERVICE_PREFIXES = (
 
 def new_shell(home: Path) -> dict[str, str]:
     """An operator's new shell: no service settings, no configured database, `home` as
-    HOMEOWNER_HOME (its own embedded PostgreSQL, started by the first command that needs it)."""
-    configured = (
-        settings.DATABASE_URL_ENV,
-        settings.DAGSTER_STORAGE_URL_ENV,
-        "DAGSTER_HOME",
-        "HOMEOWNER_SLACK_CHANNELS",  # the suite's own allowlist: the demo and dev add theirs
-    )
+    HOMEOWNER_HOME (its own embedded PostgreSQL, started by the first command that needs it).
+    Deployment settings stay, as a shell profile keeps them (the Slack allowlist among them)."""
+    configured = (settings.DATABASE_URL_ENV, settings.DAGSTER_STORAGE_URL_ENV, "DAGSTER_HOME")
     env = {
         k: v
         for k, v in os.environ.items()
