@@ -156,12 +156,26 @@ def build_slack_app(state: SlackState, faults: Faults) -> Starlette:
     def visible(channel: SlackChannel) -> bool:
         return channel.is_member or not channel.is_private
 
-    async def conversations_list(request: Request) -> Response:
+    async def read_call(request: Request) -> tuple[dict[str, Any], Response | None]:
+        """A read method's arguments (query and body), or the answer that ends the call: a
+        switched-on fault or a wrong token."""
         if (fault := await service_fault(faults, "slack", _error)) is not None:
-            return fault
+            return {}, fault
         args = {**dict(request.query_params), **await arguments(request)}
         if token_of(request, args) != state.token:
-            return JSONResponse({"ok": False, "error": "invalid_auth"})
+            return args, JSONResponse({"ok": False, "error": "invalid_auth"})
+        return args, None
+
+    def channel_by_id(args: dict[str, Any]) -> SlackChannel | None:
+        """The conversation `channel` names by its id, if the bot can see it (names are refused)."""
+        ref = str(args.get("channel") or "")
+        channel = state.channel(ref)
+        return channel if channel is not None and visible(channel) and _looks_like_id(ref) else None
+
+    async def conversations_list(request: Request) -> Response:
+        args, refused = await read_call(request)
+        if refused is not None:
+            return refused
         types = set(str(args.get("types") or "public_channel").split(","))
         exclude_archived = str(args.get("exclude_archived", "false")).lower() in ("true", "1")
         try:
@@ -184,26 +198,19 @@ def build_slack_app(state: SlackState, faults: Faults) -> Starlette:
         )
 
     async def conversations_info(request: Request) -> Response:
-        if (fault := await service_fault(faults, "slack", _error)) is not None:
-            return fault
-        args = {**dict(request.query_params), **await arguments(request)}
-        if token_of(request, args) != state.token:
-            return JSONResponse({"ok": False, "error": "invalid_auth"})
-        channel = state.channel(str(args.get("channel") or ""))
-        if channel is None or not visible(channel) or not _looks_like_id(str(args.get("channel"))):
+        args, refused = await read_call(request)
+        if refused is not None:
+            return refused
+        if (channel := channel_by_id(args)) is None:
             return JSONResponse({"ok": False, "error": "channel_not_found"})
         return JSONResponse({"ok": True, "channel": channel.view()})
 
     async def conversations_history(request: Request) -> Response:
         """A channel's messages by its id, newest first (one page: the sandbox keeps few)."""
-        if (fault := await service_fault(faults, "slack", _error)) is not None:
-            return fault
-        args = {**dict(request.query_params), **await arguments(request)}
-        if token_of(request, args) != state.token:
-            return JSONResponse({"ok": False, "error": "invalid_auth"})
-        ref = str(args.get("channel") or "")
-        channel = state.channel(ref)
-        if channel is None or not visible(channel) or not _looks_like_id(ref):
+        args, refused = await read_call(request)
+        if refused is not None:
+            return refused
+        if (channel := channel_by_id(args)) is None:
             return JSONResponse({"ok": False, "error": "channel_not_found"})
         if not channel.is_member:
             return JSONResponse({"ok": False, "error": "not_in_channel"})
